@@ -1,0 +1,340 @@
+/*
+ * quarantine.h - the public API of libquarantine.
+ *
+ * A program is split into *components* (named sets of C functions). Each
+ * component runs either in the program's own address space (the *host*) or in
+ * an isolated *domain process*, as the *plan* in force says; the plan can be
+ * changed while the program runs. A call whose caller and callee sit in
+ * different domains is a *crossing*: its arguments travel over shared memory
+ * with *inout copy* semantics (data behind a pointer is copied to the callee
+ * and copied back when the call returns, as declared per parameter).
+ *
+ * Two layers:
+ *   - the run-time API (qtn_init, qtn_plan_*, qtn_stats_*): what a program
+ *     calls;
+ *   - the low-level stub API (qtn_entry, qtn_param, QTN_DIRECT, qtn_call):
+ *     what stubs are written against. `quarantine gen` emits such stubs; they
+ *     can also be written by hand (see docs/stub-api.md).
+ *
+ * Conventions: functions return 0 (or a count) on success and a negative
+ * QTN_E* code on failure; qtn_strerror() names the code. Public names are
+ * qtn_ / QTN_; qtn__ names are internal and may change.
+ */
+#ifndef QUARANTINE_H
+#define QUARANTINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define QTN_EXTERN __attribute__((visibility("default")))
+#else
+#define QTN_EXTERN
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* X(name, value, message): one table yields the codes and qtn_strerror(). */
+#define QTN_ERRNO_MAP(X)                                                      \
+    X(INVAL, -1, "invalid argument")                                          \
+    X(NOMEM, -2, "out of memory")                                             \
+    X(STATE, -3, "not allowed in this state (qtn_init not called, or called twice)") \
+    X(NOENT, -4, "no such component or entry")                                \
+    X(RANGE, -5, "value out of range")                                        \
+    X(SYS, -6, "system call failed (see errno)")                              \
+    X(FAULT, -7, "the callee's domain faulted; the call returned its fault value") \
+    X(CONTRACT, -8, "the callee's domain broke the call contract")            \
+    X(TOOBIG, -9, "arguments do not fit in the shared memory of the channel") \
+    X(DEAD, -10, "the domain is not running")                                 \
+    X(PLAN, -11, "malformed plan")                                            \
+    X(LIMIT, -12, "a fixed limit was reached")
+
+typedef enum {
+#define QTN__ERR_ENUM(name, val, msg) QTN_E##name = (val),
+    QTN_ERRNO_MAP(QTN__ERR_ENUM)
+#undef QTN__ERR_ENUM
+    QTN_E_LAST_ = -13
+} qtn_errno;
+
+/* Message for a QTN_E* code (or "success" for 0); never NULL. */
+QTN_EXTERN const char *qtn_strerror(int err);
+
+/* ------------------------------------------------------------------------ */
+/* Values and descriptors (the low-level stub API)                           */
+/* ------------------------------------------------------------------------ */
+
+/* One argument or return value, whatever its C type. */
+typedef union qtn_val {
+    int64_t i;
+    uint64_t u;
+    double d;
+    float f;
+    void *p;
+} qtn_val;
+
+/* Scalar types, for parameters passed by value and for return values. */
+enum {
+    QTN_T_VOID = 0,
+    QTN_T_I8,
+    QTN_T_U8,
+    QTN_T_I16,
+    QTN_T_U16,
+    QTN_T_I32,
+    QTN_T_U32,
+    QTN_T_I64,
+    QTN_T_U64,
+    QTN_T_F32,
+    QTN_T_F64,
+    QTN_T_PTR /* a pointer passed by value and never dereferenced */
+};
+
+/* What crosses for a parameter. */
+enum {
+    QTN_SCALAR = 1, /* by value (type in qtn_param.type) */
+    QTN_HANDLE,     /* opaque pointer handed through untouched */
+    QTN_IN,         /* buffer copied to the callee */
+    QTN_OUT,        /* buffer copied back from the callee (starts zeroed) */
+    QTN_INOUT,      /* buffer copied both ways */
+    QTN_STRING,     /* NUL-terminated string copied to the callee */
+    QTN_CALLBACK    /* function pointer; runs back in the caller's domain */
+};
+
+/* Where a buffer's element count comes from. */
+enum {
+    QTN_LEN_CONST = 0, /* qtn_param.len */
+    QTN_LEN_PARAM,     /* value of scalar parameter number qtn_param.len */
+    QTN_LEN_FIELD,     /* in a struct: value of the scalar field at offset
+                          qtn_param.len, of type qtn_param.len_type */
+    QTN_LEN_FN         /* qtn_param.len_fn(args) */
+};
+
+/* qtn_param.flags */
+#define QTN_F_NULLABLE 0x01u /* NULL crosses as NULL (otherwise a NULL buffer
+                                of non-zero length is an error) */
+
+/* qtn_param.actual: no actual length, the return value, or an out-parameter
+ * (zero-initialised descriptors mean "none"). */
+#define QTN_ACTUAL_NONE 0
+#define QTN_ACTUAL_RET (-1)
+#define QTN_ACTUAL_PARAM(i) ((i) + 1)
+
+struct qtn_struct;
+struct qtn_sig;
+
+/*
+ * One parameter of an entry or callback, or one pointer field of a struct.
+ * A buffer holds count * elem_size bytes, count taken as len_kind says. If
+ * `actual` is QTN_ACTUAL_RET or QTN_ACTUAL_PARAM(i) (parameter i points to
+ * one 4- or 8-byte integer that goes back; its `type` says which, default
+ * unsigned), only the first `actual` elements are copied back; the runtime
+ * checks actual <= count, and a negative actual copies nothing. If `st` is
+ * set, each element is that struct and its pointer fields cross too.
+ */
+typedef struct qtn_param {
+    uint8_t kind;     /* QTN_SCALAR ... QTN_CALLBACK */
+    uint8_t type;     /* QTN_T_* of a scalar, or of a QTN_LEN_FIELD field */
+    uint8_t flags;    /* QTN_F_* */
+    uint8_t len_kind; /* QTN_LEN_* */
+    uint32_t elem_size;
+    uint64_t len;     /* constant count, parameter index or field offset */
+    size_t (*len_fn)(const qtn_val *args);
+    int32_t actual;   /* QTN_ACTUAL_NONE, QTN_ACTUAL_RET, QTN_ACTUAL_PARAM(i) */
+    uint32_t offset;  /* for struct fields: offset of the pointer field */
+    const struct qtn_struct *st; /* element struct with pointer fields */
+    const struct qtn_sig *sig;   /* callback signature */
+} qtn_param;
+
+/* Shorthands for descriptors in hand-written stubs. */
+#define QTN_P_SCALAR(t) {.kind = QTN_SCALAR, .type = (t)}
+#define QTN_P_HANDLE {.kind = QTN_HANDLE}
+#define QTN_P_STRING {.kind = QTN_STRING}
+/* buffer of kind k, elements of esz bytes, count from parameter lp */
+#define QTN_P_BUF(k, esz, lp) {.kind = (k), .elem_size = (esz), .len_kind = QTN_LEN_PARAM, .len = (lp)}
+/* buffer of kind k holding exactly n elements of esz bytes */
+#define QTN_P_FIXED(k, esz, n) {.kind = (k), .elem_size = (esz), .len_kind = QTN_LEN_CONST, .len = (n)}
+#define QTN_P_CALLBACK(sig_) {.kind = QTN_CALLBACK, .sig = (sig_)}
+
+/* A struct whose pointer fields cross with it. */
+typedef struct qtn_struct {
+    const char *name;
+    uint32_t size;
+    uint32_t nfields;
+    const qtn_param *fields; /* the pointer fields; others are copied as bytes */
+} qtn_struct;
+
+/* The signature of a callback parameter. */
+typedef struct qtn_sig {
+    uint8_t ret;     /* QTN_T_* */
+    uint8_t nparams;
+    const qtn_param *params;
+} qtn_sig;
+
+struct qtn_component;
+
+/*
+ * An entry function of a component. `thunk` calls the real function with
+ * arguments unpacked from `args` and stores its result in `ret`; it runs in
+ * whichever domain hosts the component.
+ */
+typedef struct qtn_entry {
+    const char *name;
+    struct qtn_component *component;
+    void (*thunk)(qtn_val *args, qtn_val *ret);
+    uint8_t ret;     /* QTN_T_* */
+    uint8_t nparams; /* at most QTN_PARAMS_MAX */
+    const qtn_param *params;
+    qtn_val fault;   /* returned when the callee faults */
+} qtn_entry;
+
+#define QTN_PARAMS_MAX 32
+
+/* A component: a name and its entries. Registered with qtn_register(). */
+typedef struct qtn_component {
+    const char *name;
+    uint32_t nentries;
+    const qtn_entry *const *entries;
+    int id; /* set by qtn_register(); 0 before */
+} qtn_component;
+
+/*
+ * A call site class: calls from component `caller` (NULL: the program outside
+ * any component) to `entry`. Stubs keep one static qtn_edge per entry they
+ * call; statistics are kept per edge.
+ */
+typedef struct qtn_edge {
+    const qtn_entry *entry;
+    const qtn_component *caller;
+    uint32_t id; /* assigned on first use; 0 before */
+} qtn_edge;
+
+#define QTN_EDGE_INIT(caller_, entry_) {(entry_), (caller_), 0}
+
+/* Internal, used by QTN_DIRECT: per-thread state and counters per edge. */
+#define QTN__EDGE_MAX 1024
+QTN_EXTERN extern __thread uint8_t qtn__tdirect[QTN__EDGE_MAX];
+QTN_EXTERN extern __thread uint64_t qtn__tcalls[QTN__EDGE_MAX];
+
+/*
+ * True when the call may be made directly (the callee is in the caller's
+ * domain); counts the call. A stub writes:
+ *     if (QTN_DIRECT(&edge)) return real_fn(a, b);
+ *     ... pack args; qtn_call(&edge, args, &ret); ...
+ */
+#define QTN_DIRECT(e)                                                          \
+    (__builtin_expect(qtn__tdirect[(e)->id], 1) ? (qtn__tcalls[(e)->id]++, 1) : 0)
+
+/*
+ * The slow path of a stub: makes the call described by `edge` with `args`
+ * (one qtn_val per parameter) and stores the result in *ret. Crosses into
+ * the callee's domain if it is elsewhere, or calls the entry's thunk if not.
+ * Returns 0, or a negative QTN_E* code after storing the entry's fault value
+ * in *ret (QTN_EFAULT, QTN_ECONTRACT, QTN_EDEAD, QTN_ETOOBIG, ...).
+ */
+QTN_EXTERN int qtn_call(qtn_edge *edge, qtn_val *args, qtn_val *ret);
+
+/*
+ * Registers a component so plans can name it. Call before qtn_init() (a
+ * generated stub file does it from a constructor). Returns 0, QTN_EINVAL for
+ * a malformed descriptor (the reason goes to stderr), QTN_ELIMIT past
+ * QTN_COMPONENTS_MAX, or QTN_ESTATE after qtn_init().
+ */
+QTN_EXTERN int qtn_register(qtn_component *c);
+
+#define QTN_COMPONENTS_MAX 256
+
+/* ------------------------------------------------------------------------ */
+/* Start-up and plans                                                        */
+/* ------------------------------------------------------------------------ */
+
+typedef struct qtn_config {
+    uint32_t channels;    /* dedicated channels per domain (default 256) */
+    uint32_t window_kib;  /* shared window per channel (default 1024) */
+    uint32_t spin_ns;     /* how long a waiter spins before it sleeps
+                             (default 20000; 0 = always sleep) */
+    const char *plan;     /* plan applied by qtn_init (default: $QTN_PLAN) */
+} qtn_config;
+
+/*
+ * Starts the runtime: reserves the shared address range and forks the zygote
+ * that domain processes are forked from. Call from main() before the program
+ * starts threads; `cfg` may be NULL for defaults. Returns 0 or QTN_ESTATE
+ * (called twice), QTN_ESYS, QTN_EPLAN (the configured plan is malformed; the
+ * reason goes to stderr).
+ */
+QTN_EXTERN int qtn_init(const qtn_config *cfg);
+
+/* Stops all domain processes and the zygote. Calls must have finished. */
+QTN_EXTERN void qtn_shutdown(void);
+
+#define QTN_DOMAIN_HOST 0
+#define QTN_DOMAINS_MAX 32 /* isolated domains are numbered 1..QTN_DOMAINS_MAX */
+
+/*
+ * Applies a plan given as text: assignments `component=domain` separated by
+ * commas, spaces or newlines, where domain is `host` (or 0) or a number
+ * 1..QTN_DOMAINS_MAX; several components may share a domain; components not
+ * named keep their domain. `#` starts a comment to the end of the line.
+ * Example: "storage=1 codec=1 render=host".
+ * Safe while other threads are calling: calls in flight complete where they
+ * are, calls that start after the return follow the new plan. On error
+ * nothing changes and, if `err` is not NULL, a message naming the offending
+ * assignment and its position is written there.
+ * Returns 0, QTN_EPLAN, QTN_ENOENT (unknown component), QTN_ESTATE or QTN_ESYS.
+ */
+QTN_EXTERN int qtn_plan_apply(const char *plan, char *err, size_t errlen);
+
+/* The domain hosting `component` now (0 = host), or a negative QTN_E* code. */
+QTN_EXTERN int qtn_plan_domain(const char *component);
+
+/* Writes the plan in force as text (the format qtn_plan_apply takes). Returns
+ * the length it needs, excluding the NUL, like snprintf. */
+QTN_EXTERN int qtn_plan_format(char *buf, size_t len);
+
+/* ------------------------------------------------------------------------ */
+/* Domains and statistics                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef struct qtn_domain_info {
+    int id;
+    int pid;             /* 0 when not running */
+    uint32_t channels_in_use;   /* channels held by live threads */
+    uint32_t channels_served;   /* channels with a serving thread in the domain */
+    uint32_t overflow_waits;    /* calls that waited for a shared channel */
+} qtn_domain_info;
+
+/* Fills *out for isolated domain `id`. Returns 0, QTN_ERANGE or QTN_ESTATE. */
+QTN_EXTERN int qtn_domain_info_get(int id, qtn_domain_info *out);
+
+typedef struct qtn_stats {
+    uint64_t calls;          /* all calls, direct or crossing */
+    uint64_t crossings;      /* calls that crossed into another domain */
+    uint64_t cross_ns_total; /* time spent in crossings, caller's view */
+    uint64_t cross_ns_max;
+    uint64_t faults;         /* crossings that returned the fault value */
+} qtn_stats;
+
+/* Totals for calls into `component`'s entries. Returns 0 or QTN_ENOENT. */
+QTN_EXTERN int qtn_stats_component(const char *component, qtn_stats *out);
+
+/* Totals for calls from `caller` (NULL or "program": code outside any
+ * component) into `callee`. Returns 0 or QTN_ENOENT. */
+QTN_EXTERN int qtn_stats_edge(const char *caller, const char *callee, qtn_stats *out);
+
+/* Calls fn once per edge that has been used, with caller name ("program" for
+ * code outside components), callee component, entry name and totals.
+ * Returns the number of edges visited. */
+QTN_EXTERN int qtn_stats_foreach(void (*fn)(void *ctx, const char *caller,
+                                            const char *callee, const char *entry,
+                                            const qtn_stats *st),
+                                 void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* QUARANTINE_H */

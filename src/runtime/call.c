@@ -1,0 +1,572 @@
+/* call.c - calls and crossings.
+ *
+ * A crossing is a conversation on one channel: the host sends CALL; the
+ * domain answers RET, or asks the host to run a callback (CB) or an entry of
+ * a component outside the domain (UP) first, each answered by RET; either
+ * side may start a nested CALL/CB/UP while it serves one. Frames stack up in
+ * the channel's window. The host reads the domain's half of the channel
+ * once per message and checks everything in it. */
+#include <ffi.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "marshal.h"
+
+/* ---- libffi glue ------------------------------------------------------------ */
+
+static ffi_type *ffi_of(uint8_t t) {
+    switch (t) {
+    case QTN_T_VOID: return &ffi_type_void;
+    case QTN_T_I8: return &ffi_type_sint8;
+    case QTN_T_U8: return &ffi_type_uint8;
+    case QTN_T_I16: return &ffi_type_sint16;
+    case QTN_T_U16: return &ffi_type_uint16;
+    case QTN_T_I32: return &ffi_type_sint32;
+    case QTN_T_U32: return &ffi_type_uint32;
+    case QTN_T_I64: return &ffi_type_sint64;
+    case QTN_T_U64: return &ffi_type_uint64;
+    case QTN_T_F32: return &ffi_type_float;
+    case QTN_T_F64: return &ffi_type_double;
+    default: return &ffi_type_pointer;
+    }
+}
+
+static ffi_type *ffi_param(const qtn_param *p) {
+    return p->kind == QTN_SCALAR ? ffi_of(p->type) : &ffi_type_pointer;
+}
+
+/* A prepared signature, and in a domain the closure standing for one
+ * callback parameter of one entry. */
+typedef struct sigent {
+    struct sigent *next;
+    const void *key;
+    uint32_t idx;
+    const qtn_sig *sig;
+    ffi_cif cif;
+    ffi_type *at[QTN_PARAMS_MAX];
+    ffi_closure *closure;
+    void *code;
+} sigent;
+
+static sigent *sigs;
+static pthread_mutex_t sig_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static sigent *sig_get(const void *key, uint32_t idx, const qtn_sig *sig) {
+    pthread_mutex_lock(&sig_lock);
+    sigent *s;
+    for (s = sigs; s; s = s->next)
+        if (s->key == key && s->idx == idx)
+            goto out;
+    s = calloc(1, sizeof *s);
+    if (!s)
+        goto out;
+    s->key = key;
+    s->idx = idx;
+    s->sig = sig;
+    for (unsigned i = 0; i < sig->nparams; i++)
+        s->at[i] = ffi_param(&sig->params[i]);
+    if (ffi_prep_cif(&s->cif, FFI_DEFAULT_ABI, sig->nparams, ffi_of(sig->ret), s->at) != FFI_OK) {
+        free(s);
+        s = NULL;
+        goto out;
+    }
+    s->next = sigs;
+    sigs = s;
+out:
+    pthread_mutex_unlock(&sig_lock);
+    return s;
+}
+
+/* Reads a value of type t that libffi stored as a return value. */
+static qtn_val from_ffi_ret(const void *rbuf, uint8_t t) {
+    qtn_val v = {0};
+    ffi_arg a;
+    memcpy(&a, rbuf, sizeof a);
+    switch (t) {
+    case QTN_T_I8: v.i = (int8_t)a; break;
+    case QTN_T_I16: v.i = (int16_t)a; break;
+    case QTN_T_I32: v.i = (int32_t)a; break;
+    case QTN_T_U8: v.u = (uint8_t)a; break;
+    case QTN_T_U16: v.u = (uint16_t)a; break;
+    case QTN_T_U32: v.u = (uint32_t)a; break;
+    case QTN_T_F32: memcpy(&v.f, rbuf, sizeof v.f); break;
+    case QTN_T_F64: memcpy(&v.d, rbuf, sizeof v.d); break;
+    case QTN_T_VOID: break;
+    default: memcpy(&v.u, rbuf, sizeof v.u); break;
+    }
+    return v;
+}
+
+static void to_ffi_ret(void *rbuf, qtn_val v, uint8_t t) {
+    switch (t) {
+    case QTN_T_VOID: break;
+    case QTN_T_F32: memcpy(rbuf, &v.f, sizeof v.f); break;
+    case QTN_T_F64: memcpy(rbuf, &v.d, sizeof v.d); break;
+    default: {
+        ffi_arg a = qtn__type_signed(t) ? (ffi_arg)(ffi_sarg)v.i : (ffi_arg)v.u;
+        memcpy(rbuf, &a, sizeof a);
+    }
+    }
+}
+
+static qtn_val from_ffi_arg(const void *p, const qtn_param *pr) {
+    qtn_val v = {0};
+    if (pr->kind != QTN_SCALAR) {
+        memcpy(&v.p, p, sizeof v.p);
+        return v;
+    }
+    switch (pr->type) {
+    case QTN_T_I8: v.i = *(const int8_t *)p; break;
+    case QTN_T_U8: v.u = *(const uint8_t *)p; break;
+    case QTN_T_I16: v.i = *(const int16_t *)p; break;
+    case QTN_T_U16: v.u = *(const uint16_t *)p; break;
+    case QTN_T_I32: v.i = *(const int32_t *)p; break;
+    case QTN_T_U32: v.u = *(const uint32_t *)p; break;
+    case QTN_T_F32: memcpy(&v.f, p, sizeof v.f); break;
+    case QTN_T_F64: memcpy(&v.d, p, sizeof v.d); break;
+    default: memcpy(&v.u, p, sizeof v.u); break;
+    }
+    return v;
+}
+
+/* ---- domain side -------------------------------------------------------------- */
+
+static void dispatch(qtn__thread *t, qtn__chan *ch, char *win);
+
+/* Sends a CB or UP request from a domain thread and serves the host until
+ * it answers. Returns 0 and the result, or QTN_ETOOBIG. */
+static int domain_request(qtn__thread *t, uint32_t type, uint64_t id, uint64_t id2,
+                          uint32_t depth, const qtn_param *params, unsigned n, const qtn_val *args,
+                          uint8_t rtype, qtn_val *ret) {
+    int d = qtn__g.self;
+    qtn__chan *ch = qtn__chan_at(d, (uint32_t)t->serving);
+    char *win = qtn__win(d, (uint32_t)t->serving);
+    qtn__alloc a = {.base = win, .top = t->top, .lim = qtn__g.lay.win_size, .dom = 0};
+    qtn__fixv fx;
+    qtn__fixv_init(&fx);
+    qtn__frame *fr = (qtn__frame *)qtn__alloc_take(&a, sizeof *fr + n * sizeof(qtn_val));
+    int r = fr ? qtn__marshal(params, n, args, fr->args, &a, &fx) : QTN_ETOOBIG;
+    if (r) {
+        qtn__fixv_free(&fx);
+        return r;
+    }
+    fr->nargs = n;
+    ch->dtype = type;
+    ch->did = id;
+    ch->did2 = id2;
+    ch->ddepth = depth;
+    ch->dframe = (uint64_t)((char *)fr - win);
+    ch->dend = a.top;
+    uint64_t save = t->top;
+    t->top = a.top;
+    qtn__post(&ch->dseq, ++t->sent, &ch->hsleep);
+    for (;;) {
+        if (qtn__await(&ch->hseq, t->seen, t->seen + 1, &ch->dsleep, NULL))
+            qtn__fatal("channel %d: the host broke the sequence", t->serving);
+        t->seen++;
+        uint32_t ht = ch->htype;
+        if (ht == QTN__MSG_RET)
+            break;
+        if (ht != QTN__MSG_CALL)
+            qtn__fatal("channel %d: unexpected message %u from the host", t->serving, ht);
+        dispatch(t, ch, win);
+    }
+    t->top = save;
+    qtn_val rv = fr->ret;
+    r = qtn__unmarshal(params, rv, rtype, &fx);
+    qtn__fixv_free(&fx);
+    if (r)
+        qtn__fatal("channel %d: the host answered out of contract", t->serving);
+    *ret = rv;
+    return 0;
+}
+
+/* A callback parameter called in the domain: run the caller's function in
+ * the caller's domain, over the channel of the call that passed it. */
+static void closure_handler(ffi_cif *cif, void *rbuf, void **args, void *ud) {
+    (void)cif;
+    sigent *s = ud;
+    const qtn_entry *en = s->key;
+    qtn__thread *t = qtn__self_thread();
+    uint32_t i = t ? t->dn : 0;
+    while (i > 0 && t->dst[i - 1].entry != en)
+        i--;
+    if (!t || t->serving < 0 || i == 0)
+        qtn__fatal("callback parameter %u of %s called after its call returned or from "
+                   "another thread",
+                   s->idx, en->name);
+    qtn_val v[QTN_PARAMS_MAX], rv;
+    for (unsigned k = 0; k < s->sig->nparams; k++)
+        v[k] = from_ffi_arg(args[k], &s->sig->params[k]);
+    int r = domain_request(t, QTN__MSG_CB, s->idx, 0, t->dst[i - 1].depth, s->sig->params,
+                           s->sig->nparams, v, s->sig->ret, &rv);
+    if (r)
+        qtn__fatal("callback parameter %u of %s: %s", s->idx, en->name, qtn_strerror(r));
+    to_ffi_ret(rbuf, rv, s->sig->ret);
+}
+
+static void *closure_for(const qtn_entry *en, uint32_t idx) {
+    const qtn_sig *sig = en->params[idx].sig;
+    sigent *s = sig_get(en, idx, sig);
+    if (!s)
+        qtn__fatal("cannot prepare callback %u of %s", idx, en->name);
+    pthread_mutex_lock(&sig_lock);
+    if (!s->closure) {
+        s->closure = ffi_closure_alloc(sizeof(ffi_closure), &s->code);
+        if (!s->closure ||
+            ffi_prep_closure_loc(s->closure, &s->cif, closure_handler, s, s->code) != FFI_OK)
+            qtn__fatal("cannot make a closure for callback %u of %s", idx, en->name);
+    }
+    pthread_mutex_unlock(&sig_lock);
+    return s->code;
+}
+
+/* Runs one CALL from the host and answers RET. */
+static void dispatch(qtn__thread *t, qtn__chan *ch, char *win) {
+    const qtn_entry *en = (const qtn_entry *)(uintptr_t)ch->hid;
+    qtn__frame *fr = (qtn__frame *)(win + ch->hframe);
+    uint32_t depth = ch->hdepth;
+    uint64_t save = t->top;
+    t->top = ch->hend;
+    uint32_t gen = atomic_load_explicit(&qtn__hdr(qtn__g.self)->plan_gen, memory_order_acquire);
+    if (gen != t->plan_gen) {
+        t->plan_gen = gen;
+        qtn__thread_replan_self(t);
+    }
+    if (t->dn >= QTN__DEPTH_MAX)
+        qtn__fatal("channel %d: calls nest deeper than %d", t->serving, QTN__DEPTH_MAX);
+    t->dst[t->dn].entry = en;
+    t->dst[t->dn].depth = depth;
+    t->dn++;
+    for (unsigned i = 0; i < en->nparams; i++)
+        if (en->params[i].kind == QTN_CALLBACK && fr->args[i].u)
+            fr->args[i].p = closure_for(en, i);
+    qtn_val rv = {0};
+    en->thunk(fr->args, &rv);
+    fr->ret = rv;
+    t->dn--;
+    t->top = save;
+    ch->dtype = QTN__MSG_RET;
+    qtn__post(&ch->dseq, ++t->sent, &ch->hsleep);
+}
+
+static void *serve(void *arg) {
+    uint32_t k = (uint32_t)(uintptr_t)arg;
+    qtn__thread *t = qtn__self_thread();
+    if (!t)
+        qtn__fatal("out of memory starting channel %u", k);
+    t->serving = (int)k;
+    qtn__chan *ch = qtn__chan_at(qtn__g.self, k);
+    char *win = qtn__win(qtn__g.self, k);
+    for (;;) {
+        if (qtn__await(&ch->hseq, t->seen, t->seen + 1, &ch->dsleep, NULL))
+            qtn__fatal("channel %u: the host broke the sequence", k);
+        t->seen++;
+        if (ch->htype != QTN__MSG_CALL)
+            qtn__fatal("channel %u: unexpected message %u from the host", k, ch->htype);
+        dispatch(t, ch, win);
+    }
+    return NULL;
+}
+
+void qtn__domain_main(int d) {
+    qtn__threads_forget();
+    atomic_store(&qtn__g.spinners, 0);
+    qtn__dhdr *h = qtn__hdr(d);
+    uint64_t spawned[QTN__CHAN_MAX / 64] = {0};
+    uint32_t gen = atomic_load(&h->plan_gen);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    for (;;) {
+        uint32_t b = atomic_load_explicit(&h->bell, memory_order_acquire);
+        for (uint32_t w = 0; w < QTN__CHAN_MAX / 64; w++) {
+            uint64_t bits = atomic_load(&h->want[w]) & ~spawned[w];
+            while (bits) {
+                uint32_t k = w * 64 + (uint32_t)__builtin_ctzll(bits);
+                bits &= bits - 1;
+                if (k >= qtn__g.lay.nchan)
+                    qtn__fatal("the host asked for channel %u of %u", k, qtn__g.lay.nchan);
+                pthread_t th;
+                if (pthread_create(&th, &attr, serve, (void *)(uintptr_t)k))
+                    qtn__fatal("cannot start a thread for channel %u", k);
+                spawned[w] |= 1ull << (k % 64);
+                atomic_fetch_add(&h->served, 1);
+            }
+        }
+        uint32_t g = atomic_load(&h->plan_gen);
+        if (g != gen) {
+            gen = g;
+            pthread_mutex_lock(&qtn__g.lock);
+            qtn__threads_replan_locked();
+            pthread_mutex_unlock(&qtn__g.lock);
+        }
+        qtn__await(&h->bell, b, b + 1, &h->bell_sleep, NULL);
+    }
+}
+
+/* ---- host side ------------------------------------------------------------------- */
+
+/* The host's edge for calls a domain makes on behalf of `caller`. */
+static qtn_edge *host_edge(const qtn_component *caller, const qtn_entry *en) {
+    pthread_mutex_lock(&qtn__g.lock);
+    uint32_t n = atomic_load(&qtn__nedges);
+    qtn_edge *e = NULL;
+    for (uint32_t i = 1; i <= n; i++) {
+        qtn_edge *x = qtn__edges[i].edge;
+        if (x->caller == caller && x->entry == en) {
+            e = x;
+            break;
+        }
+    }
+    if (!e && (e = calloc(1, sizeof *e))) {
+        e->caller = caller;
+        e->entry = en;
+        if (qtn__edge_register_locked(e))
+            e->id = 0; /* counted in the overflow bucket */
+    }
+    pthread_mutex_unlock(&qtn__g.lock);
+    return e;
+}
+
+/* Serves a CB or UP request that arrived on channel k of domain d. Returns
+ * 0 when answered, QTN_ECONTRACT when the request breaks the contract. */
+static int serve_request(qtn__hstack *st, int d, uint32_t k, qtn__chan *ch, char *win,
+                         uint32_t type) {
+    (void)k;
+    uint32_t depth = ch->ddepth;
+    uint64_t id = ch->did, id2 = ch->did2, fo = ch->dframe, end = ch->dend;
+    size_t wsz = qtn__g.lay.win_size;
+    if (fo < st->top || end > wsz || fo > end || (fo & 7) || end - fo < sizeof(qtn__frame))
+        return QTN_ECONTRACT;
+    const qtn_param *params;
+    unsigned n;
+    uint8_t rtype;
+    void *fn = NULL;
+    const qtn_entry *target = NULL;
+    const qtn_component *caller = NULL;
+    const qtn_sig *sig = NULL;
+    qtn_val fault = {0};
+    if (type == QTN__MSG_CB) {
+        if (depth >= st->depth)
+            return QTN_ECONTRACT;
+        const qtn_entry *en = st->fr[depth].entry;
+        if (id >= en->nparams || en->params[id].kind != QTN_CALLBACK)
+            return QTN_ECONTRACT;
+        fn = st->fr[depth].args[id].p;
+        if (!fn)
+            return QTN_ECONTRACT;
+        sig = en->params[id].sig;
+        params = sig->params;
+        n = sig->nparams;
+        rtype = sig->ret;
+    } else {
+        target = (const qtn_entry *)(uintptr_t)id;
+        caller = (const qtn_component *)(uintptr_t)id2;
+        pthread_mutex_lock(&qtn__g.lock);
+        bool ok = qtn__entry_known(target) && (!caller || qtn__comp_known(caller));
+        pthread_mutex_unlock(&qtn__g.lock);
+        if (!ok)
+            return QTN_ECONTRACT;
+        params = target->params;
+        n = target->nparams;
+        rtype = target->ret;
+        fault = target->fault;
+    }
+    if (end - fo < sizeof(qtn__frame) + n * sizeof(qtn_val))
+        return QTN_ECONTRACT;
+    qtn__frame *fr = (qtn__frame *)(win + fo);
+    qtn_val args[QTN_PARAMS_MAX];
+    memcpy(args, fr->args, n * sizeof *args);
+    qtn__fixv fx;
+    qtn__fixv_init(&fx);
+    int r = qtn__import(params, n, args, win + fo, win + end, &fx);
+    if (r == QTN_EINVAL) { /* a callback into the domain cannot cross here */
+        qtn__import_drop(&fx);
+        memcpy(&fr->ret, &fault, sizeof fault);
+        return 0;
+    }
+    if (r) {
+        qtn__import_drop(&fx);
+        return QTN_ECONTRACT;
+    }
+    uint64_t save = st->top;
+    st->top = (end + QTN__ALIGN - 1) & ~(uint64_t)(QTN__ALIGN - 1);
+    qtn_val rv = {0};
+    if (type == QTN__MSG_CB) {
+        sigent *s = sig_get(sig, 0, sig);
+        void *argp[QTN_PARAMS_MAX];
+        for (unsigned i = 0; i < n; i++)
+            argp[i] = &args[i];
+        uint64_t rbuf[2] = {0, 0};
+        if (s) {
+            ffi_call(&s->cif, FFI_FN(fn), rbuf, argp);
+            rv = from_ffi_ret(rbuf, rtype);
+        }
+    } else {
+        qtn_edge *e = host_edge(caller, target);
+        if (e)
+            qtn_call(e, args, &rv);
+        else
+            rv = fault;
+    }
+    st->top = save;
+    (void)d;
+    qtn__export(params, rv, rtype, &fx);
+    memcpy(&fr->ret, &rv, sizeof rv);
+    return 0;
+}
+
+/* Sends the CALL prepared in ch and serves requests until the domain
+ * answers RET. Returns 0, QTN_EFAULT (the domain died) or QTN_ECONTRACT. */
+static int converse(qtn__hstack *st, int d, uint32_t k, qtn__chan *ch, char *win) {
+    qtn__dom *dm = &qtn__doms[d];
+    qtn__post(&ch->hseq, ++dm->seq[k], &ch->dsleep);
+    for (;;) {
+        uint32_t cur = dm->dseq[k];
+        int w = qtn__await(&ch->dseq, cur, cur + 1, &ch->hsleep, &dm->state);
+        if (w == 1)
+            return QTN_EFAULT;
+        if (w < 0) {
+            qtn__dom_kill(d, "broke the channel sequence");
+            return QTN_ECONTRACT;
+        }
+        dm->dseq[k] = cur + 1;
+        uint32_t type = ch->dtype;
+        if (type == QTN__MSG_RET)
+            return 0;
+        if (type != QTN__MSG_CB && type != QTN__MSG_UP) {
+            qtn__dom_kill(d, "sent an unknown message");
+            return QTN_ECONTRACT;
+        }
+        if (serve_request(st, d, k, ch, win, type)) {
+            qtn__dom_kill(d, type == QTN__MSG_CB ? "sent a malformed callback request"
+                                                 : "sent a malformed call request");
+            return QTN_ECONTRACT;
+        }
+        ch->htype = QTN__MSG_RET;
+        qtn__post(&ch->hseq, ++dm->seq[k], &ch->dsleep);
+    }
+}
+
+static int cross(qtn__thread *t, qtn_edge *e, int d, qtn_val *args, qtn_val *ret) {
+    const qtn_entry *en = e->entry;
+    qtn__dom *dm = &qtn__doms[d];
+    uint64_t t0 = qtn__now_ns();
+    int r;
+    bool shared = false;
+    int k = -1;
+    qtn__hstack local = {0}, *st = &local;
+    qtn__fixv fx;
+    qtn__fixv_init(&fx);
+    qtn__alloc a = {0};
+    if (atomic_load(&dm->state) != QTN__DS_UP) {
+        r = QTN_EDEAD;
+        goto done;
+    }
+    k = qtn__chan_take(t, d, &shared);
+    if (k < 0) {
+        r = k;
+        goto done;
+    }
+    if (!shared) {
+        if (!t->hst[d] && !(t->hst[d] = calloc(1, sizeof *t->hst[d]))) {
+            r = QTN_ENOMEM;
+            goto done;
+        }
+        st = t->hst[d];
+    }
+    if (st->depth >= QTN__DEPTH_MAX) {
+        r = QTN_ELIMIT;
+        goto done;
+    }
+    qtn__chan *ch = qtn__chan_at(d, (uint32_t)k);
+    char *win = qtn__win(d, (uint32_t)k);
+    a.base = win;
+    a.top = st->top;
+    a.lim = qtn__g.lay.win_size;
+    a.dom = d;
+    unsigned n = en->nparams;
+    qtn__frame *fr = (qtn__frame *)qtn__alloc_take(&a, sizeof *fr + n * sizeof(qtn_val));
+    if (!fr) {
+        r = QTN_ETOOBIG;
+        goto done;
+    }
+    fr->nargs = n;
+    if ((r = qtn__marshal(en->params, n, args, fr->args, &a, &fx)))
+        goto done;
+    uint32_t depth = st->depth++;
+    st->fr[depth].entry = en;
+    st->fr[depth].args = args;
+    uint64_t save = st->top;
+    st->top = a.top;
+    ch->htype = QTN__MSG_CALL;
+    ch->hid = (uint64_t)(uintptr_t)en;
+    ch->hdepth = depth;
+    ch->hframe = (uint64_t)((char *)fr - win);
+    ch->hend = a.top;
+    r = converse(st, d, (uint32_t)k, ch, win);
+    qtn_val rv;
+    if (!r) {
+        memcpy(&rv, (const void *)&fr->ret, sizeof rv); /* read once */
+        r = qtn__unmarshal(en->params, rv, en->ret, &fx);
+        if (r)
+            qtn__dom_kill(d, "answered out of contract (a length or pointer it cannot have)");
+    }
+    st->depth--;
+    st->top = save;
+    if (!r)
+        *ret = rv;
+done:
+    if (r)
+        *ret = en->fault;
+    qtn__alloc_release(&a);
+    qtn__fixv_free(&fx);
+    if (shared)
+        qtn__chan_give_shared(d, k);
+    qtn__record_crossing(e->id, qtn__now_ns() - t0, r != 0);
+    return r;
+}
+
+int qtn_call(qtn_edge *e, qtn_val *args, qtn_val *ret) {
+    const qtn_entry *en = e->entry;
+    qtn__thread *t = qtn__self_thread();
+    if (qtn__unlikely(!t)) {
+        *ret = en->fault;
+        return QTN_ENOMEM;
+    }
+    if (qtn__unlikely(!__atomic_load_n(&e->id, __ATOMIC_ACQUIRE))) {
+        pthread_mutex_lock(&qtn__g.lock);
+        qtn__edge_register_locked(e); /* on failure id stays 0: the overflow bucket */
+        pthread_mutex_unlock(&qtn__g.lock);
+    }
+    uint32_t id = e->id;
+    int c = en->component ? en->component->id : 0;
+    int d = qtn__g.inited ? qtn__where(c) : qtn__g.self;
+    atomic_fetch_add_explicit(&qtn__edges[id].calls_slow, 1, memory_order_relaxed);
+    if (d == qtn__g.self) {
+        if (id && !t->tdirect[id]) {
+            pthread_mutex_lock(&qtn__g.lock);
+            if (qtn__where(c) == qtn__g.self)
+                __atomic_store_n(&t->tdirect[id], 1, __ATOMIC_RELAXED);
+            pthread_mutex_unlock(&qtn__g.lock);
+        }
+        en->thunk(args, ret);
+        return 0;
+    }
+    if (qtn__g.self != QTN_DOMAIN_HOST) {
+        /* from inside a domain: the host runs it, over this thread's channel */
+        if (t->serving < 0) {
+            *ret = en->fault;
+            return QTN_EDEAD;
+        }
+        int r = domain_request(t, QTN__MSG_UP, (uint64_t)(uintptr_t)en,
+                               (uint64_t)(uintptr_t)e->caller, 0, en->params, en->nparams, args,
+                               en->ret, ret);
+        if (r)
+            *ret = en->fault;
+        return r;
+    }
+    return cross(t, e, d, args, ret);
+}

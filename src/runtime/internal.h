@@ -1,0 +1,241 @@
+/* internal.h - state shared by the runtime's modules (not installed). */
+#ifndef QTN_INTERNAL_H
+#define QTN_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "quarantine.h"
+
+#define QTN__HIDDEN __attribute__((visibility("hidden")))
+#define qtn__likely(x) __builtin_expect(!!(x), 1)
+#define qtn__unlikely(x) __builtin_expect(!!(x), 0)
+
+/* Address layout: one slot of the reserved range per isolated domain. */
+#define QTN__SLOT_SIZE (2ull << 30)
+#define QTN__CHAN_MAX 1024   /* dedicated + shared channels per domain */
+#define QTN__SHARED_CHANS 8  /* channels lent call by call once dedicated run out */
+#define QTN__CHAN_OFF 4096   /* channel control blocks start here */
+#define QTN__DEPTH_MAX 64    /* nested crossings on one channel */
+#define QTN__ALIGN 16
+
+/* Messages on a channel. */
+enum {
+    QTN__MSG_CALL = 1, /* run entry hid with the frame at hframe */
+    QTN__MSG_RET,      /* the innermost call or callback returned */
+    QTN__MSG_CB,       /* domain -> host: run callback parameter did of depth ddepth */
+    QTN__MSG_UP        /* domain -> host: run entry did on behalf of component did2 */
+};
+
+/*
+ * One channel's control block in shared memory. Each half is written by one
+ * side only and sits on its own cache lines. A message is published by
+ * storing the next sequence number; the receiver checks the number it
+ * expects, so a domain that scribbles here is caught, not believed.
+ */
+typedef struct qtn__chan {
+    /* written by the host */
+    _Alignas(64) _Atomic uint32_t hseq;
+    _Atomic uint32_t hsleep; /* the host sleeps on dseq */
+    uint32_t htype, hdepth;
+    uint64_t hid, hframe, hend;
+    /* written by the domain */
+    _Alignas(64) _Atomic uint32_t dseq;
+    _Atomic uint32_t dsleep; /* the domain sleeps on hseq */
+    uint32_t dtype, ddepth;
+    uint64_t did, did2, dframe, dend;
+} qtn__chan;
+
+/* A frame in a channel window: result, then one value per parameter. */
+typedef struct qtn__frame {
+    qtn_val ret;
+    uint64_t nargs;
+    qtn_val args[];
+} qtn__frame;
+
+/* Header at the start of each domain's shared slot. */
+typedef struct qtn__dhdr {
+    uint32_t magic;
+    uint32_t domain;
+    _Atomic uint32_t bell;      /* bumped by the host when `want` changes */
+    _Atomic uint32_t bell_sleep;
+    _Atomic uint32_t plan_gen;  /* bumped when `plan` changes */
+    _Atomic uint32_t served;    /* serving threads started (informational) */
+    _Atomic uint64_t want[QTN__CHAN_MAX / 64]; /* channels needing a thread */
+    _Atomic uint8_t plan[QTN_COMPONENTS_MAX + 1]; /* component id -> domain */
+} qtn__dhdr;
+
+#define QTN__DHDR_MAGIC 0x51544e44u
+
+/* Sizes fixed at qtn_init from the configuration. */
+typedef struct qtn__layout {
+    uint32_t channels;   /* dedicated */
+    uint32_t nchan;      /* dedicated + shared */
+    size_t win_size;     /* bytes per channel window */
+    size_t win_off;      /* offset of window 0 in the slot */
+    size_t bulk_off;     /* offset of the bulk area */
+    uint64_t spin_ns;
+} qtn__layout;
+
+/* ---- process-wide state (rt.c) ---------------------------------------- */
+
+typedef struct qtn__rt {
+    bool inited;
+    int self;            /* domain of this process: 0 in the host */
+    pid_t host_pid;
+    char *range;         /* reserved address range, one slot per domain */
+    qtn__layout lay;
+    int spin_cap;        /* waiters allowed to spin at once */
+    _Atomic int spinners;
+    pthread_mutex_t lock; /* registry, plan, threads */
+} qtn__rt;
+
+extern qtn__rt qtn__g QTN__HIDDEN;
+
+static inline char *qtn__slot(int d) {
+    return qtn__g.range + (size_t)(d - 1) * QTN__SLOT_SIZE;
+}
+static inline qtn__dhdr *qtn__hdr(int d) { return (qtn__dhdr *)qtn__slot(d); }
+static inline qtn__chan *qtn__chan_at(int d, uint32_t k) {
+    return (qtn__chan *)(qtn__slot(d) + QTN__CHAN_OFF) + k;
+}
+static inline char *qtn__win(int d, uint32_t k) {
+    return qtn__slot(d) + qtn__g.lay.win_off + (size_t)k * qtn__g.lay.win_size;
+}
+
+uint64_t qtn__now_ns(void) QTN__HIDDEN;
+void qtn__fatal(const char *fmt, ...) QTN__HIDDEN __attribute__((noreturn, format(printf, 1, 2)));
+void qtn__warn(const char *fmt, ...) QTN__HIDDEN __attribute__((format(printf, 1, 2)));
+
+/* ---- registry and plan (plan.c) -------------------------------------- */
+
+extern qtn_component *qtn__comps[QTN_COMPONENTS_MAX + 1] QTN__HIDDEN;
+extern int qtn__ncomps QTN__HIDDEN;
+extern _Atomic uint8_t qtn__plan[QTN_COMPONENTS_MAX + 1] QTN__HIDDEN; /* host's view */
+
+/* The domain hosting component id `c` as this process sees it. */
+int qtn__where(int c) QTN__HIDDEN;
+/* True if `e` is a registered entry (pointer identity). */
+bool qtn__entry_known(const qtn_entry *e) QTN__HIDDEN;
+bool qtn__comp_known(const qtn_component *c) QTN__HIDDEN;
+int qtn__plan_apply_locked(const uint8_t *want, char *err, size_t errlen) QTN__HIDDEN;
+
+/* ---- threads and edges (thread.c) ------------------------------------ */
+
+typedef struct qtn__edgest {
+    qtn_edge *edge;
+    _Atomic uint64_t calls_gone;  /* direct calls of threads that exited */
+    _Atomic uint64_t calls_slow;  /* calls made through qtn_call */
+    _Atomic uint64_t crossings;
+    _Atomic uint64_t ns_total;
+    _Atomic uint64_t ns_max;
+    _Atomic uint64_t faults;
+} qtn__edgest;
+
+extern qtn__edgest qtn__edges[QTN__EDGE_MAX] QTN__HIDDEN;
+extern _Atomic uint32_t qtn__nedges QTN__HIDDEN;
+
+/* A host frame: what the caller must remember about one crossing. */
+typedef struct qtn__hframe {
+    const qtn_entry *entry;
+    const qtn_val *args; /* caller's arguments (callback pointers live here) */
+} qtn__hframe;
+
+struct qtn__dom;
+
+/* The host's frames on one channel (nested crossings share it). */
+typedef struct qtn__hstack {
+    uint32_t depth;  /* frames in use */
+    uint64_t top;    /* first free window offset */
+    qtn__hframe fr[QTN__DEPTH_MAX];
+} qtn__hstack;
+
+/* Per-thread state, registered on the thread's first slow-path call. */
+typedef struct qtn__thread {
+    struct qtn__thread *next, *prev;
+    uint8_t *tdirect;
+    uint64_t *tcalls;
+    /* host: the dedicated channel held per domain, -1 none */
+    int32_t chan[QTN_DOMAINS_MAX + 1];
+    uint32_t chan_inc[QTN_DOMAINS_MAX + 1]; /* incarnation it belongs to */
+    qtn__hstack *hst[QTN_DOMAINS_MAX + 1];
+    /* domain process: the channel this thread serves, -1 none */
+    int serving;
+    uint32_t seen;     /* last sequence number received */
+    uint32_t sent;     /* last sequence number sent */
+    uint64_t top;      /* first free window offset */
+    uint32_t plan_gen; /* plan generation its direct flags follow */
+    uint32_t dn;       /* frames on dst */
+    struct {
+        const qtn_entry *entry;
+        uint32_t depth;
+    } dst[QTN__DEPTH_MAX];
+} qtn__thread;
+
+qtn__thread *qtn__self_thread(void) QTN__HIDDEN;
+void qtn__threads_forget(void) QTN__HIDDEN;
+/* Registers an edge (id assignment); lock held. */
+int qtn__edge_register_locked(qtn_edge *e) QTN__HIDDEN;
+/* Recomputes every registered thread's direct flags (lock held). */
+void qtn__threads_replan_locked(void) QTN__HIDDEN;
+void qtn__thread_replan_self(qtn__thread *t) QTN__HIDDEN;
+void qtn__record_crossing(uint32_t id, uint64_t ns, bool fault) QTN__HIDDEN;
+
+/* ---- domains (domain.c) ---------------------------------------------- */
+
+typedef struct qtn__dom {
+    int id;
+    _Atomic int state;    /* QTN__DS_* */
+    pid_t pid;
+    int pidfd;
+    int memfd;
+    uint32_t inc;         /* incarnation, bumped at each start */
+    pthread_mutex_t lock; /* channels, bulk area */
+    uint8_t used[QTN__CHAN_MAX];   /* channel held by a thread or a call */
+    uint8_t served[QTN__CHAN_MAX]; /* channel has a serving thread */
+    uint32_t seq[QTN__CHAN_MAX];   /* last sequence number sent per channel */
+    uint32_t dseq[QTN__CHAN_MAX];  /* last sequence number received per channel */
+    uint32_t in_use, nserved, overflow_waits;
+    pthread_cond_t shared_cv;
+    /* bulk area: sorted free list of [off, off+len) */
+    struct qtn__span { size_t off, len; } *free_spans;
+    size_t nfree, free_cap;
+} qtn__dom;
+
+enum { QTN__DS_OFF = 0, QTN__DS_UP, QTN__DS_DEAD };
+
+extern qtn__dom qtn__doms[QTN_DOMAINS_MAX + 1] QTN__HIDDEN;
+
+int qtn__zygote_start(void) QTN__HIDDEN;
+void qtn__zygote_stop(void) QTN__HIDDEN;
+int qtn__dom_start_locked(int d) QTN__HIDDEN;
+int qtn__monitor_start(void) QTN__HIDDEN;
+/* Kills domain d for breaking the contract and fails its calls. */
+void qtn__dom_kill(int d, const char *why) QTN__HIDDEN;
+/* Takes a channel of domain d for the calling thread; returns its index or a
+ * negative QTN_E*. *shared is set when the channel is lent for one call. */
+int qtn__chan_take(qtn__thread *t, int d, bool *shared) QTN__HIDDEN;
+void qtn__chan_give_shared(int d, int k) QTN__HIDDEN;
+void qtn__chan_release_all(qtn__thread *t) QTN__HIDDEN;
+void *qtn__bulk_alloc(int d, size_t len) QTN__HIDDEN;
+void qtn__bulk_free(int d, void *p, size_t len) QTN__HIDDEN;
+void qtn__domain_main(int d) QTN__HIDDEN __attribute__((noreturn));
+
+/* ---- waiting (wait.c) ------------------------------------------------ */
+
+/* Publishes a message: stores seq into *word and wakes the peer if it
+ * announced sleep in *peer_sleep. */
+void qtn__post(_Atomic uint32_t *word, uint32_t seq, _Atomic uint32_t *peer_sleep) QTN__HIDDEN;
+/* Waits while *word == cur, spinning first, then sleeping. Returns 0 when
+ * it became `want`, 1 if it moved otherwise and `state` (when not NULL) is
+ * no longer QTN__DS_UP (the monitor flips the words of a dead domain), -1 if
+ * it took another value (a peer breaking protocol). */
+int qtn__await(_Atomic uint32_t *word, uint32_t cur, uint32_t want,
+               _Atomic uint32_t *my_sleep, _Atomic int *state) QTN__HIDDEN;
+void qtn__wake_all(_Atomic uint32_t *word) QTN__HIDDEN;
+
+#endif

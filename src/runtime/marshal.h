@@ -1,0 +1,89 @@
+/* marshal.h - inout copy of arguments, driven by parameter descriptors.
+ *
+ * The caller side (qtn__marshal, qtn__unmarshal) copies the caller's data
+ * into a shared window and back. The callee side used by the host for
+ * callbacks and upcalls (qtn__import, qtn__export) copies a frame written by
+ * an untrusted domain into private memory, checking every pointer and length
+ * against the frame's bounds, and copies the results back. */
+#ifndef QTN_MARSHAL_H
+#define QTN_MARSHAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "quarantine.h"
+
+/* One pointer that crossed. For the caller side `mine` is the caller's
+ * memory and `theirs` the shared copy; for the import side `mine` is the
+ * private copy and `theirs` the location in the shared frame. */
+typedef struct qtn__fix {
+    const qtn_param *p;
+    char *mine;
+    char *theirs;
+    size_t count;   /* elements reserved */
+    size_t back;    /* elements to copy back (set after the call) */
+    int32_t parent; /* fix whose struct array holds this field, -1 for a parameter */
+    uint32_t pidx;  /* parameter index, or field index within the parent */
+    size_t elem;    /* element of the parent holding this field */
+    char *tmp;      /* caller side: checked private copy of a struct array */
+    uint64_t stash; /* checked value of a one-element integer out-parameter */
+} qtn__fix;
+
+typedef struct qtn__fixv {
+    qtn__fix *v;
+    uint32_t n, cap;
+    qtn__fix inl[8];
+} qtn__fixv;
+
+/* Shared memory to marshal into: a window [base, base+lim) used from `top`,
+ * and, when `dom` > 0, that domain's bulk area for what does not fit. */
+typedef struct qtn__alloc {
+    char *base;
+    size_t top, lim;
+    int dom;
+    uint32_t nbulk, bulk_cap;
+    struct qtn__bulk { void *p; size_t len; } *bulk;
+} qtn__alloc;
+
+void qtn__fixv_init(qtn__fixv *fx);
+void qtn__fixv_free(qtn__fixv *fx);
+/* Returns shared memory from `a` (16-byte aligned) or NULL. */
+char *qtn__alloc_take(qtn__alloc *a, size_t bytes);
+/* Returns the bulk memory `a` took to its domain. */
+void qtn__alloc_release(qtn__alloc *a);
+
+/* Element count of buffer parameter `p` given the argument values (and, for
+ * a struct field, the element holding it). Returns 0 or QTN_EINVAL. */
+int qtn__count(const qtn_param *params, const qtn_param *p, const qtn_val *args,
+               const char *elem, size_t *count);
+
+/* Caller side: fills out[] (the frame's arguments) from args[], copying
+ * pointed-to data into memory from `a`. Callback parameters become the
+ * marker (index + 1). Returns 0, QTN_ETOOBIG or QTN_EINVAL. */
+int qtn__marshal(const qtn_param *params, unsigned n, const qtn_val *args, qtn_val *out,
+                 qtn__alloc *a, qtn__fixv *fx);
+
+/* Caller side, after the call: checks what came back (actual lengths,
+ * moved pointers in structs) against what was sent, then copies it to the
+ * caller's memory. `ret` is the private copy of the result, `rtype` its
+ * QTN_T_*. Nothing is written unless every check passes. Returns 0 or
+ * QTN_ECONTRACT. */
+int qtn__unmarshal(const qtn_param *params, qtn_val ret, uint8_t rtype, qtn__fixv *fx);
+
+/* Callee side (host): args[] holds private copies of the frame's values;
+ * every pointer must lie in [lo, hi). Replaces them with private copies.
+ * Returns 0, QTN_ECONTRACT or QTN_ENOMEM (callback parameters: QTN_EINVAL). */
+int qtn__import(const qtn_param *params, unsigned n, qtn_val *args, const char *lo,
+                const char *hi, qtn__fixv *fx);
+
+/* Callee side (host), after the call: copies out/inout data back into the
+ * frame and frees the private copies. */
+void qtn__export(const qtn_param *params, qtn_val ret, uint8_t rtype, qtn__fixv *fx);
+
+/* Frees private copies made by qtn__import without copying back. */
+void qtn__import_drop(qtn__fixv *fx);
+
+bool qtn__type_signed(uint8_t t);
+size_t qtn__type_size(uint8_t t);
+
+#endif

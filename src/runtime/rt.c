@@ -1,0 +1,139 @@
+/* rt.c - start-up, shutdown, errors and small utilities. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+qtn__rt qtn__g = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+const char *qtn_strerror(int err) {
+    switch (err) {
+    case 0: return "success";
+#define QTN__ERR_STR(name, val, msg)                                                       \
+    case val: return msg;
+        QTN_ERRNO_MAP(QTN__ERR_STR)
+#undef QTN__ERR_STR
+    default: return "unknown error";
+    }
+}
+
+uint64_t qtn__now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void qtn__warn(const char *fmt, ...) {
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof buf)
+        n = sizeof buf - 1;
+    char line[600];
+    int m = snprintf(line, sizeof line, "quarantine[%d]: %s\n", (int)getpid(), buf);
+    if (m > 0)
+        (void)!write(2, line, (size_t)m < sizeof line ? (size_t)m : sizeof line - 1);
+}
+
+void qtn__fatal(const char *fmt, ...) {
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    qtn__warn("fatal: %s", buf);
+    abort();
+}
+
+static uint32_t env_u32(const char *name, uint32_t dflt) {
+    const char *s = getenv(name);
+    if (!s || !*s)
+        return dflt;
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*end || errno || v > UINT32_MAX) {
+        qtn__warn("ignoring %s=%s: not a number", name, s);
+        return dflt;
+    }
+    return (uint32_t)v;
+}
+
+static int layout(const qtn_config *cfg, qtn__layout *lay) {
+    uint32_t channels = cfg && cfg->channels ? cfg->channels : env_u32("QTN_CHANNELS", 256);
+    uint32_t win_kib = cfg && cfg->window_kib ? cfg->window_kib : env_u32("QTN_WINDOW_KIB", 1024);
+    uint32_t spin = cfg && cfg->spin_ns ? cfg->spin_ns : env_u32("QTN_SPIN_NS", 20000);
+    if (channels == 0 || channels + QTN__SHARED_CHANS > QTN__CHAN_MAX || win_kib < 16 ||
+        win_kib > 64 * 1024)
+        return QTN_ERANGE;
+    lay->channels = channels;
+    lay->nchan = channels + QTN__SHARED_CHANS;
+    lay->win_size = (size_t)win_kib << 10;
+    lay->win_off = (QTN__CHAN_OFF + QTN__CHAN_MAX * sizeof(qtn__chan) + 0xfffff) & ~(size_t)0xfffff;
+    lay->bulk_off = lay->win_off + (size_t)lay->nchan * lay->win_size;
+    lay->spin_ns = spin;
+    if (lay->bulk_off > QTN__SLOT_SIZE / 2)
+        return QTN_ERANGE; /* keep at least half of the slot for large buffers */
+    return 0;
+}
+
+int qtn_init(const qtn_config *cfg) {
+    pthread_mutex_lock(&qtn__g.lock);
+    int r = 0;
+    if (qtn__g.inited) {
+        r = QTN_ESTATE;
+        goto out;
+    }
+    if ((r = layout(cfg, &qtn__g.lay)))
+        goto out;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    qtn__g.spin_cap = ncpu > 2 ? (int)(ncpu / 2) : 1;
+    qtn__g.host_pid = getpid();
+    qtn__g.self = QTN_DOMAIN_HOST;
+    /* reserve every domain's slot now, so the zygote and the domains forked
+     * from it have the same free range: shared memory lands at the same
+     * address everywhere */
+    void *range = mmap(NULL, QTN__SLOT_SIZE * QTN_DOMAINS_MAX, PROT_NONE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (range == MAP_FAILED) {
+        r = QTN_ESYS;
+        goto out;
+    }
+    qtn__g.range = range;
+    for (int d = 1; d <= QTN_DOMAINS_MAX; d++) {
+        qtn__doms[d].id = d;
+        qtn__doms[d].pidfd = -1;
+        qtn__doms[d].memfd = -1;
+        pthread_mutex_init(&qtn__doms[d].lock, NULL);
+        pthread_cond_init(&qtn__doms[d].shared_cv, NULL);
+    }
+    if ((r = qtn__zygote_start()))
+        goto out;
+    if ((r = qtn__monitor_start())) {
+        qtn__zygote_stop();
+        goto out;
+    }
+    qtn__g.inited = true;
+    const char *plan = cfg && cfg->plan ? cfg->plan : getenv("QTN_PLAN");
+    if (plan && *plan) {
+        char err[256];
+        pthread_mutex_unlock(&qtn__g.lock);
+        r = qtn_plan_apply(plan, err, sizeof err);
+        if (r)
+            qtn__warn("%s", err);
+        return r == QTN_ENOENT ? QTN_EPLAN : r;
+    }
+out:
+    pthread_mutex_unlock(&qtn__g.lock);
+    return r;
+}

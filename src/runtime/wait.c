@@ -1,0 +1,80 @@
+/* wait.c - publishing and awaiting channel messages: spin briefly, then
+ * sleep on a futex in shared memory. */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
+/* Not FUTEX_PRIVATE: the word is shared with another process. */
+static long futex(_Atomic uint32_t *w, int op, uint32_t val) {
+    return syscall(SYS_futex, (uint32_t *)w, op, val, NULL, NULL, 0);
+}
+
+void qtn__post(_Atomic uint32_t *word, uint32_t seq, _Atomic uint32_t *peer_sleep) {
+    /* seq_cst store then load pairs with the sleeper's store then load in
+     * qtn__await: one of the two sides always sees the other. */
+    atomic_store_explicit(word, seq, memory_order_seq_cst);
+    if (atomic_load_explicit(peer_sleep, memory_order_seq_cst))
+        futex(word, FUTEX_WAKE, INT_MAX);
+}
+
+void qtn__wake_all(_Atomic uint32_t *word) { futex(word, FUTEX_WAKE, INT_MAX); }
+
+/* The word moved: the awaited message, a dead peer (the monitor flips the
+ * word of every channel of a dead domain), or a peer breaking protocol. */
+static int settle(uint32_t v, uint32_t want, _Atomic int *state) {
+    if (v == want)
+        return 0;
+    if (state && atomic_load_explicit(state, memory_order_acquire) != QTN__DS_UP)
+        return 1;
+    return -1;
+}
+
+int qtn__await(_Atomic uint32_t *word, uint32_t cur, uint32_t want,
+               _Atomic uint32_t *my_sleep, _Atomic int *state) {
+    uint32_t v = atomic_load_explicit(word, memory_order_acquire);
+    if (v != cur)
+        return settle(v, want, state);
+    uint64_t spin = qtn__g.lay.spin_ns;
+    if (spin && atomic_fetch_add_explicit(&qtn__g.spinners, 1, memory_order_relaxed) <
+                    qtn__g.spin_cap) {
+        uint64_t t0 = qtn__now_ns();
+        for (unsigned i = 1;; i++) {
+            v = atomic_load_explicit(word, memory_order_acquire);
+            if (v != cur)
+                break;
+            cpu_relax();
+            if ((i & 63) == 0 && qtn__now_ns() - t0 > spin)
+                break;
+        }
+        atomic_fetch_sub_explicit(&qtn__g.spinners, 1, memory_order_relaxed);
+        if (v != cur)
+            return settle(v, want, state);
+    } else if (spin) {
+        atomic_fetch_sub_explicit(&qtn__g.spinners, 1, memory_order_relaxed);
+    }
+    for (;;) {
+        atomic_store_explicit(my_sleep, 1, memory_order_seq_cst);
+        v = atomic_load_explicit(word, memory_order_seq_cst);
+        if (v == cur) {
+            long r = futex(word, FUTEX_WAIT, cur);
+            (void)r; /* EAGAIN: changed already; EINTR: re-check */
+            v = atomic_load_explicit(word, memory_order_acquire);
+        }
+        atomic_store_explicit(my_sleep, 0, memory_order_relaxed);
+        if (v != cur)
+            return settle(v, want, state);
+    }
+}
