@@ -40,6 +40,7 @@ static pid_t zpid;
 static int mon_efd = -1;  /* wakes the monitor when domains change */
 static pthread_t mon_thread;
 static bool mon_running;
+static bool zygote_gone; /* monitor thread only */
 
 static int pidfd_open_(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 static int pidfd_kill(int fd, int sig) {
@@ -289,9 +290,22 @@ int qtn__dom_start_locked(int d) {
         errno = rep.op == Z_FAILED ? rep.status : EPROTO;
         return QTN_ESYS;
     }
+    pthread_mutex_lock(&dm->lock);
+    if (dm->pidfd >= 0) {
+        /* the monitor closes it once it has seen that process end */
+        if (dm->nretired == (int)(sizeof dm->retired / sizeof dm->retired[0])) {
+            pthread_mutex_unlock(&dm->lock);
+            pidfd_kill(pfd, SIGKILL);
+            close(pfd);
+            errno = EBUSY;
+            return QTN_ESYS;
+        }
+        dm->retired[dm->nretired++] = dm->pidfd;
+    }
     dm->pid = rep.pid;
     dm->pidfd = pfd;
     dm->inc++;
+    pthread_mutex_unlock(&dm->lock);
     atomic_store(&dm->state, QTN__DS_UP);
     uint64_t one = 1;
     (void)!write(mon_efd, &one, sizeof one);
@@ -330,17 +344,52 @@ void qtn__dom_kill(int d, const char *why) {
 
 /* ---- the monitor (host) ---------------------------------------------------- */
 
+/* A pidfd of domain d became readable: that process ended. Only the
+ * monitor closes pidfds, so an fd number it polled cannot have been reused. */
+static void pidfd_ended(int d, int fd) {
+    qtn__dom *dm = &qtn__doms[d];
+    bool current = false;
+    pthread_mutex_lock(&dm->lock);
+    if (dm->pidfd == fd) {
+        current = true;
+    } else {
+        for (int i = 0; i < dm->nretired; i++)
+            if (dm->retired[i] == fd) {
+                dm->retired[i] = dm->retired[--dm->nretired];
+                close(fd);
+                break;
+            }
+    }
+    pthread_mutex_unlock(&dm->lock);
+    if (!current)
+        return;
+    dom_dead(d);
+    pthread_mutex_lock(&dm->lock);
+    if (dm->pidfd == fd) {
+        close(fd);
+        dm->pidfd = -1;
+    }
+    pthread_mutex_unlock(&dm->lock);
+}
+
 static void *monitor(void *arg) {
     (void)arg;
+    enum { MAXFD = 2 + QTN_DOMAINS_MAX * 5 };
     for (;;) {
-        struct pollfd p[QTN_DOMAINS_MAX + 2];
-        int map[QTN_DOMAINS_MAX + 2];
+        struct pollfd p[MAXFD];
+        int map[MAXFD];
         int n = 0;
         p[n].fd = mon_efd, p[n].events = POLLIN, map[n++] = -1;
-        p[n].fd = zevt, p[n].events = POLLIN, map[n++] = 0;
-        for (int d = 1; d <= QTN_DOMAINS_MAX; d++)
-            if (atomic_load(&qtn__doms[d].state) == QTN__DS_UP && qtn__doms[d].pidfd >= 0)
-                p[n].fd = qtn__doms[d].pidfd, p[n].events = POLLIN, map[n++] = d;
+        p[n].fd = zygote_gone ? -1 : zevt, p[n].events = POLLIN, map[n++] = 0;
+        for (int d = 1; d <= QTN_DOMAINS_MAX; d++) {
+            qtn__dom *dm = &qtn__doms[d];
+            pthread_mutex_lock(&dm->lock);
+            if (dm->pidfd >= 0)
+                p[n].fd = dm->pidfd, p[n].events = POLLIN, map[n++] = d;
+            for (int i = 0; i < dm->nretired; i++)
+                p[n].fd = dm->retired[i], p[n].events = POLLIN, map[n++] = d;
+            pthread_mutex_unlock(&dm->lock);
+        }
         if (poll(p, (nfds_t)n, -1) < 0) {
             if (errno == EINTR)
                 continue;
@@ -351,19 +400,18 @@ static void *monitor(void *arg) {
             if (read(mon_efd, &v, sizeof v) == sizeof v && v >= (1ull << 32))
                 return NULL; /* shutdown */
         }
-        if (p[1].revents & (POLLIN | POLLHUP)) {
+        if (p[1].revents & POLLIN) {
             zmsg m;
             int fd;
-            if (recv_fd(zevt, &m, &fd) == 0) {
-                if (fd >= 0)
-                    close(fd);
-            } else if (p[1].revents & POLLHUP) {
-                p[1].fd = -1; /* zygote gone: shutdown or killed */
-            }
+            if (recv_fd(zevt, &m, &fd) == 0 && fd >= 0)
+                close(fd);
+        } else if (p[1].revents & (POLLHUP | POLLERR)) {
+            zygote_gone = true; /* its domains die with it; the pidfds tell */
+            qtn__warn("the zygote process is gone: isolated domains cannot be started");
         }
         for (int i = 2; i < n; i++)
-            if (p[i].revents & (POLLIN | POLLHUP))
-                dom_dead(map[i]);
+            if (p[i].revents & (POLLIN | POLLHUP | POLLERR))
+                pidfd_ended(map[i], p[i].fd);
     }
 }
 
@@ -406,6 +454,9 @@ void qtn_shutdown(void) {
             close(dm->pidfd);
             dm->pidfd = -1;
         }
+        for (int i = 0; i < dm->nretired; i++)
+            close(dm->retired[i]);
+        dm->nretired = 0;
         atomic_store(&dm->state, QTN__DS_OFF);
         free(dm->free_spans);
         dm->free_spans = NULL;

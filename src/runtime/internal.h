@@ -191,7 +191,9 @@ typedef struct qtn__dom {
     int id;
     _Atomic int state;    /* QTN__DS_* */
     pid_t pid;
-    int pidfd;
+    int pidfd;           /* closed by the monitor only */
+    int retired[4];      /* pidfds of earlier incarnations, not yet closed */
+    int nretired;
     int memfd;
     uint32_t inc;         /* incarnation, bumped at each start */
     pthread_mutex_t lock; /* channels, bulk area */
