@@ -85,7 +85,7 @@ static void answer(const uint8_t *data, size_t size) {
     memset(ints, 0x11, CAP * sizeof *ints);
     qtn_val args[NPARAMS] = {{.u = CAP}, {.p = buf}, {.p = got}, {.p = st},
                              {.p = str}, {.p = names}, {.p = ints}, {.p = (void *)0x1234}};
-    qtn__alloc a = {.base = win, .top = 0, .lim = sizeof win, .dom = 0};
+    qtn__alloc a = {.base = win, .top = 0, .lim = sizeof win};
     qtn__fixv fx;
     qtn__fixv_init(&fx);
     qtn__frame *fr = (qtn__frame *)qtn__alloc_take(&a, sizeof *fr + NPARAMS * sizeof(qtn_val));

@@ -53,13 +53,16 @@ extern "C" {
     X(TOOBIG, -9, "arguments do not fit in the shared memory of the channel") \
     X(DEAD, -10, "the domain is not running")                                 \
     X(PLAN, -11, "malformed plan")                                            \
-    X(LIMIT, -12, "a fixed limit was reached")
+    X(LIMIT, -12, "a fixed limit was reached")                                \
+    X(STALE, -13, "a handle from an earlier incarnation of the callee's domain") \
+    X(PARKED, -14, "the domain restarted too often and is parked")          \
+    X(DEADLINE, -15, "the call passed its deadline; the domain was restarted")
 
 typedef enum {
 #define QTN__ERR_ENUM(name, val, msg) QTN_E##name = (val),
     QTN_ERRNO_MAP(QTN__ERR_ENUM)
 #undef QTN__ERR_ENUM
-    QTN_E_LAST_ = -13
+    QTN_E_LAST_ = -16
 } qtn_errno;
 
 /* Message for a QTN_E* code (or "success" for 0); never NULL. */
@@ -91,7 +94,9 @@ enum {
     QTN_T_U64,
     QTN_T_F32,
     QTN_T_F64,
-    QTN_T_PTR /* a pointer passed by value and never dereferenced */
+    QTN_T_PTR,   /* a pointer passed by value and never dereferenced */
+    QTN_T_HANDLE /* return type only: a pointer the callee issued; on a crossing
+                    it is tagged with the domain's incarnation (see QTN_F_OWNED) */
 };
 
 /* What crosses for a parameter. */
@@ -115,8 +120,11 @@ enum {
 };
 
 /* qtn_param.flags */
-#define QTN_F_NULLABLE 0x01u /* NULL crosses as NULL (otherwise a NULL buffer
-                                of non-zero length is an error) */
+#define QTN_F_NULLABLE 0x01u /* documents that NULL is expected (NULL always
+                                crosses as NULL) */
+#define QTN_F_OWNED 0x02u    /* QTN_HANDLE issued by the callee's component:
+                                a handle from an earlier incarnation of its
+                                domain fails the call with QTN_ESTALE */
 
 /* qtn_param.actual: no actual length, the return value, or an out-parameter
  * (zero-initialised descriptors mean "none"). */
@@ -190,16 +198,28 @@ typedef struct qtn_entry {
     uint8_t nparams; /* at most QTN_PARAMS_MAX */
     const qtn_param *params;
     qtn_val fault;   /* returned when the callee faults */
+    uint32_t deadline_ms; /* 0: the default (qtn_config.deadline_ms);
+                             QTN_NO_DEADLINE: none */
 } qtn_entry;
+
+#define QTN_NO_DEADLINE UINT32_MAX
 
 #define QTN_PARAMS_MAX 32
 
-/* A component: a name and its entries. Registered with qtn_register(). */
+/*
+ * A component: a name and its entries. Registered with qtn_register().
+ * `init`, if set, runs in every new domain process that hosts the component
+ * (a domain starts from the program's state at qtn_init, so this is where a
+ * component rebuilds what it set up later). `syscalls` lists system calls the
+ * component needs beyond the domain filter's defaults, by name, NULL-ended.
+ */
 typedef struct qtn_component {
     const char *name;
     uint32_t nentries;
     const qtn_entry *const *entries;
     int id; /* set by qtn_register(); 0 before */
+    void (*init)(void);
+    const char *const *syscalls;
 } qtn_component;
 
 /*
@@ -252,12 +272,19 @@ QTN_EXTERN int qtn_register(qtn_component *c);
 /* Start-up and plans                                                        */
 /* ------------------------------------------------------------------------ */
 
+/* Zero fields take their defaults (or the environment variable named). */
 typedef struct qtn_config {
-    uint32_t channels;    /* dedicated channels per domain (default 256) */
-    uint32_t window_kib;  /* shared window per channel (default 1024) */
+    uint32_t channels;    /* dedicated channels per domain (256, $QTN_CHANNELS) */
+    uint32_t window_kib;  /* shared window per channel (1024, $QTN_WINDOW_KIB) */
     uint32_t spin_ns;     /* how long a waiter spins before it sleeps
-                             (default 20000; 0 = always sleep) */
-    const char *plan;     /* plan applied by qtn_init (default: $QTN_PLAN) */
+                             (20000, $QTN_SPIN_NS) */
+    const char *plan;     /* plan applied by qtn_init ($QTN_PLAN) */
+    int32_t deadline_ms;  /* default deadline of a call (10000,
+                             $QTN_DEADLINE_MS); negative: none */
+    uint32_t restart_max; /* restarts allowed within restart_window_ms before */
+    uint32_t restart_window_ms; /* a domain is parked (10 in 10000) */
+    int32_t seccomp;      /* domain filter: 0 default (on; $QTN_SECCOMP=0
+                             turns it off), 1 on, -1 off */
 } qtn_config;
 
 /*
@@ -303,9 +330,14 @@ QTN_EXTERN int qtn_plan_format(char *buf, size_t len);
 typedef struct qtn_domain_info {
     int id;
     int pid;             /* 0 when not running */
+    uint32_t incarnation;       /* 1 for the first process, +1 per restart */
+    int parked;                 /* restarted too often: calls fail fast */
     uint32_t channels_in_use;   /* channels held by live threads */
     uint32_t channels_served;   /* channels with a serving thread in the domain */
     uint32_t overflow_waits;    /* calls that waited for a shared channel */
+    uint64_t restarts;
+    uint64_t recovery_ns_total; /* fault noticed -> new process serving */
+    uint64_t recovery_ns_max;
 } qtn_domain_info;
 
 /* Fills *out for isolated domain `id`. Returns 0, QTN_ERANGE or QTN_ESTATE. */
@@ -317,6 +349,10 @@ typedef struct qtn_stats {
     uint64_t cross_ns_total; /* time spent in crossings, caller's view */
     uint64_t cross_ns_max;
     uint64_t faults;         /* crossings that returned the fault value */
+    uint64_t domain_faults;  /* faults of a domain blamed on this component
+                                (component totals only) */
+    uint64_t recovery_ns_total; /* recovery time after those faults */
+    uint64_t recovery_ns_max;
 } qtn_stats;
 
 /* Totals for calls into `component`'s entries. Returns 0 or QTN_ENOENT. */
@@ -333,6 +369,61 @@ QTN_EXTERN int qtn_stats_foreach(void (*fn)(void *ctx, const char *caller,
                                             const char *callee, const char *entry,
                                             const qtn_stats *st),
                                  void *ctx);
+
+/* ------------------------------------------------------------------------ */
+/* Fault reports                                                             */
+/* ------------------------------------------------------------------------ */
+
+typedef enum {
+    QTN_FAULT_SIGNAL = 1, /* the domain died of a signal (SIGSEGV, abort, ...) */
+    QTN_FAULT_EXIT,       /* the domain called exit() or _exit() */
+    QTN_FAULT_KILLED,     /* SIGKILL from outside (the OOM killer, a user) */
+    QTN_FAULT_DEADLINE,   /* a call passed its deadline; the host killed it */
+    QTN_FAULT_CONTRACT,   /* it broke the call contract; the host killed it */
+    QTN_FAULT_SECCOMP     /* it made a system call its filter denies */
+} qtn_fault_kind;
+
+#define QTN_REPORT_FRAMES 32
+
+/* One fault of an isolated domain. Exactly one report is made per fault. */
+typedef struct qtn_report {
+    uint64_t seq;           /* 1, 2, ... in this process */
+    int64_t time_ns;        /* when it was noticed (CLOCK_REALTIME) */
+    int kind;               /* qtn_fault_kind */
+    int domain;
+    int pid;                /* the process that faulted */
+    uint32_t incarnation;
+    int signal;             /* signal that ended it, or 0 */
+    int exit_code;          /* for QTN_FAULT_EXIT */
+    int syscall;            /* for QTN_FAULT_SECCOMP */
+    uint64_t fault_addr;    /* si_addr, when the domain told */
+    char component[64];     /* blamed: the component whose entry was running
+                               on the faulting thread (or in flight) */
+    char entry[64];
+    char reason[192];       /* one human-readable line */
+    uint32_t calls_failed;  /* calls in flight that returned the fault value */
+    uint64_t recovery_ns;   /* noticed -> new process serving; 0 if parked */
+    int parked;             /* the domain will not be restarted */
+    uint32_t nframes;
+    uint64_t frames[QTN_REPORT_FRAMES]; /* backtrace of the faulting thread */
+    char symbols[QTN_REPORT_FRAMES][80];
+} qtn_report;
+
+/* Takes the oldest report off the queue: 1 if one was taken, 0 if none
+ * came within timeout_ms (0: do not wait; negative: wait for ever). */
+QTN_EXTERN int qtn_report_next(qtn_report *out, int timeout_ms);
+
+/* Reports lost because the queue was full (it holds 256 unread reports). */
+QTN_EXTERN uint64_t qtn_reports_dropped(void);
+
+/* Formats a report as one JSON object on one line (no newline). Returns the
+ * length it needs, like snprintf. */
+QTN_EXTERN int qtn_report_format(const qtn_report *r, char *buf, size_t len);
+
+/* Also writes every report, formatted and newline-ended, to fd (e.g. a pipe
+ * a supervisor reads; $QTN_REPORT_FD sets it at qtn_init). Reports wait in
+ * the queue while the reader is slow. -1 stops. */
+QTN_EXTERN int qtn_report_to_fd(int fd);
 
 #ifdef __cplusplus
 }

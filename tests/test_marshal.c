@@ -32,8 +32,9 @@ static int reg(const char *name, const qtn_param *params, uint8_t n, char *msg, 
     qtn_entry *e = &entries[used];
     eps[used] = e;
     used++;
-    *e = (qtn_entry){"f", c, nop_thunk, QTN_T_I32, n, params, {.i = -1}};
-    *c = (qtn_component){name, 1, &eps[used - 1], 0};
+    *e = (qtn_entry){.name = "f", .component = c, .thunk = nop_thunk, .ret = QTN_T_I32,
+                     .nparams = n, .params = params, .fault = {.i = -1}};
+    *c = (qtn_component){.name = name, .nentries = 1, .entries = &eps[used - 1]};
     fflush(stderr);
     FILE *tmp = tmpfile();
     int saved = dup(2);

@@ -264,18 +264,21 @@ static const qtn_param p_lie[] = {
     {.kind = QTN_INOUT, .elem_size = sizeof(tk_stream), .len = 1, .st = &s_stream,
      .flags = QTN_F_NULLABLE}};
 
-#define ENTRY(name, rt, params, faultv)                                                  \
-    static const qtn_entry name##_entry = {#name, &tk_component, name##_thunk, rt,       \
-                                           sizeof params / sizeof params[0], params,      \
-                                           {.i = faultv}}
-#define ENTRY0(name, rt, faultv)                                                         \
-    static const qtn_entry name##_entry = {#name, &tk_component, name##_thunk, rt, 0,    \
-                                           NULL, {.i = faultv}}
+#define ENTRY(nm, rt, params_, faultv)                                                   \
+    static const qtn_entry nm##_entry = {.name = #nm, .component = &tk_component,         \
+                                           .thunk = nm##_thunk, .ret = rt,              \
+                                           .nparams = sizeof params_ / sizeof params_[0], \
+                                           .params = params_, .fault = {.i = faultv}}
+#define ENTRY0(nm, rt, faultv)                                                           \
+    static const qtn_entry nm##_entry = {.name = #nm, .component = &tk_component,        \
+                                           .thunk = nm##_thunk, .ret = rt,             \
+                                           .fault = {.i = faultv}}
 
 ENTRY0(tk_nop, QTN_T_I32, -1);
 ENTRY(tk_add, QTN_T_I64, p_add, -1);
-static const qtn_entry tk_scale_entry = {"tk_scale", &tk_component, tk_scale_thunk, QTN_T_F64,
-                                         2, p_scale, {.d = -1.0}};
+static const qtn_entry tk_scale_entry = {.name = "tk_scale", .component = &tk_component,
+                                         .thunk = tk_scale_thunk, .ret = QTN_T_F64,
+                                         .nparams = 2, .params = p_scale, .fault = {.d = -1.0}};
 ENTRY(tk_sum_in, QTN_T_U32, p_sum_in, 0xffffffff);
 ENTRY(tk_fill_out, QTN_T_VOID, p_fill_out, 0);
 ENTRY(tk_inc_inout, QTN_T_I32, p_inc_inout, -1);
@@ -297,8 +300,9 @@ ENTRY0(tk_getpid, QTN_T_I32, -1);
 ENTRY0(tk_counter, QTN_T_I32, -1);
 ENTRY(tk_scribble, QTN_T_VOID, p_scribble, 0);
 ENTRY(tk_lie, QTN_T_I32, p_lie, -99);
-static const qtn_entry tk2_twice_entry = {"tk2_twice", &tk2_component, tk2_twice_thunk,
-                                          QTN_T_I32, 1, p_i32, {.i = -1}};
+static const qtn_entry tk2_twice_entry = {.name = "tk2_twice", .component = &tk2_component,
+                                          .thunk = tk2_twice_thunk, .ret = QTN_T_I32,
+                                          .nparams = 1, .params = p_i32, .fault = {.i = -1}};
 
 static const qtn_entry *const tk_entries[] = {
     &tk_nop_entry, &tk_add_entry, &tk_scale_entry, &tk_sum_in_entry, &tk_fill_out_entry,
@@ -309,8 +313,10 @@ static const qtn_entry *const tk_entries[] = {
     &tk_getpid_entry, &tk_counter_entry, &tk_scribble_entry, &tk_lie_entry};
 static const qtn_entry *const tk2_entries[] = {&tk2_twice_entry};
 
-qtn_component tk_component = {"tk", sizeof tk_entries / sizeof tk_entries[0], tk_entries, 0};
-qtn_component tk2_component = {"tk2", 1, tk2_entries, 0};
+qtn_component tk_component = {.name = "tk",
+                              .nentries = sizeof tk_entries / sizeof tk_entries[0],
+                              .entries = tk_entries};
+qtn_component tk2_component = {.name = "tk2", .nentries = 1, .entries = tk2_entries};
 
 /* ---- stubs --------------------------------------------------------------------- */
 

@@ -116,13 +116,14 @@ static const qtn_param cbp_word[] = {QTN_P_HANDLE, QTN_P_BUF(QTN_IN, 1, 2),
 static const qtn_sig sig_word = {QTN_T_I32, 3, cbp_word};
 static const qtn_param p_each_word[] = {QTN_P_STRING, QTN_P_CALLBACK(&sig_word), QTN_P_HANDLE};
 
-#define ENTRY(name, rt, params, faultv)                                                  \
-    static const qtn_entry name##_entry = {#name, &textstats_component, name##_thunk, rt, \
-                                           sizeof params / sizeof params[0], params,      \
-                                           faultv}
-#define ENTRY0(name, rt, faultv)                                                          \
-    static const qtn_entry name##_entry = {#name, &textstats_component, name##_thunk, rt, \
-                                           0, NULL, faultv}
+#define ENTRY(nm, rt, params_, ...)                                                      \
+    static const qtn_entry nm##_entry = {.name = #nm, .component = &textstats_component,   \
+                                         .thunk = nm##_thunk, .ret = rt,                   \
+                                         .nparams = sizeof params_ / sizeof params_[0],    \
+                                         .params = params_, .fault = __VA_ARGS__}
+#define ENTRY0(nm, rt, ...)                                                               \
+    static const qtn_entry nm##_entry = {.name = #nm, .component = &textstats_component,   \
+                                         .thunk = nm##_thunk, .ret = rt, .fault = __VA_ARGS__}
 
 ENTRY(ts_count_words, QTN_T_I32, p_count_words, {.i = -1});
 ENTRY(ts_histogram, QTN_T_I32, p_histogram, {.i = -1});
@@ -134,8 +135,9 @@ static const qtn_entry *const ts_entries[] = {&ts_count_words_entry, &ts_histogr
                                               &ts_normalize_entry, &ts_each_word_entry,
                                               &ts_pid_entry};
 
-qtn_component textstats_component = {"textstats", sizeof ts_entries / sizeof ts_entries[0],
-                                     ts_entries, 0};
+qtn_component textstats_component = {.name = "textstats",
+                                     .nentries = sizeof ts_entries / sizeof ts_entries[0],
+                                     .entries = ts_entries};
 
 /* ---- stubs --------------------------------------------------------------------- */
 

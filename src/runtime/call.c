@@ -7,6 +7,9 @@
  * the channel's window. The host reads the domain's half of the channel
  * once per message and checks everything in it. */
 #include <ffi.h>
+#include <malloc.h>
+#include <unistd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,10 +142,9 @@ static void dispatch(qtn__thread *t, qtn__chan *ch, char *win);
 static int domain_request(qtn__thread *t, uint32_t type, uint64_t id, uint64_t id2,
                           uint32_t depth, const qtn_param *params, unsigned n, const qtn_val *args,
                           uint8_t rtype, qtn_val *ret) {
-    int d = qtn__g.self;
-    qtn__chan *ch = qtn__chan_at(d, (uint32_t)t->serving);
-    char *win = qtn__win(d, (uint32_t)t->serving);
-    qtn__alloc a = {.base = win, .top = t->top, .lim = qtn__g.lay.win_size, .dom = 0};
+    qtn__chan *ch = qtn__chan_in(qtn__my_slot(), (uint32_t)t->serving);
+    char *win = qtn__win_in(qtn__my_slot(), (uint32_t)t->serving);
+    qtn__alloc a = {.base = win, .top = t->top, .lim = qtn__g.lay.win_size};
     qtn__fixv fx;
     qtn__fixv_init(&fx);
     qtn__frame *fr = (qtn__frame *)qtn__alloc_take(&a, sizeof *fr + n * sizeof(qtn_val));
@@ -162,7 +164,7 @@ static int domain_request(qtn__thread *t, uint32_t type, uint64_t id, uint64_t i
     t->top = a.top;
     qtn__post(&ch->dseq, ++t->sent, &ch->hsleep);
     for (;;) {
-        if (qtn__await(&ch->hseq, t->seen, t->seen + 1, &ch->dsleep, NULL))
+        if (qtn__await(&ch->hseq, t->seen, t->seen + 1, &ch->dsleep, NULL, 0, 0))
             qtn__fatal("channel %d: the host broke the sequence", t->serving);
         t->seen++;
         uint32_t ht = ch->htype;
@@ -229,11 +231,12 @@ static void dispatch(qtn__thread *t, qtn__chan *ch, char *win) {
     uint32_t depth = ch->hdepth;
     uint64_t save = t->top;
     t->top = ch->hend;
-    uint32_t gen = atomic_load_explicit(&qtn__hdr(qtn__g.self)->plan_gen, memory_order_acquire);
+    uint32_t gen = atomic_load_explicit(&qtn__my_hdr()->plan_gen, memory_order_acquire);
     if (gen != t->plan_gen) {
         t->plan_gen = gen;
         qtn__thread_replan_self(t);
     }
+    qtn__comp_ready(en->component);
     if (t->dn >= QTN__DEPTH_MAX)
         qtn__fatal("channel %d: calls nest deeper than %d", t->serving, QTN__DEPTH_MAX);
     t->dst[t->dn].entry = en;
@@ -257,10 +260,11 @@ static void *serve(void *arg) {
     if (!t)
         qtn__fatal("out of memory starting channel %u", k);
     t->serving = (int)k;
-    qtn__chan *ch = qtn__chan_at(qtn__g.self, k);
-    char *win = qtn__win(qtn__g.self, k);
+    qtn__guard_thread();
+    qtn__chan *ch = qtn__chan_in(qtn__my_slot(), k);
+    char *win = qtn__win_in(qtn__my_slot(), k);
     for (;;) {
-        if (qtn__await(&ch->hseq, t->seen, t->seen + 1, &ch->dsleep, NULL))
+        if (qtn__await(&ch->hseq, t->seen, t->seen + 1, &ch->dsleep, NULL, 0, 0))
             qtn__fatal("channel %u: the host broke the sequence", k);
         t->seen++;
         if (ch->htype != QTN__MSG_CALL)
@@ -271,14 +275,28 @@ static void *serve(void *arg) {
 }
 
 void qtn__domain_main(int d) {
+    (void)d;
     qtn__threads_forget();
     atomic_store(&qtn__g.spinners, 0);
-    qtn__dhdr *h = qtn__hdr(d);
+    qtn__dhdr *h = qtn__my_hdr();
+    qtn__guard_install();
+    qtn__guard_thread();
+    /* components placed here from the start set up before the filter */
+    for (int c = 1; c <= qtn__ncomps; c++)
+        if (atomic_load(&h->plan[c]) == qtn__g.self)
+            qtn__comp_ready(qtn__comps[c]);
+    /* glibc asks /sys for the CPU count when it first adds a malloc arena:
+     * fix the arena limit now, while files can still be opened */
+    mallopt(M_ARENA_MAX, (int)(8 * sysconf(_SC_NPROCESSORS_ONLN)));
+    if (h->seccomp > 0 && qtn__guard_seccomp())
+        qtn__fatal("cannot apply the domain's system call filter");
     uint64_t spawned[QTN__CHAN_MAX / 64] = {0};
     uint32_t gen = atomic_load(&h->plan_gen);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    atomic_store(&h->ready, 1);
+    qtn__wake_all(&h->ready);
     for (;;) {
         uint32_t b = atomic_load_explicit(&h->bell, memory_order_acquire);
         for (uint32_t w = 0; w < QTN__CHAN_MAX / 64; w++) {
@@ -302,7 +320,7 @@ void qtn__domain_main(int d) {
             qtn__threads_replan_locked();
             pthread_mutex_unlock(&qtn__g.lock);
         }
-        qtn__await(&h->bell, b, b + 1, &h->bell_sleep, NULL);
+        qtn__await(&h->bell, b, b + 1, &h->bell_sleep, NULL, 0, 0);
     }
 }
 
@@ -332,9 +350,7 @@ static qtn_edge *host_edge(const qtn_component *caller, const qtn_entry *en) {
 
 /* Serves a CB or UP request that arrived on channel k of domain d. Returns
  * 0 when answered, QTN_ECONTRACT when the request breaks the contract. */
-static int serve_request(qtn__hstack *st, int d, uint32_t k, qtn__chan *ch, char *win,
-                         uint32_t type) {
-    (void)k;
+static int serve_request(qtn__hstack *st, qtn__chan *ch, char *win, uint32_t type) {
     uint32_t depth = ch->ddepth;
     uint64_t id = ch->did, id2 = ch->did2, fo = ch->dframe, end = ch->dend;
     size_t wsz = qtn__g.lay.win_size;
@@ -412,47 +428,85 @@ static int serve_request(qtn__hstack *st, int d, uint32_t k, qtn__chan *ch, char
             rv = fault;
     }
     st->top = save;
-    (void)d;
     qtn__export(params, rv, rtype, &fx);
     memcpy(&fr->ret, &rv, sizeof rv);
     return 0;
 }
 
 /* Sends the CALL prepared in ch and serves requests until the domain
- * answers RET. Returns 0, QTN_EFAULT (the domain died) or QTN_ECONTRACT. */
-static int converse(qtn__hstack *st, int d, uint32_t k, qtn__chan *ch, char *win) {
-    qtn__dom *dm = &qtn__doms[d];
-    qtn__post(&ch->hseq, ++dm->seq[k], &ch->dsleep);
+ * answers RET. Returns 0, QTN_EFAULT (the domain died), QTN_EDEADLINE or
+ * QTN_ECONTRACT (the domain was killed for it). */
+static int converse(qtn__hstack *st, qtn__inc *I, uint32_t k, qtn__chan *ch, char *win,
+                    const qtn_entry *en, uint64_t deadline_ns) {
+    qtn__dom *dm = &qtn__doms[I->d];
+    qtn__post(&ch->hseq, ++I->seq[k], &ch->dsleep);
     for (;;) {
-        uint32_t cur = dm->dseq[k];
-        int w = qtn__await(&ch->dseq, cur, cur + 1, &ch->hsleep, &dm->state);
+        uint32_t cur = I->dseq[k];
+        uint64_t until = deadline_ns ? qtn__now_ns() + deadline_ns : 0;
+        int w = qtn__await(&ch->dseq, cur, cur + 1, &ch->hsleep, &dm->live, I->inc, until);
         if (w == 1)
             return QTN_EFAULT;
+        if (w == 2) {
+            char why[160];
+            snprintf(why, sizeof why, "%s did not return within its deadline of %llu ms",
+                     en->name, (unsigned long long)(deadline_ns / 1000000));
+            qtn__dom_kill(I->d, I->inc, QTN_FAULT_DEADLINE, en, why);
+            return QTN_EDEADLINE;
+        }
         if (w < 0) {
-            qtn__dom_kill(d, "broke the channel sequence");
+            qtn__dom_kill(I->d, I->inc, QTN_FAULT_CONTRACT, en,
+                          "the domain broke the channel's sequence numbers");
             return QTN_ECONTRACT;
         }
-        dm->dseq[k] = cur + 1;
+        I->dseq[k] = cur + 1;
         uint32_t type = ch->dtype;
         if (type == QTN__MSG_RET)
             return 0;
         if (type != QTN__MSG_CB && type != QTN__MSG_UP) {
-            qtn__dom_kill(d, "sent an unknown message");
+            qtn__dom_kill(I->d, I->inc, QTN_FAULT_CONTRACT, en,
+                          "the domain sent a message of unknown type");
             return QTN_ECONTRACT;
         }
-        if (serve_request(st, d, k, ch, win, type)) {
-            qtn__dom_kill(d, type == QTN__MSG_CB ? "sent a malformed callback request"
-                                                 : "sent a malformed call request");
+        if (serve_request(st, ch, win, type)) {
+            qtn__dom_kill(I->d, I->inc, QTN_FAULT_CONTRACT, en,
+                          type == QTN__MSG_CB ? "the domain sent a malformed callback request"
+                                              : "the domain sent a malformed call request");
             return QTN_ECONTRACT;
         }
         ch->htype = QTN__MSG_RET;
-        qtn__post(&ch->hseq, ++dm->seq[k], &ch->dsleep);
+        qtn__post(&ch->hseq, ++I->seq[k], &ch->dsleep);
     }
+}
+
+/* Handles a domain issued carry its incarnation in their top bits, so one
+ * from an earlier incarnation is caught instead of reaching the new one. */
+#define QTN__TAG_SHIFT 48
+static void *tag_handle(void *p, uint32_t inc) {
+    uint64_t v = (uint64_t)(uintptr_t)p;
+    if (!v || v >> QTN__TAG_SHIFT)
+        return p; /* NULL, or not a user-space address: left alone */
+    return (void *)(uintptr_t)(v | (uint64_t)(inc & 0xffff) << QTN__TAG_SHIFT);
+}
+
+static int untag_handle(qtn_val *v, uint32_t inc) {
+    if (!v->p)
+        return 0;
+    if (v->u >> QTN__TAG_SHIFT != (inc & 0xffff))
+        return QTN_ESTALE;
+    v->u &= (1ull << QTN__TAG_SHIFT) - 1;
+    return 0;
+}
+
+static uint64_t deadline_of(const qtn_entry *en) {
+    if (en->deadline_ms == QTN_NO_DEADLINE)
+        return 0;
+    if (en->deadline_ms)
+        return (uint64_t)en->deadline_ms * 1000000u;
+    return qtn__g.deadline_ns;
 }
 
 static int cross(qtn__thread *t, qtn_edge *e, int d, qtn_val *args, qtn_val *ret) {
     const qtn_entry *en = e->entry;
-    qtn__dom *dm = &qtn__doms[d];
     uint64_t t0 = qtn__now_ns();
     int r;
     bool shared = false;
@@ -461,11 +515,17 @@ static int cross(qtn__thread *t, qtn_edge *e, int d, qtn_val *args, qtn_val *ret
     qtn__fixv fx;
     qtn__fixv_init(&fx);
     qtn__alloc a = {0};
-    if (atomic_load(&dm->state) != QTN__DS_UP) {
-        r = QTN_EDEAD;
+    qtn__inc *I = qtn__inc_enter(d, &r);
+    if (!I)
         goto done;
-    }
-    k = qtn__chan_take(t, d, &shared);
+    unsigned n = en->nparams;
+    qtn_val targs[QTN_PARAMS_MAX];
+    memcpy(targs, args, n * sizeof *args);
+    for (unsigned i = 0; i < n; i++)
+        if (en->params[i].kind == QTN_HANDLE && (en->params[i].flags & QTN_F_OWNED) &&
+            (r = untag_handle(&targs[i], I->inc)))
+            goto done;
+    k = qtn__chan_take(t, I, &shared);
     if (k < 0) {
         r = k;
         goto done;
@@ -476,55 +536,71 @@ static int cross(qtn__thread *t, qtn_edge *e, int d, qtn_val *args, qtn_val *ret
             goto done;
         }
         st = t->hst[d];
+        if (st->inc != I->inc) {
+            if (st->depth == 0) /* a new incarnation: a new stack */
+                st->inc = I->inc, st->top = 0;
+            else /* frames of a dead incarnation are still unwinding */
+                st = &local;
+        }
     }
     if (st->depth >= QTN__DEPTH_MAX) {
         r = QTN_ELIMIT;
         goto done;
     }
-    qtn__chan *ch = qtn__chan_at(d, (uint32_t)k);
-    char *win = qtn__win(d, (uint32_t)k);
+    qtn__chan *ch = qtn__chan_in(I->base, (uint32_t)k);
+    char *win = qtn__win_in(I->base, (uint32_t)k);
     a.base = win;
     a.top = st->top;
     a.lim = qtn__g.lay.win_size;
-    a.dom = d;
-    unsigned n = en->nparams;
+    a.inc = I;
     qtn__frame *fr = (qtn__frame *)qtn__alloc_take(&a, sizeof *fr + n * sizeof(qtn_val));
     if (!fr) {
         r = QTN_ETOOBIG;
         goto done;
     }
     fr->nargs = n;
-    if ((r = qtn__marshal(en->params, n, args, fr->args, &a, &fx)))
+    if ((r = qtn__marshal(en->params, n, targs, fr->args, &a, &fx)))
         goto done;
     uint32_t depth = st->depth++;
     st->fr[depth].entry = en;
     st->fr[depth].args = args;
     uint64_t save = st->top;
     st->top = a.top;
+    if (depth == 0)
+        __atomic_store_n(&I->running[k], en, __ATOMIC_RELAXED);
     ch->htype = QTN__MSG_CALL;
     ch->hid = (uint64_t)(uintptr_t)en;
     ch->hdepth = depth;
     ch->hframe = (uint64_t)((char *)fr - win);
     ch->hend = a.top;
-    r = converse(st, d, (uint32_t)k, ch, win);
-    qtn_val rv;
+    r = converse(st, I, (uint32_t)k, ch, win, en, deadline_of(en));
+    qtn_val rv = {0};
     if (!r) {
         memcpy(&rv, (const void *)&fr->ret, sizeof rv); /* read once */
         r = qtn__unmarshal(en->params, rv, en->ret, &fx);
         if (r)
-            qtn__dom_kill(d, "answered out of contract (a length or pointer it cannot have)");
+            qtn__dom_kill(d, I->inc, QTN_FAULT_CONTRACT, en,
+                          "the domain answered with a length or pointer it was not given");
+        else if (en->ret == QTN_T_HANDLE)
+            rv.p = tag_handle(rv.p, I->inc);
     }
+    if (depth == 0)
+        __atomic_store_n(&I->running[k], NULL, __ATOMIC_RELAXED);
     st->depth--;
     st->top = save;
     if (!r)
         *ret = rv;
+    else if (r == QTN_EFAULT || r == QTN_EDEADLINE || r == QTN_ECONTRACT)
+        atomic_fetch_add(&I->failed, 1);
 done:
     if (r)
         *ret = en->fault;
     qtn__alloc_release(&a);
     qtn__fixv_free(&fx);
     if (shared)
-        qtn__chan_give_shared(d, k);
+        qtn__chan_give_shared(I, k);
+    if (I)
+        qtn__inc_leave(I);
     qtn__record_crossing(e->id, qtn__now_ns() - t0, r != 0);
     return r;
 }

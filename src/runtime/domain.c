@@ -32,15 +32,22 @@ typedef struct zmsg {
     int32_t dom;
     int32_t pid;
     int32_t status; /* wait status, or errno for Z_FAILED */
+    uint32_t inc;
 } zmsg;
 
 static int zctl = -1;     /* host end: spawn requests and replies */
+static pthread_mutex_t zlock = PTHREAD_MUTEX_INITIALIZER; /* one request at a time */
 static int zevt = -1;     /* host end: exit notices from the zygote */
 static pid_t zpid;
 static int mon_efd = -1;  /* wakes the monitor when domains change */
 static pthread_t mon_thread;
 static bool mon_running;
 static bool zygote_gone; /* monitor thread only */
+static _Atomic bool stopping;
+
+/* Exit statuses the zygote sent that the monitor has not used yet. */
+static struct { pid_t pid; int status; } exits[64];
+static int nexits;
 
 static int pidfd_open_(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 static int pidfd_kill(int fd, int sig) {
@@ -113,23 +120,63 @@ static void die_with_parent(pid_t parent) {
         _exit(0); /* the parent died before we asked */
 }
 
-static void domain_child(int d, int memfd) {
-    sigset_t all;
-    sigemptyset(&all);
+/* A spare: a domain process forked ahead of need, waiting to be told which
+ * domain it is. Recovery then never waits for a fork. */
+static void spare_main(int sock) {
+    zmsg m;
+    int memfd;
+    if (recv_fd(sock, &m, &memfd) < 0 || memfd < 0)
+        _exit(0);
+    close(sock);
+    int d = m.dom;
+    uint32_t inc = m.inc;
+    sigset_t none;
+    sigemptyset(&none);
     for (int s = 1; s < NSIG; s++)
         if (s != SIGKILL && s != SIGSTOP)
             signal(s, SIG_DFL);
-    sigprocmask(SIG_SETMASK, &all, NULL);
-    void *at = mmap(qtn__slot(d), QTN__SLOT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
-                    memfd, 0);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    void *at = mmap(qtn__slot(d, inc), QTN__SLOT_SIZE, PROT_READ | PROT_WRITE,
+                    MAP_SHARED | MAP_FIXED, memfd, 0);
     if (at == MAP_FAILED)
         _exit(127);
     close(memfd);
     /* forked while qtn_init held the lock: this process has one thread */
     pthread_mutex_init(&qtn__g.lock, NULL);
     qtn__g.self = d;
+    qtn__g.self_inc = inc;
     qtn__g.inited = true;
     qtn__domain_main(d);
+}
+
+typedef struct spare {
+    pid_t pid;
+    int sock;
+} spare;
+
+static spare spare_fork(int ctl, int evt, int sfd) {
+    spare s = {-1, -1};
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return s;
+    pid_t me = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        die_with_parent(me);
+        close(ctl);
+        close(evt);
+        close(sfd);
+        close(sv[0]);
+        spare_main(sv[1]);
+    }
+    close(sv[1]);
+    if (pid < 0) {
+        close(sv[0]);
+        return s;
+    }
+    s.pid = pid;
+    s.sock = sv[0];
+    return s;
 }
 
 static void zygote_main(int ctl, int evt) {
@@ -140,7 +187,7 @@ static void zygote_main(int ctl, int evt) {
     int sfd = signalfd(-1, &chld, SFD_CLOEXEC);
     if (sfd < 0)
         _exit(1);
-    pid_t me = getpid();
+    spare sp = spare_fork(ctl, evt, sfd);
     for (;;) {
         struct pollfd p[2] = {{.fd = ctl, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
         if (poll(p, 2, -1) < 0) {
@@ -154,44 +201,52 @@ static void zygote_main(int ctl, int evt) {
             int st;
             pid_t pid;
             while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+                if (pid == sp.pid) { /* the spare died unused: make another */
+                    close(sp.sock);
+                    sp = spare_fork(ctl, evt, sfd);
+                    continue;
+                }
                 zmsg m = {.op = Z_EXITED, .pid = pid, .status = st};
                 send_fd(evt, &m, -1);
             }
         }
         if (p[0].revents & (POLLHUP | POLLERR) && !(p[0].revents & POLLIN))
-            _exit(0); /* the host is gone */
+            _exit(0); /* the host is gone; our children die with us */
         if (!(p[0].revents & POLLIN))
             continue;
         zmsg m;
         int memfd;
         if (recv_fd(ctl, &m, &memfd) < 0)
             _exit(0);
-        if (m.op != Z_SPAWN || memfd < 0 || m.dom < 1 || m.dom > QTN_DOMAINS_MAX) {
-            if (memfd >= 0)
-                close(memfd);
-            zmsg f = {.op = Z_FAILED, .dom = m.dom, .status = EINVAL};
-            send_fd(ctl, &f, -1);
-            continue;
+        zmsg rep = {.op = Z_FAILED, .dom = m.dom, .status = EINVAL};
+        int pfd = -1;
+        if (m.op == Z_SPAWN && memfd >= 0 && m.dom >= 1 && m.dom <= QTN_DOMAINS_MAX) {
+            for (int tries = 0; tries < 2; tries++) {
+                if (sp.pid < 0)
+                    sp = spare_fork(ctl, evt, sfd);
+                if (sp.pid < 0) {
+                    rep.status = errno;
+                    break;
+                }
+                if (send_fd(sp.sock, &m, memfd) == 0) {
+                    pfd = pidfd_open_(sp.pid);
+                    rep = (zmsg){.op = Z_SPAWNED, .dom = m.dom, .pid = sp.pid, .inc = m.inc};
+                    close(sp.sock);
+                    sp = (spare){-1, -1};
+                    break;
+                }
+                kill(sp.pid, SIGKILL); /* a broken spare: reaped above later */
+                close(sp.sock);
+                sp = (spare){-1, -1};
+            }
         }
-        pid_t pid = fork();
-        if (pid == 0) {
-            die_with_parent(me);
-            close(ctl);
-            close(evt);
-            close(sfd);
-            domain_child(m.dom, memfd);
-        }
-        close(memfd);
-        if (pid < 0) {
-            zmsg f = {.op = Z_FAILED, .dom = m.dom, .status = errno};
-            send_fd(ctl, &f, -1);
-            continue;
-        }
-        int pfd = pidfd_open_(pid);
-        zmsg ok = {.op = Z_SPAWNED, .dom = m.dom, .pid = pid};
-        send_fd(ctl, &ok, pfd);
+        if (memfd >= 0)
+            close(memfd);
+        send_fd(ctl, &rep, pfd);
         if (pfd >= 0)
             close(pfd);
+        if (sp.pid < 0)
+            sp = spare_fork(ctl, evt, sfd); /* the next recovery's spare */
     }
 }
 
@@ -204,6 +259,7 @@ int qtn__zygote_start(void) {
         close(c[1]);
         return QTN_ESYS;
     }
+    fflush(NULL); /* buffered output must not be written again by every child */
     pid_t host = getpid();
     pid_t pid = fork();
     if (pid < 0) {
@@ -239,92 +295,219 @@ void qtn__zygote_stop(void) {
     }
 }
 
-/* ---- starting a domain (host) ------------------------------------------ */
+/* ---- incarnations (host) ---------------------------------------------------- */
 
-static void bulk_reset(qtn__dom *dm) {
-    dm->nfree = 0;
-    if (!dm->free_cap) {
-        dm->free_spans = malloc(64 * sizeof *dm->free_spans);
-        if (!dm->free_spans)
+static void bulk_reset(qtn__inc *I) {
+    I->nfree = 0;
+    if (!I->free_cap) {
+        I->free_spans = malloc(64 * sizeof *I->free_spans);
+        if (!I->free_spans)
             return;
-        dm->free_cap = 64;
+        I->free_cap = 64;
     }
-    dm->free_spans[0].off = qtn__g.lay.bulk_off;
-    dm->free_spans[0].len = QTN__SLOT_SIZE - qtn__g.lay.bulk_off;
-    dm->nfree = 1;
+    I->free_spans[0].off = qtn__g.lay.bulk_off;
+    I->free_spans[0].len = QTN__SLOT_SIZE - qtn__g.lay.bulk_off;
+    I->nfree = 1;
+}
+
+/* Waits until the new process says it serves, or dies, or 10 s pass. */
+static int await_ready(qtn__dhdr *h, int pidfd) {
+    uint64_t until = qtn__now_ns() + 10000000000ull;
+    for (;;) {
+        if (atomic_load_explicit(&h->ready, memory_order_acquire))
+            return 0;
+        struct pollfd p = {.fd = pidfd, .events = POLLIN};
+        if (poll(&p, 1, 0) > 0)
+            return QTN_EDEAD; /* died starting: an init hook crashed? */
+        if (qtn__now_ns() > until)
+            return QTN_EDEAD;
+        qtn__await(&h->ready, 0, 1, &h->bell_sleep, NULL, 0, qtn__now_ns() + 1000000);
+    }
+}
+
+/* Starts incarnation `inc` of domain d in its slot. Its slot must be free:
+ * no thread of incarnation inc-2 left inside. */
+static int inc_start(int d, uint32_t inc) {
+    qtn__dom *dm = &qtn__doms[d];
+    qtn__inc *I = &dm->incs[inc & 1];
+    char *base = qtn__slot(d, inc);
+    int memfd = memfd_create("quarantine-domain", MFD_CLOEXEC);
+    if (memfd < 0)
+        return QTN_ESYS;
+    if (ftruncate(memfd, (off_t)QTN__SLOT_SIZE) < 0 ||
+        mmap(base, QTN__SLOT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, memfd, 0) ==
+            MAP_FAILED) {
+        close(memfd);
+        return QTN_ESYS;
+    }
+    qtn__dhdr *h = (qtn__dhdr *)base;
+    h->magic = QTN__DHDR_MAGIC;
+    h->domain = (uint32_t)d;
+    h->inc = inc;
+    h->seccomp = qtn__g.seccomp;
+    for (int c = 1; c <= qtn__ncomps; c++)
+        atomic_store(&h->plan[c], atomic_load(&qtn__plan[c]));
+    pthread_mutex_lock(&dm->lock);
+    I->inc = inc;
+    I->d = d;
+    I->base = base;
+    I->dead = false;
+    I->pid = 0;
+    I->pidfd = -1;
+    atomic_store(&I->failed, 0);
+    memset(I->used, 0, sizeof I->used);
+    memset(I->served, 0, sizeof I->served);
+    memset(I->seq, 0, sizeof I->seq);
+    memset(I->dseq, 0, sizeof I->dseq);
+    memset(I->running, 0, sizeof I->running);
+    I->in_use = I->nserved = 0;
+    bulk_reset(I);
+    pthread_mutex_unlock(&dm->lock);
+    zmsg m = {.op = Z_SPAWN, .dom = d, .inc = inc}, rep = {0};
+    int pfd = -1, r = 0;
+    pthread_mutex_lock(&zlock);
+    if (zctl < 0 || send_fd(zctl, &m, memfd) < 0 || recv_fd(zctl, &rep, &pfd) < 0) {
+        errno = EPIPE;
+        r = QTN_ESYS;
+    }
+    pthread_mutex_unlock(&zlock);
+    close(memfd);
+    if (!r && (rep.op != Z_SPAWNED || pfd < 0)) {
+        if (pfd >= 0)
+            close(pfd);
+        errno = rep.op == Z_FAILED ? rep.status : EPROTO;
+        r = QTN_ESYS;
+    }
+    if (r)
+        return r;
+    pthread_mutex_lock(&dm->lock);
+    I->pid = rep.pid;
+    I->pidfd = pfd;
+    pthread_mutex_unlock(&dm->lock);
+    uint64_t one = 1;
+    (void)!write(mon_efd, &one, sizeof one); /* poll the new pidfd */
+    if ((r = await_ready(h, pfd))) {
+        pidfd_kill(pfd, SIGKILL); /* the monitor reaps and reports it */
+        return r;
+    }
+    return 0;
+}
+
+/* Makes incarnation inc the serving one and wakes callers waiting for it. */
+static void inc_serve(qtn__dom *dm, uint32_t inc) {
+    dm->inc = inc;
+    atomic_store(&dm->state, QTN__DS_UP);
+    atomic_store(&dm->live, inc);
+    qtn__wake_all(&dm->live);
 }
 
 int qtn__dom_start_locked(int d) {
     qtn__dom *dm = &qtn__doms[d];
-    int memfd = memfd_create("quarantine-domain", MFD_CLOEXEC);
-    if (memfd < 0)
-        return QTN_ESYS;
-    if (ftruncate(memfd, (off_t)QTN__SLOT_SIZE) < 0)
-        goto fail;
-    if (mmap(qtn__slot(d), QTN__SLOT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, memfd,
-             0) == MAP_FAILED)
-        goto fail;
-    qtn__dhdr *h = qtn__hdr(d);
-    h->magic = QTN__DHDR_MAGIC;
-    h->domain = (uint32_t)d;
-    for (int c = 1; c <= qtn__ncomps; c++)
-        atomic_store(&h->plan[c], atomic_load(&qtn__plan[c]));
-    pthread_mutex_lock(&dm->lock);
-    memset(dm->used, 0, sizeof dm->used);
-    memset(dm->served, 0, sizeof dm->served);
-    memset(dm->seq, 0, sizeof dm->seq);
-    memset(dm->dseq, 0, sizeof dm->dseq);
-    dm->in_use = dm->nserved = 0;
-    bulk_reset(dm);
-    pthread_mutex_unlock(&dm->lock);
-    zmsg m = {.op = Z_SPAWN, .dom = d}, rep;
-    int pfd;
-    if (send_fd(zctl, &m, memfd) < 0 || recv_fd(zctl, &rep, &pfd) < 0) {
-        errno = EPIPE;
-        goto fail;
-    }
-    close(memfd);
-    if (rep.op != Z_SPAWNED || pfd < 0) {
-        if (pfd >= 0)
-            close(pfd);
-        errno = rep.op == Z_FAILED ? rep.status : EPROTO;
-        return QTN_ESYS;
-    }
-    pthread_mutex_lock(&dm->lock);
-    if (dm->pidfd >= 0) {
-        /* the monitor closes it once it has seen that process end */
-        if (dm->nretired == (int)(sizeof dm->retired / sizeof dm->retired[0])) {
-            pthread_mutex_unlock(&dm->lock);
-            pidfd_kill(pfd, SIGKILL);
-            close(pfd);
-            errno = EBUSY;
-            return QTN_ESYS;
-        }
-        dm->retired[dm->nretired++] = dm->pidfd;
-    }
-    dm->pid = rep.pid;
-    dm->pidfd = pfd;
-    dm->inc++;
-    pthread_mutex_unlock(&dm->lock);
-    atomic_store(&dm->state, QTN__DS_UP);
-    uint64_t one = 1;
-    (void)!write(mon_efd, &one, sizeof one);
+    int st = atomic_load(&dm->state);
+    if (st == QTN__DS_UP || st == QTN__DS_RESTARTING)
+        return 0;
+    uint32_t inc = dm->inc + 1;
+    if (atomic_load(&dm->incs[inc & 1].active))
+        return QTN_ESTATE; /* callers of an old incarnation still leaving */
+    int r = inc_start(d, inc);
+    if (r)
+        return r;
+    dm->nrestart_at = 0; /* a fresh start forgets the restart history */
+    inc_serve(dm, inc);
     return 0;
-fail:
-    close(memfd);
-    return QTN_ESYS;
 }
 
-/* Marks domain d dead and wakes every caller waiting on it. */
-static void dom_dead(int d) {
+qtn__inc *qtn__inc_enter(int d, int *err) {
     qtn__dom *dm = &qtn__doms[d];
-    int expect = QTN__DS_UP;
-    if (!atomic_compare_exchange_strong(&dm->state, &expect, QTN__DS_DEAD))
-        return;
+    uint64_t until = 0;
+    for (;;) {
+        uint32_t inc = atomic_load(&dm->live);
+        if (inc) {
+            qtn__inc *I = &dm->incs[inc & 1];
+            atomic_fetch_add(&I->active, 1);
+            if (atomic_load(&dm->live) == inc)
+                return I;
+            atomic_fetch_sub(&I->active, 1);
+            continue;
+        }
+        int st = atomic_load(&dm->state);
+        if (st != QTN__DS_RESTARTING) {
+            *err = st == QTN__DS_PARKED ? QTN_EPARKED : QTN_EDEAD;
+            return NULL;
+        }
+        /* a restart takes milliseconds: wait for it rather than fail */
+        uint64_t now = qtn__now_ns();
+        if (!until)
+            until = now + 10000000000ull;
+        else if (now > until) {
+            *err = QTN_EDEAD;
+            return NULL;
+        }
+        qtn__await(&dm->live, 0, 0, &dm->live, NULL, 0, now + 100000000);
+    }
+}
+
+void qtn__inc_leave(qtn__inc *I) { atomic_fetch_sub(&I->active, 1); }
+
+void qtn__dom_kill(int d, uint32_t inc, int kind, const qtn_entry *en, const char *why) {
+    qtn__dom *dm = &qtn__doms[d];
+    qtn__inc *I = &dm->incs[inc & 1];
+    pthread_mutex_lock(&dm->lock);
+    if (I->inc == inc && !I->dead && I->pidfd >= 0) {
+        int none = 0;
+        if (atomic_compare_exchange_strong(&dm->kill_kind, &none, kind)) {
+            dm->kill_entry = en;
+            snprintf(dm->kill_reason, sizeof dm->kill_reason, "%s", why);
+        }
+        pidfd_kill(I->pidfd, SIGKILL);
+    }
+    pthread_mutex_unlock(&dm->lock);
+}
+
+/* ---- faults (monitor thread) --------------------------------------------------- */
+
+/* The exit status the zygote reports for pid, waiting up to 2 s for it. */
+static int exit_status(pid_t pid, bool *known) {
+    uint64_t until = qtn__now_ns() + 2000000000ull;
+    for (;;) {
+        for (int i = 0; i < nexits; i++)
+            if (exits[i].pid == pid) {
+                int st = exits[i].status;
+                exits[i] = exits[--nexits];
+                *known = true;
+                return st;
+            }
+        uint64_t now = qtn__now_ns();
+        if (zygote_gone || now > until) {
+            *known = false;
+            return 0;
+        }
+        struct pollfd p = {.fd = zevt, .events = POLLIN};
+        if (poll(&p, 1, (int)((until - now) / 1000000) + 1) <= 0)
+            continue;
+        zmsg m;
+        int fd;
+        if (recv_fd(zevt, &m, &fd) < 0) {
+            zygote_gone = true;
+            continue;
+        }
+        if (fd >= 0)
+            close(fd);
+        if (m.op != Z_EXITED)
+            continue;
+        if (nexits == (int)(sizeof exits / sizeof exits[0]))
+            exits[0] = exits[--nexits]; /* forget the oldest unclaimed */
+        exits[nexits].pid = m.pid;
+        exits[nexits].status = m.status;
+        nexits++;
+    }
+}
+
+/* Moves the channel words of a dead incarnation off the values its callers
+ * sleep on and wakes them; they see the incarnation is not live. */
+static void wake_callers(qtn__dom *dm, qtn__inc *I) {
     for (uint32_t k = 0; k < qtn__g.lay.nchan; k++) {
-        qtn__chan *ch = qtn__chan_at(d, k);
-        /* move the word off the value its waiter sleeps on; the waiter
-         * checks the state before believing it */
+        qtn__chan *ch = qtn__chan_in(I->base, k);
         atomic_fetch_xor(&ch->dseq, 0x80000000u);
         qtn__wake_all(&ch->dseq);
     }
@@ -333,48 +516,174 @@ static void dom_dead(int d) {
     pthread_mutex_unlock(&dm->lock);
 }
 
-void qtn__dom_kill(int d, const char *why) {
-    qtn__dom *dm = &qtn__doms[d];
-    if (atomic_load(&dm->state) != QTN__DS_UP)
-        return;
-    qtn__warn("domain %d (pid %d): %s; killing it", d, (int)dm->pid, why);
-    pidfd_kill(dm->pidfd, SIGKILL);
-    dom_dead(d);
+/* Restart intensity: true when d has restarted restart_max times within
+ * the window (then it is parked instead). */
+static bool too_many_restarts(qtn__dom *dm, uint64_t now) {
+    uint64_t window = (uint64_t)qtn__g.restart_window_ms * 1000000u;
+    uint32_t n = 0, cap = (uint32_t)(sizeof dm->restart_at / sizeof dm->restart_at[0]);
+    for (uint32_t i = 0; i < dm->nrestart_at && i < cap; i++)
+        if (now - dm->restart_at[i] <= window)
+            n++;
+    if (n >= qtn__g.restart_max)
+        return true;
+    dm->restart_at[dm->nrestart_at++ % cap] = now;
+    return false;
 }
 
-/* ---- the monitor (host) ---------------------------------------------------- */
+static const char *sig_name(int sig) {
+    const char *s = sigabbrev_np(sig);
+    return s ? s : "?";
+}
 
-/* A pidfd of domain d became readable: that process ended. Only the
- * monitor closes pidfds, so an fd number it polled cannot have been reused. */
+/* Fills the report's cause from the exit status, the host's own kill and
+ * what the domain wrote about itself. */
+static void describe(qtn_report *r, qtn__dom *dm, qtn__inc *I, const qtn_entry *const *running,
+                     int status, bool known, const qtn_entry **blamed) {
+    qtn__crash cr;
+    memcpy(&cr, &((qtn__dhdr *)I->base)->crash, sizeof cr); /* untrusted: copy, then check */
+    bool told = atomic_load(&cr.set) == 2;
+    int kill_kind = atomic_exchange(&dm->kill_kind, 0);
+    if (told) {
+        r->fault_addr = cr.addr;
+        r->nframes = cr.nframes <= QTN_REPORT_FRAMES ? cr.nframes : 0;
+        memcpy(r->frames, cr.frames, r->nframes * sizeof r->frames[0]);
+        if (cr.chan >= 0 && (uint32_t)cr.chan < qtn__g.lay.nchan && running[cr.chan])
+            *blamed = running[cr.chan];
+    }
+    if (kill_kind) {
+        r->kind = kill_kind;
+        r->signal = SIGKILL;
+        snprintf(r->reason, sizeof r->reason, "%s", dm->kill_reason);
+        if (dm->kill_entry)
+            *blamed = dm->kill_entry;
+    } else if (known && WIFEXITED(status)) {
+        r->kind = QTN_FAULT_EXIT;
+        r->exit_code = WEXITSTATUS(status);
+        snprintf(r->reason, sizeof r->reason, "the domain exited with status %d", r->exit_code);
+    } else if (known && WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS && told &&
+               cr.sig == SIGSYS && cr.code == 1 /* SYS_SECCOMP */) {
+        r->kind = QTN_FAULT_SECCOMP;
+        r->signal = SIGSYS;
+        r->syscall = cr.syscall;
+        snprintf(r->reason, sizeof r->reason,
+                 "system call %d (%s) denied by the domain's filter", cr.syscall,
+                 qtn__syscall_name(cr.syscall));
+    } else if (known && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
+        r->kind = QTN_FAULT_KILLED;
+        r->signal = SIGKILL;
+        snprintf(r->reason, sizeof r->reason,
+                 "killed by SIGKILL from outside (the OOM killer or a user)");
+    } else if (known && WIFSIGNALED(status)) {
+        r->kind = QTN_FAULT_SIGNAL;
+        r->signal = WTERMSIG(status);
+        if (told && cr.sig == r->signal)
+            snprintf(r->reason, sizeof r->reason, "SIG%s (%s) at address 0x%llx",
+                     sig_name(r->signal), strsignal(r->signal), (unsigned long long)cr.addr);
+        else
+            snprintf(r->reason, sizeof r->reason, "SIG%s (%s)", sig_name(r->signal),
+                     strsignal(r->signal));
+    } else {
+        r->kind = QTN_FAULT_KILLED;
+        snprintf(r->reason, sizeof r->reason, "the domain process ended (status unknown)");
+    }
+    if (!*blamed) /* no better clue: the first call in flight */
+        for (uint32_t k = 0; k < qtn__g.lay.nchan && !*blamed; k++)
+            *blamed = running[k];
+}
+
+/* Incarnation I of domain d died: fail its calls, restart it (or park it),
+ * and make its one report. */
+static void on_death(qtn__dom *dm, qtn__inc *I) {
+    uint64_t noticed = qtn__now_ns();
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    uint32_t inc = I->inc;
+    /* what was running, before the failing calls unwind */
+    static const qtn_entry *running[QTN__CHAN_MAX];
+    for (uint32_t k = 0; k < qtn__g.lay.nchan; k++)
+        running[k] = __atomic_load_n(&I->running[k], __ATOMIC_RELAXED);
+    uint32_t expect = inc;
+    bool serving = atomic_compare_exchange_strong(&dm->live, &expect, 0);
+    if (serving)
+        atomic_store(&dm->state, stopping ? QTN__DS_OFF : QTN__DS_RESTARTING);
+    wake_callers(dm, I);
+    if (!serving || stopping)
+        return; /* an old incarnation, or shutdown: nothing to restart */
+    qtn_report r;
+    memset(&r, 0, sizeof r);
+    r.time_ns = (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec;
+    r.domain = dm->id;
+    r.pid = I->pid;
+    r.incarnation = inc;
+    /* restart first: callers are waiting */
+    pthread_mutex_lock(&qtn__g.lock);
+    bool park = too_many_restarts(dm, noticed);
+    int rs = 0;
+    if (!park) {
+        uint32_t next = inc + 1;
+        qtn__inc *J = &dm->incs[next & 1];
+        for (int i = 0; atomic_load(&J->active) && i < 20000; i++)
+            usleep(100); /* callers of incarnation inc-1 still leaving */
+        rs = atomic_load(&J->active) ? QTN_ESTATE : inc_start(dm->id, next);
+        if (!rs) {
+            inc_serve(dm, next);
+            r.recovery_ns = qtn__now_ns() - noticed;
+            dm->restarts++;
+            dm->recovery_total += r.recovery_ns;
+            if (r.recovery_ns > dm->recovery_max)
+                dm->recovery_max = r.recovery_ns;
+        }
+    }
+    if (park || rs) {
+        r.parked = 1;
+        atomic_store(&dm->state, QTN__DS_PARKED);
+        qtn__wake_all(&dm->live);
+    }
+    pthread_mutex_unlock(&qtn__g.lock);
+    bool known;
+    int status = exit_status(I->pid, &known);
+    /* let the failed calls finish failing, so the count is whole */
+    for (int i = 0; atomic_load(&I->active) && i < 2000; i++)
+        usleep(100);
+    r.calls_failed = atomic_load(&I->failed);
+    const qtn_entry *blamed = NULL;
+    describe(&r, dm, I, running, status, known, &blamed);
+    if (blamed) {
+        snprintf(r.entry, sizeof r.entry, "%s", blamed->name);
+        if (blamed->component)
+            snprintf(r.component, sizeof r.component, "%s", blamed->component->name);
+    }
+    if (r.parked) {
+        size_t n = strlen(r.reason);
+        snprintf(r.reason + n, sizeof r.reason - n, rs ? "; could not restart: parked"
+                                                       : "; restarted too often: parked");
+    }
+    qtn__report_symbolize(&r);
+    qtn__blame(blamed ? blamed->component : NULL, r.recovery_ns);
+    qtn__report_push(&r);
+}
+
+/* A pidfd became readable: that process ended. Only the monitor closes
+ * pidfds, so an fd number it polled cannot have been reused meanwhile. */
 static void pidfd_ended(int d, int fd) {
     qtn__dom *dm = &qtn__doms[d];
-    bool current = false;
+    qtn__inc *I = NULL;
     pthread_mutex_lock(&dm->lock);
-    if (dm->pidfd == fd) {
-        current = true;
-    } else {
-        for (int i = 0; i < dm->nretired; i++)
-            if (dm->retired[i] == fd) {
-                dm->retired[i] = dm->retired[--dm->nretired];
-                close(fd);
-                break;
-            }
-    }
+    for (int h = 0; h < 2; h++)
+        if (dm->incs[h].pidfd == fd) {
+            I = &dm->incs[h];
+            I->dead = true;
+            I->pidfd = -1;
+        }
     pthread_mutex_unlock(&dm->lock);
-    if (!current)
-        return;
-    dom_dead(d);
-    pthread_mutex_lock(&dm->lock);
-    if (dm->pidfd == fd) {
-        close(fd);
-        dm->pidfd = -1;
-    }
-    pthread_mutex_unlock(&dm->lock);
+    close(fd);
+    if (I)
+        on_death(dm, I);
 }
 
 static void *monitor(void *arg) {
     (void)arg;
-    enum { MAXFD = 2 + QTN_DOMAINS_MAX * 5 };
+    enum { MAXFD = 2 + QTN_DOMAINS_MAX * 2 };
     for (;;) {
         struct pollfd p[MAXFD];
         int map[MAXFD];
@@ -384,10 +693,9 @@ static void *monitor(void *arg) {
         for (int d = 1; d <= QTN_DOMAINS_MAX; d++) {
             qtn__dom *dm = &qtn__doms[d];
             pthread_mutex_lock(&dm->lock);
-            if (dm->pidfd >= 0)
-                p[n].fd = dm->pidfd, p[n].events = POLLIN, map[n++] = d;
-            for (int i = 0; i < dm->nretired; i++)
-                p[n].fd = dm->retired[i], p[n].events = POLLIN, map[n++] = d;
+            for (int h = 0; h < 2; h++)
+                if (dm->incs[h].pidfd >= 0)
+                    p[n].fd = dm->incs[h].pidfd, p[n].events = POLLIN, map[n++] = d;
             pthread_mutex_unlock(&dm->lock);
         }
         if (poll(p, (nfds_t)n, -1) < 0) {
@@ -403,11 +711,21 @@ static void *monitor(void *arg) {
         if (p[1].revents & POLLIN) {
             zmsg m;
             int fd;
-            if (recv_fd(zevt, &m, &fd) == 0 && fd >= 0)
-                close(fd);
+            if (recv_fd(zevt, &m, &fd) == 0) {
+                if (fd >= 0)
+                    close(fd);
+                if (m.op == Z_EXITED) {
+                    if (nexits == (int)(sizeof exits / sizeof exits[0]))
+                        exits[0] = exits[--nexits];
+                    exits[nexits].pid = m.pid;
+                    exits[nexits].status = m.status;
+                    nexits++;
+                }
+            }
         } else if (p[1].revents & (POLLHUP | POLLERR)) {
             zygote_gone = true; /* its domains die with it; the pidfds tell */
-            qtn__warn("the zygote process is gone: isolated domains cannot be started");
+            if (!stopping)
+                qtn__warn("the zygote process is gone: isolated domains cannot be restarted");
         }
         for (int i = 2; i < n; i++)
             if (p[i].revents & (POLLIN | POLLHUP | POLLERR))
@@ -440,34 +758,50 @@ void qtn_shutdown(void) {
         pthread_mutex_unlock(&qtn__g.lock);
         return;
     }
+    stopping = true;
+    pthread_mutex_unlock(&qtn__g.lock);
     if (mon_running) {
         uint64_t stop = 1ull << 32;
         (void)!write(mon_efd, &stop, sizeof stop);
         pthread_join(mon_thread, NULL);
         mon_running = false;
     }
+    qtn__report_stop();
+    pthread_mutex_lock(&qtn__g.lock);
     for (int d = 1; d <= QTN_DOMAINS_MAX; d++) {
         qtn__dom *dm = &qtn__doms[d];
-        if (dm->pidfd >= 0) {
-            pidfd_kill(dm->pidfd, SIGKILL);
-            dom_dead(d);
-            close(dm->pidfd);
-            dm->pidfd = -1;
-        }
-        for (int i = 0; i < dm->nretired; i++)
-            close(dm->retired[i]);
-        dm->nretired = 0;
+        atomic_store(&dm->live, 0);
         atomic_store(&dm->state, QTN__DS_OFF);
-        free(dm->free_spans);
-        dm->free_spans = NULL;
-        dm->free_cap = dm->nfree = 0;
-        /* give the slot's memory back; the reservation stays */
-        mmap(qtn__slot(d), QTN__SLOT_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED |
-                                                          MAP_NORESERVE, -1, 0);
+        qtn__wake_all(&dm->live);
+        for (int h = 0; h < 2; h++) {
+            qtn__inc *I = &dm->incs[h];
+            if (I->pidfd >= 0) {
+                pidfd_kill(I->pidfd, SIGKILL);
+                close(I->pidfd);
+                I->pidfd = -1;
+            }
+            if (I->base)
+                wake_callers(dm, I);
+            free(I->free_spans);
+            I->free_spans = NULL;
+            I->free_cap = I->nfree = 0;
+        }
     }
     qtn__zygote_stop();
+    for (int d = 1; d <= QTN_DOMAINS_MAX; d++)
+        for (int h = 0; h < 2; h++) {
+            qtn__inc *I = &qtn__doms[d].incs[h];
+            for (int i = 0; atomic_load(&I->active) && i < 10000; i++)
+                usleep(100); /* callers woken above are leaving */
+            if (I->base) /* give the memory back; the reservation stays */
+                mmap(I->base, QTN__SLOT_SIZE, PROT_NONE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+            I->base = NULL;
+            I->inc = 0;
+        }
     close(mon_efd);
     mon_efd = -1;
+    nexits = 0;
     for (int c = 1; c <= qtn__ncomps; c++)
         atomic_store(&qtn__plan[c], 0);
     qtn__threads_replan_locked();
@@ -477,48 +811,49 @@ void qtn_shutdown(void) {
 
 /* ---- channels (host) -------------------------------------------------------- */
 
-/* Asks domain d for a thread serving channel k (dm->lock held). */
-static void want_served(qtn__dom *dm, uint32_t k) {
-    if (dm->served[k])
+/* Asks the domain for a thread serving channel k (dm->lock held). */
+static void want_served(qtn__inc *I, uint32_t k) {
+    if (I->served[k])
         return;
-    dm->served[k] = 1;
-    dm->nserved++;
-    qtn__dhdr *h = qtn__hdr(dm->id);
+    I->served[k] = 1;
+    I->nserved++;
+    qtn__dhdr *h = (qtn__dhdr *)I->base;
     atomic_fetch_or(&h->want[k / 64], 1ull << (k % 64));
     atomic_fetch_add(&h->bell, 1);
     qtn__wake_all(&h->bell);
 }
 
-int qtn__chan_take(qtn__thread *t, int d, bool *shared) {
+int qtn__chan_take(qtn__thread *t, qtn__inc *I, bool *shared) {
+    int d = I->d;
     qtn__dom *dm = &qtn__doms[d];
     *shared = false;
-    if (t->chan[d] >= 0 && t->chan_inc[d] == dm->inc)
+    if (t->chan[d] >= 0 && t->chan_inc[d] == I->inc)
         return t->chan[d];
     pthread_mutex_lock(&dm->lock);
     int k = -1;
     for (uint32_t i = 0; i < qtn__g.lay.channels; i++)
-        if (!dm->used[i]) {
+        if (!I->used[i]) {
             k = (int)i;
             break;
         }
     if (k >= 0) {
-        dm->used[k] = 1;
-        dm->in_use++;
-        want_served(dm, (uint32_t)k);
+        I->used[k] = 1;
+        I->in_use++;
+        want_served(I, (uint32_t)k);
         t->chan[d] = k;
-        t->chan_inc[d] = dm->inc;
+        t->chan_inc[d] = I->inc;
         pthread_mutex_unlock(&dm->lock);
         return k;
     }
     /* every dedicated channel is held: borrow a shared one for this call */
     bool waited = false;
     for (;;) {
-        if (atomic_load(&dm->state) != QTN__DS_UP) {
+        if (atomic_load(&dm->live) != I->inc) {
             pthread_mutex_unlock(&dm->lock);
-            return QTN_EDEAD;
+            return QTN_EFAULT;
         }
         for (uint32_t i = qtn__g.lay.channels; i < qtn__g.lay.nchan; i++)
-            if (!dm->used[i]) {
+            if (!I->used[i]) {
                 k = (int)i;
                 break;
             }
@@ -527,19 +862,19 @@ int qtn__chan_take(qtn__thread *t, int d, bool *shared) {
         waited = true;
         pthread_cond_wait(&dm->shared_cv, &dm->lock);
     }
-    dm->used[k] = 1;
+    I->used[k] = 1;
     if (waited)
         dm->overflow_waits++;
-    want_served(dm, (uint32_t)k);
+    want_served(I, (uint32_t)k);
     pthread_mutex_unlock(&dm->lock);
     *shared = true;
     return k;
 }
 
-void qtn__chan_give_shared(int d, int k) {
-    qtn__dom *dm = &qtn__doms[d];
+void qtn__chan_give_shared(qtn__inc *I, int k) {
+    qtn__dom *dm = &qtn__doms[I->d];
     pthread_mutex_lock(&dm->lock);
-    dm->used[k] = 0;
+    I->used[k] = 0;
     pthread_cond_signal(&dm->shared_cv);
     pthread_mutex_unlock(&dm->lock);
 }
@@ -549,10 +884,11 @@ void qtn__chan_release_all(qtn__thread *t) {
         if (t->chan[d] < 0)
             continue;
         qtn__dom *dm = &qtn__doms[d];
+        qtn__inc *I = &dm->incs[t->chan_inc[d] & 1];
         pthread_mutex_lock(&dm->lock);
-        if (t->chan_inc[d] == dm->inc && dm->used[t->chan[d]]) {
-            dm->used[t->chan[d]] = 0;
-            dm->in_use--;
+        if (I->inc == t->chan_inc[d] && I->used[t->chan[d]]) {
+            I->used[t->chan[d]] = 0;
+            I->in_use--;
         }
         pthread_mutex_unlock(&dm->lock);
         t->chan[d] = -1;
@@ -565,35 +901,47 @@ int qtn_domain_info_get(int id, qtn_domain_info *out) {
     if (!qtn__g.inited)
         return QTN_ESTATE;
     qtn__dom *dm = &qtn__doms[id];
+    memset(out, 0, sizeof *out);
     pthread_mutex_lock(&dm->lock);
+    uint32_t live = atomic_load(&dm->live);
     out->id = id;
-    out->pid = atomic_load(&dm->state) == QTN__DS_UP ? dm->pid : 0;
-    out->channels_in_use = dm->in_use;
-    out->channels_served = dm->nserved;
+    out->incarnation = dm->inc;
+    out->parked = atomic_load(&dm->state) == QTN__DS_PARKED;
+    if (live) {
+        qtn__inc *I = &dm->incs[live & 1];
+        out->pid = I->pid;
+        out->channels_in_use = I->in_use;
+        out->channels_served = I->nserved;
+    }
     out->overflow_waits = dm->overflow_waits;
+    out->restarts = dm->restarts;
+    out->recovery_ns_total = dm->recovery_total;
+    out->recovery_ns_max = dm->recovery_max;
     pthread_mutex_unlock(&dm->lock);
     return 0;
 }
 
 /* ---- the bulk area (host) ---------------------------------------------- */
 
-void *qtn__bulk_alloc(int d, size_t len) {
-    qtn__dom *dm = &qtn__doms[d];
+#define QTN__BULK_KEEP (8u << 20) /* smaller spans keep their pages for reuse */
+
+void *qtn__bulk_alloc(qtn__inc *I, size_t len) {
+    qtn__dom *dm = &qtn__doms[I->d];
     size_t need = (len + 4095) & ~(size_t)4095;
     if (need < len)
         return NULL;
     void *p = NULL;
     pthread_mutex_lock(&dm->lock);
-    for (size_t i = 0; i < dm->nfree; i++) {
-        struct qtn__span *s = &dm->free_spans[i];
+    for (size_t i = 0; i < I->nfree; i++) {
+        struct qtn__span *s = &I->free_spans[i];
         if (s->len < need)
             continue;
-        p = qtn__slot(d) + s->off;
+        p = I->base + s->off;
         s->off += need;
         s->len -= need;
         if (!s->len) {
-            memmove(s, s + 1, (dm->nfree - i - 1) * sizeof *s);
-            dm->nfree--;
+            memmove(s, s + 1, (I->nfree - i - 1) * sizeof *s);
+            I->nfree--;
         }
         break;
     }
@@ -601,43 +949,42 @@ void *qtn__bulk_alloc(int d, size_t len) {
     return p;
 }
 
-void qtn__bulk_free(int d, void *p, size_t len) {
-    qtn__dom *dm = &qtn__doms[d];
+void qtn__bulk_free(qtn__inc *I, void *p, size_t len) {
+    qtn__dom *dm = &qtn__doms[I->d];
     size_t need = (len + 4095) & ~(size_t)4095;
-    madvise(p, need, MADV_REMOVE); /* give the pages back to the system */
-    size_t off = (size_t)((char *)p - qtn__slot(d));
+    if (need > QTN__BULK_KEEP)
+        madvise(p, need, MADV_REMOVE); /* give large spans back to the system */
+    size_t off = (size_t)((char *)p - I->base);
     pthread_mutex_lock(&dm->lock);
     size_t i = 0;
-    while (i < dm->nfree && dm->free_spans[i].off < off)
+    while (i < I->nfree && I->free_spans[i].off < off)
         i++;
-    bool prev = i > 0 && dm->free_spans[i - 1].off + dm->free_spans[i - 1].len == off;
-    bool next = i < dm->nfree && off + need == dm->free_spans[i].off;
+    bool prev = i > 0 && I->free_spans[i - 1].off + I->free_spans[i - 1].len == off;
+    bool next = i < I->nfree && off + need == I->free_spans[i].off;
     if (prev && next) {
-        dm->free_spans[i - 1].len += need + dm->free_spans[i].len;
-        memmove(&dm->free_spans[i], &dm->free_spans[i + 1],
-                (dm->nfree - i - 1) * sizeof *dm->free_spans);
-        dm->nfree--;
+        I->free_spans[i - 1].len += need + I->free_spans[i].len;
+        memmove(&I->free_spans[i], &I->free_spans[i + 1],
+                (I->nfree - i - 1) * sizeof *I->free_spans);
+        I->nfree--;
     } else if (prev) {
-        dm->free_spans[i - 1].len += need;
+        I->free_spans[i - 1].len += need;
     } else if (next) {
-        dm->free_spans[i].off = off;
-        dm->free_spans[i].len += need;
+        I->free_spans[i].off = off;
+        I->free_spans[i].len += need;
     } else {
-        if (dm->nfree == dm->free_cap) {
-            struct qtn__span *ns =
-                realloc(dm->free_spans, dm->free_cap * 2 * sizeof *dm->free_spans);
+        if (I->nfree == I->free_cap) {
+            struct qtn__span *ns = realloc(I->free_spans, I->free_cap * 2 * sizeof *ns);
             if (!ns) { /* lose the span rather than corrupt the list */
                 pthread_mutex_unlock(&dm->lock);
                 return;
             }
-            dm->free_spans = ns;
-            dm->free_cap *= 2;
+            I->free_spans = ns;
+            I->free_cap *= 2;
         }
-        memmove(&dm->free_spans[i + 1], &dm->free_spans[i],
-                (dm->nfree - i) * sizeof *dm->free_spans);
-        dm->free_spans[i].off = off;
-        dm->free_spans[i].len = need;
-        dm->nfree++;
+        memmove(&I->free_spans[i + 1], &I->free_spans[i], (I->nfree - i) * sizeof *I->free_spans);
+        I->free_spans[i].off = off;
+        I->free_spans[i].len = need;
+        I->nfree++;
     }
     pthread_mutex_unlock(&dm->lock);
 }

@@ -15,8 +15,10 @@
 #define qtn__likely(x) __builtin_expect(!!(x), 1)
 #define qtn__unlikely(x) __builtin_expect(!!(x), 0)
 
-/* Address layout: one slot of the reserved range per isolated domain. */
-#define QTN__SLOT_SIZE (2ull << 30)
+/* Address layout: two slots of the reserved range per isolated domain; an
+ * incarnation uses the slot of its parity, so a restart never remaps memory
+ * that callers of the incarnation before may still be leaving. */
+#define QTN__SLOT_SIZE (1ull << 30)
 #define QTN__CHAN_MAX 1024   /* dedicated + shared channels per domain */
 #define QTN__SHARED_CHANS 8  /* channels lent call by call once dedicated run out */
 #define QTN__CHAN_OFF 4096   /* channel control blocks start here */
@@ -57,10 +59,23 @@ typedef struct qtn__frame {
     qtn_val args[];
 } qtn__frame;
 
+/* What a dying domain writes about itself (read by the host, untrusted). */
+typedef struct qtn__crash {
+    _Atomic uint32_t set;
+    int32_t sig, code, chan, syscall;
+    uint32_t nframes;
+    uint64_t addr;
+    uint64_t frames[QTN_REPORT_FRAMES];
+} qtn__crash;
+
 /* Header at the start of each domain's shared slot. */
 typedef struct qtn__dhdr {
     uint32_t magic;
     uint32_t domain;
+    uint32_t inc;
+    _Atomic uint32_t ready;     /* set by the domain once it serves */
+    int32_t seccomp;            /* the filter to apply: 1 on */
+    qtn__crash crash;
     _Atomic uint32_t bell;      /* bumped by the host when `want` changes */
     _Atomic uint32_t bell_sleep;
     _Atomic uint32_t plan_gen;  /* bumped when `plan` changes */
@@ -86,6 +101,10 @@ typedef struct qtn__layout {
 typedef struct qtn__rt {
     bool inited;
     int self;            /* domain of this process: 0 in the host */
+    uint32_t self_inc;   /* in a domain process: its incarnation */
+    uint64_t deadline_ns; /* default deadline of a call, 0: none */
+    uint32_t restart_max, restart_window_ms;
+    int seccomp;
     pid_t host_pid;
     char *range;         /* reserved address range, one slot per domain */
     qtn__layout lay;
@@ -96,16 +115,19 @@ typedef struct qtn__rt {
 
 extern qtn__rt qtn__g QTN__HIDDEN;
 
-static inline char *qtn__slot(int d) {
-    return qtn__g.range + (size_t)(d - 1) * QTN__SLOT_SIZE;
+/* The shared slot of incarnation `inc` of domain d. */
+static inline char *qtn__slot(int d, uint32_t inc) {
+    return qtn__g.range + ((size_t)(d - 1) * 2 + (inc & 1)) * QTN__SLOT_SIZE;
 }
-static inline qtn__dhdr *qtn__hdr(int d) { return (qtn__dhdr *)qtn__slot(d); }
-static inline qtn__chan *qtn__chan_at(int d, uint32_t k) {
-    return (qtn__chan *)(qtn__slot(d) + QTN__CHAN_OFF) + k;
+static inline qtn__chan *qtn__chan_in(char *base, uint32_t k) {
+    return (qtn__chan *)(base + QTN__CHAN_OFF) + k;
 }
-static inline char *qtn__win(int d, uint32_t k) {
-    return qtn__slot(d) + qtn__g.lay.win_off + (size_t)k * qtn__g.lay.win_size;
+static inline char *qtn__win_in(char *base, uint32_t k) {
+    return base + qtn__g.lay.win_off + (size_t)k * qtn__g.lay.win_size;
 }
+/* In a domain process: its own slot. */
+static inline char *qtn__my_slot(void) { return qtn__slot(qtn__g.self, qtn__g.self_inc); }
+static inline qtn__dhdr *qtn__my_hdr(void) { return (qtn__dhdr *)qtn__my_slot(); }
 
 uint64_t qtn__now_ns(void) QTN__HIDDEN;
 void qtn__fatal(const char *fmt, ...) QTN__HIDDEN __attribute__((noreturn, format(printf, 1, 2)));
@@ -149,6 +171,7 @@ struct qtn__dom;
 
 /* The host's frames on one channel (nested crossings share it). */
 typedef struct qtn__hstack {
+    uint32_t inc;    /* incarnation whose channel it describes */
     uint32_t depth;  /* frames in use */
     uint64_t top;    /* first free window offset */
     qtn__hframe fr[QTN__DEPTH_MAX];
@@ -187,45 +210,92 @@ void qtn__record_crossing(uint32_t id, uint64_t ns, bool fault) QTN__HIDDEN;
 
 /* ---- domains (domain.c) ---------------------------------------------- */
 
-typedef struct qtn__dom {
-    int id;
-    _Atomic int state;    /* QTN__DS_* */
+/* One incarnation (process) of a domain, with its slot and channels. */
+typedef struct qtn__inc {
+    uint32_t inc;         /* its number; 0: slot unused */
+    int d;
+    char *base;           /* its slot */
+    _Atomic int active;   /* host threads working in this incarnation */
+    _Atomic uint32_t failed; /* calls that returned the fault value because it died */
     pid_t pid;
-    int pidfd;           /* closed by the monitor only */
-    int retired[4];      /* pidfds of earlier incarnations, not yet closed */
-    int nretired;
-    int memfd;
-    uint32_t inc;         /* incarnation, bumped at each start */
-    pthread_mutex_t lock; /* channels, bulk area */
+    int pidfd;            /* closed by the monitor only */
+    bool dead;
     uint8_t used[QTN__CHAN_MAX];   /* channel held by a thread or a call */
     uint8_t served[QTN__CHAN_MAX]; /* channel has a serving thread */
     uint32_t seq[QTN__CHAN_MAX];   /* last sequence number sent per channel */
     uint32_t dseq[QTN__CHAN_MAX];  /* last sequence number received per channel */
-    uint32_t in_use, nserved, overflow_waits;
-    pthread_cond_t shared_cv;
+    const qtn_entry *running[QTN__CHAN_MAX]; /* outermost entry in flight */
+    uint32_t in_use, nserved;
     /* bulk area: sorted free list of [off, off+len) */
     struct qtn__span { size_t off, len; } *free_spans;
     size_t nfree, free_cap;
+} qtn__inc;
+
+typedef struct qtn__dom {
+    int id;
+    _Atomic int state;       /* QTN__DS_* */
+    _Atomic uint32_t live;   /* number of the incarnation serving, 0 if none */
+    pthread_mutex_t lock;    /* channels, bulk area, incarnations */
+    pthread_cond_t shared_cv;
+    qtn__inc incs[2];        /* by parity of the incarnation number */
+    uint32_t inc;            /* the newest incarnation's number */
+    uint32_t overflow_waits;
+    /* host kill: why, set before the signal (monitor reads it) */
+    _Atomic int kill_kind;
+    char kill_reason[160];
+    const qtn_entry *kill_entry;
+    /* restart intensity */
+    uint64_t restart_at[64];
+    uint32_t nrestart_at;
+    uint64_t restarts, recovery_total, recovery_max;
 } qtn__dom;
 
-enum { QTN__DS_OFF = 0, QTN__DS_UP, QTN__DS_DEAD };
+enum { QTN__DS_OFF = 0, QTN__DS_UP, QTN__DS_RESTARTING, QTN__DS_PARKED };
 
 extern qtn__dom qtn__doms[QTN_DOMAINS_MAX + 1] QTN__HIDDEN;
 
 int qtn__zygote_start(void) QTN__HIDDEN;
 void qtn__zygote_stop(void) QTN__HIDDEN;
+/* Starts domain d (off or parked) with the plan in force; lock held. */
 int qtn__dom_start_locked(int d) QTN__HIDDEN;
 int qtn__monitor_start(void) QTN__HIDDEN;
-/* Kills domain d for breaking the contract and fails its calls. */
-void qtn__dom_kill(int d, const char *why) QTN__HIDDEN;
-/* Takes a channel of domain d for the calling thread; returns its index or a
+/* Kills incarnation `inc` of domain d for `kind` (QTN_FAULT_DEADLINE or
+ * QTN_FAULT_CONTRACT); its calls fail and the monitor restarts it. */
+void qtn__dom_kill(int d, uint32_t inc, int kind, const qtn_entry *en, const char *why) QTN__HIDDEN;
+/* Binds the calling thread to the serving incarnation of d: returns it with
+ * its `active` count raised (drop it with qtn__inc_leave), or NULL with
+ * *err set (QTN_EDEAD, QTN_EPARKED) when none serves. Waits while d
+ * restarts. */
+qtn__inc *qtn__inc_enter(int d, int *err) QTN__HIDDEN;
+void qtn__inc_leave(qtn__inc *I) QTN__HIDDEN;
+/* Takes a channel of I for the calling thread; returns its index or a
  * negative QTN_E*. *shared is set when the channel is lent for one call. */
-int qtn__chan_take(qtn__thread *t, int d, bool *shared) QTN__HIDDEN;
-void qtn__chan_give_shared(int d, int k) QTN__HIDDEN;
+int qtn__chan_take(qtn__thread *t, qtn__inc *I, bool *shared) QTN__HIDDEN;
+void qtn__chan_give_shared(qtn__inc *I, int k) QTN__HIDDEN;
 void qtn__chan_release_all(qtn__thread *t) QTN__HIDDEN;
-void *qtn__bulk_alloc(int d, size_t len) QTN__HIDDEN;
-void qtn__bulk_free(int d, void *p, size_t len) QTN__HIDDEN;
+void *qtn__bulk_alloc(qtn__inc *I, size_t len) QTN__HIDDEN;
+void qtn__bulk_free(qtn__inc *I, void *p, size_t len) QTN__HIDDEN;
 void qtn__domain_main(int d) QTN__HIDDEN __attribute__((noreturn));
+
+/* ---- domain process (guard.c) ---------------------------------------- */
+
+/* Crash handlers and the system call filter of a domain process. */
+void qtn__guard_thread(void) QTN__HIDDEN;  /* per thread: alternate stack */
+void qtn__guard_install(void) QTN__HIDDEN; /* fatal-signal handlers */
+int qtn__guard_seccomp(void) QTN__HIDDEN;  /* applies the filter */
+const char *qtn__syscall_name(int nr) QTN__HIDDEN;
+/* In a domain: runs c's init hook once, before its first call here. */
+void qtn__comp_ready(const qtn_component *c) QTN__HIDDEN;
+
+/* ---- reports (report.c) ------------------------------------------------ */
+
+void qtn__report_push(const qtn_report *r) QTN__HIDDEN;
+void qtn__report_symbolize(qtn_report *r) QTN__HIDDEN;
+int qtn__report_start(void) QTN__HIDDEN;
+void qtn__report_stop(void) QTN__HIDDEN;
+/* Blames a domain fault on component c (statistics). */
+void qtn__blame(const qtn_component *c, uint64_t recovery_ns) QTN__HIDDEN;
+void qtn__blame_get(int id, qtn_stats *st) QTN__HIDDEN;
 
 /* ---- waiting (wait.c) ------------------------------------------------ */
 
@@ -233,11 +303,13 @@ void qtn__domain_main(int d) QTN__HIDDEN __attribute__((noreturn));
  * announced sleep in *peer_sleep. */
 void qtn__post(_Atomic uint32_t *word, uint32_t seq, _Atomic uint32_t *peer_sleep) QTN__HIDDEN;
 /* Waits while *word == cur, spinning first, then sleeping. Returns 0 when
- * it became `want`, 1 if it moved otherwise and `state` (when not NULL) is
- * no longer QTN__DS_UP (the monitor flips the words of a dead domain), -1 if
- * it took another value (a peer breaking protocol). */
+ * it became `want`; 1 if it moved otherwise and *live (when not NULL) is no
+ * longer `inc` (the monitor flips the words of a dead incarnation); 2 when
+ * `deadline` (CLOCK_MONOTONIC ns, 0: none) passed; -1 if it took another
+ * value (a peer breaking protocol). */
 int qtn__await(_Atomic uint32_t *word, uint32_t cur, uint32_t want,
-               _Atomic uint32_t *my_sleep, _Atomic int *state) QTN__HIDDEN;
+               _Atomic uint32_t *my_sleep, _Atomic uint32_t *live, uint32_t inc,
+               uint64_t deadline) QTN__HIDDEN;
 void qtn__wake_all(_Atomic uint32_t *word) QTN__HIDDEN;
 
 #endif

@@ -112,7 +112,7 @@ char *qtn__alloc_take(qtn__alloc *a, size_t bytes) {
         a->top += (bytes + QTN__ALIGN - 1) & ~(size_t)(QTN__ALIGN - 1);
         return p;
     }
-    if (a->dom <= 0 || bytes == 0)
+    if (!a->inc || bytes == 0)
         return NULL;
     if (a->nbulk == a->bulk_cap) {
         uint32_t ncap = a->bulk_cap ? a->bulk_cap * 2 : 4;
@@ -122,7 +122,7 @@ char *qtn__alloc_take(qtn__alloc *a, size_t bytes) {
         a->bulk = nb;
         a->bulk_cap = ncap;
     }
-    void *p = qtn__bulk_alloc(a->dom, bytes);
+    void *p = qtn__bulk_alloc(a->inc, bytes);
     if (!p)
         return NULL;
     a->bulk[a->nbulk].p = p;
@@ -133,7 +133,7 @@ char *qtn__alloc_take(qtn__alloc *a, size_t bytes) {
 
 void qtn__alloc_release(qtn__alloc *a) {
     for (uint32_t i = 0; i < a->nbulk; i++)
-        qtn__bulk_free(a->dom, a->bulk[i].p, a->bulk[i].len);
+        qtn__bulk_free(a->inc, a->bulk[i].p, a->bulk[i].len);
     free(a->bulk);
     a->bulk = NULL;
     a->nbulk = a->bulk_cap = 0;

@@ -35,12 +35,14 @@ typedef struct qtn__fixv {
     qtn__fix inl[8];
 } qtn__fixv;
 
+struct qtn__inc;
+
 /* Shared memory to marshal into: a window [base, base+lim) used from `top`,
- * and, when `dom` > 0, that domain's bulk area for what does not fit. */
+ * and, when `inc` is set, that incarnation's bulk area for what does not fit. */
 typedef struct qtn__alloc {
     char *base;
     size_t top, lim;
-    int dom;
+    struct qtn__inc *inc;
     uint32_t nbulk, bulk_cap;
     struct qtn__bulk { void *p; size_t len; } *bulk;
 } qtn__alloc;

@@ -17,7 +17,7 @@ int qtn__where(int c) {
         return qtn__g.self; /* not a registered component: runs where called */
     if (qtn__g.self == QTN_DOMAIN_HOST)
         return atomic_load_explicit(&qtn__plan[c], memory_order_acquire);
-    return atomic_load_explicit(&qtn__hdr(qtn__g.self)->plan[c], memory_order_acquire);
+    return atomic_load_explicit(&qtn__my_hdr()->plan[c], memory_order_acquire);
 }
 
 bool qtn__comp_known(const qtn_component *c) {
@@ -325,9 +325,9 @@ int qtn__plan_apply_locked(const uint8_t *want, char *err, size_t errlen) {
     for (int c = 1; c <= qtn__ncomps; c++)
         need[want[c]] = true;
     for (int d = 1; d <= QTN_DOMAINS_MAX; d++) {
-        if (!need[d] || atomic_load(&qtn__doms[d].state) == QTN__DS_UP)
+        if (!need[d])
             continue;
-        int r = qtn__dom_start_locked(d);
+        int r = qtn__dom_start_locked(d); /* off or parked: a new process */
         if (r) {
             if (err && errlen)
                 snprintf(err, errlen, "plan: cannot start domain %d: %s", d, qtn_strerror(r));
@@ -337,9 +337,13 @@ int qtn__plan_apply_locked(const uint8_t *want, char *err, size_t errlen) {
     for (int c = 1; c <= qtn__ncomps; c++)
         atomic_store_explicit(&qtn__plan[c], want[c], memory_order_release);
     for (int d = 1; d <= QTN_DOMAINS_MAX; d++) {
-        if (atomic_load(&qtn__doms[d].state) != QTN__DS_UP)
+        qtn__dom *dm = &qtn__doms[d];
+        /* the serving incarnation, and a restarting one picks the plan up
+         * when it starts (it copies qtn__plan) */
+        uint32_t live = atomic_load(&dm->live);
+        if (!live)
             continue;
-        qtn__dhdr *h = qtn__hdr(d);
+        qtn__dhdr *h = (qtn__dhdr *)dm->incs[live & 1].base;
         for (int c = 1; c <= qtn__ncomps; c++)
             atomic_store_explicit(&h->plan[c], want[c], memory_order_relaxed);
         atomic_fetch_add_explicit(&h->plan_gen, 1, memory_order_release);

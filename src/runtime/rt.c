@@ -82,6 +82,15 @@ static int layout(const qtn_config *cfg, qtn__layout *lay) {
     lay->win_off = (QTN__CHAN_OFF + QTN__CHAN_MAX * sizeof(qtn__chan) + 0xfffff) & ~(size_t)0xfffff;
     lay->bulk_off = lay->win_off + (size_t)lay->nchan * lay->win_size;
     lay->spin_ns = spin;
+    int32_t dl = cfg && cfg->deadline_ms ? cfg->deadline_ms
+                                        : (int32_t)env_u32("QTN_DEADLINE_MS", 10000);
+    qtn__g.deadline_ns = dl > 0 ? (uint64_t)dl * 1000000u : 0;
+    qtn__g.restart_max = cfg && cfg->restart_max ? cfg->restart_max : env_u32("QTN_RESTART_MAX", 10);
+    qtn__g.restart_window_ms = cfg && cfg->restart_window_ms
+                                   ? cfg->restart_window_ms
+                                   : env_u32("QTN_RESTART_WINDOW_MS", 10000);
+    int sc = cfg && cfg->seccomp ? cfg->seccomp : (env_u32("QTN_SECCOMP", 1) ? 1 : -1);
+    qtn__g.seccomp = sc > 0 ? 1 : 0;
     if (lay->bulk_off > QTN__SLOT_SIZE / 2)
         return QTN_ERANGE; /* keep at least half of the slot for large buffers */
     return 0;
@@ -112,8 +121,7 @@ int qtn_init(const qtn_config *cfg) {
     qtn__g.range = range;
     for (int d = 1; d <= QTN_DOMAINS_MAX; d++) {
         qtn__doms[d].id = d;
-        qtn__doms[d].pidfd = -1;
-        qtn__doms[d].memfd = -1;
+        qtn__doms[d].incs[0].pidfd = qtn__doms[d].incs[1].pidfd = -1;
         pthread_mutex_init(&qtn__doms[d].lock, NULL);
         pthread_cond_init(&qtn__doms[d].shared_cv, NULL);
     }
@@ -123,6 +131,7 @@ int qtn_init(const qtn_config *cfg) {
         qtn__zygote_stop();
         goto out;
     }
+    qtn__report_start();
     qtn__g.inited = true;
     const char *plan = cfg && cfg->plan ? cfg->plan : getenv("QTN_PLAN");
     if (plan && *plan) {

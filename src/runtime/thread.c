@@ -178,7 +178,12 @@ int qtn_stats_component(const char *component, qtn_stats *out) {
         return QTN_EINVAL;
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&qtn__g.lock);
-    int r = comp_exists(component) ? 0 : QTN_ENOENT;
+    int r = QTN_ENOENT;
+    for (int c = 1; c <= qtn__ncomps; c++)
+        if (comp_named(qtn__comps[c], component)) {
+            qtn__blame_get(c, out);
+            r = 0;
+        }
     uint32_t n = atomic_load(&qtn__nedges);
     for (uint32_t i = 1; i <= n && !r; i++) {
         if (!comp_named(qtn__edges[i].edge->entry->component, component))

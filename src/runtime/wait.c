@@ -33,20 +33,21 @@ void qtn__post(_Atomic uint32_t *word, uint32_t seq, _Atomic uint32_t *peer_slee
 void qtn__wake_all(_Atomic uint32_t *word) { futex(word, FUTEX_WAKE, INT_MAX); }
 
 /* The word moved: the awaited message, a dead peer (the monitor flips the
- * word of every channel of a dead domain), or a peer breaking protocol. */
-static int settle(uint32_t v, uint32_t want, _Atomic int *state) {
+ * word of every channel of a dead incarnation), or a peer breaking protocol. */
+static int settle(uint32_t v, uint32_t want, _Atomic uint32_t *live, uint32_t inc) {
     if (v == want)
         return 0;
-    if (state && atomic_load_explicit(state, memory_order_acquire) != QTN__DS_UP)
+    if (live && atomic_load_explicit(live, memory_order_acquire) != inc)
         return 1;
     return -1;
 }
 
 int qtn__await(_Atomic uint32_t *word, uint32_t cur, uint32_t want,
-               _Atomic uint32_t *my_sleep, _Atomic int *state) {
+               _Atomic uint32_t *my_sleep, _Atomic uint32_t *live, uint32_t inc,
+               uint64_t deadline) {
     uint32_t v = atomic_load_explicit(word, memory_order_acquire);
     if (v != cur)
-        return settle(v, want, state);
+        return settle(v, want, live, inc);
     uint64_t spin = qtn__g.lay.spin_ns;
     if (spin && atomic_fetch_add_explicit(&qtn__g.spinners, 1, memory_order_relaxed) <
                     qtn__g.spin_cap) {
@@ -61,20 +62,30 @@ int qtn__await(_Atomic uint32_t *word, uint32_t cur, uint32_t want,
         }
         atomic_fetch_sub_explicit(&qtn__g.spinners, 1, memory_order_relaxed);
         if (v != cur)
-            return settle(v, want, state);
+            return settle(v, want, live, inc);
     } else if (spin) {
         atomic_fetch_sub_explicit(&qtn__g.spinners, 1, memory_order_relaxed);
     }
     for (;;) {
+        struct timespec ts, *tsp = NULL;
+        if (deadline) {
+            uint64_t now = qtn__now_ns();
+            if (now >= deadline)
+                return 2;
+            uint64_t left = deadline - now;
+            ts.tv_sec = (time_t)(left / 1000000000u);
+            ts.tv_nsec = (long)(left % 1000000000u);
+            tsp = &ts;
+        }
         atomic_store_explicit(my_sleep, 1, memory_order_seq_cst);
         v = atomic_load_explicit(word, memory_order_seq_cst);
         if (v == cur) {
-            long r = futex(word, FUTEX_WAIT, cur);
-            (void)r; /* EAGAIN: changed already; EINTR: re-check */
+            /* EAGAIN: changed already; EINTR, ETIMEDOUT: look again */
+            syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, cur, tsp, NULL, 0);
             v = atomic_load_explicit(word, memory_order_acquire);
         }
         atomic_store_explicit(my_sleep, 0, memory_order_relaxed);
         if (v != cur)
-            return settle(v, want, state);
+            return settle(v, want, live, inc);
     }
 }

@@ -1,0 +1,175 @@
+/* guard.c - inside a domain process: the handlers that record a fatal
+ * signal for the host, the system call filter, and component set-up. */
+#include <errno.h>
+#include <execinfo.h>
+#include <ffi.h>
+#include <linux/sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define ALTSTACK_SIZE (64u << 10)
+
+static __thread int my_chan = -1;
+
+/* Records what killed this process where the host will read it, then dies
+ * of the same signal (the exit status the host sees stays true). */
+static void on_fatal(int sig, siginfo_t *si, void *uc) {
+    (void)uc;
+    qtn__crash *c = &qtn__my_hdr()->crash;
+    uint32_t none = 0;
+    if (atomic_compare_exchange_strong(&c->set, &none, 1)) {
+        c->sig = sig;
+        c->code = si->si_code;
+        c->addr = (uint64_t)(uintptr_t)si->si_addr;
+        c->chan = my_chan;
+        c->syscall = sig == SIGSYS ? si->si_syscall : 0;
+        void *fr[QTN_REPORT_FRAMES];
+        int n = backtrace(fr, QTN_REPORT_FRAMES); /* libgcc was loaded at start */
+        for (int i = 0; i < n; i++)
+            c->frames[i] = (uint64_t)(uintptr_t)fr[i];
+        c->nframes = (uint32_t)(n > 0 ? n : 0);
+        atomic_store(&c->set, 2);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig); /* delivered when the handler returns */
+}
+
+void qtn__guard_thread(void) {
+    qtn__thread *t = qtn__self_thread();
+    my_chan = t ? t->serving : -1;
+    stack_t ss = {.ss_sp = malloc(ALTSTACK_SIZE), .ss_size = ALTSTACK_SIZE};
+    if (ss.ss_sp && sigaltstack(&ss, NULL) < 0)
+        free(ss.ss_sp); /* no alternate stack: a stack overflow still kills, untold */
+}
+
+void qtn__guard_install(void) {
+    void *fr[4];
+    backtrace(fr, 4); /* load the unwinder now, not inside a handler */
+    /* make libffi map its closure pages now, before the filter */
+    void *code;
+    ffi_closure *cl = ffi_closure_alloc(sizeof(ffi_closure), &code);
+    if (cl)
+        ffi_closure_free(cl);
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS, SIGTRAP};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fatal;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigfillset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaction(sigs[i], &sa, NULL);
+}
+
+/* Domain processes must not run the program's leak check at exit: they end
+ * by a signal or by a component's exit(), and their memory is the host's. */
+int __lsan_is_turned_off(void);
+__attribute__((visibility("default"))) int __lsan_is_turned_off(void) {
+    return qtn__g.self != QTN_DOMAIN_HOST;
+}
+
+const char *qtn__syscall_name(int nr) {
+    char *s = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+    static __thread char buf[32];
+    snprintf(buf, sizeof buf, "%s", s ? s : "?");
+    free(s);
+    return buf;
+}
+
+/* ---- the filter ------------------------------------------------------------ */
+
+/* What a computing component needs: memory, threads, futexes, time, signals
+ * to itself, and writing to stdout and stderr. Everything else (opening
+ * files, sockets, exec, ptrace, ...) traps, and the trap is a fault. */
+static const char *const allowed[] = {
+    "mmap", "munmap", "mprotect", "mremap", "madvise", "brk", "futex",
+    "set_robust_list", "get_robust_list", "rseq", "sched_yield", "sched_getaffinity",
+    "clock_gettime", "clock_getres", "clock_nanosleep", "nanosleep", "gettimeofday", "time",
+    "getpid", "gettid", "getppid", "getuid", "geteuid", "getgid", "getegid",
+    "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "restart_syscall",
+    "exit", "exit_group", "getrandom", "getrusage", "times", "uname", "newfstatat", "fstat",
+    "close", "membarrier", "sysinfo",
+};
+
+/* A comparison on the first argument (the SCMP_A0 macro leaves a field to
+ * the compiler's default, which -Wextra flags). */
+static struct scmp_arg_cmp a0(enum scmp_compare op, scmp_datum_t a, scmp_datum_t b) {
+    struct scmp_arg_cmp c = {.arg = 0, .op = op, .datum_a = a, .datum_b = b};
+    return c;
+}
+
+static int rule(scmp_filter_ctx ctx, const char *name) {
+    int nr = seccomp_syscall_resolve_name(name);
+    if (nr == __NR_SCMP_ERROR)
+        return 0; /* not on this architecture */
+    return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+}
+
+int qtn__guard_seccomp(void) {
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
+    if (!ctx)
+        return -1;
+    int r = 0;
+    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0] && !r; i++)
+        r = rule(ctx, allowed[i]);
+    pid_t me = getpid();
+    /* output to the inherited stdout and stderr only */
+    for (scmp_datum_t fd = 1; fd <= 2 && !r; fd++) {
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1, a0(SCMP_CMP_EQ, fd, 0));
+        r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(writev), 1,
+                                  a0(SCMP_CMP_EQ, fd, 0));
+    }
+    r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, a0(SCMP_CMP_LE, 2, 0));
+    /* threads, not processes; clone3 hides its flags, so glibc falls back */
+    r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                              a0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+    r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+    /* signals to itself only (raise, abort) */
+    r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
+                              a0(SCMP_CMP_EQ, (scmp_datum_t)me, 0));
+    r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
+                              a0(SCMP_CMP_EQ, (scmp_datum_t)me, 0));
+    r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 1, a0(SCMP_CMP_EQ, 0, 0));
+    r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 0);
+    /* what the components living here asked for */
+    qtn__dhdr *h = qtn__my_hdr();
+    for (int c = 1; c <= qtn__ncomps && !r; c++) {
+        const qtn_component *cp = qtn__comps[c];
+        if (atomic_load(&h->plan[c]) != qtn__g.self || !cp->syscalls)
+            continue;
+        for (const char *const *s = cp->syscalls; *s && !r; s++) {
+            int nr = seccomp_syscall_resolve_name(*s);
+            if (nr == __NR_SCMP_ERROR) {
+                qtn__warn("component %s: unknown system call '%s' ignored", cp->name, *s);
+                continue;
+            }
+            r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+        }
+    }
+    if (r)
+        qtn__warn("domain filter: %s", strerror(-r));
+    r = r ?: seccomp_load(ctx);
+    seccomp_release(ctx);
+    return r;
+}
+
+/* ---- component set-up --------------------------------------------------------- */
+
+static _Atomic uint8_t comp_done[QTN_COMPONENTS_MAX + 1];
+static pthread_mutex_t comp_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void qtn__comp_ready(const qtn_component *c) {
+    if (!c || !c->init || c->id <= 0 || atomic_load_explicit(&comp_done[c->id], memory_order_acquire))
+        return;
+    pthread_mutex_lock(&comp_lock);
+    if (!atomic_load(&comp_done[c->id])) {
+        c->init();
+        atomic_store_explicit(&comp_done[c->id], 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&comp_lock);
+}

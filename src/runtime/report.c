@@ -1,0 +1,301 @@
+/* report.c - the queue of fault reports, their text form, and the writer
+ * that hands them to a supervisor through a file descriptor.
+ *
+ * Reports are numbered as they are made. The queue keeps the newest
+ * QTN__REPORTS; the API reader and the fd writer each follow it with their
+ * own cursor, so a slow reader loses nothing until it falls a whole queue
+ * behind, and then the loss is counted and said. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define QTN__REPORTS 256
+
+static qtn_report ring[QTN__REPORTS];
+static uint64_t made;      /* reports pushed; report n sits in ring[(n-1) % size] */
+static uint64_t api_next = 1, fd_next = 1;
+static uint64_t dropped;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int out_fd = -1;
+static pthread_t writer;
+static bool writer_running, writer_stop;
+
+static struct {
+    _Atomic uint64_t faults, rec_total, rec_max;
+} blame[QTN_COMPONENTS_MAX + 1];
+
+void qtn__blame(const qtn_component *c, uint64_t recovery_ns) {
+    int id = c && c->id > 0 ? c->id : 0;
+    atomic_fetch_add(&blame[id].faults, 1);
+    atomic_fetch_add(&blame[id].rec_total, recovery_ns);
+    uint64_t m = atomic_load(&blame[id].rec_max);
+    while (recovery_ns > m && !atomic_compare_exchange_weak(&blame[id].rec_max, &m, recovery_ns))
+        ;
+}
+
+void qtn__blame_get(int id, qtn_stats *st) {
+    st->domain_faults = atomic_load(&blame[id].faults);
+    st->recovery_ns_total = atomic_load(&blame[id].rec_total);
+    st->recovery_ns_max = atomic_load(&blame[id].rec_max);
+}
+
+void qtn__report_push(const qtn_report *r) {
+    pthread_mutex_lock(&lock);
+    made++;
+    qtn_report *slot = &ring[(made - 1) % QTN__REPORTS];
+    *slot = *r;
+    slot->seq = made;
+    /* a reader a whole queue behind loses its oldest report */
+    uint64_t *cursor = out_fd >= 0 ? &fd_next : &api_next;
+    if (made - *cursor >= QTN__REPORTS) {
+        dropped += made - *cursor - QTN__REPORTS + 1;
+        *cursor = made - QTN__REPORTS + 1;
+    }
+    if (api_next + QTN__REPORTS <= made)
+        api_next = made - QTN__REPORTS + 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&lock);
+    qtn__warn("fault in domain %d (pid %d): %s%s%s: %s; %u call(s) failed", r->domain, r->pid,
+              r->component[0] ? r->component : "?", r->entry[0] ? "." : "", r->entry, r->reason,
+              r->calls_failed);
+}
+
+int qtn_report_next(qtn_report *out, int timeout_ms) {
+    if (!out)
+        return QTN_EINVAL;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    if (timeout_ms > 0) {
+        until.tv_sec += timeout_ms / 1000;
+        until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+    }
+    pthread_mutex_lock(&lock);
+    while (api_next > made && timeout_ms != 0) {
+        int e = timeout_ms < 0 ? pthread_cond_wait(&cv, &lock)
+                               : pthread_cond_timedwait(&cv, &lock, &until);
+        if (e == ETIMEDOUT)
+            break;
+    }
+    int got = 0;
+    if (api_next <= made) {
+        *out = ring[(api_next - 1) % QTN__REPORTS];
+        api_next++;
+        got = 1;
+    }
+    pthread_mutex_unlock(&lock);
+    return got;
+}
+
+uint64_t qtn_reports_dropped(void) {
+    pthread_mutex_lock(&lock);
+    uint64_t d = dropped;
+    pthread_mutex_unlock(&lock);
+    return d;
+}
+
+/* ---- text ------------------------------------------------------------------- */
+
+static const char *kind_name(int k) {
+    switch (k) {
+    case QTN_FAULT_SIGNAL: return "signal";
+    case QTN_FAULT_EXIT: return "exit";
+    case QTN_FAULT_KILLED: return "killed";
+    case QTN_FAULT_DEADLINE: return "deadline";
+    case QTN_FAULT_CONTRACT: return "contract";
+    case QTN_FAULT_SECCOMP: return "seccomp";
+    default: return "unknown";
+    }
+}
+
+typedef struct sbuf {
+    char *p;
+    size_t len, n;
+} sbuf;
+
+static void put(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(sbuf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(b->n < b->len ? b->p + b->n : NULL, b->n < b->len ? b->len - b->n : 0, fmt, ap);
+    va_end(ap);
+    if (k > 0)
+        b->n += (size_t)k;
+}
+
+static void put_str(sbuf *b, const char *key, const char *s) {
+    put(b, ",\"%s\":\"", key);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            put(b, "\\%c", c);
+        else if (c < 0x20)
+            put(b, "\\u%04x", c);
+        else
+            put(b, "%c", c);
+    }
+    put(b, "\"");
+}
+
+int qtn_report_format(const qtn_report *r, char *buf, size_t len) {
+    sbuf b = {buf, len, 0};
+    if (buf && len)
+        buf[0] = 0;
+    put(&b, "{\"report\":%llu,\"time_ns\":%lld", (unsigned long long)r->seq, (long long)r->time_ns);
+    put_str(&b, "kind", kind_name(r->kind));
+    put(&b, ",\"domain\":%d,\"pid\":%d,\"incarnation\":%u,\"signal\":%d,\"exit_code\":%d,"
+            "\"syscall\":%d,\"fault_addr\":\"0x%llx\"",
+        r->domain, r->pid, r->incarnation, r->signal, r->exit_code, r->syscall,
+        (unsigned long long)r->fault_addr);
+    put_str(&b, "component", r->component);
+    put_str(&b, "entry", r->entry);
+    put_str(&b, "reason", r->reason);
+    put(&b, ",\"calls_failed\":%u,\"recovery_ns\":%llu,\"parked\":%s,\"backtrace\":[",
+        r->calls_failed, (unsigned long long)r->recovery_ns, r->parked ? "true" : "false");
+    for (uint32_t i = 0; i < r->nframes && i < QTN_REPORT_FRAMES; i++) {
+        put(&b, "%s\"0x%llx", i ? "," : "", (unsigned long long)r->frames[i]);
+        if (r->symbols[i][0]) {
+            put(&b, " ");
+            for (const char *s = r->symbols[i]; *s; s++)
+                if (*s != '"' && *s != '\\' && (unsigned char)*s >= 0x20)
+                    put(&b, "%c", *s);
+        }
+        put(&b, "\"");
+    }
+    put(&b, "]}");
+    if (buf && len && b.n >= len)
+        buf[len - 1] = 0;
+    return (int)b.n;
+}
+
+/* Names the frames: the domain is a fork of this program, so its code sits
+ * at the same addresses here. Exported symbols only (link with -rdynamic
+ * for the program's own functions). */
+void qtn__report_symbolize(qtn_report *r) {
+    for (uint32_t i = 0; i < r->nframes && i < QTN_REPORT_FRAMES; i++) {
+        Dl_info di;
+        void *a = (void *)(uintptr_t)r->frames[i];
+        r->symbols[i][0] = 0;
+        if (!dladdr(a, &di))
+            continue;
+        const char *mod = di.dli_fname ? strrchr(di.dli_fname, '/') : NULL;
+        mod = mod ? mod + 1 : (di.dli_fname ? di.dli_fname : "?");
+        if (di.dli_sname && di.dli_saddr)
+            snprintf(r->symbols[i], sizeof r->symbols[i], "%s+0x%lx (%s)", di.dli_sname,
+                     (unsigned long)((char *)a - (char *)di.dli_saddr), mod);
+        else
+            snprintf(r->symbols[i], sizeof r->symbols[i], "%s+0x%lx", mod,
+                     (unsigned long)((char *)a - (char *)di.dli_fbase));
+    }
+}
+
+/* ---- the fd writer ------------------------------------------------------------ */
+
+static int write_all(int fd, const char *p, size_t n) {
+    while (n) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && errno == EAGAIN) {
+            struct pollfd pf = {.fd = fd, .events = POLLOUT};
+            poll(&pf, 1, 1000);
+            continue;
+        }
+        if (k <= 0)
+            return -1;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static void *write_reports(void *arg) {
+    (void)arg;
+    char line[8192];
+    pthread_mutex_lock(&lock);
+    for (;;) {
+        while (!writer_stop && fd_next > made)
+            pthread_cond_wait(&cv, &lock);
+        if (writer_stop && fd_next > made)
+            break;
+        qtn_report r = ring[(fd_next - 1) % QTN__REPORTS];
+        uint64_t lost = dropped;
+        int fd = out_fd;
+        fd_next++;
+        pthread_mutex_unlock(&lock);
+        int n = qtn_report_format(&r, line, sizeof line - 1);
+        if (n > (int)sizeof line - 2)
+            n = (int)sizeof line - 2;
+        line[n++] = '\n';
+        int w = fd >= 0 ? write_all(fd, line, (size_t)n) : 0;
+        if (!w && lost) {
+            n = snprintf(line, sizeof line, "{\"dropped\":%llu}\n", (unsigned long long)lost);
+            write_all(fd, line, (size_t)n);
+        }
+        pthread_mutex_lock(&lock);
+        if (w) {
+            qtn__warn("cannot write fault reports to fd %d: %s; they stay in the queue", fd,
+                      strerror(errno));
+            out_fd = -1;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    return NULL;
+}
+
+int qtn_report_to_fd(int fd) {
+    pthread_mutex_lock(&lock);
+    out_fd = fd;
+    fd_next = made + 1;
+    bool start = fd >= 0 && !writer_running;
+    if (start) {
+        writer_stop = false;
+        sigset_t all, old;
+        sigfillset(&all); /* SIGPIPE stays with this thread, blocked */
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        writer_running = pthread_create(&writer, NULL, write_reports, NULL) == 0;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    int r = fd < 0 || writer_running ? 0 : QTN_ESYS;
+    pthread_mutex_unlock(&lock);
+    return r;
+}
+
+int qtn__report_start(void) {
+    const char *s = getenv("QTN_REPORT_FD");
+    if (!s || !*s)
+        return 0;
+    char *end;
+    long fd = strtol(s, &end, 10);
+    if (*end || fd < 0 || fd > 1 << 20) {
+        qtn__warn("ignoring QTN_REPORT_FD=%s: not a file descriptor", s);
+        return 0;
+    }
+    return qtn_report_to_fd((int)fd);
+}
+
+void qtn__report_stop(void) {
+    pthread_mutex_lock(&lock);
+    bool running = writer_running;
+    writer_stop = true;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&lock);
+    if (running)
+        pthread_join(writer, NULL); /* writes what is queued first */
+    pthread_mutex_lock(&lock);
+    writer_running = false;
+    pthread_mutex_unlock(&lock);
+}
