@@ -403,18 +403,22 @@ static void inc_serve(qtn__dom *dm, uint32_t inc) {
 
 int qtn__dom_start_locked(int d) {
     qtn__dom *dm = &qtn__doms[d];
-    int st = atomic_load(&dm->state);
+    pthread_mutex_lock(&dm->start);
+    int st = atomic_load(&dm->state), r = 0;
     if (st == QTN__DS_UP || st == QTN__DS_RESTARTING)
-        return 0;
+        goto out;
     uint32_t inc = dm->inc + 1;
-    if (atomic_load(&dm->incs[inc & 1].active))
-        return QTN_ESTATE; /* callers of an old incarnation still leaving */
-    int r = inc_start(d, inc);
-    if (r)
-        return r;
+    if (atomic_load(&dm->incs[inc & 1].active)) {
+        r = QTN_ESTATE; /* callers of an old incarnation still leaving */
+        goto out;
+    }
+    if ((r = inc_start(d, inc)))
+        goto out;
     dm->nrestart_at = 0; /* a fresh start forgets the restart history */
     inc_serve(dm, inc);
-    return 0;
+out:
+    pthread_mutex_unlock(&dm->start);
+    return r;
 }
 
 qtn__inc *qtn__inc_enter(int d, int *err) {
@@ -443,7 +447,7 @@ qtn__inc *qtn__inc_enter(int d, int *err) {
             *err = QTN_EDEAD;
             return NULL;
         }
-        qtn__await(&dm->live, 0, 0, &dm->live, NULL, 0, now + 100000000);
+        qtn__await(&dm->live, 0, 0, &dm->live_sleep, NULL, 0, now + 100000000);
     }
 }
 
@@ -557,7 +561,7 @@ static void describe(qtn_report *r, qtn__dom *dm, qtn__inc *I, const qtn_entry *
         if (dm->kill_entry)
             *blamed = dm->kill_entry;
     } else if (known && WIFEXITED(status)) {
-        r->kind = QTN_FAULT_EXIT;
+        r->kind = QTN_FAULT_EXIT; /* the trap told who, when the filter is on */
         r->exit_code = WEXITSTATUS(status);
         snprintf(r->reason, sizeof r->reason, "the domain exited with status %d", r->exit_code);
     } else if (known && WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS && told &&
@@ -604,6 +608,9 @@ static void on_death(qtn__dom *dm, qtn__inc *I) {
         running[k] = __atomic_load_n(&I->running[k], __ATOMIC_RELAXED);
     uint32_t expect = inc;
     bool serving = atomic_compare_exchange_strong(&dm->live, &expect, 0);
+    if (getenv("QTN_DEBUG"))
+        qtn__warn("debug: domain %d incarnation %u (pid %d) ended; live was %u", dm->id, inc,
+                  (int)I->pid, expect);
     if (serving)
         atomic_store(&dm->state, stopping ? QTN__DS_OFF : QTN__DS_RESTARTING);
     wake_callers(dm, I);
@@ -616,7 +623,7 @@ static void on_death(qtn__dom *dm, qtn__inc *I) {
     r.pid = I->pid;
     r.incarnation = inc;
     /* restart first: callers are waiting */
-    pthread_mutex_lock(&qtn__g.lock);
+    pthread_mutex_lock(&dm->start);
     bool park = too_many_restarts(dm, noticed);
     int rs = 0;
     if (!park) {
@@ -625,6 +632,9 @@ static void on_death(qtn__dom *dm, qtn__inc *I) {
         for (int i = 0; atomic_load(&J->active) && i < 20000; i++)
             usleep(100); /* callers of incarnation inc-1 still leaving */
         rs = atomic_load(&J->active) ? QTN_ESTATE : inc_start(dm->id, next);
+        if (getenv("QTN_DEBUG"))
+            qtn__warn("debug: domain %d incarnation %u start: %d (pid %d)", dm->id, next, rs,
+                      (int)J->pid);
         if (!rs) {
             inc_serve(dm, next);
             r.recovery_ns = qtn__now_ns() - noticed;
@@ -639,7 +649,7 @@ static void on_death(qtn__dom *dm, qtn__inc *I) {
         atomic_store(&dm->state, QTN__DS_PARKED);
         qtn__wake_all(&dm->live);
     }
-    pthread_mutex_unlock(&qtn__g.lock);
+    pthread_mutex_unlock(&dm->start);
     bool known;
     int status = exit_status(I->pid, &known);
     /* let the failed calls finish failing, so the count is whole */

@@ -6,6 +6,8 @@
 #include <linux/sched.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,16 +19,46 @@
 
 static __thread int my_chan = -1;
 
+#define EXIT_PASS 0x10000 /* exit_group status bit the filter lets through */
+
+/* exit() or _exit() from a component: the filter traps exit_group so the
+ * host learns which call was running; then the process exits as asked. */
+static void on_exit_trap(siginfo_t *si, ucontext_t *uc) {
+    int status = (int)uc->uc_mcontext.gregs[REG_RDI];
+    qtn__crash *c = &qtn__my_hdr()->crash;
+    uint32_t none = 0;
+    if (atomic_compare_exchange_strong(&c->set, &none, 1)) {
+        c->sig = 0;
+        c->code = status & 0xff;
+        c->chan = my_chan;
+        c->syscall = si->si_syscall;
+        void *fr[QTN_REPORT_FRAMES];
+        int n = backtrace(fr, QTN_REPORT_FRAMES);
+        for (int i = 0; i < n; i++)
+            c->frames[i] = (uint64_t)(uintptr_t)fr[i];
+        c->nframes = (uint32_t)(n > 0 ? n : 0);
+        atomic_store(&c->set, 2);
+    }
+    syscall(SYS_exit_group, (status & 0xff) | EXIT_PASS);
+}
+
 /* Records what killed this process where the host will read it, then dies
  * of the same signal (the exit status the host sees stays true). */
-static void on_fatal(int sig, siginfo_t *si, void *uc) {
+static void on_fatal(int sig, siginfo_t *si, void *ucv) {
+    ucontext_t *uc = ucv;
+#if defined(__x86_64__)
+    if (sig == SIGSYS && si->si_code == 1 /* SYS_SECCOMP */ && si->si_syscall == SYS_exit_group) {
+        on_exit_trap(si, uc);
+        return;
+    }
+#endif
     (void)uc;
     qtn__crash *c = &qtn__my_hdr()->crash;
     uint32_t none = 0;
     if (atomic_compare_exchange_strong(&c->set, &none, 1)) {
         c->sig = sig;
         c->code = si->si_code;
-        c->addr = (uint64_t)(uintptr_t)si->si_addr;
+        c->addr = si->si_code > 0 ? (uint64_t)(uintptr_t)si->si_addr : 0; /* from the kernel */
         c->chan = my_chan;
         c->syscall = sig == SIGSYS ? si->si_syscall : 0;
         void *fr[QTN_REPORT_FRAMES];
@@ -90,9 +122,10 @@ static const char *const allowed[] = {
     "mmap", "munmap", "mprotect", "mremap", "madvise", "brk", "futex",
     "set_robust_list", "get_robust_list", "rseq", "sched_yield", "sched_getaffinity",
     "clock_gettime", "clock_getres", "clock_nanosleep", "nanosleep", "gettimeofday", "time",
+    "pause", "poll", "ppoll",
     "getpid", "gettid", "getppid", "getuid", "geteuid", "getgid", "getegid",
     "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "restart_syscall",
-    "exit", "exit_group", "getrandom", "getrusage", "times", "uname", "newfstatat", "fstat",
+    "exit", "getrandom", "getrusage", "times", "uname", "newfstatat", "fstat",
     "close", "membarrier", "sysinfo",
 };
 
@@ -135,6 +168,13 @@ int qtn__guard_seccomp(void) {
     r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
                               a0(SCMP_CMP_EQ, (scmp_datum_t)me, 0));
     r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 1, a0(SCMP_CMP_EQ, 0, 0));
+#if defined(__x86_64__)
+    /* exit_group traps (to tell the host who exited) unless the handler passes it */
+    r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(exit_group), 1,
+                              a0(SCMP_CMP_MASKED_EQ, EXIT_PASS, EXIT_PASS));
+#else
+    r = r ?: rule(ctx, "exit_group");
+#endif
     r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 0);
     /* what the components living here asked for */
     qtn__dhdr *h = qtn__my_hdr();

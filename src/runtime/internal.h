@@ -235,7 +235,9 @@ typedef struct qtn__dom {
     int id;
     _Atomic int state;       /* QTN__DS_* */
     _Atomic uint32_t live;   /* number of the incarnation serving, 0 if none */
+    _Atomic uint32_t live_sleep; /* callers wait on `live` during a restart */
     pthread_mutex_t lock;    /* channels, bulk area, incarnations */
+    pthread_mutex_t start;   /* starting an incarnation; the plan in its header */
     pthread_cond_t shared_cv;
     qtn__inc incs[2];        /* by parity of the incarnation number */
     uint32_t inc;            /* the newest incarnation's number */

@@ -212,7 +212,7 @@ int qtn_register(qtn_component *c) {
             r = bad(c->name, e->name, "the entry names another component");
             goto out;
         }
-        if (e->nparams > QTN_PARAMS_MAX || e->ret > QTN_T_PTR) {
+        if (e->nparams > QTN_PARAMS_MAX || e->ret > QTN_T_HANDLE) {
             r = bad(c->name, e->name, "too many parameters or a bad return type");
             goto out;
         }
@@ -338,17 +338,19 @@ int qtn__plan_apply_locked(const uint8_t *want, char *err, size_t errlen) {
         atomic_store_explicit(&qtn__plan[c], want[c], memory_order_release);
     for (int d = 1; d <= QTN_DOMAINS_MAX; d++) {
         qtn__dom *dm = &qtn__doms[d];
-        /* the serving incarnation, and a restarting one picks the plan up
-         * when it starts (it copies qtn__plan) */
+        /* the serving incarnation; one starting now copies qtn__plan, and
+         * dm->start orders that copy with this update */
+        pthread_mutex_lock(&dm->start);
         uint32_t live = atomic_load(&dm->live);
-        if (!live)
-            continue;
-        qtn__dhdr *h = (qtn__dhdr *)dm->incs[live & 1].base;
-        for (int c = 1; c <= qtn__ncomps; c++)
-            atomic_store_explicit(&h->plan[c], want[c], memory_order_relaxed);
-        atomic_fetch_add_explicit(&h->plan_gen, 1, memory_order_release);
-        atomic_fetch_add_explicit(&h->bell, 1, memory_order_release);
-        qtn__wake_all(&h->bell);
+        if (live) {
+            qtn__dhdr *h = (qtn__dhdr *)dm->incs[live & 1].base;
+            for (int c = 1; c <= qtn__ncomps; c++)
+                atomic_store_explicit(&h->plan[c], want[c], memory_order_relaxed);
+            atomic_fetch_add_explicit(&h->plan_gen, 1, memory_order_release);
+            atomic_fetch_add_explicit(&h->bell, 1, memory_order_release);
+            qtn__wake_all(&h->bell);
+        }
+        pthread_mutex_unlock(&dm->start);
     }
     qtn__threads_replan_locked();
     return 0;

@@ -123,6 +123,7 @@ int qtn_init(const qtn_config *cfg) {
         qtn__doms[d].id = d;
         qtn__doms[d].incs[0].pidfd = qtn__doms[d].incs[1].pidfd = -1;
         pthread_mutex_init(&qtn__doms[d].lock, NULL);
+        pthread_mutex_init(&qtn__doms[d].start, NULL);
         pthread_cond_init(&qtn__doms[d].shared_cv, NULL);
     }
     if ((r = qtn__zygote_start()))
