@@ -7,6 +7,7 @@
  * the channel's window. The host reads the domain's half of the channel
  * once per message and checks everything in it. */
 #include <ffi.h>
+#include <signal.h>
 #include <malloc.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -274,22 +275,32 @@ static void *serve(void *arg) {
     return NULL;
 }
 
-void qtn__domain_main(int d) {
-    (void)d;
+int qtn__spare_prepare(int sock) {
     qtn__threads_forget();
     atomic_store(&qtn__g.spinners, 0);
-    qtn__dhdr *h = qtn__my_hdr();
+    sigset_t none;
+    sigemptyset(&none);
+    for (int s = 1; s < NSIG; s++)
+        if (s != SIGKILL && s != SIGSTOP)
+            signal(s, SIG_DFL);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     qtn__guard_install();
     qtn__guard_thread();
-    /* components placed here from the start set up before the filter */
-    for (int c = 1; c <= qtn__ncomps; c++)
-        if (atomic_load(&h->plan[c]) == qtn__g.self)
-            qtn__comp_ready(qtn__comps[c]);
     /* glibc asks /sys for the CPU count when it first adds a malloc arena:
      * fix the arena limit now, while files can still be opened */
     mallopt(M_ARENA_MAX, (int)(8 * sysconf(_SC_NPROCESSORS_ONLN)));
-    if (h->seccomp > 0 && qtn__guard_seccomp())
-        qtn__fatal("cannot apply the domain's system call filter");
+    if (qtn__g.seccomp > 0 && qtn__guard_seccomp(sock))
+        return -1;
+    return 0;
+}
+
+void qtn__domain_main(int d) {
+    (void)d;
+    qtn__dhdr *h = qtn__my_hdr();
+    /* components placed here from the start set up now */
+    for (int c = 1; c <= qtn__ncomps; c++)
+        if (atomic_load(&h->plan[c]) == qtn__g.self)
+            qtn__comp_ready(qtn__comps[c]);
     uint64_t spawned[QTN__CHAN_MAX / 64] = {0};
     uint32_t gen = atomic_load(&h->plan_gen);
     pthread_attr_t attr;
@@ -520,7 +531,8 @@ static int cross(qtn__thread *t, qtn_edge *e, int d, qtn_val *args, qtn_val *ret
         goto done;
     unsigned n = en->nparams;
     qtn_val targs[QTN_PARAMS_MAX];
-    memcpy(targs, args, n * sizeof *args);
+    if (n)
+        memcpy(targs, args, n * sizeof *args);
     for (unsigned i = 0; i < n; i++)
         if (en->params[i].kind == QTN_HANDLE && (en->params[i].flags & QTN_F_OWNED) &&
             (r = untag_handle(&targs[i], I->inc)))

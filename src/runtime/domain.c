@@ -123,6 +123,12 @@ static void die_with_parent(pid_t parent) {
 /* A spare: a domain process forked ahead of need, waiting to be told which
  * domain it is. Recovery then never waits for a fork. */
 static void spare_main(int sock) {
+    /* forked while qtn_init held the lock: this process has one thread */
+    pthread_mutex_init(&qtn__g.lock, NULL);
+    /* everything that does not depend on which domain it becomes happens
+     * now, before it is needed: recovery then costs a message and a mapping */
+    if (qtn__spare_prepare(sock))
+        _exit(127);
     zmsg m;
     int memfd;
     if (recv_fd(sock, &m, &memfd) < 0 || memfd < 0)
@@ -130,19 +136,11 @@ static void spare_main(int sock) {
     close(sock);
     int d = m.dom;
     uint32_t inc = m.inc;
-    sigset_t none;
-    sigemptyset(&none);
-    for (int s = 1; s < NSIG; s++)
-        if (s != SIGKILL && s != SIGSTOP)
-            signal(s, SIG_DFL);
-    sigprocmask(SIG_SETMASK, &none, NULL);
     void *at = mmap(qtn__slot(d, inc), QTN__SLOT_SIZE, PROT_READ | PROT_WRITE,
                     MAP_SHARED | MAP_FIXED, memfd, 0);
     if (at == MAP_FAILED)
         _exit(127);
     close(memfd);
-    /* forked while qtn_init held the lock: this process has one thread */
-    pthread_mutex_init(&qtn__g.lock, NULL);
     qtn__g.self = d;
     qtn__g.self_inc = inc;
     qtn__g.inited = true;
@@ -331,6 +329,7 @@ static int inc_start(int d, uint32_t inc) {
     qtn__dom *dm = &qtn__doms[d];
     qtn__inc *I = &dm->incs[inc & 1];
     char *base = qtn__slot(d, inc);
+    uint64_t t00 = qtn__now_ns();
     int memfd = memfd_create("quarantine-domain", MFD_CLOEXEC);
     if (memfd < 0)
         return QTN_ESYS;
@@ -365,6 +364,7 @@ static int inc_start(int d, uint32_t inc) {
     pthread_mutex_unlock(&dm->lock);
     zmsg m = {.op = Z_SPAWN, .dom = d, .inc = inc}, rep = {0};
     int pfd = -1, r = 0;
+    uint64_t ta = qtn__now_ns();
     pthread_mutex_lock(&zlock);
     if (zctl < 0 || send_fd(zctl, &m, memfd) < 0 || recv_fd(zctl, &rep, &pfd) < 0) {
         errno = EPIPE;
@@ -386,10 +386,15 @@ static int inc_start(int d, uint32_t inc) {
     pthread_mutex_unlock(&dm->lock);
     uint64_t one = 1;
     (void)!write(mon_efd, &one, sizeof one); /* poll the new pidfd */
+    uint64_t tb = qtn__now_ns();
     if ((r = await_ready(h, pfd))) {
         pidfd_kill(pfd, SIGKILL); /* the monitor reaps and reports it */
         return r;
     }
+    if (getenv("QTN_DEBUG"))
+        qtn__warn("debug: start: map %llu us, spawn %llu us, ready %llu us",
+                  (unsigned long long)(ta - t00) / 1000, (unsigned long long)(tb - ta) / 1000,
+                  (unsigned long long)(qtn__now_ns() - tb) / 1000);
     return 0;
 }
 

@@ -27,7 +27,7 @@ static void on_exit_trap(siginfo_t *si, ucontext_t *uc) {
     int status = (int)uc->uc_mcontext.gregs[REG_RDI];
     qtn__crash *c = &qtn__my_hdr()->crash;
     uint32_t none = 0;
-    if (atomic_compare_exchange_strong(&c->set, &none, 1)) {
+    if (qtn__g.self && atomic_compare_exchange_strong(&c->set, &none, 1)) {
         c->sig = 0;
         c->code = status & 0xff;
         c->chan = my_chan;
@@ -55,7 +55,7 @@ static void on_fatal(int sig, siginfo_t *si, void *ucv) {
     (void)uc;
     qtn__crash *c = &qtn__my_hdr()->crash;
     uint32_t none = 0;
-    if (atomic_compare_exchange_strong(&c->set, &none, 1)) {
+    if (qtn__g.self && atomic_compare_exchange_strong(&c->set, &none, 1)) { /* not in a spare */
         c->sig = sig;
         c->code = si->si_code;
         c->addr = si->si_code > 0 ? (uint64_t)(uintptr_t)si->si_addr : 0; /* from the kernel */
@@ -143,7 +143,7 @@ static int rule(scmp_filter_ctx ctx, const char *name) {
     return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
 }
 
-int qtn__guard_seccomp(void) {
+int qtn__guard_seccomp(int sock) {
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
     if (!ctx)
         return -1;
@@ -176,11 +176,14 @@ int qtn__guard_seccomp(void) {
     r = r ?: rule(ctx, "exit_group");
 #endif
     r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 0);
-    /* what the components living here asked for */
-    qtn__dhdr *h = qtn__my_hdr();
+    /* the message saying which domain this process becomes */
+    r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(recvmsg), 1,
+                              a0(SCMP_CMP_EQ, (scmp_datum_t)sock, 0));
+    /* what components asked for; the filter is made before the process
+     * knows which components it will host, so it allows every one's */
     for (int c = 1; c <= qtn__ncomps && !r; c++) {
         const qtn_component *cp = qtn__comps[c];
-        if (atomic_load(&h->plan[c]) != qtn__g.self || !cp->syscalls)
+        if (!cp->syscalls)
             continue;
         for (const char *const *s = cp->syscalls; *s && !r; s++) {
             int nr = seccomp_syscall_resolve_name(*s);

@@ -278,13 +278,16 @@ void qtn__chan_release_all(qtn__thread *t) QTN__HIDDEN;
 void *qtn__bulk_alloc(qtn__inc *I, size_t len) QTN__HIDDEN;
 void qtn__bulk_free(qtn__inc *I, void *p, size_t len) QTN__HIDDEN;
 void qtn__domain_main(int d) QTN__HIDDEN __attribute__((noreturn));
+/* In a spare process: handlers, warm-ups and the filter, before it is told
+ * which domain it is (over `sock`). Returns 0 or -1. */
+int qtn__spare_prepare(int sock) QTN__HIDDEN;
 
 /* ---- domain process (guard.c) ---------------------------------------- */
 
 /* Crash handlers and the system call filter of a domain process. */
 void qtn__guard_thread(void) QTN__HIDDEN;  /* per thread: alternate stack */
 void qtn__guard_install(void) QTN__HIDDEN; /* fatal-signal handlers */
-int qtn__guard_seccomp(void) QTN__HIDDEN;  /* applies the filter */
+int qtn__guard_seccomp(int sock) QTN__HIDDEN; /* applies the filter */
 const char *qtn__syscall_name(int nr) QTN__HIDDEN;
 /* In a domain: runs c's init hook once, before its first call here. */
 void qtn__comp_ready(const qtn_component *c) QTN__HIDDEN;

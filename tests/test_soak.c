@@ -1,0 +1,102 @@
+/* test_soak.c - crash/restart cycles back to back ($QTN_SOAK_CYCLES, 10,000
+ * by default): every cycle gives the fault value, one report and a working
+ * next call; at the end no file descriptor, thread or memory has leaked and
+ * no report was dropped. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <dirent.h>
+
+#include "fx.h"
+
+#ifndef __has_feature
+#define __has_feature(x) 0
+#endif
+#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#else
+#define UNDER_ASAN 0
+#endif
+
+static int count_dir(const char *path) {
+    int n = 0;
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+static long rss_kib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &v) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return v;
+}
+
+static void test_crash_restart_cycles(void **state) {
+    (void)state;
+    const char *s = getenv("QTN_SOAK_CYCLES");
+    long cycles = s ? strtol(s, NULL, 10) : 10000;
+    static const int kinds[] = {FX_SEGV, FX_ABRT, FX_EXIT, FX_ILL};
+    qtn_report r;
+    /* warm up before measuring */
+    for (int i = 0; i < 20; i++) {
+        fx_crash(FX_SEGV);
+        assert_int_equal(qtn_report_next(&r, 10000), 1);
+    }
+    int fds = count_dir("/proc/self/fd"), threads = count_dir("/proc/self/task");
+    long rss = rss_kib();
+    uint32_t inc0;
+    qtn_domain_info di;
+    assert_int_equal(qtn_domain_info_get(1, &di), 0);
+    inc0 = di.incarnation;
+    for (long i = 0; i < cycles; i++) {
+        int k = kinds[i % 4];
+        if (fx_crash(k) != -1)
+            fail_msg("cycle %ld: the fault value did not come back", i);
+        if (qtn_report_next(&r, 10000) != 1)
+            fail_msg("cycle %ld: no report", i);
+        if (r.incarnation != inc0 + (uint32_t)i || strcmp(r.entry, "fx_crash"))
+            fail_msg("cycle %ld: report of incarnation %u for %s", i, r.incarnation, r.entry);
+        if (fx_ok((int32_t)i) != (int)i + 1)
+            fail_msg("cycle %ld: the next call failed", i);
+    }
+    assert_int_equal(qtn_report_next(&r, 0), 0);
+    assert_int_equal(qtn_reports_dropped(), 0);
+    assert_int_equal(qtn_domain_info_get(1, &di), 0);
+    assert_int_equal(di.incarnation, inc0 + (uint32_t)cycles);
+    printf("%ld cycles, recovery mean %.2f ms, max %.2f ms\n", cycles,
+           di.recovery_ns_total / 1e6 / (double)di.restarts, di.recovery_ns_max / 1e6);
+    assert_int_equal(count_dir("/proc/self/fd"), fds);
+    assert_int_equal(count_dir("/proc/self/task"), threads);
+    long grown = rss_kib() - rss;
+    if (!UNDER_ASAN && grown > 32 * 1024)
+        fail_msg("resident memory grew by %ld KiB over %ld cycles", grown, cycles);
+}
+
+int main(void) {
+    assert_int_equal(qtn_register(&fx_component), 0);
+    assert_int_equal(qtn_register(&fy_component), 0);
+    qtn_config cfg = {.restart_max = 1000000, .plan = "fx=1"};
+    assert_int_equal(qtn_init(&cfg), 0);
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_crash_restart_cycles)};
+    int r = cmocka_run_group_tests(tests, NULL, NULL);
+    qtn_shutdown();
+    return r;
+}
