@@ -316,6 +316,35 @@ int main(int argc, char **argv) {
     if (pid != host_pid)
         return 1;
 
+    /* 6 */
+    printf("\n6. a bug in textstats while it is isolated\n");
+    apply_plan("textstats=1");
+    char word[32];
+    int32_t before = ts_pid();
+    int n = ts_longest("quarantine keeps servers running", word, sizeof word);
+    printf("  ts_longest(\"quarantine keeps servers running\") = %d \"%s\"\n", n, word);
+    printf("  ts_longest(\"   \") has no word to find, and dereferences NULL:\n");
+    fflush(stdout);
+    n = ts_longest("   ", word, sizeof word);
+    printf("  ts_longest returned %d, its fault value; this program carries on\n", n);
+    qtn_report rep;
+    if (qtn_report_next(&rep, 5000) != 1) {
+        fprintf(stderr, "demo: no fault report\n");
+        return 1;
+    }
+    printf("  report %llu: %s.%s in domain %d (pid %d): %s\n", (unsigned long long)rep.seq,
+           rep.component, rep.entry, rep.domain, rep.pid, rep.reason);
+    for (uint32_t i = 0; i < rep.nframes && i < 4; i++)
+        printf("    #%u %s\n", i, rep.symbols[i][0] ? rep.symbols[i] : "?");
+    printf("  %u call(s) failed; the domain was back in %.2f ms\n", rep.calls_failed,
+           rep.recovery_ns / 1e6);
+    n = ts_longest("a fault costs only the calls in flight", word, sizeof word);
+    int32_t after = ts_pid();
+    printf("  next call: %d \"%s\", served by pid %d (was %d), state started afresh\n", n,
+           word, (int)after, (int)before);
+    if (n != 6 || after == before || after == host_pid)
+        return 1;
+
     qtn_shutdown();
     return 0;
 }

@@ -88,6 +88,25 @@ static int ts_each_word_real(const char *text, int (*fn)(void *ctx, const char *
 
 static int32_t ts_pid_real(void) { return (int32_t)getpid(); }
 
+/* The demo's bug: it forgets that a text may hold no word at all, and then
+ * reads through a NULL pointer. Not static, so fault reports can name it. */
+int ts_longest_real(const char *text, char *out, size_t cap);
+int ts_longest_real(const char *text, char *out, size_t cap) {
+    const char *best = NULL, *p;
+    size_t blen = 0, len;
+    for (p = next_word(text, &len); p; p = next_word(p + len, &len))
+        if (len > blen) {
+            best = p;
+            blen = len;
+        }
+    volatile const char *first = best;
+    out[0] = first[0]; /* NULL when there was no word */
+    size_t n = blen < cap - 1 ? blen : cap - 1;
+    memcpy(out, best, n);
+    out[n] = 0;
+    return (int)blen;
+}
+
 /* ---- descriptors ------------------------------------------------------------ */
 
 #define THUNK(name) static void name##_thunk(qtn_val *a, qtn_val *r)
@@ -99,6 +118,7 @@ THUNK(ts_each_word) {
     r->i = ts_each_word_real(a[0].p, (int (*)(void *, const char *, size_t))a[1].p, a[2].p);
 }
 THUNK(ts_pid) { (void)a; r->i = ts_pid_real(); }
+THUNK(ts_longest) { r->i = ts_longest_real(a[0].p, a[1].p, a[2].u); }
 
 static const qtn_param p_count_words[] = {QTN_P_STRING};
 static const qtn_param p_histogram[] = {QTN_P_STRING, QTN_P_BUF(QTN_OUT, sizeof(uint32_t), 2),
@@ -115,6 +135,8 @@ static const qtn_param cbp_word[] = {QTN_P_HANDLE, QTN_P_BUF(QTN_IN, 1, 2),
                                      QTN_P_SCALAR(QTN_T_U64)};
 static const qtn_sig sig_word = {QTN_T_I32, 3, cbp_word};
 static const qtn_param p_each_word[] = {QTN_P_STRING, QTN_P_CALLBACK(&sig_word), QTN_P_HANDLE};
+static const qtn_param p_longest[] = {QTN_P_STRING, QTN_P_BUF(QTN_OUT, 1, 2),
+                                      QTN_P_SCALAR(QTN_T_U64)};
 
 #define ENTRY(nm, rt, params_, ...)                                                      \
     static const qtn_entry nm##_entry = {.name = #nm, .component = &textstats_component,   \
@@ -130,10 +152,11 @@ ENTRY(ts_histogram, QTN_T_I32, p_histogram, {.i = -1});
 ENTRY(ts_normalize, QTN_T_U64, p_normalize, {.u = (uint64_t)(size_t)-1});
 ENTRY(ts_each_word, QTN_T_I32, p_each_word, {.i = -1});
 ENTRY0(ts_pid, QTN_T_I32, {.i = -1});
+ENTRY(ts_longest, QTN_T_I32, p_longest, {.i = -1});
 
 static const qtn_entry *const ts_entries[] = {&ts_count_words_entry, &ts_histogram_entry,
                                               &ts_normalize_entry, &ts_each_word_entry,
-                                              &ts_pid_entry};
+                                              &ts_pid_entry, &ts_longest_entry};
 
 qtn_component textstats_component = {.name = "textstats",
                                      .nentries = sizeof ts_entries / sizeof ts_entries[0],
@@ -149,6 +172,7 @@ EDGE(ts_histogram);
 EDGE(ts_normalize);
 EDGE(ts_each_word);
 EDGE(ts_pid);
+EDGE(ts_longest);
 
 int ts_count_words(const char *text) {
     if (QTN_DIRECT(&ts_count_words_edge))
@@ -189,4 +213,12 @@ int32_t ts_pid(void) {
     qtn_val r;
     qtn_call(&ts_pid_edge, NULL, &r);
     return (int32_t)r.i;
+}
+
+int ts_longest(const char *text, char *out, size_t cap) {
+    if (QTN_DIRECT(&ts_longest_edge))
+        return ts_longest_real(text, out, cap);
+    qtn_val v[3] = {{.p = (void *)text}, {.p = out}, {.u = cap}}, r;
+    qtn_call(&ts_longest_edge, v, &r);
+    return (int)r.i;
 }

@@ -44,4 +44,9 @@ int ts_each_word(const char *text, int (*fn)(void *ctx, const char *word, size_t
 /* The process id of the process the component runs in. */
 int32_t ts_pid(void);
 
+/* Copies the longest word of text into out (at most cap - 1 bytes and a
+ * NUL) and returns its length. It has a bug: a text without words crashes
+ * it. Fault value -1. */
+int ts_longest(const char *text, char *out, size_t cap);
+
 #endif

@@ -19,6 +19,29 @@
 
 static __thread int my_chan = -1;
 
+/* The faulting thread's frames, from the faulting instruction `pc` on:
+ * the handler's own frames are left out. */
+static void record_frames(qtn__crash *c, uint64_t pc) {
+    void *fr[QTN_REPORT_FRAMES + 4];
+    int n = backtrace(fr, QTN_REPORT_FRAMES + 4), skip = 0;
+    for (int i = 0; i < n && i < 4; i++)
+        if ((uint64_t)(uintptr_t)fr[i] == pc)
+            skip = i;
+    int k = 0;
+    for (int i = skip; i < n && k < QTN_REPORT_FRAMES; i++)
+        c->frames[k++] = (uint64_t)(uintptr_t)fr[i];
+    c->nframes = (uint32_t)k;
+}
+
+static uint64_t pc_of(const ucontext_t *uc) {
+#if defined(__x86_64__)
+    return (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
+#else
+    (void)uc;
+    return 0;
+#endif
+}
+
 #define EXIT_PASS 0x10000 /* exit_group status bit the filter lets through */
 
 /* exit() or _exit() from a component: the filter traps exit_group so the
@@ -32,11 +55,7 @@ static void on_exit_trap(siginfo_t *si, ucontext_t *uc) {
         c->code = status & 0xff;
         c->chan = my_chan;
         c->syscall = si->si_syscall;
-        void *fr[QTN_REPORT_FRAMES];
-        int n = backtrace(fr, QTN_REPORT_FRAMES);
-        for (int i = 0; i < n; i++)
-            c->frames[i] = (uint64_t)(uintptr_t)fr[i];
-        c->nframes = (uint32_t)(n > 0 ? n : 0);
+        record_frames(c, pc_of(uc));
         atomic_store(&c->set, 2);
     }
     syscall(SYS_exit_group, (status & 0xff) | EXIT_PASS);
@@ -52,7 +71,6 @@ static void on_fatal(int sig, siginfo_t *si, void *ucv) {
         return;
     }
 #endif
-    (void)uc;
     qtn__crash *c = &qtn__my_hdr()->crash;
     uint32_t none = 0;
     if (qtn__g.self && atomic_compare_exchange_strong(&c->set, &none, 1)) { /* not in a spare */
@@ -61,11 +79,7 @@ static void on_fatal(int sig, siginfo_t *si, void *ucv) {
         c->addr = si->si_code > 0 ? (uint64_t)(uintptr_t)si->si_addr : 0; /* from the kernel */
         c->chan = my_chan;
         c->syscall = sig == SIGSYS ? si->si_syscall : 0;
-        void *fr[QTN_REPORT_FRAMES];
-        int n = backtrace(fr, QTN_REPORT_FRAMES); /* libgcc was loaded at start */
-        for (int i = 0; i < n; i++)
-            c->frames[i] = (uint64_t)(uintptr_t)fr[i];
-        c->nframes = (uint32_t)(n > 0 ? n : 0);
+        record_frames(c, pc_of(uc)); /* libgcc was loaded at start */
         atomic_store(&c->set, 2);
     }
     signal(sig, SIG_DFL);

@@ -5,7 +5,7 @@
  * QTN__REPORTS; the API reader and the fd writer each follow it with their
  * own cursor, so a slow reader loses nothing until it falls a whole queue
  * behind, and then the loss is counted and said. */
-#include <dlfcn.h>
+#include <elfutils/libdwfl.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -65,6 +65,8 @@ void qtn__report_push(const qtn_report *r) {
         api_next = made - QTN__REPORTS + 1;
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&lock);
+    if (getenv("QTN_QUIET_FAULTS"))
+        return;
     qtn__warn("fault in domain %d (pid %d): %s%s%s: %s; %u call(s) failed", r->domain, r->pid,
               r->component[0] ? r->component : "?", r->entry[0] ? "." : "", r->entry, r->reason,
               r->calls_failed);
@@ -182,23 +184,72 @@ int qtn_report_format(const qtn_report *r, char *buf, size_t len) {
 }
 
 /* Names the frames: the domain is a fork of this program, so its code sits
- * at the same addresses here. Exported symbols only (link with -rdynamic
- * for the program's own functions). */
+ * at the same addresses here. libdwfl reads the symbol tables of the
+ * modules mapped in this process (static functions and split-off cold
+ * parts included) and, where there is debug information, the source line. */
+static Dwfl *dwfl;
+static const Dwfl_Callbacks dwfl_cb = {.find_elf = dwfl_linux_proc_find_elf,
+                                       .find_debuginfo = dwfl_standard_find_debuginfo};
+
+static Dwfl_Module *module_of(Dwarf_Addr a) {
+    for (int tries = 0; tries < 2; tries++) {
+        if (!dwfl) {
+            dwfl = dwfl_begin(&dwfl_cb);
+            if (!dwfl)
+                return NULL;
+            dwfl_report_begin(dwfl);
+            if (dwfl_linux_proc_report(dwfl, getpid()) != 0 ||
+                dwfl_report_end(dwfl, NULL, NULL) != 0) {
+                dwfl_end(dwfl);
+                dwfl = NULL;
+                return NULL;
+            }
+        }
+        Dwfl_Module *m = dwfl_addrmodule(dwfl, a);
+        if (m)
+            return m;
+        dwfl_end(dwfl); /* loaded since: look again */
+        dwfl = NULL;
+    }
+    return NULL;
+}
+
 void qtn__report_symbolize(qtn_report *r) {
     for (uint32_t i = 0; i < r->nframes && i < QTN_REPORT_FRAMES; i++) {
-        Dl_info di;
-        void *a = (void *)(uintptr_t)r->frames[i];
-        r->symbols[i][0] = 0;
-        if (!dladdr(a, &di))
+        Dwarf_Addr a = r->frames[i], look = i ? a - 1 : a; /* return address -> call */
+        char *out = r->symbols[i];
+        size_t len = sizeof r->symbols[i];
+        out[0] = 0;
+        Dwfl_Module *m = module_of(a);
+        if (!m)
             continue;
-        const char *mod = di.dli_fname ? strrchr(di.dli_fname, '/') : NULL;
-        mod = mod ? mod + 1 : (di.dli_fname ? di.dli_fname : "?");
-        if (di.dli_sname && di.dli_saddr)
-            snprintf(r->symbols[i], sizeof r->symbols[i], "%s+0x%lx (%s)", di.dli_sname,
-                     (unsigned long)((char *)a - (char *)di.dli_saddr), mod);
-        else
-            snprintf(r->symbols[i], sizeof r->symbols[i], "%s+0x%lx", mod,
-                     (unsigned long)((char *)a - (char *)di.dli_fbase));
+        const char *mod = dwfl_module_info(m, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+        const char *base = mod ? strrchr(mod, '/') : NULL;
+        base = base ? base + 1 : (mod ? mod : "?");
+        GElf_Off off = 0;
+        GElf_Sym sym;
+        const char *name = dwfl_module_addrinfo(m, look, &off, &sym, NULL, NULL, NULL);
+        int n;
+        if (name) {
+            n = snprintf(out, len, "%s+0x%llx", name, (unsigned long long)(off + (a - look)));
+        } else if ((name = dwfl_module_addrname(m, look))) { /* nearest symbol below */
+            n = snprintf(out, len, "%s", name);
+        } else {
+            Dwarf_Addr start = 0;
+            dwfl_module_info(m, NULL, &start, NULL, NULL, NULL, NULL, NULL);
+            n = snprintf(out, len, "%s+0x%llx", base, (unsigned long long)(a - start));
+        }
+        Dwfl_Line *line = dwfl_module_getsrc(m, look);
+        int lno = 0;
+        const char *file = line ? dwfl_lineinfo(line, NULL, &lno, NULL, NULL, NULL) : NULL;
+        if (n > 0 && (size_t)n < len) {
+            if (file) {
+                const char *fb = strrchr(file, '/');
+                snprintf(out + n, len - (size_t)n, " (%s:%d)", fb ? fb + 1 : file, lno);
+            } else {
+                snprintf(out + n, len - (size_t)n, " (%s)", base);
+            }
+        }
     }
 }
 
