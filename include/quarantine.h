@@ -332,6 +332,7 @@ typedef struct qtn_domain_info {
     int pid;             /* 0 when not running */
     uint32_t incarnation;       /* 1 for the first process, +1 per restart */
     int parked;                 /* restarted too often: calls fail fast */
+    int spare_ready;            /* a process for the next restart is ready */
     uint32_t channels_in_use;   /* channels held by live threads */
     uint32_t channels_served;   /* channels with a serving thread in the domain */
     uint32_t overflow_waits;    /* calls that waited for a shared channel */

@@ -154,9 +154,21 @@ static void *trigger(void *arg) {
     return NULL;
 }
 
+/* Waits until domains 1 and 2 have their spare for the next restart (each
+ * holds fds: counts are compared in this steady state). */
+static void settle(void) {
+    for (int i = 0; i < 10000; i++) {
+        if (info(1).spare_ready && info(2).spare_ready)
+            return;
+        usleep(500);
+    }
+    fail_msg("no spare was prepared");
+}
+
 /* Makes fault `kind` happen in domain 1 while `inflight` other calls wait
  * inside it, and `bystanders` threads call domain 2. */
 static void fault_once(int kind, int inflight, int bystanders) {
+    settle();
     int fds = count_dir("/proc/self/fd"), threads = count_dir("/proc/self/task");
     qtn_domain_info before = info(1);
     uint32_t inc2 = info(2).incarnation;
@@ -192,6 +204,7 @@ static void fault_once(int kind, int inflight, int bystanders) {
     check_report(kind, before.pid, before.incarnation, (uint32_t)inflight + 1);
     check_recovered(before.pid, before.incarnation);
     assert_int_equal(info(2).incarnation, inc2); /* the other domain never noticed */
+    settle();
     if (count_dir("/proc/self/fd") != fds || count_dir("/proc/self/task") != threads)
         fail_msg("%s: %d fds and %d threads, were %d and %d", kind_label(kind),
                  count_dir("/proc/self/fd"), count_dir("/proc/self/task"), fds, threads);

@@ -275,7 +275,8 @@ static void *serve(void *arg) {
     return NULL;
 }
 
-int qtn__spare_prepare(int sock) {
+void qtn__domain_child(int d) {
+    (void)d;
     qtn__threads_forget();
     atomic_store(&qtn__g.spinners, 0);
     sigset_t none;
@@ -286,29 +287,24 @@ int qtn__spare_prepare(int sock) {
     sigprocmask(SIG_SETMASK, &none, NULL);
     qtn__guard_install();
     qtn__guard_thread();
-    /* glibc asks /sys for the CPU count when it first adds a malloc arena:
-     * fix the arena limit now, while files can still be opened */
-    mallopt(M_ARENA_MAX, (int)(8 * sysconf(_SC_NPROCESSORS_ONLN)));
-    if (qtn__g.seccomp > 0 && qtn__guard_seccomp(sock))
-        return -1;
-    return 0;
-}
-
-void qtn__domain_main(int d) {
-    (void)d;
     qtn__dhdr *h = qtn__my_hdr();
-    /* components placed here from the start set up now */
+    /* components placed here set up now, before the filter */
     for (int c = 1; c <= qtn__ncomps; c++)
         if (atomic_load(&h->plan[c]) == qtn__g.self)
             qtn__comp_ready(qtn__comps[c]);
+    /* glibc asks /sys for the CPU count when it first adds a malloc arena:
+     * fix the arena limit now, while files can still be opened */
+    mallopt(M_ARENA_MAX, (int)(8 * sysconf(_SC_NPROCESSORS_ONLN)));
+    if (h->seccomp > 0 && qtn__guard_seccomp())
+        qtn__fatal("cannot apply the domain's system call filter");
     uint64_t spawned[QTN__CHAN_MAX / 64] = {0};
     uint32_t gen = atomic_load(&h->plan_gen);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    atomic_store(&h->ready, 1);
-    qtn__wake_all(&h->ready);
-    for (;;) {
+    /* serving threads for the channels the host wants; the first ones were
+     * wanted before this process was needed (a warm spare waits in them) */
+    for (bool first = true;; first = false) {
         uint32_t b = atomic_load_explicit(&h->bell, memory_order_acquire);
         for (uint32_t w = 0; w < QTN__CHAN_MAX / 64; w++) {
             uint64_t bits = atomic_load(&h->want[w]) & ~spawned[w];
@@ -323,6 +319,10 @@ void qtn__domain_main(int d) {
                 spawned[w] |= 1ull << (k % 64);
                 atomic_fetch_add(&h->served, 1);
             }
+        }
+        if (first) {
+            atomic_store(&h->ready, 1);
+            qtn__wake_all(&h->ready);
         }
         uint32_t g = atomic_load(&h->plan_gen);
         if (g != gen) {

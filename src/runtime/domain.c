@@ -54,35 +54,38 @@ static int pidfd_kill(int fd, int sig) {
     return (int)syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0);
 }
 
-/* Sends m with an optional fd attached. */
-static int send_fd(int sock, const zmsg *m, int fd) {
+/* Sends m with up to two fds attached (-1: none). */
+static int send_fd2(int sock, const zmsg *m, int fd, int fd2) {
     struct iovec iov = {.iov_base = (void *)m, .iov_len = sizeof *m};
-    char cbuf[CMSG_SPACE(sizeof(int))];
+    char cbuf[CMSG_SPACE(2 * sizeof(int))];
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (fd >= 0) {
+    int fds[2] = {fd, fd2}, n = fd < 0 ? 0 : fd2 < 0 ? 1 : 2;
+    if (n) {
         memset(cbuf, 0, sizeof cbuf);
         mh.msg_control = cbuf;
-        mh.msg_controllen = sizeof cbuf;
+        mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
         struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+        c->cmsg_len = CMSG_LEN(n * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, n * sizeof(int));
     }
-    ssize_t n;
+    ssize_t k;
     do
-        n = sendmsg(sock, &mh, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    return n == (ssize_t)sizeof *m ? 0 : -1;
+        k = sendmsg(sock, &mh, MSG_NOSIGNAL);
+    while (k < 0 && errno == EINTR);
+    return k == (ssize_t)sizeof *m ? 0 : -1;
 }
 
-/* Receives one message and the fd attached to it (-1 if none). */
-static int recv_fd(int sock, zmsg *m, int *fd) {
+static int send_fd(int sock, const zmsg *m, int fd) { return send_fd2(sock, m, fd, -1); }
+
+/* Receives one message and up to two fds attached to it (-1 where none). */
+static int recv_fd2(int sock, zmsg *m, int *fd, int *fd2) {
     struct iovec iov = {.iov_base = m, .iov_len = sizeof *m};
-    char cbuf[CMSG_SPACE(sizeof(int))];
+    char cbuf[CMSG_SPACE(2 * sizeof(int))];
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
                         .msg_controllen = sizeof cbuf};
-    *fd = -1;
+    *fd = *fd2 = -1;
     ssize_t n;
     do
         n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
@@ -90,9 +93,27 @@ static int recv_fd(int sock, zmsg *m, int *fd) {
     if (n != (ssize_t)sizeof *m)
         return -1;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-            memcpy(fd, CMSG_DATA(c), sizeof *fd);
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            int fds[2] = {-1, -1};
+            size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            memcpy(fds, CMSG_DATA(c), (k > 2 ? 2 : k) * sizeof(int));
+            for (size_t i = 2; i < k; i++) { /* more than we asked for */
+                int extra;
+                memcpy(&extra, CMSG_DATA(c) + i * sizeof(int), sizeof extra);
+                close(extra);
+            }
+            *fd = fds[0];
+            *fd2 = fds[1];
+        }
     return 0;
+}
+
+static int recv_fd(int sock, zmsg *m, int *fd) {
+    int fd2;
+    int r = recv_fd2(sock, m, fd, &fd2);
+    if (fd2 >= 0)
+        close(fd2);
+    return r;
 }
 
 /* ---- the zygote ------------------------------------------------------------ */
@@ -120,22 +141,11 @@ static void die_with_parent(pid_t parent) {
         _exit(0); /* the parent died before we asked */
 }
 
-/* A spare: a domain process forked ahead of need, waiting to be told which
- * domain it is. Recovery then never waits for a fork. */
-static void spare_main(int sock) {
+/* A new domain process: set up everything that does not need the host,
+ * then wait for the word to serve (see qtn__domain_child). */
+static void child_main(int d, uint32_t inc, int memfd, int dyingfd) {
     /* forked while qtn_init held the lock: this process has one thread */
     pthread_mutex_init(&qtn__g.lock, NULL);
-    /* everything that does not depend on which domain it becomes happens
-     * now, before it is needed: recovery then costs a message and a mapping */
-    if (qtn__spare_prepare(sock))
-        _exit(127);
-    zmsg m;
-    int memfd;
-    if (recv_fd(sock, &m, &memfd) < 0 || memfd < 0)
-        _exit(0);
-    close(sock);
-    int d = m.dom;
-    uint32_t inc = m.inc;
     void *at = mmap(qtn__slot(d, inc), QTN__SLOT_SIZE, PROT_READ | PROT_WRITE,
                     MAP_SHARED | MAP_FIXED, memfd, 0);
     if (at == MAP_FAILED)
@@ -143,38 +153,9 @@ static void spare_main(int sock) {
     close(memfd);
     qtn__g.self = d;
     qtn__g.self_inc = inc;
+    qtn__g.dying_fd = dyingfd;
     qtn__g.inited = true;
-    qtn__domain_main(d);
-}
-
-typedef struct spare {
-    pid_t pid;
-    int sock;
-} spare;
-
-static spare spare_fork(int ctl, int evt, int sfd) {
-    spare s = {-1, -1};
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-        return s;
-    pid_t me = getpid();
-    pid_t pid = fork();
-    if (pid == 0) {
-        die_with_parent(me);
-        close(ctl);
-        close(evt);
-        close(sfd);
-        close(sv[0]);
-        spare_main(sv[1]);
-    }
-    close(sv[1]);
-    if (pid < 0) {
-        close(sv[0]);
-        return s;
-    }
-    s.pid = pid;
-    s.sock = sv[0];
-    return s;
+    qtn__domain_child(d);
 }
 
 static void zygote_main(int ctl, int evt) {
@@ -185,7 +166,7 @@ static void zygote_main(int ctl, int evt) {
     int sfd = signalfd(-1, &chld, SFD_CLOEXEC);
     if (sfd < 0)
         _exit(1);
-    spare sp = spare_fork(ctl, evt, sfd);
+    pid_t me = getpid();
     for (;;) {
         struct pollfd p[2] = {{.fd = ctl, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
         if (poll(p, 2, -1) < 0) {
@@ -199,11 +180,6 @@ static void zygote_main(int ctl, int evt) {
             int st;
             pid_t pid;
             while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-                if (pid == sp.pid) { /* the spare died unused: make another */
-                    close(sp.sock);
-                    sp = spare_fork(ctl, evt, sfd);
-                    continue;
-                }
                 zmsg m = {.op = Z_EXITED, .pid = pid, .status = st};
                 send_fd(evt, &m, -1);
             }
@@ -213,38 +189,35 @@ static void zygote_main(int ctl, int evt) {
         if (!(p[0].revents & POLLIN))
             continue;
         zmsg m;
-        int memfd;
-        if (recv_fd(ctl, &m, &memfd) < 0)
+        int memfd, dyingfd;
+        if (recv_fd2(ctl, &m, &memfd, &dyingfd) < 0)
             _exit(0);
         zmsg rep = {.op = Z_FAILED, .dom = m.dom, .status = EINVAL};
         int pfd = -1;
-        if (m.op == Z_SPAWN && memfd >= 0 && m.dom >= 1 && m.dom <= QTN_DOMAINS_MAX) {
-            for (int tries = 0; tries < 2; tries++) {
-                if (sp.pid < 0)
-                    sp = spare_fork(ctl, evt, sfd);
-                if (sp.pid < 0) {
-                    rep.status = errno;
-                    break;
-                }
-                if (send_fd(sp.sock, &m, memfd) == 0) {
-                    pfd = pidfd_open_(sp.pid);
-                    rep = (zmsg){.op = Z_SPAWNED, .dom = m.dom, .pid = sp.pid, .inc = m.inc};
-                    close(sp.sock);
-                    sp = (spare){-1, -1};
-                    break;
-                }
-                kill(sp.pid, SIGKILL); /* a broken spare: reaped above later */
-                close(sp.sock);
-                sp = (spare){-1, -1};
+        if (m.op == Z_SPAWN && memfd >= 0 && dyingfd >= 0 && m.dom >= 1 &&
+            m.dom <= QTN_DOMAINS_MAX) {
+            pid_t pid = fork();
+            if (pid == 0) {
+                die_with_parent(me);
+                close(ctl);
+                close(evt);
+                close(sfd);
+                child_main(m.dom, m.inc, memfd, dyingfd);
+            }
+            if (pid > 0) {
+                pfd = pidfd_open_(pid);
+                rep = (zmsg){.op = Z_SPAWNED, .dom = m.dom, .pid = pid, .inc = m.inc};
+            } else {
+                rep.status = errno;
             }
         }
         if (memfd >= 0)
             close(memfd);
+        if (dyingfd >= 0)
+            close(dyingfd);
         send_fd(ctl, &rep, pfd);
         if (pfd >= 0)
             close(pfd);
-        if (sp.pid < 0)
-            sp = spare_fork(ctl, evt, sfd); /* the next recovery's spare */
     }
 }
 
@@ -308,9 +281,15 @@ static void bulk_reset(qtn__inc *I) {
     I->nfree = 1;
 }
 
-/* Waits until the new process says it serves, or dies, or 10 s pass. */
+static void want_served(qtn__inc *I, uint32_t k);
+
+/* Waits until the process of h says it serves, or dies, or 10 s pass;
+ * spins first: this is the heart of a recovery. */
 static int await_ready(qtn__dhdr *h, int pidfd) {
-    uint64_t until = qtn__now_ns() + 10000000000ull;
+    uint64_t t0 = qtn__now_ns(), until = t0 + 10000000000ull;
+    while (qtn__now_ns() - t0 < 2000000)
+        if (atomic_load_explicit(&h->ready, memory_order_acquire))
+            return 0;
     for (;;) {
         if (atomic_load_explicit(&h->ready, memory_order_acquire))
             return 0;
@@ -319,24 +298,31 @@ static int await_ready(qtn__dhdr *h, int pidfd) {
             return QTN_EDEAD; /* died starting: an init hook crashed? */
         if (qtn__now_ns() > until)
             return QTN_EDEAD;
-        qtn__await(&h->ready, 0, 1, &h->bell_sleep, NULL, 0, qtn__now_ns() + 1000000);
+        qtn__await(&h->ready, 0, 1, &h->ready_sleep, NULL, 0, qtn__now_ns() + 1000000);
     }
 }
 
-/* Starts incarnation `inc` of domain d in its slot. Its slot must be free:
- * no thread of incarnation inc-2 left inside. */
-static int inc_start(int d, uint32_t inc) {
+/* Prepares incarnation `inc` of domain d: its slot, and a process forked
+ * for it that sets itself up (handlers, init hooks, filter) and waits to be
+ * told to serve. The warm spare of a recovery. dm->start held; the slot's
+ * previous incarnation (inc - 2) must be gone. */
+static int inc_prepare(int d, uint32_t inc) {
     qtn__dom *dm = &qtn__doms[d];
     qtn__inc *I = &dm->incs[inc & 1];
+    if (atomic_load(&I->active) || I->pidfd >= 0)
+        return QTN_ESTATE; /* callers of incarnation inc - 2 still leaving */
     char *base = qtn__slot(d, inc);
-    uint64_t t00 = qtn__now_ns();
     int memfd = memfd_create("quarantine-domain", MFD_CLOEXEC);
     if (memfd < 0)
         return QTN_ESYS;
-    if (ftruncate(memfd, (off_t)QTN__SLOT_SIZE) < 0 ||
+    /* a dying process writes here: the monitor need not wait for its exit */
+    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (efd < 0 || ftruncate(memfd, (off_t)QTN__SLOT_SIZE) < 0 ||
         mmap(base, QTN__SLOT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, memfd, 0) ==
             MAP_FAILED) {
         close(memfd);
+        if (efd >= 0)
+            close(efd);
         return QTN_ESYS;
     }
     qtn__dhdr *h = (qtn__dhdr *)base;
@@ -347,12 +333,20 @@ static int inc_start(int d, uint32_t inc) {
     for (int c = 1; c <= qtn__ncomps; c++)
         atomic_store(&h->plan[c], atomic_load(&qtn__plan[c]));
     pthread_mutex_lock(&dm->lock);
+    /* serving threads start waiting on the channels held now */
+    const qtn__inc *before = &dm->incs[(inc - 1) & 1];
+    uint8_t pre[QTN__CHAN_MAX];
+    memset(pre, 0, sizeof pre);
+    pre[0] = 1;
+    if (before->inc == inc - 1)
+        for (uint32_t k = 0; k < qtn__g.lay.nchan; k++)
+            pre[k] |= before->used[k];
     I->inc = inc;
     I->d = d;
     I->base = base;
     I->dead = false;
+    I->prepared = false;
     I->pid = 0;
-    I->pidfd = -1;
     atomic_store(&I->failed, 0);
     memset(I->used, 0, sizeof I->used);
     memset(I->served, 0, sizeof I->served);
@@ -360,13 +354,18 @@ static int inc_start(int d, uint32_t inc) {
     memset(I->dseq, 0, sizeof I->dseq);
     memset(I->running, 0, sizeof I->running);
     I->in_use = I->nserved = 0;
+    for (uint32_t k = 0; k < qtn__g.lay.nchan; k++)
+        if (pre[k]) {
+            I->served[k] = 1;
+            I->nserved++;
+            atomic_fetch_or(&h->want[k / 64], 1ull << (k % 64));
+        }
     bulk_reset(I);
     pthread_mutex_unlock(&dm->lock);
     zmsg m = {.op = Z_SPAWN, .dom = d, .inc = inc}, rep = {0};
     int pfd = -1, r = 0;
-    uint64_t ta = qtn__now_ns();
     pthread_mutex_lock(&zlock);
-    if (zctl < 0 || send_fd(zctl, &m, memfd) < 0 || recv_fd(zctl, &rep, &pfd) < 0) {
+    if (zctl < 0 || send_fd2(zctl, &m, memfd, efd) < 0 || recv_fd(zctl, &rep, &pfd) < 0) {
         errno = EPIPE;
         r = QTN_ESYS;
     }
@@ -378,24 +377,54 @@ static int inc_start(int d, uint32_t inc) {
         errno = rep.op == Z_FAILED ? rep.status : EPROTO;
         r = QTN_ESYS;
     }
-    if (r)
+    if (r) {
+        close(efd);
+        I->inc = 0;
         return r;
+    }
     pthread_mutex_lock(&dm->lock);
     I->pid = rep.pid;
     I->pidfd = pfd;
+    I->dyingfd = efd;
+    I->prepared = true;
     pthread_mutex_unlock(&dm->lock);
     uint64_t one = 1;
-    (void)!write(mon_efd, &one, sizeof one); /* poll the new pidfd */
-    uint64_t tb = qtn__now_ns();
-    if ((r = await_ready(h, pfd))) {
-        pidfd_kill(pfd, SIGKILL); /* the monitor reaps and reports it */
-        return r;
-    }
-    if (getenv("QTN_DEBUG"))
-        qtn__warn("debug: start: map %llu us, spawn %llu us, ready %llu us",
-                  (unsigned long long)(ta - t00) / 1000, (unsigned long long)(tb - ta) / 1000,
-                  (unsigned long long)(qtn__now_ns() - tb) / 1000);
+    (void)!write(mon_efd, &one, sizeof one); /* the monitor polls its pidfd */
     return 0;
+}
+
+/* Makes sure prepared incarnation `inc` can serve: its process has set
+ * itself up, with threads waiting on the channels the incarnation before
+ * served (any it lacks are asked for now). dm->start held. */
+static int inc_activate(int d, uint32_t inc, const qtn__inc *before) {
+    qtn__dom *dm = &qtn__doms[d];
+    qtn__inc *I = &dm->incs[inc & 1];
+    qtn__dhdr *h = (qtn__dhdr *)I->base;
+    if (before) {
+        pthread_mutex_lock(&dm->lock);
+        for (uint32_t k = 0; k < qtn__g.lay.nchan; k++)
+            if (before->used[k])
+                want_served(I, k);
+        pthread_mutex_unlock(&dm->lock);
+    }
+    int r = await_ready(h, I->pidfd);
+    if (r)
+        pidfd_kill(I->pidfd, SIGKILL); /* the monitor reaps it */
+    I->prepared = false;
+    return r;
+}
+
+/* Starts incarnation `inc`: the prepared spare if there is one, else a new
+ * process now. dm->start held. */
+static int inc_start(int d, uint32_t inc, const qtn__inc *before) {
+    qtn__dom *dm = &qtn__doms[d];
+    qtn__inc *I = &dm->incs[inc & 1];
+    if (!(I->prepared && I->inc == inc)) {
+        int r = inc_prepare(d, inc);
+        if (r)
+            return r;
+    }
+    return inc_activate(d, inc, before);
 }
 
 /* Makes incarnation inc the serving one and wakes callers waiting for it. */
@@ -404,6 +433,8 @@ static void inc_serve(qtn__dom *dm, uint32_t inc) {
     atomic_store(&dm->state, QTN__DS_UP);
     atomic_store(&dm->live, inc);
     qtn__wake_all(&dm->live);
+    uint64_t one = 1;
+    (void)!write(mon_efd, &one, sizeof one); /* prepare the next spare */
 }
 
 int qtn__dom_start_locked(int d) {
@@ -413,17 +444,30 @@ int qtn__dom_start_locked(int d) {
     if (st == QTN__DS_UP || st == QTN__DS_RESTARTING)
         goto out;
     uint32_t inc = dm->inc + 1;
-    if (atomic_load(&dm->incs[inc & 1].active)) {
-        r = QTN_ESTATE; /* callers of an old incarnation still leaving */
-        goto out;
-    }
-    if ((r = inc_start(d, inc)))
+    if ((r = inc_start(d, inc, NULL)))
         goto out;
     dm->nrestart_at = 0; /* a fresh start forgets the restart history */
     inc_serve(dm, inc);
 out:
     pthread_mutex_unlock(&dm->start);
     return r;
+}
+
+/* Monitor: gives every serving domain a prepared spare for its next
+ * incarnation, once the slot is free. */
+static void prepare_spares(void) {
+    for (int d = 1; d <= QTN_DOMAINS_MAX; d++) {
+        qtn__dom *dm = &qtn__doms[d];
+        if (atomic_load(&dm->state) != QTN__DS_UP || dm->prep_failed || stopping)
+            continue;
+        pthread_mutex_lock(&dm->start);
+        uint32_t live = atomic_load(&dm->live), next = live + 1;
+        qtn__inc *J = &dm->incs[next & 1];
+        if (live && !(J->prepared && J->inc == next) && !atomic_load(&J->active) && J->pidfd < 0)
+            if (inc_prepare(d, next))
+                dm->prep_failed = true; /* a restart will try again, in line */
+        pthread_mutex_unlock(&dm->start);
+    }
 }
 
 qtn__inc *qtn__inc_enter(int d, int *err) {
@@ -444,13 +488,19 @@ qtn__inc *qtn__inc_enter(int d, int *err) {
             *err = st == QTN__DS_PARKED ? QTN_EPARKED : QTN_EDEAD;
             return NULL;
         }
-        /* a restart takes milliseconds: wait for it rather than fail */
+        /* a restart takes a fraction of a millisecond: wait for it (spin
+         * first) rather than fail */
         uint64_t now = qtn__now_ns();
         if (!until)
             until = now + 10000000000ull;
         else if (now > until) {
             *err = QTN_EDEAD;
             return NULL;
+        }
+        if (now + 9990000000ull < until) { /* the first 10 ms */
+            for (int i = 0; i < 256 && !atomic_load(&dm->live); i++)
+                qtn__cpu_relax();
+            continue;
         }
         qtn__await(&dm->live, 0, 0, &dm->live_sleep, NULL, 0, now + 100000000);
     }
@@ -516,6 +566,8 @@ static int exit_status(pid_t pid, bool *known) {
  * sleep on and wakes them; they see the incarnation is not live. */
 static void wake_callers(qtn__dom *dm, qtn__inc *I) {
     for (uint32_t k = 0; k < qtn__g.lay.nchan; k++) {
+        if (!__atomic_load_n(&I->served[k], __ATOMIC_RELAXED))
+            continue; /* no caller ever waited there */
         qtn__chan *ch = qtn__chan_in(I->base, k);
         atomic_fetch_xor(&ch->dseq, 0x80000000u);
         qtn__wake_all(&ch->dseq);
@@ -559,24 +611,37 @@ static void describe(qtn_report *r, qtn__dom *dm, qtn__inc *I, const qtn_entry *
         if (cr.chan >= 0 && (uint32_t)cr.chan < qtn__g.lay.nchan && running[cr.chan])
             *blamed = running[cr.chan];
     }
+    bool sig_ok = told && cr.sig > 0 && cr.sig < NSIG;
     if (kill_kind) {
         r->kind = kill_kind;
         r->signal = SIGKILL;
         snprintf(r->reason, sizeof r->reason, "%s", dm->kill_reason);
         if (dm->kill_entry)
             *blamed = dm->kill_entry;
-    } else if (known && WIFEXITED(status)) {
-        r->kind = QTN_FAULT_EXIT; /* the trap told who, when the filter is on */
-        r->exit_code = WEXITSTATUS(status);
+    } else if (told && cr.sig == 0) { /* the exit trap told */
+        r->kind = QTN_FAULT_EXIT;
+        r->exit_code = cr.code & 0xff;
         snprintf(r->reason, sizeof r->reason, "the domain exited with status %d", r->exit_code);
-    } else if (known && WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS && told &&
-               cr.sig == SIGSYS && cr.code == 1 /* SYS_SECCOMP */) {
+    } else if (sig_ok && cr.sig == SIGSYS && cr.code == 1 /* SYS_SECCOMP */) {
         r->kind = QTN_FAULT_SECCOMP;
         r->signal = SIGSYS;
         r->syscall = cr.syscall;
         snprintf(r->reason, sizeof r->reason,
                  "system call %d (%s) denied by the domain's filter", cr.syscall,
                  qtn__syscall_name(cr.syscall));
+    } else if (sig_ok) { /* what the dying domain said; its exit status may be our SIGKILL */
+        r->kind = QTN_FAULT_SIGNAL;
+        r->signal = cr.sig;
+        if (cr.addr)
+            snprintf(r->reason, sizeof r->reason, "SIG%s (%s) at address 0x%llx",
+                     sig_name(r->signal), strsignal(r->signal), (unsigned long long)cr.addr);
+        else
+            snprintf(r->reason, sizeof r->reason, "SIG%s (%s)", sig_name(r->signal),
+                     strsignal(r->signal));
+    } else if (known && WIFEXITED(status)) {
+        r->kind = QTN_FAULT_EXIT;
+        r->exit_code = WEXITSTATUS(status);
+        snprintf(r->reason, sizeof r->reason, "the domain exited with status %d", r->exit_code);
     } else if (known && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
         r->kind = QTN_FAULT_KILLED;
         r->signal = SIGKILL;
@@ -585,12 +650,8 @@ static void describe(qtn_report *r, qtn__dom *dm, qtn__inc *I, const qtn_entry *
     } else if (known && WIFSIGNALED(status)) {
         r->kind = QTN_FAULT_SIGNAL;
         r->signal = WTERMSIG(status);
-        if (told && cr.sig == r->signal)
-            snprintf(r->reason, sizeof r->reason, "SIG%s (%s) at address 0x%llx",
-                     sig_name(r->signal), strsignal(r->signal), (unsigned long long)cr.addr);
-        else
-            snprintf(r->reason, sizeof r->reason, "SIG%s (%s)", sig_name(r->signal),
-                     strsignal(r->signal));
+        snprintf(r->reason, sizeof r->reason, "SIG%s (%s)", sig_name(r->signal),
+                 strsignal(r->signal));
     } else {
         r->kind = QTN_FAULT_KILLED;
         snprintf(r->reason, sizeof r->reason, "the domain process ended (status unknown)");
@@ -598,6 +659,23 @@ static void describe(qtn_report *r, qtn__dom *dm, qtn__inc *I, const qtn_entry *
     if (!*blamed) /* no better clue: the first call in flight */
         for (uint32_t k = 0; k < qtn__g.lay.nchan && !*blamed; k++)
             *blamed = running[k];
+}
+
+/* Monitor: waits until the process of incarnation J (dead, two before the
+ * one that needs its slot) is gone, and closes its fds. */
+static void reap_slot(qtn__dom *dm, qtn__inc *J) {
+    if (J->pidfd < 0)
+        return;
+    struct pollfd p = {.fd = J->pidfd, .events = POLLIN};
+    poll(&p, 1, 2000);
+    pthread_mutex_lock(&dm->lock);
+    close(J->pidfd);
+    J->pidfd = -1;
+    if (J->dyingfd >= 0)
+        close(J->dyingfd);
+    J->dyingfd = -1;
+    J->dead = true;
+    pthread_mutex_unlock(&dm->lock);
 }
 
 /* Incarnation I of domain d died: fail its calls, restart it (or park it),
@@ -611,6 +689,14 @@ static void on_death(qtn__dom *dm, qtn__inc *I) {
     static const qtn_entry *running[QTN__CHAN_MAX];
     for (uint32_t k = 0; k < qtn__g.lay.nchan; k++)
         running[k] = __atomic_load_n(&I->running[k], __ATOMIC_RELAXED);
+    if (I->prepared) { /* a spare died before it served */
+        I->prepared = false;
+        dm->prep_failed = true; /* not again until a restart needs one */
+        if (!stopping)
+            qtn__warn("domain %d: the process prepared for incarnation %u died before use", dm->id,
+                      inc);
+        return;
+    }
     uint32_t expect = inc;
     bool serving = atomic_compare_exchange_strong(&dm->live, &expect, 0);
     if (getenv("QTN_DEBUG"))
@@ -636,11 +722,20 @@ static void on_death(qtn__dom *dm, qtn__inc *I) {
         qtn__inc *J = &dm->incs[next & 1];
         for (int i = 0; atomic_load(&J->active) && i < 20000; i++)
             usleep(100); /* callers of incarnation inc-1 still leaving */
-        rs = atomic_load(&J->active) ? QTN_ESTATE : inc_start(dm->id, next);
+        if (!(J->prepared && J->inc == next))
+            reap_slot(dm, J); /* faults back to back: the slot's last process may linger */
+        uint64_t tw = qtn__now_ns();
+        bool warm = J->prepared && J->inc == next;
+        rs = inc_start(dm->id, next, I);
         if (getenv("QTN_DEBUG"))
-            qtn__warn("debug: domain %d incarnation %u start: %d (pid %d)", dm->id, next, rs,
-                      (int)J->pid);
+            qtn__warn("debug: domain %d incarnation %u start: %d (pid %d, %s): wake %llu us, "
+                      "start %llu us",
+                      dm->id, next, rs, (int)J->pid, warm ? "warm" : "cold",
+                      (unsigned long long)(tw - noticed) / 1000,
+                      (unsigned long long)(qtn__now_ns() - tw) / 1000);
+
         if (!rs) {
+            dm->prep_failed = false;
             inc_serve(dm, next);
             r.recovery_ns = qtn__now_ns() - noticed;
             dm->restarts++;
@@ -683,22 +778,49 @@ static void on_death(qtn__dom *dm, qtn__inc *I) {
 static void pidfd_ended(int d, int fd) {
     qtn__dom *dm = &qtn__doms[d];
     qtn__inc *I = NULL;
+    bool handled = false;
     pthread_mutex_lock(&dm->lock);
     for (int h = 0; h < 2; h++)
         if (dm->incs[h].pidfd == fd) {
             I = &dm->incs[h];
+            handled = I->dead; /* its dying word came first */
             I->dead = true;
             I->pidfd = -1;
+            if (I->dyingfd >= 0)
+                close(I->dyingfd);
+            I->dyingfd = -1;
         }
     pthread_mutex_unlock(&dm->lock);
+    if (!I)
+        return; /* reaped already (see reap_slot): the number may be reused */
     close(fd);
+    if (!handled)
+        on_death(dm, I);
+}
+
+/* A domain wrote that it is dying (its fatal-signal handler or exit trap):
+ * finish it and recover now, without waiting for the kernel to tear it
+ * down. A domain that says so falsely only ends itself. */
+static void dying(int d, int fd) {
+    qtn__dom *dm = &qtn__doms[d];
+    qtn__inc *I = NULL;
+    pthread_mutex_lock(&dm->lock);
+    for (int h = 0; h < 2; h++)
+        if (dm->incs[h].dyingfd == fd && !dm->incs[h].dead && dm->incs[h].pidfd >= 0) {
+            uint64_t v;
+            (void)!read(fd, &v, sizeof v);
+            I = &dm->incs[h];
+            I->dead = true;
+            pidfd_kill(I->pidfd, SIGKILL);
+        }
+    pthread_mutex_unlock(&dm->lock);
     if (I)
         on_death(dm, I);
 }
 
 static void *monitor(void *arg) {
     (void)arg;
-    enum { MAXFD = 2 + QTN_DOMAINS_MAX * 2 };
+    enum { MAXFD = 2 + QTN_DOMAINS_MAX * 4 };
     for (;;) {
         struct pollfd p[MAXFD];
         int map[MAXFD];
@@ -708,9 +830,13 @@ static void *monitor(void *arg) {
         for (int d = 1; d <= QTN_DOMAINS_MAX; d++) {
             qtn__dom *dm = &qtn__doms[d];
             pthread_mutex_lock(&dm->lock);
-            for (int h = 0; h < 2; h++)
-                if (dm->incs[h].pidfd >= 0)
-                    p[n].fd = dm->incs[h].pidfd, p[n].events = POLLIN, map[n++] = d;
+            for (int h = 0; h < 2; h++) {
+                qtn__inc *I = &dm->incs[h];
+                if (I->pidfd >= 0)
+                    p[n].fd = I->pidfd, p[n].events = POLLIN, map[n++] = d;
+                if (I->dyingfd >= 0 && !I->dead)
+                    p[n].fd = I->dyingfd, p[n].events = POLLIN, map[n++] = -d;
+            }
             pthread_mutex_unlock(&dm->lock);
         }
         if (poll(p, (nfds_t)n, -1) < 0) {
@@ -742,9 +868,18 @@ static void *monitor(void *arg) {
             if (!stopping)
                 qtn__warn("the zygote process is gone: isolated domains cannot be restarted");
         }
+        /* one process event per poll: handling it may close fds and open
+         * new ones with the same numbers, so the rest of this poll's
+         * results could name the wrong file; they are polled again */
         for (int i = 2; i < n; i++)
-            if (p[i].revents & (POLLIN | POLLHUP | POLLERR))
-                pidfd_ended(map[i], p[i].fd);
+            if (p[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+                if (map[i] < 0)
+                    dying(-map[i], p[i].fd);
+                else
+                    pidfd_ended(map[i], p[i].fd);
+                break;
+            }
+        prepare_spares();
     }
 }
 
@@ -795,6 +930,9 @@ void qtn_shutdown(void) {
                 close(I->pidfd);
                 I->pidfd = -1;
             }
+            if (I->dyingfd >= 0)
+                close(I->dyingfd);
+            I->dyingfd = -1;
             if (I->base)
                 wake_callers(dm, I);
             free(I->free_spans);
@@ -923,7 +1061,9 @@ int qtn_domain_info_get(int id, qtn_domain_info *out) {
     out->incarnation = dm->inc;
     out->parked = atomic_load(&dm->state) == QTN__DS_PARKED;
     if (live) {
-        qtn__inc *I = &dm->incs[live & 1];
+        qtn__inc *I = &dm->incs[live & 1], *J = &dm->incs[(live + 1) & 1];
+        out->spare_ready = J->prepared && J->inc == live + 1 && J->base &&
+                           atomic_load(&((qtn__dhdr *)J->base)->ready);
         out->pid = I->pid;
         out->channels_in_use = I->in_use;
         out->channels_served = I->nserved;

@@ -19,6 +19,15 @@
 
 static __thread int my_chan = -1;
 
+/* Tells the host at once (the record is written): it need not wait for
+ * the kernel to tear this process down. */
+static void tell_host(void) {
+    uint64_t one = 1;
+    if (qtn__g.dying_fd >= 0)
+        (void)!write(qtn__g.dying_fd, &one, sizeof one);
+}
+
+
 /* The faulting thread's frames, from the faulting instruction `pc` on:
  * the handler's own frames are left out. */
 static void record_frames(qtn__crash *c, uint64_t pc) {
@@ -50,13 +59,14 @@ static void on_exit_trap(siginfo_t *si, ucontext_t *uc) {
     int status = (int)uc->uc_mcontext.gregs[REG_RDI];
     qtn__crash *c = &qtn__my_hdr()->crash;
     uint32_t none = 0;
-    if (qtn__g.self && atomic_compare_exchange_strong(&c->set, &none, 1)) {
+    if (atomic_compare_exchange_strong(&c->set, &none, 1)) {
         c->sig = 0;
         c->code = status & 0xff;
         c->chan = my_chan;
         c->syscall = si->si_syscall;
         record_frames(c, pc_of(uc));
         atomic_store(&c->set, 2);
+        tell_host();
     }
     syscall(SYS_exit_group, (status & 0xff) | EXIT_PASS);
 }
@@ -73,7 +83,7 @@ static void on_fatal(int sig, siginfo_t *si, void *ucv) {
 #endif
     qtn__crash *c = &qtn__my_hdr()->crash;
     uint32_t none = 0;
-    if (qtn__g.self && atomic_compare_exchange_strong(&c->set, &none, 1)) { /* not in a spare */
+    if (atomic_compare_exchange_strong(&c->set, &none, 1)) {
         c->sig = sig;
         c->code = si->si_code;
         c->addr = si->si_code > 0 ? (uint64_t)(uintptr_t)si->si_addr : 0; /* from the kernel */
@@ -81,6 +91,7 @@ static void on_fatal(int sig, siginfo_t *si, void *ucv) {
         c->syscall = sig == SIGSYS ? si->si_syscall : 0;
         record_frames(c, pc_of(uc)); /* libgcc was loaded at start */
         atomic_store(&c->set, 2);
+        tell_host();
     }
     signal(sig, SIG_DFL);
     raise(sig); /* delivered when the handler returns */
@@ -157,7 +168,7 @@ static int rule(scmp_filter_ctx ctx, const char *name) {
     return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
 }
 
-int qtn__guard_seccomp(int sock) {
+int qtn__guard_seccomp(void) {
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
     if (!ctx)
         return -1;
@@ -166,6 +177,9 @@ int qtn__guard_seccomp(int sock) {
         r = rule(ctx, allowed[i]);
     pid_t me = getpid();
     /* output to the inherited stdout and stderr only */
+    if (qtn__g.dying_fd >= 0) /* telling the host it is dying */
+        r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1,
+                                  a0(SCMP_CMP_EQ, (scmp_datum_t)qtn__g.dying_fd, 0));
     for (scmp_datum_t fd = 1; fd <= 2 && !r; fd++) {
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1, a0(SCMP_CMP_EQ, fd, 0));
         r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(writev), 1,
@@ -190,11 +204,8 @@ int qtn__guard_seccomp(int sock) {
     r = r ?: rule(ctx, "exit_group");
 #endif
     r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 0);
-    /* the message saying which domain this process becomes */
-    r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(recvmsg), 1,
-                              a0(SCMP_CMP_EQ, (scmp_datum_t)sock, 0));
-    /* what components asked for; the filter is made before the process
-     * knows which components it will host, so it allows every one's */
+    /* what components asked for: a plan may move any component here while
+     * the process runs, so the filter allows every one's */
     for (int c = 1; c <= qtn__ncomps && !r; c++) {
         const qtn_component *cp = qtn__comps[c];
         if (!cp->syscalls)

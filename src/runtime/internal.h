@@ -15,6 +15,14 @@
 #define qtn__likely(x) __builtin_expect(!!(x), 1)
 #define qtn__unlikely(x) __builtin_expect(!!(x), 0)
 
+static inline void qtn__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
 /* Address layout: two slots of the reserved range per isolated domain; an
  * incarnation uses the slot of its parity, so a restart never remaps memory
  * that callers of the incarnation before may still be leaving. */
@@ -73,7 +81,8 @@ typedef struct qtn__dhdr {
     uint32_t magic;
     uint32_t domain;
     uint32_t inc;
-    _Atomic uint32_t ready;     /* set by the domain once it serves */
+    _Atomic uint32_t ready;     /* set by the process once it can serve */
+    _Atomic uint32_t ready_sleep;
     int32_t seccomp;            /* the filter to apply: 1 on */
     qtn__crash crash;
     _Atomic uint32_t bell;      /* bumped by the host when `want` changes */
@@ -102,6 +111,7 @@ typedef struct qtn__rt {
     bool inited;
     int self;            /* domain of this process: 0 in the host */
     uint32_t self_inc;   /* in a domain process: its incarnation */
+    int dying_fd;        /* in a domain process: tells the host it is dying */
     uint64_t deadline_ns; /* default deadline of a call, 0: none */
     uint32_t restart_max, restart_window_ms;
     int seccomp;
@@ -219,7 +229,9 @@ typedef struct qtn__inc {
     _Atomic uint32_t failed; /* calls that returned the fault value because it died */
     pid_t pid;
     int pidfd;            /* closed by the monitor only */
+    int dyingfd;          /* eventfd the process writes when it is dying */
     bool dead;
+    bool prepared;        /* a spare waiting for the word to serve */
     uint8_t used[QTN__CHAN_MAX];   /* channel held by a thread or a call */
     uint8_t served[QTN__CHAN_MAX]; /* channel has a serving thread */
     uint32_t seq[QTN__CHAN_MAX];   /* last sequence number sent per channel */
@@ -242,6 +254,7 @@ typedef struct qtn__dom {
     qtn__inc incs[2];        /* by parity of the incarnation number */
     uint32_t inc;            /* the newest incarnation's number */
     uint32_t overflow_waits;
+    bool prep_failed;        /* the last spare died unused: make none ahead */
     /* host kill: why, set before the signal (monitor reads it) */
     _Atomic int kill_kind;
     char kill_reason[160];
@@ -277,17 +290,16 @@ void qtn__chan_give_shared(qtn__inc *I, int k) QTN__HIDDEN;
 void qtn__chan_release_all(qtn__thread *t) QTN__HIDDEN;
 void *qtn__bulk_alloc(qtn__inc *I, size_t len) QTN__HIDDEN;
 void qtn__bulk_free(qtn__inc *I, void *p, size_t len) QTN__HIDDEN;
-void qtn__domain_main(int d) QTN__HIDDEN __attribute__((noreturn));
-/* In a spare process: handlers, warm-ups and the filter, before it is told
- * which domain it is (over `sock`). Returns 0 or -1. */
-int qtn__spare_prepare(int sock) QTN__HIDDEN;
+/* A new domain process, its slot mapped: sets up (handlers, init hooks,
+ * filter), waits for the host's word, then serves. */
+void qtn__domain_child(int d) QTN__HIDDEN __attribute__((noreturn));
 
 /* ---- domain process (guard.c) ---------------------------------------- */
 
 /* Crash handlers and the system call filter of a domain process. */
 void qtn__guard_thread(void) QTN__HIDDEN;  /* per thread: alternate stack */
 void qtn__guard_install(void) QTN__HIDDEN; /* fatal-signal handlers */
-int qtn__guard_seccomp(int sock) QTN__HIDDEN; /* applies the filter */
+int qtn__guard_seccomp(void) QTN__HIDDEN; /* applies the filter */
 const char *qtn__syscall_name(int nr) QTN__HIDDEN;
 /* In a domain: runs c's init hook once, before its first call here. */
 void qtn__comp_ready(const qtn_component *c) QTN__HIDDEN;

@@ -342,6 +342,15 @@ int qtn__plan_apply_locked(const uint8_t *want, char *err, size_t errlen) {
          * dm->start orders that copy with this update */
         pthread_mutex_lock(&dm->start);
         uint32_t live = atomic_load(&dm->live);
+        qtn__inc *spare = &dm->incs[(live + 1) & 1];
+        if (live && spare->prepared && spare->inc == live + 1) { /* the warm spare too */
+            qtn__dhdr *sh = (qtn__dhdr *)spare->base;
+            for (int c = 1; c <= qtn__ncomps; c++)
+                atomic_store_explicit(&sh->plan[c], want[c], memory_order_relaxed);
+            atomic_fetch_add_explicit(&sh->plan_gen, 1, memory_order_release);
+            atomic_fetch_add_explicit(&sh->bell, 1, memory_order_release);
+            qtn__wake_all(&sh->bell);
+        }
         if (live) {
             qtn__dhdr *h = (qtn__dhdr *)dm->incs[live & 1].base;
             for (int c = 1; c <= qtn__ncomps; c++)

@@ -10,7 +10,7 @@
 
 #include "internal.h"
 
-qtn__rt qtn__g = {.lock = PTHREAD_MUTEX_INITIALIZER};
+qtn__rt qtn__g = {.lock = PTHREAD_MUTEX_INITIALIZER, .dying_fd = -1};
 
 const char *qtn_strerror(int err) {
     switch (err) {
@@ -122,6 +122,7 @@ int qtn_init(const qtn_config *cfg) {
     for (int d = 1; d <= QTN_DOMAINS_MAX; d++) {
         qtn__doms[d].id = d;
         qtn__doms[d].incs[0].pidfd = qtn__doms[d].incs[1].pidfd = -1;
+        qtn__doms[d].incs[0].dyingfd = qtn__doms[d].incs[1].dyingfd = -1;
         pthread_mutex_init(&qtn__doms[d].lock, NULL);
         pthread_mutex_init(&qtn__doms[d].start, NULL);
         pthread_cond_init(&qtn__doms[d].shared_cv, NULL);

@@ -9,14 +9,6 @@
 
 #include "internal.h"
 
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#else
-    atomic_signal_fence(memory_order_seq_cst);
-#endif
-}
-
 /* Not FUTEX_PRIVATE: the word is shared with another process. */
 static long futex(_Atomic uint32_t *w, int op, uint32_t val) {
     return syscall(SYS_futex, (uint32_t *)w, op, val, NULL, NULL, 0);
@@ -56,7 +48,7 @@ int qtn__await(_Atomic uint32_t *word, uint32_t cur, uint32_t want,
             v = atomic_load_explicit(word, memory_order_acquire);
             if (v != cur)
                 break;
-            cpu_relax();
+            qtn__cpu_relax();
             if ((i & 63) == 0 && qtn__now_ns() - t0 > spin)
                 break;
         }
