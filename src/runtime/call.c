@@ -248,9 +248,9 @@ static void dispatch(qtn__thread *t, qtn__chan *ch, char *win) {
             fr->args[i].p = closure_for(en, i);
     qtn_val rv = {0};
     en->thunk(fr->args, &rv);
-    fr->ret = rv;
     t->dn--;
     t->top = save;
+    ch->dret = rv; /* beside the sequence number: one line goes back */
     ch->dtype = QTN__MSG_RET;
     qtn__post(&ch->dseq, ++t->sent, &ch->hsleep);
 }
@@ -570,8 +570,7 @@ static int cross(qtn__thread *t, qtn_edge *e, int d, qtn_val *args, qtn_val *ret
         r = QTN_ETOOBIG;
         goto done;
     }
-    fr->nargs = n;
-    if ((r = qtn__marshal(en->params, n, targs, fr->args, &a, &fx)))
+    if (n && (r = qtn__marshal(en->params, n, targs, fr->args, &a, &fx)))
         goto done;
     uint32_t depth = st->depth++;
     st->fr[depth].entry = en;
@@ -588,7 +587,7 @@ static int cross(qtn__thread *t, qtn_edge *e, int d, qtn_val *args, qtn_val *ret
     r = converse(st, I, (uint32_t)k, ch, win, en, deadline_of(en));
     qtn_val rv = {0};
     if (!r) {
-        memcpy(&rv, (const void *)&fr->ret, sizeof rv); /* read once */
+        memcpy(&rv, (const void *)&ch->dret, sizeof rv); /* read once */
         r = qtn__unmarshal(en->params, rv, en->ret, &fx);
         if (r)
             qtn__dom_kill(d, I->inc, QTN_FAULT_CONTRACT, en,

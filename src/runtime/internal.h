@@ -48,16 +48,18 @@ enum {
  * expects, so a domain that scribbles here is caught, not believed.
  */
 typedef struct qtn__chan {
-    /* written by the host */
+    /* written by the host (but dsleep) */
     _Alignas(64) _Atomic uint32_t hseq;
-    _Atomic uint32_t hsleep; /* the host sleeps on dseq */
+    _Atomic uint32_t dsleep; /* the domain sleeps on hseq: on the line the
+                                host reads anyway when it posts */
     uint32_t htype, hdepth;
     uint64_t hid, hframe, hend;
-    /* written by the domain */
+    /* written by the domain (but hsleep) */
     _Alignas(64) _Atomic uint32_t dseq;
-    _Atomic uint32_t dsleep; /* the domain sleeps on hseq */
+    _Atomic uint32_t hsleep; /* the host sleeps on dseq */
     uint32_t dtype, ddepth;
     uint64_t did, did2, dframe, dend;
+    qtn_val dret;            /* result of the call RET answers */
 } qtn__chan;
 
 /* A frame in a channel window: result, then one value per parameter. */

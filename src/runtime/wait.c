@@ -40,21 +40,33 @@ int qtn__await(_Atomic uint32_t *word, uint32_t cur, uint32_t want,
     uint32_t v = atomic_load_explicit(word, memory_order_acquire);
     if (v != cur)
         return settle(v, want, live, inc);
-    uint64_t spin = qtn__g.lay.spin_ns;
+    /* Spin, but only as long as spinning pays off for this thread: a wait
+     * that spinning served pulls the budget up, one it did not halves it
+     * (with more threads than cores, a spinner takes the core its peer
+     * needs). A budget run down still probes now and then. */
+    static __thread uint64_t budget = UINT64_MAX;
+    static __thread uint32_t waits;
+    uint64_t max = qtn__g.lay.spin_ns;
+    if (budget > max)
+        budget = max;
+    uint64_t spin = budget >= 1000 || (++waits & 63) == 0 ? (budget >= 1000 ? budget : max) : 0;
     if (spin && atomic_fetch_add_explicit(&qtn__g.spinners, 1, memory_order_relaxed) <
                     qtn__g.spin_cap) {
-        uint64_t t0 = qtn__now_ns();
+        uint64_t t0 = qtn__now_ns(), t = 0;
         for (unsigned i = 1;; i++) {
             v = atomic_load_explicit(word, memory_order_acquire);
             if (v != cur)
                 break;
             qtn__cpu_relax();
-            if ((i & 63) == 0 && qtn__now_ns() - t0 > spin)
+            if ((i & 63) == 0 && (t = qtn__now_ns() - t0) > spin)
                 break;
         }
         atomic_fetch_sub_explicit(&qtn__g.spinners, 1, memory_order_relaxed);
-        if (v != cur)
+        if (v != cur) {
+            budget = budget + budget / 4 + 1000; /* clamped to max above */
             return settle(v, want, live, inc);
+        }
+        budget /= 2;
     } else if (spin) {
         atomic_fetch_sub_explicit(&qtn__g.spinners, 1, memory_order_relaxed);
     }
