@@ -22,26 +22,7 @@
 #include <signal.h>
 
 #include "fx.h"
-
-static void plan(const char *p) {
-    char err[256];
-    int r = qtn_plan_apply(p, err, sizeof err);
-    if (r)
-        fail_msg("plan '%s': %s (%s)", p, qtn_strerror(r), err);
-}
-
-static int count_dir(const char *path) {
-    int n = 0;
-    DIR *d = opendir(path);
-    if (!d)
-        return -1;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
-}
+#include "util.h"
 
 static qtn_domain_info info(int d) {
     qtn_domain_info di;
@@ -154,22 +135,16 @@ static void *trigger(void *arg) {
     return NULL;
 }
 
-/* Waits until domains 1 and 2 have their spare for the next restart (each
- * holds fds: counts are compared in this steady state). */
 static void settle(void) {
-    for (int i = 0; i < 10000; i++) {
-        if (info(1).spare_ready && info(2).spare_ready)
-            return;
-        usleep(500);
-    }
-    fail_msg("no spare was prepared");
+    tu_settle(1);
+    tu_settle(2);
 }
 
 /* Makes fault `kind` happen in domain 1 while `inflight` other calls wait
  * inside it, and `bystanders` threads call domain 2. */
 static void fault_once(int kind, int inflight, int bystanders) {
     settle();
-    int fds = count_dir("/proc/self/fd"), threads = count_dir("/proc/self/task");
+    int fds = tu_count_dir("/proc/self/fd"), threads = tu_count_dir("/proc/self/task");
     qtn_domain_info before = info(1);
     uint32_t inc2 = info(2).incarnation;
     wrong = 0;
@@ -205,9 +180,9 @@ static void fault_once(int kind, int inflight, int bystanders) {
     check_recovered(before.pid, before.incarnation);
     assert_int_equal(info(2).incarnation, inc2); /* the other domain never noticed */
     settle();
-    if (count_dir("/proc/self/fd") != fds || count_dir("/proc/self/task") != threads)
+    if (tu_count_dir("/proc/self/fd") != fds || tu_count_dir("/proc/self/task") != threads)
         fail_msg("%s: %d fds and %d threads, were %d and %d", kind_label(kind),
-                 count_dir("/proc/self/fd"), count_dir("/proc/self/task"), fds, threads);
+                 tu_count_dir("/proc/self/fd"), tu_count_dir("/proc/self/task"), fds, threads);
 }
 
 static void test_matrix_one_caller(void **state) {
@@ -310,9 +285,9 @@ static _Atomic int stop_flag;
 static void *plan_flipper(void *arg) {
     (void)arg;
     while (!stop_flag) {
-        plan("fx=1 fy=2");
-        plan("fx=1 fy=1");
-        plan("fx=1 fy=host");
+        tu_plan("fx=1 fy=2");
+        tu_plan("fx=1 fy=1");
+        tu_plan("fx=1 fy=host");
     }
     return NULL;
 }
@@ -360,7 +335,7 @@ static void test_killed_while_plans_change(void **state) {
     assert_int_equal(wrong, 0);
     qtn_report r;
     assert_int_equal(qtn_report_next(&r, 200), 0);
-    plan("fx=1 fy=2");
+    tu_plan("fx=1 fy=2");
     assert_int_equal(fx_ok(9), 10);
 }
 

@@ -18,6 +18,7 @@
 
 #include "internal.h"
 #include "tk.h"
+#include "util.h"
 
 /* ---- the "evil" component: talks the channel protocol wrongly ------------------- */
 
@@ -113,24 +114,6 @@ static int evil(int32_t mode, int *err) {
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
-static void plan(const char *p) {
-    char err[256];
-    int r = qtn_plan_apply(p, err, sizeof err);
-    if (r)
-        fail_msg("plan '%s': %s (%s)", p, qtn_strerror(r), err);
-}
-
-static int count_fds(void) {
-    int n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
 static uint32_t incarnation(int d) {
     qtn_domain_info di;
     assert_int_equal(qtn_domain_info_get(d, &di), 0);
@@ -173,12 +156,14 @@ static int teardown(void **state) {
 static void test_lying_lengths_and_pointers(void **state) {
     (void)state;
     int fds = -1;
-    plan("tk=1");
+    tu_plan("tk=1");
     for (int mode = 0; mode <= 6; mode++) {
         assert_int_equal(tk_nop(), 7);
         uint32_t inc = incarnation(1);
-        if (fds < 0)
-            fds = count_fds();
+        if (fds < 0) {
+            tu_settle(1);
+            fds = tu_count_dir("/proc/self/fd");
+        }
         char buf[24 + 16];
         memset(buf, 'g', sizeof buf);
         size_t got = 777;
@@ -209,16 +194,16 @@ static void test_lying_lengths_and_pointers(void **state) {
     }
     /* restarted each time, the domain serves again */
     assert_int_equal(tk_nop(), 7);
-    usleep(20000); /* let the monitor close the pidfds of dead incarnations */
-    assert_int_equal(count_fds(), fds);
-    plan("tk=host");
+    tu_settle(1); /* the fds of dead incarnations closed, the spare's open */
+    assert_int_equal(tu_count_dir("/proc/self/fd"), fds);
+    tu_plan("tk=host");
 }
 
 /* ---- lies in the channel ------------------------------------------------------------- */
 
 static void test_channel_garbage(void **state) {
     (void)state;
-    plan("evil=2 tk=1");
+    tu_plan("evil=2 tk=1");
     for (int mode = EV_SEQ_JUMP; mode < EV_MAX; mode++) {
         uint32_t inc = incarnation(2), other = incarnation(1);
         int err = 0;
@@ -233,7 +218,7 @@ static void test_channel_garbage(void **state) {
         assert_int_equal(incarnation(1), other);
     }
     assert_int_equal(qtn_reports_dropped(), 0);
-    plan("tk=host");
+    tu_plan("tk=host");
 }
 
 int main(void) {

@@ -14,13 +14,7 @@
 #include <pthread.h>
 
 #include "tk.h"
-
-static void plan(const char *p) {
-    char err[256];
-    int r = qtn_plan_apply(p, err, sizeof err);
-    if (r)
-        fail_msg("plan '%s': %s (%s)", p, qtn_strerror(r), err);
-}
+#include "util.h"
 
 static int setup(void **state) {
     (void)state;
@@ -41,7 +35,7 @@ static int teardown(void **state) {
 static void test_plan_errors(void **state) {
     (void)state;
     char err[256];
-    plan("tk=host tk2=host");
+    tu_plan("tk=host tk2=host");
     assert_int_equal(qtn_plan_apply("tk=1 nosuch=2", err, sizeof err), QTN_ENOENT);
     assert_non_null(strstr(err, "plan:1:6: unknown component 'nosuch'"));
     assert_int_equal(qtn_plan_domain("tk"), 0); /* nothing changed */
@@ -54,22 +48,22 @@ static void test_plan_errors(void **state) {
     assert_non_null(strstr(err, "assigned twice"));
     assert_int_equal(qtn_plan_domain("tk"), 0);
     assert_int_equal(qtn_plan_domain("nosuch"), QTN_ENOENT);
-    plan("# a comment\n tk = 1\n");
+    tu_plan("# a comment\n tk = 1\n");
     assert_int_equal(qtn_plan_domain("tk"), 1);
-    plan("tk=1, tk2=host # isolated\n");
+    tu_plan("tk=1, tk2=host # isolated\n");
     assert_int_equal(qtn_plan_domain("tk"), 1);
     char buf[64];
     int n = qtn_plan_format(buf, sizeof buf);
     assert_string_equal(buf, "tk=1 tk2=host");
     assert_int_equal(n, (int)strlen(buf));
-    plan("tk=host");
+    tu_plan("tk=host");
 }
 
 static void test_isolation_is_real(void **state) {
     (void)state;
-    plan("tk=host");
+    tu_plan("tk=host");
     assert_int_equal(tk_getpid(), getpid());
-    plan("tk=1");
+    tu_plan("tk=1");
     int pid = tk_getpid();
     assert_int_not_equal(pid, getpid());
     assert_true(pid > 0);
@@ -79,13 +73,13 @@ static void test_isolation_is_real(void **state) {
     /* private state lives in the domain */
     int32_t a = tk_counter(), b = tk_counter();
     assert_int_equal(b, a + 1);
-    plan("tk=host");
+    tu_plan("tk=host");
     assert_int_equal(tk_counter(), 1); /* the host's copy was never touched */
-    plan("tk=1");
+    tu_plan("tk=1");
     assert_int_equal(tk_counter(), b + 1);
-    plan("tk=2");
+    tu_plan("tk=2");
     assert_int_not_equal(tk_getpid(), pid);
-    plan("tk=host");
+    tu_plan("tk=host");
 }
 
 /* ---- every kind of parameter, direct and isolated ------------------------------ */
@@ -162,9 +156,9 @@ static void test_direct_equals_isolated(void **state) {
         results d, i;
         memset(&d, 0, sizeof d);
         memset(&i, 0, sizeof i);
-        plan("tk=host");
+        tu_plan("tk=host");
         run_all(&d, seed);
-        plan("tk=1");
+        tu_plan("tk=1");
         run_all(&i, seed);
         assert_int_equal(d.add, i.add);
         assert_true(d.scale == i.scale && d.scale == 1.5 * -2.25);
@@ -196,18 +190,18 @@ static void test_direct_equals_isolated(void **state) {
         assert_int_equal(d.handle_v, i.handle_v);
         assert_int_equal(i.handle_v, 4242);
     }
-    plan("tk=host");
+    tu_plan("tk=host");
 }
 
 static void test_writes_only_through_out(void **state) {
     (void)state;
     uint8_t buf[64];
     memset(buf, 1, sizeof buf);
-    plan("tk=1");
+    tu_plan("tk=1");
     tk_scribble(buf, sizeof buf); /* writes an `in` buffer: stays in the domain */
     for (size_t i = 0; i < sizeof buf; i++)
         assert_int_equal(buf[i], 1);
-    plan("tk=host");
+    tu_plan("tk=host");
     tk_scribble(buf, sizeof buf); /* direct: plain C semantics */
     assert_int_equal(buf[0], 0xee);
 }
@@ -236,7 +230,7 @@ static int rev(const char *s, char *o, size_t cap) {
 static void test_callbacks(void **state) {
     (void)state;
     int32_t v[5] = {1, 2, 3, 4, 5};
-    plan("tk=1");
+    tu_plan("tk=1");
     int64_t sum = 0;
     assert_int_equal(tk_each(v, 5, add_to, &sum), 150);
     assert_int_equal(sum, 15); /* the callback ran here, in the caller's domain */
@@ -245,7 +239,7 @@ static void test_callbacks(void **state) {
     memset(out, 0, sizeof out);
     assert_int_equal(tk_transform("abcdef", out, sizeof out, rev), 1006);
     assert_string_equal(out, "fedcba");
-    plan("tk=host");
+    tu_plan("tk=host");
     sum = 0;
     assert_int_equal(tk_each(v, 5, add_to, &sum), 150);
     assert_int_equal(sum, 15);
@@ -254,20 +248,20 @@ static void test_callbacks(void **state) {
 static void test_calls_between_components(void **state) {
     (void)state;
     qtn_stats before, after;
-    plan("tk=1 tk2=host"); /* tk's call to tk2 goes up to the host */
+    tu_plan("tk=1 tk2=host"); /* tk's call to tk2 goes up to the host */
     assert_int_equal(qtn_stats_edge("tk", "tk2", &before), 0);
     assert_int_equal(tk_via(20), 41);
     assert_int_equal(qtn_stats_edge("tk", "tk2", &after), 0);
     assert_int_equal(after.calls, before.calls + 1);
-    plan("tk=1 tk2=2"); /* relayed by the host into domain 2 */
+    tu_plan("tk=1 tk2=2"); /* relayed by the host into domain 2 */
     assert_int_equal(tk_via(5), 11);
     assert_int_equal(qtn_stats_edge("tk", "tk2", &before), 0);
     assert_int_equal(before.crossings, after.crossings + 1);
-    plan("tk=1 tk2=1"); /* same domain: a direct call in there */
+    tu_plan("tk=1 tk2=1"); /* same domain: a direct call in there */
     assert_int_equal(tk_via(7), 15);
     assert_int_equal(qtn_stats_edge("tk", "tk2", &after), 0);
     assert_int_equal(after.crossings, before.crossings);
-    plan("tk=host tk2=host");
+    tu_plan("tk=host tk2=host");
 }
 
 /* ---- concurrency ----------------------------------------------------------------- */
@@ -280,7 +274,7 @@ static void *meet_thread(void *arg) {
 
 static void test_concurrent_calls_run_concurrently(void **state) {
     (void)state;
-    plan("tk=1");
+    tu_plan("tk=1");
     pthread_t th[MEET];
     for (int i = 0; i < MEET; i++)
         assert_int_equal(pthread_create(&th[i], NULL, meet_thread, NULL), 0);
@@ -290,7 +284,7 @@ static void test_concurrent_calls_run_concurrently(void **state) {
         /* -1 would mean the others never arrived: calls were serialised */
         assert_true((intptr_t)r >= MEET);
     }
-    plan("tk=host");
+    tu_plan("tk=host");
 }
 
 /* ---- large buffers ------------------------------------------------------------------ */
@@ -299,7 +293,7 @@ static void test_buffer_sizes(void **state) {
     (void)state;
     static const size_t sizes[] = {0, 1, 15, 4096, 65537, (1u << 20) - 100, 3u << 20,
                                    256u << 20};
-    plan("tk=1");
+    tu_plan("tk=1");
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         size_t n = sizes[s];
         uint8_t *b = malloc(n + 1);
@@ -317,7 +311,7 @@ static void test_buffer_sizes(void **state) {
         assert_int_equal(b[n], 0x77);
         free(b);
     }
-    plan("tk=host");
+    tu_plan("tk=host");
 }
 
 /* ---- live plan changes under load ---------------------------------------------------- */
@@ -349,7 +343,7 @@ static void test_replan_under_load(void **state) {
         assert_int_equal(pthread_create(&th[i], NULL, load_thread, (void *)(intptr_t)i), 0);
     static const char *plans[] = {"tk=1", "tk=host", "tk=2", "tk=1", "tk=3", "tk=host"};
     for (int round = 0; round < 60; round++) {
-        plan(plans[round % 6]);
+        tu_plan(plans[round % 6]);
         usleep(5000);
     }
     stop_load = 1;
@@ -357,12 +351,12 @@ static void test_replan_under_load(void **state) {
         pthread_join(th[i], NULL);
     assert_int_equal(load_errors, 0);
     assert_true(load_calls > 100);
-    plan("tk=2");
+    tu_plan("tk=2");
     int pid = tk_getpid();
     qtn_domain_info di;
     assert_int_equal(qtn_domain_info_get(2, &di), 0);
     assert_int_equal(pid, di.pid); /* calls after the apply follow the plan */
-    plan("tk=host");
+    tu_plan("tk=host");
     assert_int_equal(tk_getpid(), getpid());
 }
 
@@ -371,14 +365,14 @@ static void test_replan_under_load(void **state) {
 static void test_statistics(void **state) {
     (void)state;
     qtn_stats a, b, e;
-    plan("tk=host");
+    tu_plan("tk=host");
     assert_int_equal(qtn_stats_component("tk", &a), 0);
     for (int i = 0; i < 1000; i++)
         tk_nop();
     assert_int_equal(qtn_stats_component("tk", &b), 0);
     assert_int_equal(b.calls, a.calls + 1000); /* direct calls count too */
     assert_int_equal(b.crossings, a.crossings);
-    plan("tk=1");
+    tu_plan("tk=1");
     for (int i = 0; i < 500; i++)
         assert_int_equal(tk_nop(), 7);
     assert_int_equal(qtn_stats_component("tk", &a), 0);
@@ -392,7 +386,7 @@ static void test_statistics(void **state) {
     assert_int_equal(qtn_stats_edge("program", "tk", &e), 0);
     assert_int_equal(qtn_stats_component("nosuch", &e), QTN_ENOENT);
     assert_int_equal(qtn_stats_edge("nosuch", "tk", &e), QTN_ENOENT);
-    plan("tk=host");
+    tu_plan("tk=host");
 }
 
 static void count_rows(void *ctx, const char *caller, const char *callee, const char *entry,

@@ -15,52 +15,7 @@
 #include <dirent.h>
 
 #include "fx.h"
-
-#ifndef __has_feature
-#define __has_feature(x) 0
-#endif
-#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#else
-#define UNDER_ASAN 0
-#endif
-
-static int count_dir(const char *path) {
-    int n = 0;
-    DIR *d = opendir(path);
-    if (!d)
-        return -1;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
-
-static long rss_kib(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld kB", &v) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return v;
-}
-
-/* Waits for the spare of the next restart (it holds fds: counts are
- * compared in this steady state). */
-static void settle(void) {
-    qtn_domain_info di;
-    for (int i = 0; i < 10000; i++) {
-        assert_int_equal(qtn_domain_info_get(1, &di), 0);
-        if (di.spare_ready)
-            return;
-        usleep(500);
-    }
-    fail_msg("no spare was prepared");
-}
+#include "util.h"
 
 static void test_crash_restart_cycles(void **state) {
     (void)state;
@@ -73,9 +28,9 @@ static void test_crash_restart_cycles(void **state) {
         fx_crash(FX_SEGV);
         assert_int_equal(qtn_report_next(&r, 10000), 1);
     }
-    settle();
-    int fds = count_dir("/proc/self/fd"), threads = count_dir("/proc/self/task");
-    long rss = rss_kib();
+    tu_settle(1);
+    int fds = tu_count_dir("/proc/self/fd"), threads = tu_count_dir("/proc/self/task");
+    long rss = tu_rss_kib();
     uint32_t inc0;
     qtn_domain_info di;
     assert_int_equal(qtn_domain_info_get(1, &di), 0);
@@ -97,10 +52,10 @@ static void test_crash_restart_cycles(void **state) {
     assert_int_equal(di.incarnation, inc0 + (uint32_t)cycles);
     printf("%ld cycles, recovery mean %.2f ms, max %.2f ms\n", cycles,
            di.recovery_ns_total / 1e6 / (double)di.restarts, di.recovery_ns_max / 1e6);
-    settle();
-    assert_int_equal(count_dir("/proc/self/fd"), fds);
-    assert_int_equal(count_dir("/proc/self/task"), threads);
-    long grown = rss_kib() - rss;
+    tu_settle(1);
+    assert_int_equal(tu_count_dir("/proc/self/fd"), fds);
+    assert_int_equal(tu_count_dir("/proc/self/task"), threads);
+    long grown = tu_rss_kib() - rss;
     if (!UNDER_ASAN && grown > 32 * 1024)
         fail_msg("resident memory grew by %ld KiB over %ld cycles", grown, cycles);
 }

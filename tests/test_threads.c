@@ -15,43 +15,10 @@
 #include <pthread.h>
 
 #include "tk.h"
-
-#ifndef __has_feature
-#define __has_feature(x) 0
-#endif
-#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#else
-#define UNDER_ASAN 0
-#endif
+#include "util.h"
 
 #define THREADS 100000
 #define WAVE 32
-
-static int count_dir(const char *path) {
-    int n = 0;
-    DIR *d = opendir(path);
-    if (!d)
-        return -1;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
-}
-
-static long rss_kib(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld kB", &v) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return v;
-}
 
 static _Atomic long bad;
 
@@ -81,8 +48,8 @@ static void test_thread_churn(void **state) {
     churn(2000); /* warm up: serving threads, allocator arenas */
     qtn_domain_info di;
     assert_int_equal(qtn_domain_info_get(1, &di), 0);
-    int fds = count_dir("/proc/self/fd");
-    long rss = rss_kib();
+    int fds = tu_count_dir("/proc/self/fd");
+    long rss = tu_rss_kib();
     churn(THREADS);
     assert_int_equal(bad, 0);
     qtn_domain_info after;
@@ -92,11 +59,11 @@ static void test_thread_churn(void **state) {
     assert_true(after.channels_served <= WAVE + 1);  /* bounded by concurrency, not by count */
     char task[64];
     snprintf(task, sizeof task, "/proc/%d/task", after.pid);
-    int dthreads = count_dir(task);
+    int dthreads = tu_count_dir(task);
     assert_true(dthreads > 0);
     assert_true(dthreads <= (int)after.channels_served + 1);
-    assert_int_equal(count_dir("/proc/self/fd"), fds);
-    long grown = rss_kib() - rss;
+    assert_int_equal(tu_count_dir("/proc/self/fd"), fds);
+    long grown = tu_rss_kib() - rss;
 #if UNDER_ASAN
     grown = 0; /* freed memory waits in the sanitizer's quarantine; LSan checks leaks */
 #endif

@@ -180,6 +180,10 @@ int qtn_register(qtn_component *c) {
         r = QTN_ESTATE;
         goto out;
     }
+    if (strlen(c->name) > 63) {
+        r = bad(c->name, NULL, "names are at most 63 characters");
+        goto out;
+    }
     for (const char *s = c->name; *s; s++)
         if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-' && *s != '.') {
             r = bad(c->name, NULL, "names may hold letters, digits, '_', '-' and '.'");
@@ -206,6 +210,10 @@ int qtn_register(qtn_component *c) {
         const qtn_entry *e = c->entries[j];
         if (!e || !e->name || !e->thunk) {
             r = bad(c->name, e ? e->name : NULL, "an entry needs a name and a thunk");
+            goto out;
+        }
+        if (strlen(e->name) > 63) {
+            r = bad(c->name, e->name, "names are at most 63 characters");
             goto out;
         }
         if (e->component != c) {

@@ -1,0 +1,54 @@
+/* util.c - helpers the runtime tests share. */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "quarantine.h"
+#include "util.h"
+
+int tu_count_dir(const char *path) {
+    int n = 0;
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+long tu_rss_kib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &v) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return v;
+}
+
+void tu_settle(int d) {
+    for (int i = 0; i < 10000; i++) {
+        qtn_domain_info di;
+        if (qtn_domain_info_get(d, &di) == 0 && di.spare_ready)
+            return;
+        usleep(500);
+    }
+    fail_msg("domain %d has no spare ready", d);
+}
+
+void tu_plan(const char *plan) {
+    char err[256];
+    int r = qtn_plan_apply(plan, err, sizeof err);
+    if (r)
+        fail_msg("plan '%s': %s (%s)", plan, qtn_strerror(r), err);
+}

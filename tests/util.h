@@ -1,0 +1,24 @@
+/* util.h - helpers the runtime tests share. */
+#ifndef QTN_TESTS_UTIL_H
+#define QTN_TESTS_UTIL_H
+
+#ifndef __has_feature
+#define __has_feature(x) 0
+#endif
+#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
+#define UNDER_ASAN 1 /* freed memory waits in a quarantine: RSS says little */
+#else
+#define UNDER_ASAN 0
+#endif
+
+/* Entries of a /proc directory (fds, tasks), or -1. */
+int tu_count_dir(const char *path);
+/* This process's resident memory in KiB, or -1. */
+long tu_rss_kib(void);
+/* Waits until isolated domain d has its spare for the next restart: each
+ * holds fds, so fd counts are compared in this steady state. */
+void tu_settle(int d);
+/* Applies a plan; aborts the test with the message if it fails. */
+void tu_plan(const char *plan);
+
+#endif
