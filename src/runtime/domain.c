@@ -632,7 +632,8 @@ static void describe(qtn_report *r, qtn__dom *dm, qtn__inc *I, const qtn_entry *
     } else if (sig_ok) { /* what the dying domain said; its exit status may be our SIGKILL */
         r->kind = QTN_FAULT_SIGNAL;
         r->signal = cr.sig;
-        if (cr.addr)
+        if (cr.code > 0 && (cr.sig == SIGSEGV || cr.sig == SIGBUS || cr.sig == SIGILL ||
+                            cr.sig == SIGFPE)) /* the kernel's address, NULL included */
             snprintf(r->reason, sizeof r->reason, "SIG%s (%s) at address 0x%llx",
                      sig_name(r->signal), strsignal(r->signal), (unsigned long long)cr.addr);
         else
