@@ -36,27 +36,27 @@ typedef struct fz_named {
 } fz_named;
 
 static const qtn_param f_stream[] = {
-    {.kind = QTN_IN, .elem_size = 1, .len_kind = QTN_LEN_FIELD, .type = QTN_T_U32,
+    {.kind = QTN_K_IN, .elem_size = 1, .len_kind = QTN_LEN_FIELD, .type = QTN_T_U32,
      .len = offsetof(fz_stream, avail_in), .offset = offsetof(fz_stream, next_in)},
-    {.kind = QTN_OUT, .elem_size = 1, .len_kind = QTN_LEN_FIELD, .type = QTN_T_U32,
+    {.kind = QTN_K_OUT, .elem_size = 1, .len_kind = QTN_LEN_FIELD, .type = QTN_T_U32,
      .len = offsetof(fz_stream, avail_out), .offset = offsetof(fz_stream, next_out)}};
 static const qtn_struct s_stream = {"fz_stream", sizeof(fz_stream), 2, f_stream};
 static const qtn_param f_named[] = {
-    {.kind = QTN_STRING, .offset = offsetof(fz_named, name)},
-    {.kind = QTN_INOUT, .elem_size = 1, .len = 4, .offset = offsetof(fz_named, tag)}};
+    {.kind = QTN_K_STRING, .offset = offsetof(fz_named, name)},
+    {.kind = QTN_K_INOUT, .elem_size = 1, .len = 4, .offset = offsetof(fz_named, tag)}};
 static const qtn_struct s_named = {"fz_named", sizeof(fz_named), 2, f_named};
 
 enum { CAP = 24, NIN = 16, NOUT = 12, NNAMES = 3 };
 
 static const qtn_param params[] = {
     QTN_P_SCALAR(QTN_T_U64),                                             /* 0: cap */
-    {.kind = QTN_OUT, .elem_size = 1, .len_kind = QTN_LEN_PARAM, .len = 0,
+    {.kind = QTN_K_OUT, .elem_size = 1, .len_kind = QTN_LEN_PARAM, .len = 0,
      .actual = QTN_ACTUAL_PARAM(2)},                                     /* 1: buf */
-    {.kind = QTN_OUT, .type = QTN_T_U64, .elem_size = 8, .len = 1},      /* 2: *got */
-    {.kind = QTN_INOUT, .elem_size = sizeof(fz_stream), .len = 1, .st = &s_stream}, /* 3 */
+    {.kind = QTN_K_OUT, .type = QTN_T_U64, .elem_size = 8, .len = 1},      /* 2: *got */
+    {.kind = QTN_K_INOUT, .elem_size = sizeof(fz_stream), .len = 1, .st = &s_stream}, /* 3 */
     QTN_P_STRING,                                                        /* 4 */
-    {.kind = QTN_INOUT, .elem_size = sizeof(fz_named), .len = NNAMES, .st = &s_named}, /* 5 */
-    {.kind = QTN_INOUT, .elem_size = 4, .len_kind = QTN_LEN_PARAM, .len = 0,
+    {.kind = QTN_K_INOUT, .elem_size = sizeof(fz_named), .len = NNAMES, .st = &s_named}, /* 5 */
+    {.kind = QTN_K_INOUT, .elem_size = 4, .len_kind = QTN_LEN_PARAM, .len = 0,
      .actual = QTN_ACTUAL_RET},                                          /* 6: ints */
     QTN_P_HANDLE,                                                        /* 7 */
 };
@@ -142,7 +142,7 @@ static void request(const uint8_t *data, size_t size) {
     memcpy(args, frame, sizeof args);
     /* pointers as offsets into (or just past) the frame */
     for (int i = 0; i < NPARAMS; i++)
-        if (params[i].kind != QTN_SCALAR && params[i].kind != QTN_HANDLE && args[i].u & 1)
+        if (params[i].kind != QTN_K_SCALAR && params[i].kind != QTN_K_HANDLE && args[i].u & 1)
             args[i].p = frame + (args[i].u >> 1) % (size + 16);
     qtn__fixv fx;
     qtn__fixv_init(&fx);
@@ -152,7 +152,7 @@ static void request(const uint8_t *data, size_t size) {
         /* the callee side writes into its private copies; export goes back */
         for (uint32_t i = 0; i < fx.n; i++) {
             const qtn_param *p = fx.v[i].p;
-            if ((p->kind == QTN_OUT || p->kind == QTN_INOUT) && !p->st)
+            if ((p->kind == QTN_K_OUT || p->kind == QTN_K_INOUT) && !p->st)
                 memset(fx.v[i].mine, 0x5a, fx.v[i].count * p->elem_size);
         }
         qtn__export(params, ret, QTN_T_I32, &fx);

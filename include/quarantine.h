@@ -69,6 +69,46 @@ typedef enum {
 QTN_EXTERN const char *qtn_strerror(int err);
 
 /* ------------------------------------------------------------------------ */
+/* Annotations for `quarantine gen`                                          */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Written on ordinary prototypes; they expand to clang `annotate` attributes
+ * when `quarantine gen` parses (it defines QTN_GEN) and to nothing in a
+ * normal build. Only entry functions need them:
+ *
+ *     QTN_COMPONENT(codec) QTN_FAULT(-1)
+ *     int codec_pack(const uint8_t *src QTN_IN(n), size_t n,
+ *                    uint8_t *dst QTN_OUT(cap) QTN_ACTUAL(*got), size_t cap,
+ *                    size_t *got QTN_OUT(1));
+ *
+ * A count is a C expression over the other parameters (`n`, `rows * cols`,
+ * `*len`); it counts elements of the pointed-to type, or bytes with the
+ * _BYTES forms. See docs/gen.md.
+ */
+#ifdef QTN_GEN
+#define QTN__ANN(s) __attribute__((annotate("qtn " s)))
+#else
+#define QTN__ANN(s)
+#endif
+/* on an entry function's prototype */
+#define QTN_COMPONENT(name) QTN__ANN("component " #name)
+#define QTN_FAULT(value) QTN__ANN("fault " #value) /* returned when the callee faults */
+#define QTN_DEADLINE(ms) QTN__ANN("deadline " #ms)  /* 0: none */
+/* on a pointer parameter */
+#define QTN_IN(count) QTN__ANN("in " #count)
+#define QTN_OUT(count) QTN__ANN("out " #count)
+#define QTN_INOUT(count) QTN__ANN("inout " #count)
+#define QTN_IN_BYTES(bytes) QTN__ANN("in_bytes " #bytes)
+#define QTN_OUT_BYTES(bytes) QTN__ANN("out_bytes " #bytes)
+#define QTN_INOUT_BYTES(bytes) QTN__ANN("inout_bytes " #bytes)
+#define QTN_ACTUAL(src) QTN__ANN("actual " #src) /* `return` or `*param`: elements written */
+#define QTN_STRING QTN__ANN("string")            /* NUL-terminated, copied in */
+#define QTN_NULLABLE QTN__ANN("nullable")
+#define QTN_HANDLE QTN__ANN("handle")            /* opaque, passed through */
+#define QTN_OWNED QTN__ANN("owned")              /* a handle the callee issued */
+
+/* ------------------------------------------------------------------------ */
 /* Values and descriptors (the low-level stub API)                           */
 /* ------------------------------------------------------------------------ */
 
@@ -101,13 +141,13 @@ enum {
 
 /* What crosses for a parameter. */
 enum {
-    QTN_SCALAR = 1, /* by value (type in qtn_param.type) */
-    QTN_HANDLE,     /* opaque pointer handed through untouched */
-    QTN_IN,         /* buffer copied to the callee */
-    QTN_OUT,        /* buffer copied back from the callee (starts zeroed) */
-    QTN_INOUT,      /* buffer copied both ways */
-    QTN_STRING,     /* NUL-terminated string copied to the callee */
-    QTN_CALLBACK    /* function pointer; runs back in the caller's domain */
+    QTN_K_SCALAR = 1, /* by value (type in qtn_param.type) */
+    QTN_K_HANDLE,     /* opaque pointer handed through untouched */
+    QTN_K_IN,         /* buffer copied to the callee */
+    QTN_K_OUT,        /* buffer copied back from the callee (starts zeroed) */
+    QTN_K_INOUT,      /* buffer copied both ways */
+    QTN_K_STRING,     /* NUL-terminated string copied to the callee */
+    QTN_K_CALLBACK    /* function pointer; runs back in the caller's domain */
 };
 
 /* Where a buffer's element count comes from. */
@@ -122,7 +162,7 @@ enum {
 /* qtn_param.flags */
 #define QTN_F_NULLABLE 0x01u /* documents that NULL is expected (NULL always
                                 crosses as NULL) */
-#define QTN_F_OWNED 0x02u    /* QTN_HANDLE issued by the callee's component:
+#define QTN_F_OWNED 0x02u    /* QTN_K_HANDLE issued by the callee's component:
                                 a handle from an earlier incarnation of its
                                 domain fails the call with QTN_ESTALE */
 
@@ -145,7 +185,7 @@ struct qtn_sig;
  * set, each element is that struct and its pointer fields cross too.
  */
 typedef struct qtn_param {
-    uint8_t kind;     /* QTN_SCALAR ... QTN_CALLBACK */
+    uint8_t kind;     /* QTN_K_SCALAR ... QTN_K_CALLBACK */
     uint8_t type;     /* QTN_T_* of a scalar, or of a QTN_LEN_FIELD field */
     uint8_t flags;    /* QTN_F_* */
     uint8_t len_kind; /* QTN_LEN_* */
@@ -159,14 +199,14 @@ typedef struct qtn_param {
 } qtn_param;
 
 /* Shorthands for descriptors in hand-written stubs. */
-#define QTN_P_SCALAR(t) {.kind = QTN_SCALAR, .type = (t)}
-#define QTN_P_HANDLE {.kind = QTN_HANDLE}
-#define QTN_P_STRING {.kind = QTN_STRING}
+#define QTN_P_SCALAR(t) {.kind = QTN_K_SCALAR, .type = (t)}
+#define QTN_P_HANDLE {.kind = QTN_K_HANDLE}
+#define QTN_P_STRING {.kind = QTN_K_STRING}
 /* buffer of kind k, elements of esz bytes, count from parameter lp */
 #define QTN_P_BUF(k, esz, lp) {.kind = (k), .elem_size = (esz), .len_kind = QTN_LEN_PARAM, .len = (lp)}
 /* buffer of kind k holding exactly n elements of esz bytes */
 #define QTN_P_FIXED(k, esz, n) {.kind = (k), .elem_size = (esz), .len_kind = QTN_LEN_CONST, .len = (n)}
-#define QTN_P_CALLBACK(sig_) {.kind = QTN_CALLBACK, .sig = (sig_)}
+#define QTN_P_CALLBACK(sig_) {.kind = QTN_K_CALLBACK, .sig = (sig_)}
 
 /* A struct whose pointer fields cross with it. */
 typedef struct qtn_struct {

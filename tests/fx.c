@@ -130,7 +130,7 @@ THUNK(fx_get) { r->i = fx_get_real(a[0].p); }
 THUNK(fy_wait) { r->i = fy_wait_real((int32_t)a[0].i); }
 
 static const qtn_param p_i32[] = {QTN_P_SCALAR(QTN_T_I32)};
-static const qtn_param p_owned[] = {{.kind = QTN_HANDLE, .flags = QTN_F_OWNED}};
+static const qtn_param p_owned[] = {{.kind = QTN_K_HANDLE, .flags = QTN_F_OWNED}};
 
 qtn_component fx_component, fy_component;
 

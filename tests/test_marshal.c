@@ -60,36 +60,36 @@ static void expect_bad(const char *name, const qtn_param *params, uint8_t n, con
 
 static void test_descriptor_checks(void **state) {
     (void)state;
-    const qtn_param len_range[] = {QTN_P_BUF(QTN_IN, 1, 5), QTN_P_SCALAR(QTN_T_U64)};
+    const qtn_param len_range[] = {QTN_P_BUF(QTN_K_IN, 1, 5), QTN_P_SCALAR(QTN_T_U64)};
     expect_bad("c1", len_range, 2, "length parameter 5 is out of range");
-    const qtn_param len_type[] = {QTN_P_BUF(QTN_IN, 1, 1), QTN_P_SCALAR(QTN_T_F64)};
+    const qtn_param len_type[] = {QTN_P_BUF(QTN_K_IN, 1, 1), QTN_P_SCALAR(QTN_T_F64)};
     expect_bad("c2", len_type, 2, "is not an integer scalar");
-    const qtn_param zero_elem[] = {QTN_P_BUF(QTN_IN, 0, 1), QTN_P_SCALAR(QTN_T_U64)};
+    const qtn_param zero_elem[] = {QTN_P_BUF(QTN_K_IN, 0, 1), QTN_P_SCALAR(QTN_T_U64)};
     expect_bad("c3", zero_elem, 2, "element size is 0");
     const qtn_param act[] = {
-        {.kind = QTN_OUT, .elem_size = 1, .len = 4, .actual = QTN_ACTUAL_PARAM(1)},
+        {.kind = QTN_K_OUT, .elem_size = 1, .len = 4, .actual = QTN_ACTUAL_PARAM(1)},
         QTN_P_SCALAR(QTN_T_U64)};
     expect_bad("c4", act, 2, "must point to one 4- or 8-byte integer");
-    const qtn_param act_in[] = {{.kind = QTN_IN, .elem_size = 1, .len = 4,
+    const qtn_param act_in[] = {{.kind = QTN_K_IN, .elem_size = 1, .len = 4,
                                  .actual = QTN_ACTUAL_RET}};
     expect_bad("c5", act_in, 1, "an in buffer has no actual length");
-    static const qtn_param fields[] = {{.kind = QTN_STRING, .offset = 0}};
+    static const qtn_param fields[] = {{.kind = QTN_K_STRING, .offset = 0}};
     static const qtn_struct st = {"s", 8, 1, fields};
-    const qtn_param out_struct[] = {{.kind = QTN_OUT, .elem_size = 8, .len = 1, .st = &st}};
+    const qtn_param out_struct[] = {{.kind = QTN_K_OUT, .elem_size = 8, .len = 1, .st = &st}};
     expect_bad("c6", out_struct, 1, "an out struct cannot hold pointers");
-    static const qtn_param far[] = {{.kind = QTN_STRING, .offset = 4}};
+    static const qtn_param far[] = {{.kind = QTN_K_STRING, .offset = 4}};
     static const qtn_struct st_far = {"s", 8, 1, far};
-    const qtn_param field_out[] = {{.kind = QTN_INOUT, .elem_size = 8, .len = 1, .st = &st_far}};
+    const qtn_param field_out[] = {{.kind = QTN_K_INOUT, .elem_size = 8, .len = 1, .st = &st_far}};
     expect_bad("c7", field_out, 1, "lies outside struct s");
-    const qtn_param size_mismatch[] = {{.kind = QTN_INOUT, .elem_size = 16, .len = 1, .st = &st}};
+    const qtn_param size_mismatch[] = {{.kind = QTN_K_INOUT, .elem_size = 16, .len = 1, .st = &st}};
     expect_bad("c8", size_mismatch, 1, "differs from struct s size 8");
-    const qtn_param no_sig[] = {{.kind = QTN_CALLBACK}};
+    const qtn_param no_sig[] = {{.kind = QTN_K_CALLBACK}};
     expect_bad("c9", no_sig, 1, "callback without a signature");
     const qtn_param kind[] = {{.kind = 42}};
     expect_bad("c10", kind, 1, "unknown kind 42");
     const qtn_param scalar_void[] = {QTN_P_SCALAR(QTN_T_VOID)};
     expect_bad("c11", scalar_void, 1, "bad scalar type");
-    const qtn_param ok[] = {QTN_P_BUF(QTN_INOUT, 4, 1), QTN_P_SCALAR(QTN_T_I32)};
+    const qtn_param ok[] = {QTN_P_BUF(QTN_K_INOUT, 4, 1), QTN_P_SCALAR(QTN_T_I32)};
     char msg[256];
     assert_int_equal(reg("good", ok, 2, msg, sizeof msg), 0);
     assert_string_equal(msg, "");
@@ -104,8 +104,8 @@ static _Alignas(16) char win[8192];
 
 static void test_roundtrip_in_window(void **state) {
     (void)state;
-    const qtn_param ps[] = {QTN_P_STRING, QTN_P_BUF(QTN_IN, 2, 4), QTN_P_BUF(QTN_OUT, 1, 4),
-                            QTN_P_BUF(QTN_INOUT, 4, 4), QTN_P_SCALAR(QTN_T_U32)};
+    const qtn_param ps[] = {QTN_P_STRING, QTN_P_BUF(QTN_K_IN, 2, 4), QTN_P_BUF(QTN_K_OUT, 1, 4),
+                            QTN_P_BUF(QTN_K_INOUT, 4, 4), QTN_P_SCALAR(QTN_T_U32)};
     char s[] = "str";
     uint16_t in[3] = {1, 2, 3};
     char out[3] = {'a', 'b', 'c'};
@@ -136,7 +136,7 @@ static void test_roundtrip_in_window(void **state) {
 
 static void test_toobig_and_null(void **state) {
     (void)state;
-    const qtn_param ps[] = {QTN_P_BUF(QTN_IN, 1, 1), QTN_P_SCALAR(QTN_T_U64)};
+    const qtn_param ps[] = {QTN_P_BUF(QTN_K_IN, 1, 1), QTN_P_SCALAR(QTN_T_U64)};
     char big[9000];
     memset(big, 1, sizeof big);
     qtn_val args[2] = {{.p = big}, {.u = sizeof big}}, sh[2];
@@ -147,11 +147,11 @@ static void test_toobig_and_null(void **state) {
     assert_int_equal(qtn__marshal(ps, 2, args, sh, &a, &fx), QTN_ETOOBIG);
     qtn__fixv_free(&fx);
     args[1].u = SIZE_MAX / 2 + 7; /* an overflowing count */
-    const qtn_param ps4[] = {QTN_P_BUF(QTN_IN, 4, 1), QTN_P_SCALAR(QTN_T_U64)};
+    const qtn_param ps4[] = {QTN_P_BUF(QTN_K_IN, 4, 1), QTN_P_SCALAR(QTN_T_U64)};
     a.top = 0;
     assert_int_equal(qtn__marshal(ps4, 2, args, sh, &a, &fx), QTN_ETOOBIG);
     qtn__fixv_free(&fx);
-    const qtn_param neg[] = {QTN_P_BUF(QTN_IN, 1, 1), QTN_P_SCALAR(QTN_T_I32)};
+    const qtn_param neg[] = {QTN_P_BUF(QTN_K_IN, 1, 1), QTN_P_SCALAR(QTN_T_I32)};
     qtn_val nargs[2] = {{.p = big}, {.i = -5}};
     a.top = 0;
     assert_int_equal(qtn__marshal(neg, 2, nargs, sh, &a, &fx), QTN_EINVAL);
@@ -171,10 +171,10 @@ static void test_toobig_and_null(void **state) {
 static void test_actual_lengths_checked(void **state) {
     (void)state;
     const qtn_param ps[] = {
-        {.kind = QTN_OUT, .elem_size = 1, .len_kind = QTN_LEN_PARAM, .len = 1,
+        {.kind = QTN_K_OUT, .elem_size = 1, .len_kind = QTN_LEN_PARAM, .len = 1,
          .actual = QTN_ACTUAL_PARAM(2)},
         QTN_P_SCALAR(QTN_T_U64),
-        {.kind = QTN_OUT, .type = QTN_T_U32, .elem_size = 4, .len = 1}};
+        {.kind = QTN_K_OUT, .type = QTN_T_U32, .elem_size = 4, .len = 1}};
     for (uint32_t claim = 0; claim <= 9; claim++) {
         char buf[8];
         memset(buf, '-', sizeof buf);
@@ -200,7 +200,7 @@ static void test_actual_lengths_checked(void **state) {
         qtn__fixv_free(&fx);
     }
     /* from the return value; a negative one copies nothing */
-    const qtn_param pr[] = {{.kind = QTN_INOUT, .elem_size = 1, .len_kind = QTN_LEN_PARAM,
+    const qtn_param pr[] = {{.kind = QTN_K_INOUT, .elem_size = 1, .len_kind = QTN_LEN_PARAM,
                              .len = 1, .actual = QTN_ACTUAL_RET},
                             QTN_P_SCALAR(QTN_T_U64)};
     char b[4] = "abc";
@@ -222,7 +222,7 @@ static void test_actual_lengths_checked(void **state) {
 
 static void test_import_checks_every_pointer(void **state) {
     (void)state;
-    const qtn_param ps[] = {QTN_P_STRING, QTN_P_BUF(QTN_INOUT, 1, 2), QTN_P_SCALAR(QTN_T_U64)};
+    const qtn_param ps[] = {QTN_P_STRING, QTN_P_BUF(QTN_K_INOUT, 1, 2), QTN_P_SCALAR(QTN_T_U64)};
     char *frame = win + 1024, *hi = win + 2048;
     strcpy(frame + 100, "hello");
     memcpy(frame + 200, "abcd", 4);

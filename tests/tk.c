@@ -206,62 +206,62 @@ THUNK(tk2_twice) { r->i = tk2_twice_real((int32_t)a[0].i); }
 static const qtn_param p_add[] = {QTN_P_SCALAR(QTN_T_I32), QTN_P_SCALAR(QTN_T_I64),
                                   QTN_P_SCALAR(QTN_T_U8), QTN_P_SCALAR(QTN_T_I16)};
 static const qtn_param p_scale[] = {QTN_P_SCALAR(QTN_T_F32), QTN_P_SCALAR(QTN_T_F64)};
-static const qtn_param p_sum_in[] = {QTN_P_BUF(QTN_IN, 1, 1), QTN_P_SCALAR(QTN_T_U64)};
-static const qtn_param p_fill_out[] = {QTN_P_BUF(QTN_OUT, 1, 1), QTN_P_SCALAR(QTN_T_U64),
+static const qtn_param p_sum_in[] = {QTN_P_BUF(QTN_K_IN, 1, 1), QTN_P_SCALAR(QTN_T_U64)};
+static const qtn_param p_fill_out[] = {QTN_P_BUF(QTN_K_OUT, 1, 1), QTN_P_SCALAR(QTN_T_U64),
                                        QTN_P_SCALAR(QTN_T_U8)};
-static const qtn_param p_inc_inout[] = {QTN_P_BUF(QTN_INOUT, 4, 1), QTN_P_SCALAR(QTN_T_U64)};
+static const qtn_param p_inc_inout[] = {QTN_P_BUF(QTN_K_INOUT, 4, 1), QTN_P_SCALAR(QTN_T_U64)};
 static const qtn_param p_strlen[] = {QTN_P_STRING};
 static const qtn_param p_upper[] = {
     QTN_P_STRING,
-    {.kind = QTN_OUT, .elem_size = 1, .len_kind = QTN_LEN_PARAM, .len = 2,
+    {.kind = QTN_K_OUT, .elem_size = 1, .len_kind = QTN_LEN_PARAM, .len = 2,
      .actual = QTN_ACTUAL_RET},
     QTN_P_SCALAR(QTN_T_U64)};
 static const qtn_param p_read[] = {
-    {.kind = QTN_OUT, .elem_size = 1, .len_kind = QTN_LEN_PARAM, .len = 1,
+    {.kind = QTN_K_OUT, .elem_size = 1, .len_kind = QTN_LEN_PARAM, .len = 1,
      .actual = QTN_ACTUAL_PARAM(2)},
     QTN_P_SCALAR(QTN_T_U64),
-    {.kind = QTN_OUT, .type = QTN_T_U64, .elem_size = 8, .len = 1}};
+    {.kind = QTN_K_OUT, .type = QTN_T_U64, .elem_size = 8, .len = 1}};
 
 static const qtn_param f_stream[] = {
-    {.kind = QTN_IN, .elem_size = 1, .len_kind = QTN_LEN_FIELD, .type = QTN_T_U32,
+    {.kind = QTN_K_IN, .elem_size = 1, .len_kind = QTN_LEN_FIELD, .type = QTN_T_U32,
      .len = offsetof(tk_stream, avail_in), .offset = offsetof(tk_stream, next_in)},
-    {.kind = QTN_OUT, .elem_size = 1, .len_kind = QTN_LEN_FIELD, .type = QTN_T_U32,
+    {.kind = QTN_K_OUT, .elem_size = 1, .len_kind = QTN_LEN_FIELD, .type = QTN_T_U32,
      .len = offsetof(tk_stream, avail_out), .offset = offsetof(tk_stream, next_out)}};
 static const qtn_struct s_stream = {"tk_stream", sizeof(tk_stream), 2, f_stream};
 static const qtn_param p_copy[] = {
-    {.kind = QTN_INOUT, .elem_size = sizeof(tk_stream), .len = 1, .st = &s_stream},
+    {.kind = QTN_K_INOUT, .elem_size = sizeof(tk_stream), .len = 1, .st = &s_stream},
     QTN_P_SCALAR(QTN_T_U32)};
-static const qtn_param p_points[] = {QTN_P_BUF(QTN_INOUT, sizeof(tk_point), 1),
+static const qtn_param p_points[] = {QTN_P_BUF(QTN_K_INOUT, sizeof(tk_point), 1),
                                      QTN_P_SCALAR(QTN_T_U64)};
-static const qtn_param f_named[] = {{.kind = QTN_STRING, .offset = offsetof(tk_named, name)}};
+static const qtn_param f_named[] = {{.kind = QTN_K_STRING, .offset = offsetof(tk_named, name)}};
 static const qtn_struct s_named = {"tk_named", sizeof(tk_named), 1, f_named};
 static const qtn_param p_names[] = {
-    {.kind = QTN_IN, .elem_size = sizeof(tk_named), .len_kind = QTN_LEN_PARAM, .len = 1,
+    {.kind = QTN_K_IN, .elem_size = sizeof(tk_named), .len_kind = QTN_LEN_PARAM, .len = 1,
      .st = &s_named},
     QTN_P_SCALAR(QTN_T_U64)};
 static const qtn_param p_handle_new[] = {QTN_P_SCALAR(QTN_T_I32)};
 static const qtn_param p_handle_get[] = {QTN_P_HANDLE};
 static const qtn_param cbp_each[] = {QTN_P_HANDLE, QTN_P_SCALAR(QTN_T_I32)};
 static const qtn_sig sig_each = {QTN_T_I32, 2, cbp_each};
-static const qtn_param p_each[] = {QTN_P_BUF(QTN_IN, 4, 1), QTN_P_SCALAR(QTN_T_U64),
+static const qtn_param p_each[] = {QTN_P_BUF(QTN_K_IN, 4, 1), QTN_P_SCALAR(QTN_T_U64),
                                    QTN_P_CALLBACK(&sig_each), QTN_P_HANDLE};
-static const qtn_param cbp_transform[] = {QTN_P_STRING, QTN_P_BUF(QTN_OUT, 1, 2),
+static const qtn_param cbp_transform[] = {QTN_P_STRING, QTN_P_BUF(QTN_K_OUT, 1, 2),
                                           QTN_P_SCALAR(QTN_T_U64)};
 static const qtn_sig sig_transform = {QTN_T_I32, 3, cbp_transform};
-static const qtn_param p_transform[] = {QTN_P_STRING, QTN_P_BUF(QTN_OUT, 1, 2),
+static const qtn_param p_transform[] = {QTN_P_STRING, QTN_P_BUF(QTN_K_OUT, 1, 2),
                                         QTN_P_SCALAR(QTN_T_U64),
                                         QTN_P_CALLBACK(&sig_transform)};
 static const qtn_param p_i32[] = {QTN_P_SCALAR(QTN_T_I32)};
 static const qtn_param p_meet[] = {QTN_P_SCALAR(QTN_T_I32), QTN_P_SCALAR(QTN_T_I32)};
-static const qtn_param p_invert[] = {QTN_P_BUF(QTN_INOUT, 1, 1), QTN_P_SCALAR(QTN_T_U64)};
-static const qtn_param p_scribble[] = {QTN_P_BUF(QTN_IN, 1, 1), QTN_P_SCALAR(QTN_T_U64)};
+static const qtn_param p_invert[] = {QTN_P_BUF(QTN_K_INOUT, 1, 1), QTN_P_SCALAR(QTN_T_U64)};
+static const qtn_param p_scribble[] = {QTN_P_BUF(QTN_K_IN, 1, 1), QTN_P_SCALAR(QTN_T_U64)};
 static const qtn_param p_lie[] = {
     QTN_P_SCALAR(QTN_T_I32),
-    {.kind = QTN_OUT, .elem_size = 1, .len_kind = QTN_LEN_PARAM, .len = 2,
+    {.kind = QTN_K_OUT, .elem_size = 1, .len_kind = QTN_LEN_PARAM, .len = 2,
      .actual = QTN_ACTUAL_PARAM(3)},
     QTN_P_SCALAR(QTN_T_U64),
-    {.kind = QTN_OUT, .type = QTN_T_U64, .elem_size = 8, .len = 1},
-    {.kind = QTN_INOUT, .elem_size = sizeof(tk_stream), .len = 1, .st = &s_stream,
+    {.kind = QTN_K_OUT, .type = QTN_T_U64, .elem_size = 8, .len = 1},
+    {.kind = QTN_K_INOUT, .elem_size = sizeof(tk_stream), .len = 1, .st = &s_stream,
      .flags = QTN_F_NULLABLE}};
 
 #define ENTRY(nm, rt, params_, faultv)                                                   \

@@ -121,21 +121,21 @@ THUNK(ts_pid) { (void)a; r->i = ts_pid_real(); }
 THUNK(ts_longest) { r->i = ts_longest_real(a[0].p, a[1].p, a[2].u); }
 
 static const qtn_param p_count_words[] = {QTN_P_STRING};
-static const qtn_param p_histogram[] = {QTN_P_STRING, QTN_P_BUF(QTN_OUT, sizeof(uint32_t), 2),
+static const qtn_param p_histogram[] = {QTN_P_STRING, QTN_P_BUF(QTN_K_OUT, sizeof(uint32_t), 2),
                                         QTN_P_SCALAR(QTN_T_U64)};
 /* Only the first `return value` bytes go back: the rest of the buffer is
  * stale, and copying it would cost for nothing. */
 static const qtn_param p_normalize[] = {
-    {.kind = QTN_INOUT, .elem_size = 1, .len_kind = QTN_LEN_PARAM, .len = 1,
+    {.kind = QTN_K_INOUT, .elem_size = 1, .len_kind = QTN_LEN_PARAM, .len = 1,
      .actual = QTN_ACTUAL_RET},
     QTN_P_SCALAR(QTN_T_U64)};
 /* The word is not NUL-terminated, so it crosses as a buffer whose length is
  * the callback's third parameter; ctx is the caller's and goes back as is. */
-static const qtn_param cbp_word[] = {QTN_P_HANDLE, QTN_P_BUF(QTN_IN, 1, 2),
+static const qtn_param cbp_word[] = {QTN_P_HANDLE, QTN_P_BUF(QTN_K_IN, 1, 2),
                                      QTN_P_SCALAR(QTN_T_U64)};
 static const qtn_sig sig_word = {QTN_T_I32, 3, cbp_word};
 static const qtn_param p_each_word[] = {QTN_P_STRING, QTN_P_CALLBACK(&sig_word), QTN_P_HANDLE};
-static const qtn_param p_longest[] = {QTN_P_STRING, QTN_P_BUF(QTN_OUT, 1, 2),
+static const qtn_param p_longest[] = {QTN_P_STRING, QTN_P_BUF(QTN_K_OUT, 1, 2),
                                       QTN_P_SCALAR(QTN_T_U64)};
 
 #define ENTRY(nm, rt, params_, ...)                                                      \

@@ -37,7 +37,7 @@ static ffi_type *ffi_of(uint8_t t) {
 }
 
 static ffi_type *ffi_param(const qtn_param *p) {
-    return p->kind == QTN_SCALAR ? ffi_of(p->type) : &ffi_type_pointer;
+    return p->kind == QTN_K_SCALAR ? ffi_of(p->type) : &ffi_type_pointer;
 }
 
 /* A prepared signature, and in a domain the closure standing for one
@@ -116,7 +116,7 @@ static void to_ffi_ret(void *rbuf, qtn_val v, uint8_t t) {
 
 static qtn_val from_ffi_arg(const void *p, const qtn_param *pr) {
     qtn_val v = {0};
-    if (pr->kind != QTN_SCALAR) {
+    if (pr->kind != QTN_K_SCALAR) {
         memcpy(&v.p, p, sizeof v.p);
         return v;
     }
@@ -244,7 +244,7 @@ static void dispatch(qtn__thread *t, qtn__chan *ch, char *win) {
     t->dst[t->dn].depth = depth;
     t->dn++;
     for (unsigned i = 0; i < en->nparams; i++)
-        if (en->params[i].kind == QTN_CALLBACK && fr->args[i].u)
+        if (en->params[i].kind == QTN_K_CALLBACK && fr->args[i].u)
             fr->args[i].p = closure_for(en, i);
     qtn_val rv = {0};
     en->thunk(fr->args, &rv);
@@ -379,7 +379,7 @@ static int serve_request(qtn__hstack *st, qtn__chan *ch, char *win, uint32_t typ
         if (depth >= st->depth)
             return QTN_ECONTRACT;
         const qtn_entry *en = st->fr[depth].entry;
-        if (id >= en->nparams || en->params[id].kind != QTN_CALLBACK)
+        if (id >= en->nparams || en->params[id].kind != QTN_K_CALLBACK)
             return QTN_ECONTRACT;
         fn = st->fr[depth].args[id].p;
         if (!fn)
@@ -534,7 +534,7 @@ static int cross(qtn__thread *t, qtn_edge *e, int d, qtn_val *args, qtn_val *ret
     if (n)
         memcpy(targs, args, n * sizeof *args);
     for (unsigned i = 0; i < n; i++)
-        if (en->params[i].kind == QTN_HANDLE && (en->params[i].flags & QTN_F_OWNED) &&
+        if (en->params[i].kind == QTN_K_HANDLE && (en->params[i].flags & QTN_F_OWNED) &&
             (r = untag_handle(&targs[i], I->inc)))
             goto done;
     k = qtn__chan_take(t, I, &shared);

@@ -139,8 +139,8 @@ void qtn__alloc_release(qtn__alloc *a) {
     a->nbulk = a->bulk_cap = 0;
 }
 
-static bool is_buffer(uint8_t k) { return k == QTN_IN || k == QTN_OUT || k == QTN_INOUT; }
-static bool goes_back(uint8_t k) { return k == QTN_OUT || k == QTN_INOUT; }
+static bool is_buffer(uint8_t k) { return k == QTN_K_IN || k == QTN_K_OUT || k == QTN_K_INOUT; }
+static bool goes_back(uint8_t k) { return k == QTN_K_OUT || k == QTN_K_INOUT; }
 
 static int marshal_ptr(const qtn_param *params, const qtn_param *p, const qtn_val *args,
                        const char *elem, char *src, char **dst, qtn__alloc *a,
@@ -155,7 +155,7 @@ static int marshal_fields(const qtn_struct *st, char *mine, char *theirs, size_t
             const qtn_param *f = &st->fields[i];
             char *src, *dst = NULL;
             memcpy(&src, me + f->offset, sizeof src);
-            if (f->kind == QTN_HANDLE || f->kind == QTN_SCALAR)
+            if (f->kind == QTN_K_HANDLE || f->kind == QTN_K_SCALAR)
                 continue; /* crossed as bytes */
             int r = marshal_ptr(NULL, f, NULL, me, src, &dst, a, fx, parent, i, e);
             if (r)
@@ -174,7 +174,7 @@ static int marshal_ptr(const qtn_param *params, const qtn_param *p, const qtn_va
         *dst = NULL;
         return 0;
     }
-    if (p->kind == QTN_STRING) {
+    if (p->kind == QTN_K_STRING) {
         count = strlen(src) + 1;
         bytes = count;
     } else {
@@ -188,7 +188,7 @@ static int marshal_ptr(const qtn_param *params, const qtn_param *p, const qtn_va
     char *sh = qtn__alloc_take(a, bytes);
     if (!sh)
         return QTN_ETOOBIG;
-    if (p->kind == QTN_OUT)
+    if (p->kind == QTN_K_OUT)
         memset(sh, 0, bytes);
     else
         memcpy(sh, src, bytes);
@@ -203,7 +203,7 @@ static int marshal_ptr(const qtn_param *params, const qtn_param *p, const qtn_va
     f->pidx = pidx;
     f->elem = eidx;
     *dst = sh;
-    if (p->st && p->st->nfields && p->kind != QTN_OUT)
+    if (p->st && p->st->nfields && p->kind != QTN_K_OUT)
         return marshal_fields(p->st, src, sh, count, a, fx, (int32_t)(fx->n - 1));
     return 0;
 }
@@ -213,9 +213,9 @@ int qtn__marshal(const qtn_param *params, unsigned n, const qtn_val *args, qtn_v
     for (unsigned i = 0; i < n; i++) {
         const qtn_param *p = &params[i];
         switch (p->kind) {
-        case QTN_SCALAR:
-        case QTN_HANDLE: out[i] = args[i]; break;
-        case QTN_CALLBACK: out[i].u = args[i].p ? i + 1 : 0; break;
+        case QTN_K_SCALAR:
+        case QTN_K_HANDLE: out[i] = args[i]; break;
+        case QTN_K_CALLBACK: out[i].u = args[i].p ? i + 1 : 0; break;
         default: {
             char *dst;
             int r = marshal_ptr(params, p, args, NULL, args[i].p, &dst, a, fx, -1, i, 0);
@@ -247,7 +247,7 @@ static int translate_field(const qtn__fixv *fx, int32_t parent, size_t e, uint32
         const qtn__fix *c = &fx->v[i];
         if (c->parent != parent || c->elem != e || c->pidx != fi)
             continue;
-        size_t span = c->count * (c->p->kind == QTN_STRING ? 1 : c->p->elem_size);
+        size_t span = c->count * (c->p->kind == QTN_K_STRING ? 1 : c->p->elem_size);
         if (v >= c->theirs && (size_t)(v - c->theirs) <= span) {
             *out = c->mine + (v - c->theirs);
             return 0;
@@ -310,7 +310,7 @@ int qtn__unmarshal(const qtn_param *params, qtn_val ret, uint8_t rtype, qtn__fix
             char *te = f->tmp + e * p->st->size;
             for (uint32_t k = 0; k < p->st->nfields; k++) {
                 const qtn_param *fd = &p->st->fields[k];
-                if (fd->kind == QTN_HANDLE || fd->kind == QTN_SCALAR)
+                if (fd->kind == QTN_K_HANDLE || fd->kind == QTN_K_SCALAR)
                     continue;
                 char *v, *nv;
                 memcpy(&v, te + fd->offset, sizeof v);
@@ -348,7 +348,7 @@ static int import_fields(const qtn_struct *st, char *mine, size_t count, const c
         char *me = mine + e * st->size;
         for (uint32_t i = 0; i < st->nfields; i++) {
             const qtn_param *f = &st->fields[i];
-            if (f->kind == QTN_HANDLE || f->kind == QTN_SCALAR)
+            if (f->kind == QTN_K_HANDLE || f->kind == QTN_K_SCALAR)
                 continue;
             char *v, *nv = NULL;
             memcpy(&v, me + f->offset, sizeof v);
@@ -371,7 +371,7 @@ static int import_ptr(const qtn_param *params, const qtn_param *p, const qtn_val
     }
     if (v < lo || v >= hi)
         return QTN_ECONTRACT;
-    if (p->kind == QTN_STRING) {
+    if (p->kind == QTN_K_STRING) {
         const char *nul = memchr(v, 0, (size_t)(hi - v));
         if (!nul)
             return QTN_ECONTRACT;
@@ -388,7 +388,7 @@ static int import_ptr(const qtn_param *params, const qtn_param *p, const qtn_val
     char *mine = malloc(bytes ? bytes : 1);
     if (!mine)
         return QTN_ENOMEM;
-    if (p->kind == QTN_OUT)
+    if (p->kind == QTN_K_OUT)
         memset(mine, 0, bytes);
     else
         memcpy(mine, v, bytes);
@@ -405,7 +405,7 @@ static int import_ptr(const qtn_param *params, const qtn_param *p, const qtn_val
     f->pidx = pidx;
     f->elem = eidx;
     *out = mine;
-    if (p->st && p->st->nfields && p->kind != QTN_OUT)
+    if (p->st && p->st->nfields && p->kind != QTN_K_OUT)
         return import_fields(p->st, mine, count, lo, hi, fx, (int32_t)(fx->n - 1));
     return 0;
 }
@@ -417,9 +417,9 @@ int qtn__import(const qtn_param *params, unsigned n, qtn_val *args, const char *
     memcpy(orig, args, n * sizeof *args);
     for (unsigned i = 0; i < n; i++) {
         const qtn_param *p = &params[i];
-        if (p->kind == QTN_SCALAR || p->kind == QTN_HANDLE)
+        if (p->kind == QTN_K_SCALAR || p->kind == QTN_K_HANDLE)
             continue;
-        if (p->kind == QTN_CALLBACK) {
+        if (p->kind == QTN_K_CALLBACK) {
             if (orig[i].p)
                 return QTN_EINVAL; /* a domain's function cannot run here */
             continue;
@@ -466,7 +466,7 @@ void qtn__export(const qtn_param *params, qtn_val ret, uint8_t rtype, qtn__fixv 
                 char *me = f->mine + e * p->st->size;
                 for (uint32_t k = 0; k < p->st->nfields; k++) {
                     const qtn_param *fd = &p->st->fields[k];
-                    if (fd->kind == QTN_HANDLE || fd->kind == QTN_SCALAR)
+                    if (fd->kind == QTN_K_HANDLE || fd->kind == QTN_K_SCALAR)
                         continue;
                     char *v, *nv = NULL;
                     memcpy(&v, me + fd->offset, sizeof v);
@@ -474,7 +474,7 @@ void qtn__export(const qtn_param *params, qtn_val ret, uint8_t rtype, qtn__fixv 
                         const qtn__fix *c = &fx->v[j];
                         if (c->parent != (int32_t)i || c->elem != e || c->pidx != k)
                             continue;
-                        size_t span = c->count * (c->p->kind == QTN_STRING ? 1 : c->p->elem_size);
+                        size_t span = c->count * (c->p->kind == QTN_K_STRING ? 1 : c->p->elem_size);
                         nv = v >= c->mine && (size_t)(v - c->mine) <= span
                                  ? c->theirs + (v - c->mine)
                                  : c->theirs;

@@ -63,15 +63,15 @@ static int check_param(const char *cn, const char *en, const qtn_param *ps, unsi
     const qtn_param *p = &ps[i];
     const char *what = in_struct ? "field" : "parameter";
     switch (p->kind) {
-    case QTN_SCALAR:
+    case QTN_K_SCALAR:
         if (in_struct)
             return bad(cn, en, "%s %u: scalar fields need no descriptor", what, i);
         if (p->type == QTN_T_VOID || p->type > QTN_T_PTR)
             return bad(cn, en, "%s %u: bad scalar type %u", what, i, p->type);
         return 0;
-    case QTN_HANDLE: return 0;
-    case QTN_STRING: return 0;
-    case QTN_CALLBACK:
+    case QTN_K_HANDLE: return 0;
+    case QTN_K_STRING: return 0;
+    case QTN_K_CALLBACK:
         if (in_struct || in_callback)
             return bad(cn, en, "%s %u: callbacks are supported as entry parameters only", what, i);
         if (!p->sig)
@@ -79,9 +79,9 @@ static int check_param(const char *cn, const char *en, const qtn_param *ps, unsi
         if (p->sig->nparams > QTN_PARAMS_MAX || p->sig->ret > QTN_T_PTR)
             return bad(cn, en, "%s %u: malformed callback signature", what, i);
         return check_params(cn, en, p->sig->params, p->sig->nparams, false, true, depth + 1);
-    case QTN_IN:
-    case QTN_OUT:
-    case QTN_INOUT: break;
+    case QTN_K_IN:
+    case QTN_K_OUT:
+    case QTN_K_INOUT: break;
     default: return bad(cn, en, "%s %u: unknown kind %u", what, i, p->kind);
     }
     if (p->elem_size == 0)
@@ -94,7 +94,7 @@ static int check_param(const char *cn, const char *en, const qtn_param *ps, unsi
         if (p->len >= n)
             return bad(cn, en, "%s %u: length parameter %llu is out of range (%u parameters)", what,
                        i, (unsigned long long)p->len, n);
-        if (ps[p->len].kind != QTN_SCALAR || !int_type(ps[p->len].type))
+        if (ps[p->len].kind != QTN_K_SCALAR || !int_type(ps[p->len].type))
             return bad(cn, en, "%s %u: length parameter %llu is not an integer scalar", what, i,
                        (unsigned long long)p->len);
         break;
@@ -113,7 +113,7 @@ static int check_param(const char *cn, const char *en, const qtn_param *ps, unsi
     if (p->actual != QTN_ACTUAL_NONE) {
         if (in_struct)
             return bad(cn, en, "%s %u: actual lengths are for parameters", what, i);
-        if (p->kind == QTN_IN)
+        if (p->kind == QTN_K_IN)
             return bad(cn, en, "%s %u: an in buffer has no actual length", what, i);
         if (p->actual > 0) {
             unsigned ai = (unsigned)p->actual - 1;
@@ -121,7 +121,7 @@ static int check_param(const char *cn, const char *en, const qtn_param *ps, unsi
                 return bad(cn, en, "%s %u: actual-length parameter %u is out of range", what, i,
                            ai);
             const qtn_param *a = &ps[ai];
-            if ((a->kind != QTN_OUT && a->kind != QTN_INOUT) || a->len_kind != QTN_LEN_CONST ||
+            if ((a->kind != QTN_K_OUT && a->kind != QTN_K_INOUT) || a->len_kind != QTN_LEN_CONST ||
                 a->len != 1 || (a->elem_size != 4 && a->elem_size != 8) || a->st)
                 return bad(cn, en,
                            "%s %u: actual-length parameter %d must point to one 4- or 8-byte "
@@ -141,7 +141,7 @@ static int check_param(const char *cn, const char *en, const qtn_param *ps, unsi
         if (p->st->size != p->elem_size)
             return bad(cn, en, "%s %u: element size %u differs from struct %s size %u", what, i,
                        p->elem_size, p->st->name ? p->st->name : "?", p->st->size);
-        if (p->st->nfields && p->kind == QTN_OUT)
+        if (p->st->nfields && p->kind == QTN_K_OUT)
             return bad(cn, en,
                        "%s %u: an out struct cannot hold pointers (the callee's pointers "
                        "mean nothing to the caller); make it inout",

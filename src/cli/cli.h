@@ -1,0 +1,9 @@
+/* cli.h - the subcommands of `quarantine`. Each returns the exit code. */
+#ifndef QTN_CLI_H
+#define QTN_CLI_H
+
+enum { QTN_EXIT_OK = 0, QTN_EXIT_INPUT = 1, QTN_EXIT_USAGE = 2, QTN_EXIT_OUTPUT = 3 };
+
+int qtn_cli_gen(int argc, char **argv);
+
+#endif

@@ -1,0 +1,154 @@
+/* gen.c - `quarantine gen`: annotated headers in, stubs and link flags out.
+ * Outputs are written to temporary files and renamed into place only when
+ * everything succeeded, so an error leaves no half-written output, and an
+ * output whose content would not change is left untouched (its timestamp
+ * too, so builds do not redo work). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../gen/model.h"
+#include "cli.h"
+
+static void help(FILE *f) {
+    fputs("usage: quarantine gen -o STUBS.c [--flags FILE] [-I DIR] [-D NAME[=VALUE]] HEADER...\n"
+          "\n"
+          "Reads C headers whose entry functions carry QTN_ annotations (see\n"
+          "quarantine.h) and writes their stubs. Link the program with the stubs,\n"
+          "libquarantine and the flags written to FILE (one -Wl,--wrap=NAME per entry):\n"
+          "calls from other objects then go through the stubs, and each component\n"
+          "runs in the host or in its own process as the plan says.\n"
+          "\n"
+          "  -o FILE        the stubs (C source)\n"
+          "  --flags FILE   the link flags (default: STUBS.c with .flags for .c)\n"
+          "  -I DIR, -D X   passed to the parser, as to a compiler\n"
+          "\n"
+          "example:\n"
+          "  quarantine gen -o codec_stubs.c -I include include/codec.h\n"
+          "  cc -c codec_stubs.c -I include\n"
+          "  cc -o server main.o codec.o codec_stubs.o -lquarantine $(cat codec_stubs.flags)\n"
+          "\n"
+          "exit codes: 0 written (or already up to date), 1 bad input (each error is\n"
+          "printed as file:line:col: error: ...), 2 bad usage, 3 cannot write output\n",
+          f);
+}
+
+/* Writes the temporary file into place unless the target already holds the
+ * same bytes. Returns 0 or -1. */
+static int install(const char *tmp, const char *path) {
+    FILE *a = fopen(tmp, "rb"), *b = fopen(path, "rb");
+    int same = a && b;
+    while (same) {
+        int ca = fgetc(a), cb = fgetc(b);
+        if (ca != cb)
+            same = 0;
+        if (ca == EOF || cb == EOF)
+            break;
+    }
+    if (a)
+        fclose(a);
+    if (b)
+        fclose(b);
+    if (same)
+        return unlink(tmp);
+    return rename(tmp, path);
+}
+
+int qtn_cli_gen(int argc, char **argv) {
+    const char *outp = NULL, *flagsp = NULL;
+    char **headers = calloc((size_t)argc, sizeof *headers);
+    char **args = calloc((size_t)argc * 2 + 2, sizeof *args);
+    int nh = 0, na = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            help(stdout);
+            free(headers), free(args);
+            return QTN_EXIT_OK;
+        }
+        if ((!strcmp(a, "-o") || !strcmp(a, "--flags") || !strcmp(a, "-I") || !strcmp(a, "-D")) &&
+            i + 1 >= argc) {
+            fprintf(stderr, "quarantine: gen: %s needs a value\n", a);
+            free(headers), free(args);
+            return QTN_EXIT_USAGE;
+        }
+        if (!strcmp(a, "-o"))
+            outp = argv[++i];
+        else if (!strcmp(a, "--flags"))
+            flagsp = argv[++i];
+        else if (!strcmp(a, "-I") || !strcmp(a, "-D")) {
+            args[na++] = (char *)a;
+            args[na++] = argv[++i];
+        } else if (!strncmp(a, "-I", 2) || !strncmp(a, "-D", 2))
+            args[na++] = (char *)a;
+        else if (a[0] == '-') {
+            fprintf(stderr, "quarantine: gen: unknown option '%s' (try quarantine gen --help)\n", a);
+            free(headers), free(args);
+            return QTN_EXIT_USAGE;
+        } else
+            headers[nh++] = (char *)a;
+    }
+    if (!outp || !nh) {
+        fprintf(stderr, "quarantine: gen: %s (try quarantine gen --help)\n",
+                !outp ? "say where the stubs go with -o FILE" : "name at least one header");
+        free(headers), free(args);
+        return QTN_EXIT_USAGE;
+    }
+    char *flags_default = NULL;
+    if (!flagsp) {
+        size_t n = strlen(outp);
+        flags_default = malloc(n + 8);
+        strcpy(flags_default, outp);
+        if (n > 2 && !strcmp(flags_default + n - 2, ".c"))
+            flags_default[n - 2] = 0;
+        strcat(flags_default, ".flags");
+        flagsp = flags_default;
+    }
+    for (int i = 0; i < nh; i++)
+        if (access(headers[i], R_OK) != 0) {
+            fprintf(stderr, "quarantine: gen: %s: %s\n", headers[i], strerror(errno));
+            free(headers), free(args), free(flags_default);
+            return QTN_EXIT_INPUT;
+        }
+#ifdef QTN_INCLUDE_DIR
+    args[na++] = "-I" QTN_INCLUDE_DIR; /* quarantine.h, where it was installed */
+#endif
+    qg_model m = {0};
+    int errors = qg_parse(&m, headers, nh, args, na, stderr);
+    int rc = QTN_EXIT_OK;
+    if (errors) {
+        fprintf(stderr, "quarantine: gen: %d error%s; nothing written\n", errors,
+                errors == 1 ? "" : "s");
+        rc = QTN_EXIT_INPUT;
+        goto out;
+    }
+    size_t lo = strlen(outp) + 16, lf = strlen(flagsp) + 16;
+    char *to = malloc(lo), *tf = malloc(lf);
+    snprintf(to, lo, "%s.tmp%d", outp, (int)getpid());
+    snprintf(tf, lf, "%s.tmp%d", flagsp, (int)getpid());
+    FILE *fo = fopen(to, "w"), *ff = fopen(tf, "w");
+    int bad = !fo || !ff;
+    if (!bad)
+        bad = qg_emit_stubs(&m, fo, "quarantine gen") || qg_emit_flags(&m, ff);
+    if (fo && fclose(fo))
+        bad = 1;
+    if (ff && fclose(ff))
+        bad = 1;
+    if (bad || install(to, outp) || install(tf, flagsp)) {
+        fprintf(stderr, "quarantine: gen: cannot write %s or %s: %s\n", outp, flagsp,
+                strerror(errno));
+        unlink(to);
+        unlink(tf);
+        rc = QTN_EXIT_OUTPUT;
+    }
+    free(to);
+    free(tf);
+out:
+    qg_model_free(&m);
+    free(headers);
+    free(args);
+    free(flags_default);
+    return rc;
+}

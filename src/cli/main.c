@@ -1,0 +1,31 @@
+/* main.c - the `quarantine` command: one subcommand per part. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *f) {
+    fputs("usage: quarantine <command> [options]\n"
+          "\n"
+          "commands:\n"
+          "  gen      generate stubs from annotated headers (quarantine gen --help)\n"
+          "\n"
+          "exit codes: 0 success, 1 bad input (the messages say what and where),\n"
+          "2 bad usage, 3 output could not be written\n",
+          f);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "gen"))
+        return qtn_cli_gen(argc - 1, argv + 1);
+    fprintf(stderr, "quarantine: unknown command '%s' (try quarantine --help)\n", argv[1]);
+    return 2;
+}

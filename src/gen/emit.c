@@ -1,0 +1,264 @@
+/* emit.c - the stubs: for each entry, descriptors for the runtime, a thunk
+ * that calls the real function, and the stub callers reach through the
+ * linker's --wrap (calls from other objects go through the stub; calls
+ * inside the object that defines the function stay direct). */
+#include <ctype.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "model.h"
+#include "quarantine.h"
+
+static int werr;
+
+static void out(FILE *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void out(FILE *o, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    if (vfprintf(o, fmt, ap) < 0)
+        werr = 1;
+    va_end(ap);
+}
+
+static const char *tname(int t) {
+    static const char *n[] = {"QTN_T_VOID", "QTN_T_I8",  "QTN_T_U8",  "QTN_T_I16",
+                              "QTN_T_U16",  "QTN_T_I32", "QTN_T_U32", "QTN_T_I64",
+                              "QTN_T_U64",  "QTN_T_F32", "QTN_T_F64", "QTN_T_PTR",
+                              "QTN_T_HANDLE"};
+    return t >= 0 && t <= QTN_T_HANDLE ? n[t] : "QTN_T_VOID";
+}
+
+static const char *kname(int k) {
+    static const char *n[] = {"0", "QTN_K_SCALAR", "QTN_K_HANDLE", "QTN_K_IN", "QTN_K_OUT",
+                              "QTN_K_INOUT", "QTN_K_STRING", "QTN_K_CALLBACK"};
+    return k >= 0 && k <= QTN_K_CALLBACK ? n[k] : "0";
+}
+
+static const char *member(qg_vslot s) {
+    switch (s) {
+    case QG_V_I: return "i";
+    case QG_V_U: return "u";
+    case QG_V_F: return "f";
+    case QG_V_D: return "d";
+    default: return "p";
+    }
+}
+
+/* The value of parameter i, unpacked from a[] to its C type. */
+static void unpack(FILE *o, const qg_param *p, unsigned i) {
+    out(o, "(%s)a[%u].%s", p->type, i, member(p->slot));
+}
+
+static bool is_ident(const char *s) {
+    if (!isalpha((unsigned char)*s) && *s != '_')
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_')
+            return false;
+    return true;
+}
+
+static bool is_number(const char *s) {
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!isdigit((unsigned char)*s))
+            return false;
+    return true;
+}
+
+static int param_index(const qg_func *f, const char *name) {
+    for (unsigned i = 0; i < f->nparams; i++)
+        if (!strcmp(f->params[i].name, name))
+            return (int)i;
+    return -1;
+}
+
+/* A function computing a count expression from the arguments. */
+static void emit_count_fn(FILE *o, const qg_func *f, unsigned pi) {
+    out(o, "static size_t qg_%s_count%u(const qtn_val *a) {\n", f->name, pi);
+    for (unsigned i = 0; i < f->nparams; i++) {
+        const qg_param *p = &f->params[i];
+        out(o, "    %s %s = ", p->type, p->name);
+        unpack(o, p, i);
+        out(o, ";\n    (void)%s;\n", p->name);
+    }
+    out(o, "    return (size_t)(%s);\n}\n\n", f->params[pi].count);
+}
+
+static void emit_param(FILE *o, const qg_func *f, unsigned i) {
+    const qg_param *p = &f->params[i];
+    out(o, "    {.kind = %s", kname(p->kind));
+    if (p->kind == QTN_K_SCALAR) {
+        out(o, ", .type = %s}", tname(p->scalar));
+        return;
+    }
+    if (p->owned)
+        out(o, ", .flags = QTN_F_OWNED");
+    else if (p->nullable)
+        out(o, ", .flags = QTN_F_NULLABLE");
+    if (p->kind == QTN_K_HANDLE || p->kind == QTN_K_STRING) {
+        out(o, "}");
+        return;
+    }
+    out(o, ", .elem_size = %s", p->bytes ? "1" : "");
+    if (!p->bytes)
+        out(o, "sizeof(%s)", p->pointee);
+    int j;
+    if (is_number(p->count))
+        out(o, ", .len_kind = QTN_LEN_CONST, .len = %s", p->count);
+    else if (is_ident(p->count) && (j = param_index(f, p->count)) >= 0 &&
+             f->params[j].kind == QTN_K_SCALAR && f->params[j].slot != QG_V_F &&
+             f->params[j].slot != QG_V_D)
+        out(o, ", .len_kind = QTN_LEN_PARAM, .len = %d", j);
+    else
+        out(o, ", .len_kind = QTN_LEN_FN, .len_fn = qg_%s_count%u", f->name, i);
+    if (p->actual && !strcmp(p->actual, "return"))
+        out(o, ", .actual = QTN_ACTUAL_RET");
+    else if (p->actual)
+        out(o, ", .actual = QTN_ACTUAL_PARAM(%d)", param_index(f, p->actual));
+    /* an actual-length target says its integer type */
+    for (unsigned k = 0; k < f->nparams; k++)
+        if (f->params[k].actual && !strcmp(f->params[k].actual, p->name)) {
+            out(o, ", .type = %s", tname(p->pointee_scalar));
+            break;
+        }
+    out(o, "}");
+}
+
+static const char *comp_var(const char *c) {
+    static char buf[128];
+    snprintf(buf, sizeof buf, "qtn_component_%s", c);
+    return buf;
+}
+
+static void emit_func(FILE *o, const qg_func *f) {
+    out(o, "/* ---- %s() of component %s (%s:%u) ---- */\n\n", f->name, f->component,
+        f->loc.file, f->loc.line);
+    out(o, "extern %s __real_%s(", f->ret_type, f->name);
+    for (unsigned i = 0; i < f->nparams; i++)
+        out(o, "%s%s %s", i ? ", " : "", f->params[i].type, f->params[i].name);
+    out(o, "%s);\n", f->nparams ? "" : "void");
+    out(o, "%s __wrap_%s(", f->ret_type, f->name);
+    for (unsigned i = 0; i < f->nparams; i++)
+        out(o, "%s%s %s", i ? ", " : "", f->params[i].type, f->params[i].name);
+    out(o, "%s);\n\n", f->nparams ? "" : "void");
+    for (unsigned i = 0; i < f->nparams; i++) {
+        const qg_param *p = &f->params[i];
+        int j;
+        if (p->count && !is_number(p->count) &&
+            !(is_ident(p->count) && (j = param_index(f, p->count)) >= 0 &&
+              f->params[j].kind == QTN_K_SCALAR && f->params[j].slot != QG_V_F &&
+              f->params[j].slot != QG_V_D))
+            emit_count_fn(o, f, i);
+    }
+    /* the thunk: runs the real function wherever the component is */
+    out(o, "static void qg_%s_thunk(qtn_val *a, qtn_val *r) {\n    ", f->name);
+    if (!f->nparams)
+        out(o, "(void)a;\n    ");
+    if (f->ret == QTN_T_VOID)
+        out(o, "(void)r;\n    ");
+    else
+        out(o, "r->%s = ", member(f->ret_slot));
+    out(o, "__real_%s(", f->name);
+    for (unsigned i = 0; i < f->nparams; i++) {
+        out(o, "%s", i ? ", " : "");
+        unpack(o, &f->params[i], i);
+    }
+    out(o, ");\n}\n\n");
+    if (f->nparams) {
+        out(o, "static const qtn_param qg_%s_params[] = {\n", f->name);
+        for (unsigned i = 0; i < f->nparams; i++) {
+            emit_param(o, f, i);
+            out(o, ",\n");
+        }
+        out(o, "};\n");
+    }
+    out(o, "extern qtn_component %s;\n", comp_var(f->component));
+    out(o, "static const qtn_entry qg_%s_entry = {\n", f->name);
+    out(o, "    .name = \"%s\",\n    .component = &%s,\n    .thunk = qg_%s_thunk,\n", f->name,
+        comp_var(f->component), f->name);
+    out(o, "    .ret = %s,\n", tname(f->ret));
+    if (f->nparams)
+        out(o, "    .nparams = %u,\n    .params = qg_%s_params,\n", f->nparams, f->name);
+    if (f->fault)
+        out(o, "    .fault = {.%s = (%s)(%s)},\n", member(f->ret_slot),
+            f->ret_slot == QG_V_P ? "void *" : f->ret_type, f->fault);
+    if (f->has_deadline && !f->deadline_ms)
+        out(o, "    .deadline_ms = QTN_NO_DEADLINE,\n");
+    else if (f->has_deadline)
+        out(o, "    .deadline_ms = %u,\n", f->deadline_ms);
+    out(o, "};\n\n");
+    /* the stub */
+    out(o, "%s __wrap_%s(", f->ret_type, f->name);
+    for (unsigned i = 0; i < f->nparams; i++)
+        out(o, "%s%s %s", i ? ", " : "", f->params[i].type, f->params[i].name);
+    out(o, "%s) {\n", f->nparams ? "" : "void");
+    out(o, "    static qtn_edge edge = QTN_EDGE_INIT(NULL, &qg_%s_entry);\n", f->name);
+    out(o, "    if (QTN_DIRECT(&edge))\n        %s__real_%s(", f->ret == QTN_T_VOID ? "" : "return ",
+        f->name);
+    for (unsigned i = 0; i < f->nparams; i++)
+        out(o, "%s%s", i ? ", " : "", f->params[i].name);
+    out(o, ");\n");
+    if (f->ret == QTN_T_VOID)
+        out(o, "    else {\n");
+    if (f->nparams) {
+        out(o, "    qtn_val a[%u] = {", f->nparams);
+        for (unsigned i = 0; i < f->nparams; i++) {
+            const qg_param *p = &f->params[i];
+            if (p->slot == QG_V_P)
+                out(o, "%s{.p = (void *)%s}", i ? ", " : "", p->name);
+            else
+                out(o, "%s{.%s = %s}", i ? ", " : "", member(p->slot), p->name);
+        }
+        out(o, "};\n");
+    }
+    out(o, "    qtn_val r;\n    qtn_call(&edge, %s, &r);\n", f->nparams ? "a" : "NULL");
+    if (f->ret == QTN_T_VOID)
+        out(o, "    }\n}\n\n");
+    else
+        out(o, "    return (%s)r.%s;\n}\n\n", f->ret_type, member(f->ret_slot));
+}
+
+int qg_emit_stubs(const qg_model *m, FILE *o, const char *generator) {
+    werr = 0;
+    out(o, "/* Stubs generated by %s from", generator);
+    for (unsigned i = 0; i < m->nheaders; i++)
+        out(o, " %s", m->headers[i]);
+    out(o, ".\n * Do not edit: change the annotations and run it again. Link with the flags\n"
+           " * it wrote (one -Wl,--wrap= per entry), so that calls from other objects\n"
+           " * reach these stubs. */\n");
+    out(o, "#include <stddef.h>\n#include <stdint.h>\n\n#include \"quarantine.h\"\n");
+    for (unsigned i = 0; i < m->nheaders; i++)
+        out(o, "#include \"%s\"\n", m->headers[i]);
+    out(o, "\n");
+    for (unsigned i = 0; i < m->nfuncs; i++)
+        emit_func(o, &m->funcs[i]);
+    for (unsigned c = 0; c < m->ncomponents; c++) {
+        const char *name = m->components[c];
+        out(o, "static const qtn_entry *const qg_entries_%s[] = {\n", name);
+        unsigned n = 0;
+        for (unsigned i = 0; i < m->nfuncs; i++)
+            if (!strcmp(m->funcs[i].component, name)) {
+                out(o, "    &qg_%s_entry,\n", m->funcs[i].name);
+                n++;
+            }
+        out(o, "};\n");
+        out(o, "qtn_component %s = {.name = \"%s\", .nentries = %u, .entries = qg_entries_%s};\n\n",
+            comp_var(name), name, n, name);
+    }
+    out(o, "/* components register themselves before main() runs */\n");
+    out(o, "__attribute__((constructor)) static void qg_register(void) {\n");
+    for (unsigned c = 0; c < m->ncomponents; c++)
+        out(o, "    qtn_register(&%s);\n", comp_var(m->components[c]));
+    out(o, "}\n");
+    return werr || fflush(o) ? -1 : 0;
+}
+
+int qg_emit_flags(const qg_model *m, FILE *o) {
+    werr = 0;
+    for (unsigned i = 0; i < m->nfuncs; i++)
+        out(o, "%s-Wl,--wrap=%s", i ? " " : "", m->funcs[i].name);
+    out(o, "\n");
+    return werr || fflush(o) ? -1 : 0;
+}

@@ -1,0 +1,69 @@
+/* model.h - what `quarantine gen` knows about the entry functions it found:
+ * the output of parsing (parse.c) and the input of emitting (emit.c). */
+#ifndef QG_MODEL_H
+#define QG_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct qg_loc {
+    char *file;
+    unsigned line, col;
+} qg_loc;
+
+/* How a value travels in a qtn_val. */
+typedef enum { QG_V_NONE = 0, QG_V_I, QG_V_U, QG_V_F, QG_V_D, QG_V_P } qg_vslot;
+
+typedef struct qg_param {
+    char *name;
+    char *type;       /* the C spelling */
+    char *pointee;    /* pointers: the pointed-to type's spelling */
+    int pointee_scalar; /* QTN_T_* of the pointed-to type, 0 if none */
+    int scalar;       /* QTN_T_* of a value parameter */
+    qg_vslot slot;
+    int kind;         /* QTN_K_SCALAR, QTN_K_HANDLE, QTN_K_IN, ... */
+    bool bytes;       /* the count is in bytes */
+    bool nullable, owned;
+    char *count;      /* count expression (C), NULL for none */
+    char *actual;     /* "return" or a parameter name (from "*name") */
+    qg_loc loc;
+} qg_param;
+
+typedef struct qg_func {
+    char *name;
+    char *component;
+    char *ret_type;
+    int ret;          /* QTN_T_* */
+    qg_vslot ret_slot;
+    char *fault;      /* C expression */
+    bool has_deadline;
+    uint32_t deadline_ms;
+    qg_param *params;
+    unsigned nparams;
+    qg_loc loc;
+} qg_func;
+
+typedef struct qg_model {
+    qg_func *funcs;
+    unsigned nfuncs;
+    char **components; /* distinct names, in order of appearance */
+    unsigned ncomponents;
+    char **headers;    /* the headers given, to include from the stubs */
+    unsigned nheaders;
+} qg_model;
+
+/* Parses `headers` with libclang (args: -I, -D ...) and builds the model of
+ * the annotated entry functions. Diagnostics go to `err` as
+ * `file:line:col: error: ...`. Returns the number of errors (0: success). */
+int qg_parse(qg_model *m, char **headers, int nheaders, char **args, int nargs, FILE *err);
+
+/* Writes the stubs for m to out. Returns 0 or -1 (a write failed). */
+int qg_emit_stubs(const qg_model *m, FILE *out, const char *generator);
+
+/* Writes the linker flags that route calls through the stubs. */
+int qg_emit_flags(const qg_model *m, FILE *out);
+
+void qg_model_free(qg_model *m);
+
+#endif

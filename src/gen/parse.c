@@ -1,0 +1,586 @@
+/* parse.c - from annotated headers to the model, with libclang.
+ *
+ * The headers are parsed as C with QTN_GEN defined, so the QTN_ macros of
+ * quarantine.h become `annotate` attributes. A function is an entry when it
+ * carries QTN_COMPONENT; everything else in the headers is left alone.
+ * Explicit is safe: an entry's pointer parameter without annotation is an
+ * error, not a guess. */
+#include <clang-c/Index.h>
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "quarantine.h"
+
+typedef struct ctx {
+    qg_model *m;
+    FILE *err;
+    int errors;
+    char **known; /* macros, enum constants and variables: names a count may use */
+    unsigned nknown, capknown;
+} ctx;
+
+static char *dup_cx(CXString s) {
+    const char *c = clang_getCString(s);
+    char *r = strdup(c ? c : "");
+    clang_disposeString(s);
+    return r;
+}
+
+static qg_loc loc_of(CXCursor c) {
+    CXFile f;
+    unsigned line, col;
+    clang_getSpellingLocation(clang_getCursorLocation(c), &f, &line, &col, NULL);
+    qg_loc l = {dup_cx(clang_getFileName(f)), line, col};
+    return l;
+}
+
+static void error_at(ctx *x, qg_loc l, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void error_at(ctx *x, qg_loc l, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(x->err, "%s:%u:%u: error: ", l.file ? l.file : "?", l.line, l.col);
+    vfprintf(x->err, fmt, ap);
+    fputc('\n', x->err);
+    va_end(ap);
+    x->errors++;
+}
+
+static void add_known(ctx *x, char *name) {
+    if (x->nknown == x->capknown) {
+        x->capknown = x->capknown ? x->capknown * 2 : 256;
+        x->known = realloc(x->known, x->capknown * sizeof *x->known);
+    }
+    x->known[x->nknown++] = name;
+}
+
+static bool is_known(const ctx *x, const char *s, size_t n) {
+    for (unsigned i = 0; i < x->nknown; i++)
+        if (strlen(x->known[i]) == n && memcmp(x->known[i], s, n) == 0)
+            return true;
+    return false;
+}
+
+/* ---- types ---------------------------------------------------------------- */
+
+/* QTN_T_* and the qtn_val member of a scalar type, 0 if it cannot cross by value. */
+static int scalar_of(CXType t, qg_vslot *slot) {
+    t = clang_getCanonicalType(t);
+    if (t.kind == CXType_Enum)
+        t = clang_getCanonicalType(clang_getEnumDeclIntegerType(clang_getTypeDeclaration(t)));
+    *slot = QG_V_I;
+    switch (t.kind) {
+    case CXType_Char_S: case CXType_SChar: return QTN_T_I8;
+    case CXType_Short: return QTN_T_I16;
+    case CXType_Int: return QTN_T_I32;
+    case CXType_Long: case CXType_LongLong: return QTN_T_I64;
+    default: break;
+    }
+    *slot = QG_V_U;
+    switch (t.kind) {
+    case CXType_Bool: case CXType_Char_U: case CXType_UChar: return QTN_T_U8;
+    case CXType_UShort: return QTN_T_U16;
+    case CXType_UInt: return QTN_T_U32;
+    case CXType_ULong: case CXType_ULongLong: return QTN_T_U64;
+    default: break;
+    }
+    if (t.kind == CXType_Float) {
+        *slot = QG_V_F;
+        return QTN_T_F32;
+    }
+    if (t.kind == CXType_Double) {
+        *slot = QG_V_D;
+        return QTN_T_F64;
+    }
+    *slot = QG_V_NONE;
+    return 0;
+}
+
+static bool is_pointer(CXType t) { return clang_getCanonicalType(t).kind == CXType_Pointer; }
+
+/* True if a struct or union holds a pointer anywhere (its bytes alone do not
+ * say what it refers to). */
+static enum CXVisitorResult field_has_ptr(CXCursor c, CXClientData d) {
+    bool *found = d;
+    CXType t = clang_getCanonicalType(clang_getCursorType(c));
+    while (t.kind == CXType_ConstantArray)
+        t = clang_getCanonicalType(clang_getArrayElementType(t));
+    if (t.kind == CXType_Pointer) {
+        *found = true;
+        return CXVisit_Break;
+    }
+    if (t.kind == CXType_Record && clang_Type_visitFields(t, field_has_ptr, d) && *found)
+        return CXVisit_Break;
+    return CXVisit_Continue;
+}
+
+static bool record_has_ptr(CXType t) {
+    bool found = false;
+    clang_Type_visitFields(clang_getCanonicalType(t), field_has_ptr, &found);
+    return found;
+}
+
+/* ---- annotations ------------------------------------------------------------ */
+
+typedef struct anns {
+    char *items[16];
+    qg_loc locs[16];
+    unsigned n;
+} anns;
+
+static enum CXChildVisitResult collect_ann(CXCursor c, CXCursor parent, CXClientData d) {
+    (void)parent;
+    anns *a = d;
+    if (clang_getCursorKind(c) == CXCursor_AnnotateAttr && a->n < 16) {
+        char *s = dup_cx(clang_getCursorSpelling(c));
+        if (strncmp(s, "qtn ", 4) == 0) {
+            a->items[a->n] = s;
+            a->locs[a->n] = loc_of(c);
+            a->n++;
+        } else {
+            free(s);
+        }
+    }
+    return CXChildVisit_Continue;
+}
+
+static void anns_free(anns *a) {
+    for (unsigned i = 0; i < a->n; i++) {
+        free(a->items[i]);
+        free(a->locs[i].file);
+    }
+}
+
+/* "qtn word rest": the word and the rest, trimmed. */
+static const char *ann_word(const char *s, char *word, size_t len) {
+    s += 4;
+    size_t i = 0;
+    while (*s && *s != ' ' && i + 1 < len)
+        word[i++] = *s++;
+    word[i] = 0;
+    while (*s == ' ')
+        s++;
+    return s;
+}
+
+/* Checks that every identifier of a count expression names a parameter (or
+ * a macro, enumerator or variable of the headers). */
+static bool check_count(ctx *x, const qg_func *f, const qg_param *p, const char *e) {
+    bool ok = true, in_sizeof = false;
+    int depth = 0, sizeof_depth = -1;
+    for (const char *s = e; *s;) {
+        if (*s == '(') {
+            depth++;
+            s++;
+            continue;
+        }
+        if (*s == ')') {
+            if (depth-- == sizeof_depth)
+                in_sizeof = false, sizeof_depth = -1;
+            s++;
+            continue;
+        }
+        if (!isalpha((unsigned char)*s) && *s != '_') {
+            if (isdigit((unsigned char)*s))
+                while (isalnum((unsigned char)*s))
+                    s++; /* a number with its suffix */
+            else
+                s++;
+            continue;
+        }
+        const char *id = s;
+        while (isalnum((unsigned char)*s) || *s == '_')
+            s++;
+        size_t n = (size_t)(s - id);
+        if (n == 6 && memcmp(id, "sizeof", 6) == 0) {
+            in_sizeof = true;
+            sizeof_depth = depth;
+            continue;
+        }
+        if (in_sizeof)
+            continue; /* a type name */
+        bool param = false;
+        for (unsigned i = 0; i < f->nparams; i++)
+            if (strlen(f->params[i].name) == n && memcmp(f->params[i].name, id, n) == 0)
+                param = true;
+        if (!param && !is_known(x, id, n)) {
+            error_at(x, p->loc,
+                     "unknown name '%.*s' in the count of '%s' of %s(): a count may use the "
+                     "other parameters",
+                     (int)n, id, p->name, f->name);
+            ok = false;
+        }
+    }
+    return ok;
+}
+
+static int param_index(const qg_func *f, const char *name) {
+    for (unsigned i = 0; i < f->nparams; i++)
+        if (strcmp(f->params[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Reads one parameter's annotations into p and checks them against its
+ * type. */
+static void parse_param(ctx *x, qg_func *f, qg_param *p, CXCursor c) {
+    anns a = {.n = 0};
+    clang_visitChildren(c, collect_ann, &a);
+    CXType t = clang_getCursorType(c);
+    CXType canon = clang_getCanonicalType(t);
+    p->scalar = scalar_of(t, &p->slot);
+    for (unsigned i = 0; i < a.n; i++) {
+        char w[32];
+        const char *rest = ann_word(a.items[i], w, sizeof w);
+        int kind = 0;
+        bool bytes = false;
+        if (!strcmp(w, "in")) kind = QTN_K_IN;
+        else if (!strcmp(w, "out")) kind = QTN_K_OUT;
+        else if (!strcmp(w, "inout")) kind = QTN_K_INOUT;
+        else if (!strcmp(w, "in_bytes")) kind = QTN_K_IN, bytes = true;
+        else if (!strcmp(w, "out_bytes")) kind = QTN_K_OUT, bytes = true;
+        else if (!strcmp(w, "inout_bytes")) kind = QTN_K_INOUT, bytes = true;
+        else if (!strcmp(w, "string")) kind = QTN_K_STRING;
+        else if (!strcmp(w, "handle")) kind = QTN_K_HANDLE;
+        else if (!strcmp(w, "owned")) kind = QTN_K_HANDLE, p->owned = true;
+        else if (!strcmp(w, "nullable")) { p->nullable = true; continue; }
+        else if (!strcmp(w, "actual")) {
+            free(p->actual);
+            if (!strcmp(rest, "return"))
+                p->actual = strdup("return");
+            else if (rest[0] == '*')
+                p->actual = strdup(rest + 1 + strspn(rest + 1, " "));
+            else
+                error_at(x, p->loc, "QTN_ACTUAL(%s) of '%s': say QTN_ACTUAL(return) or "
+                         "QTN_ACTUAL(*param)", rest, p->name);
+            continue;
+        } else {
+            error_at(x, p->loc, "'%s' is no annotation for a parameter ('%s' of %s())", w,
+                     p->name, f->name);
+            continue;
+        }
+        if (p->kind && p->kind != kind && !(p->kind == QTN_K_HANDLE && kind == QTN_K_HANDLE))
+            error_at(x, p->loc, "'%s' of %s() has two annotations that say what crosses",
+                     p->name, f->name);
+        p->kind = kind;
+        p->bytes = bytes;
+        if (kind == QTN_K_IN || kind == QTN_K_OUT || kind == QTN_K_INOUT) {
+            if (!*rest)
+                error_at(x, p->loc, "the count of '%s' is empty", p->name);
+            free(p->count);
+            p->count = strdup(rest);
+        }
+    }
+    anns_free(&a);
+    if (!is_pointer(t)) {
+        if (p->kind && p->kind != QTN_K_HANDLE)
+            error_at(x, p->loc, "'%s' of %s() is not a pointer, so it crosses by value: drop "
+                     "its annotation", p->name, f->name);
+        if (p->kind == QTN_K_HANDLE)
+            error_at(x, p->loc, "'%s' of %s() is not a pointer: it cannot be a handle",
+                     p->name, f->name);
+        if (!p->scalar) {
+            char *ts = dup_cx(clang_getTypeSpelling(t));
+            error_at(x, p->loc, "'%s' of %s() has type '%s', which cannot cross by value "
+                     "(pass a pointer with an annotation)", p->name, f->name, ts);
+            free(ts);
+        }
+        p->kind = QTN_K_SCALAR;
+        return;
+    }
+    p->slot = QG_V_P;
+    CXType pt = clang_getPointeeType(canon);
+    CXType ptc = clang_getCanonicalType(pt);
+    p->pointee = dup_cx(clang_getTypeSpelling(clang_getPointeeType(t)));
+    qg_vslot ps;
+    p->pointee_scalar = scalar_of(pt, &ps);
+    if (!p->kind) {
+        const char *hint = ptc.kind == CXType_Char_S || ptc.kind == CXType_Char_U
+                               ? (clang_isConstQualifiedType(pt) ? "QTN_STRING (a NUL-terminated "
+                                                                   "string), or "
+                                                                 : "")
+                               : "";
+        error_at(x, p->loc,
+                 "'%s' of %s() is a pointer: say what crosses with %sQTN_IN(count), "
+                 "QTN_OUT(count), QTN_INOUT(count) or QTN_HANDLE (passed through untouched)",
+                 p->name, f->name, hint);
+        return;
+    }
+    if (p->kind == QTN_K_HANDLE || p->kind == QTN_K_STRING) {
+        if (p->kind == QTN_K_STRING && ptc.kind != CXType_Char_S && ptc.kind != CXType_Char_U &&
+            ptc.kind != CXType_SChar && ptc.kind != CXType_UChar)
+            error_at(x, p->loc, "'%s' of %s() is QTN_K_STRING but does not point to char",
+                     p->name, f->name);
+        return;
+    }
+    /* a buffer */
+    if (ptc.kind == CXType_Pointer)
+        error_at(x, p->loc, "'%s' of %s() points to pointers, which mean nothing in another "
+                 "address space: pass it as QTN_K_HANDLE, or change the interface", p->name,
+                 f->name);
+    else if (ptc.kind == CXType_FunctionProto || ptc.kind == CXType_FunctionNoProto)
+        error_at(x, p->loc, "'%s' of %s() is a function pointer: callbacks are not supported "
+                 "by this version of quarantine gen", p->name, f->name);
+    else if (ptc.kind == CXType_Void && !p->bytes)
+        error_at(x, p->loc, "'%s' of %s() points to void: give a byte count with the _BYTES "
+                 "form (QTN_IN_BYTES(n), ...)", p->name, f->name);
+    else if (ptc.kind == CXType_Record && record_has_ptr(ptc)) {
+        CXCursor decl = clang_getTypeDeclaration(ptc);
+        bool is_union = clang_getCursorKind(decl) == CXCursor_UnionDecl;
+        error_at(x, p->loc,
+                 "'%s' of %s() points to a %s with pointer fields: %s", p->name, f->name,
+                 is_union ? "union" : "struct",
+                 is_union ? "unions cannot cross unless they hold no pointers"
+                          : "field annotations are not supported by this version of quarantine "
+                            "gen");
+    }
+    if ((p->kind == QTN_K_OUT || p->kind == QTN_K_INOUT) && clang_isConstQualifiedType(pt))
+        error_at(x, p->loc, "'%s' of %s() points to const data but is %s", p->name, f->name,
+                 p->kind == QTN_K_OUT ? "QTN_K_OUT" : "QTN_K_INOUT");
+    if (p->actual && p->kind == QTN_K_IN)
+        error_at(x, p->loc, "'%s' of %s() is QTN_K_IN: only what comes back has an actual length",
+                 p->name, f->name);
+}
+
+/* Checks what needs all parameters: counts and actual lengths. */
+static void check_func(ctx *x, qg_func *f) {
+    for (unsigned i = 0; i < f->nparams; i++) {
+        qg_param *p = &f->params[i];
+        if (p->count)
+            check_count(x, f, p, p->count);
+        if (!p->actual || !strcmp(p->actual, "return")) {
+            if (p->actual && !(f->ret >= QTN_T_I8 && f->ret <= QTN_T_U64))
+                error_at(x, p->loc, "QTN_ACTUAL(return) of '%s': %s() does not return an "
+                         "integer", p->name, f->name);
+            continue;
+        }
+        int j = param_index(f, p->actual);
+        if (j < 0) {
+            error_at(x, p->loc, "QTN_ACTUAL(*%s) of '%s': %s() has no parameter '%s'",
+                     p->actual, p->name, f->name, p->actual);
+            continue;
+        }
+        const qg_param *a = &f->params[j];
+        int at = a->pointee_scalar;
+        if ((a->kind != QTN_K_OUT && a->kind != QTN_K_INOUT) || !a->count ||
+            strcmp(a->count, "1") || a->bytes ||
+            !(at == QTN_T_I32 || at == QTN_T_U32 || at == QTN_T_I64 || at == QTN_T_U64))
+            error_at(x, p->loc, "QTN_ACTUAL(*%s) of '%s': '%s' must be QTN_OUT(1) or "
+                     "QTN_INOUT(1) of a 4- or 8-byte integer", a->name, p->name, a->name);
+    }
+}
+
+/* ---- functions -------------------------------------------------------------- */
+
+static qg_func *find_func(qg_model *m, const char *name) {
+    for (unsigned i = 0; i < m->nfuncs; i++)
+        if (!strcmp(m->funcs[i].name, name))
+            return &m->funcs[i];
+    return NULL;
+}
+
+static void free_func(qg_func *f) {
+    for (unsigned i = 0; i < f->nparams; i++) {
+        qg_param *p = &f->params[i];
+        free(p->name), free(p->type), free(p->pointee), free(p->count), free(p->actual);
+        free(p->loc.file);
+    }
+    free(f->params);
+    free(f->name), free(f->component), free(f->ret_type), free(f->fault), free(f->loc.file);
+    memset(f, 0, sizeof *f);
+}
+
+static void parse_func(ctx *x, CXCursor c) {
+    anns a = {.n = 0};
+    clang_visitChildren(c, collect_ann, &a);
+    char *component = NULL;
+    for (unsigned i = 0; i < a.n; i++)
+        if (!strncmp(a.items[i], "qtn component ", 14)) {
+            free(component);
+            component = strdup(a.items[i] + 14);
+        }
+    if (!component) {
+        anns_free(&a);
+        return; /* not an entry */
+    }
+    char *name = dup_cx(clang_getCursorSpelling(c));
+    qg_func *f = find_func(x->m, name);
+    if (f) { /* a later declaration: it carries every attribute so far */
+        free_func(f);
+    } else {
+        x->m->funcs = realloc(x->m->funcs, (x->m->nfuncs + 1) * sizeof *x->m->funcs);
+        f = &x->m->funcs[x->m->nfuncs++];
+    }
+    memset(f, 0, sizeof *f);
+    f->name = name;
+    f->component = component;
+    f->loc = loc_of(c);
+    CXType ft = clang_getCursorType(c);
+    CXType rt = clang_getCursorResultType(c);
+    f->ret_type = dup_cx(clang_getTypeSpelling(rt));
+    bool ret_handle = false, ret_owned = false;
+    for (unsigned i = 0; i < a.n; i++) {
+        char w[32];
+        const char *rest = ann_word(a.items[i], w, sizeof w);
+        if (!strcmp(w, "component"))
+            continue;
+        if (!strcmp(w, "fault")) {
+            free(f->fault);
+            f->fault = strdup(rest);
+        } else if (!strcmp(w, "deadline")) {
+            char *end;
+            unsigned long ms = strtoul(rest, &end, 0);
+            if (*end || ms > UINT32_MAX - 1)
+                error_at(x, f->loc, "QTN_DEADLINE(%s) of %s(): a number of milliseconds", rest,
+                         f->name);
+            f->has_deadline = true;
+            f->deadline_ms = (uint32_t)ms;
+        } else if (!strcmp(w, "handle")) {
+            ret_handle = true;
+        } else if (!strcmp(w, "owned")) {
+            ret_owned = true;
+        } else {
+            error_at(x, f->loc, "'%s' is no annotation for a function (%s())", w, f->name);
+        }
+    }
+    anns_free(&a);
+    for (const char *s = f->component; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_') {
+            error_at(x, f->loc, "component name '%s' of %s(): letters, digits and '_' only",
+                     f->component, f->name);
+            break;
+        }
+    if (clang_isFunctionTypeVariadic(ft))
+        error_at(x, f->loc, "%s() is variadic: its arguments cannot be described; wrap it in a "
+                 "function with fixed parameters", f->name);
+    if (clang_getCanonicalType(rt).kind == CXType_Void) {
+        f->ret = QTN_T_VOID;
+        if (f->fault)
+            error_at(x, f->loc, "%s() returns nothing: drop QTN_FAULT", f->name);
+    } else if (is_pointer(rt)) {
+        f->ret = ret_owned ? QTN_T_HANDLE : QTN_T_PTR;
+        f->ret_slot = QG_V_P;
+        if (!ret_handle && !ret_owned)
+            error_at(x, f->loc, "%s() returns a pointer: only a handle can come back; mark it "
+                     "QTN_OWNED (issued by the component) or QTN_K_HANDLE", f->name);
+    } else if (!(f->ret = scalar_of(rt, &f->ret_slot))) {
+        error_at(x, f->loc, "%s() returns '%s', which cannot cross", f->name, f->ret_type);
+    }
+    if (f->ret != QTN_T_VOID && !f->fault)
+        error_at(x, f->loc, "%s() returns a value: say what a call returns when the callee "
+                 "faults, with QTN_FAULT(value)", f->name);
+    int n = clang_Cursor_getNumArguments(c);
+    f->nparams = n > 0 ? (unsigned)n : 0;
+    if (f->nparams > QTN_PARAMS_MAX)
+        error_at(x, f->loc, "%s() has %u parameters; at most %d cross", f->name, f->nparams,
+                 QTN_PARAMS_MAX);
+    f->params = calloc(f->nparams ? f->nparams : 1, sizeof *f->params);
+    for (unsigned i = 0; i < f->nparams; i++) {
+        CXCursor pc = clang_Cursor_getArgument(c, i);
+        qg_param *p = &f->params[i];
+        p->name = dup_cx(clang_getCursorSpelling(pc));
+        p->type = dup_cx(clang_getTypeSpelling(clang_getCursorType(pc)));
+        p->loc = loc_of(pc);
+        if (!*p->name) {
+            error_at(x, p->loc, "parameter %u of %s() has no name: name it, so annotations "
+                     "can refer to it", i + 1, f->name);
+            free(p->name);
+            char buf[32];
+            snprintf(buf, sizeof buf, "qg_arg%u", i);
+            p->name = strdup(buf);
+        }
+    }
+    for (unsigned i = 0; i < f->nparams; i++)
+        parse_param(x, f, &f->params[i], clang_Cursor_getArgument(c, i));
+    check_func(x, f);
+    bool seen = false;
+    for (unsigned i = 0; i < x->m->ncomponents; i++)
+        seen |= !strcmp(x->m->components[i], f->component);
+    if (!seen) {
+        x->m->components = realloc(x->m->components,
+                                   (x->m->ncomponents + 1) * sizeof *x->m->components);
+        x->m->components[x->m->ncomponents++] = strdup(f->component);
+    }
+}
+
+static enum CXChildVisitResult visit(CXCursor c, CXCursor parent, CXClientData d) {
+    (void)parent;
+    ctx *x = d;
+    switch (clang_getCursorKind(c)) {
+    case CXCursor_FunctionDecl: parse_func(x, c); break;
+    case CXCursor_MacroDefinition:
+    case CXCursor_EnumConstantDecl:
+    case CXCursor_VarDecl: add_known(x, dup_cx(clang_getCursorSpelling(c))); break;
+    case CXCursor_EnumDecl: return CXChildVisit_Recurse;
+    default: break;
+    }
+    return CXChildVisit_Continue;
+}
+
+int qg_parse(qg_model *m, char **headers, int nheaders, char **args, int nargs, FILE *err) {
+    ctx x = {.m = m, .err = err};
+    CXIndex idx = clang_createIndex(0, 0);
+    const char *base[] = {"-x", "c", "-std=gnu11", "-DQTN_GEN=1", "-fsyntax-only"};
+    int nb = (int)(sizeof base / sizeof base[0]);
+    const char **argv = calloc((size_t)(nb + nargs), sizeof *argv);
+    for (int i = 0; i < nb; i++)
+        argv[i] = base[i];
+    for (int i = 0; i < nargs; i++)
+        argv[nb + i] = args[i];
+    for (int h = 0; h < nheaders; h++) {
+        CXTranslationUnit tu;
+        enum CXErrorCode ec = clang_parseTranslationUnit2(
+            idx, headers[h], argv, nb + nargs, NULL, 0,
+            CXTranslationUnit_DetailedPreprocessingRecord | CXTranslationUnit_SkipFunctionBodies,
+            &tu);
+        if (ec != CXError_Success) {
+            fprintf(err, "%s: error: cannot parse (libclang error %d)\n", headers[h], (int)ec);
+            x.errors++;
+            continue;
+        }
+        unsigned nd = clang_getNumDiagnostics(tu);
+        int before = x.errors;
+        for (unsigned i = 0; i < nd; i++) {
+            CXDiagnostic dg = clang_getDiagnostic(tu, i);
+            if (clang_getDiagnosticSeverity(dg) >= CXDiagnostic_Error) {
+                char *s = dup_cx(clang_formatDiagnostic(
+                    dg, CXDiagnostic_DisplaySourceLocation | CXDiagnostic_DisplayColumn));
+                fprintf(err, "%s\n", s);
+                free(s);
+                x.errors++;
+            }
+            clang_disposeDiagnostic(dg);
+        }
+        if (x.errors == before)
+            clang_visitChildren(clang_getTranslationUnitCursor(tu), visit, &x);
+        clang_disposeTranslationUnit(tu);
+        m->headers = realloc(m->headers, (m->nheaders + 1) * sizeof *m->headers);
+        m->headers[m->nheaders++] = strdup(headers[h]);
+    }
+    clang_disposeIndex(idx);
+    free(argv);
+    for (unsigned i = 0; i < x.nknown; i++)
+        free(x.known[i]);
+    free(x.known);
+    if (!x.errors && !m->nfuncs) {
+        fprintf(err, "quarantine: gen: no entry functions: mark prototypes with "
+                     "QTN_COMPONENT(name)\n");
+        x.errors++;
+    }
+    return x.errors;
+}
+
+void qg_model_free(qg_model *m) {
+    for (unsigned i = 0; i < m->nfuncs; i++)
+        free_func(&m->funcs[i]);
+    free(m->funcs);
+    for (unsigned i = 0; i < m->ncomponents; i++)
+        free(m->components[i]);
+    free(m->components);
+    for (unsigned i = 0; i < m->nheaders; i++)
+        free(m->headers[i]);
+    free(m->headers);
+    memset(m, 0, sizeof *m);
+}

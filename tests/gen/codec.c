@@ -1,0 +1,72 @@
+/* codec.c - the real functions of the codec test component. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codec.h"
+
+int codec_pack(const uint8_t *src, size_t n, uint8_t *dst, size_t cap, size_t *got) {
+    size_t k = 0; /* run-length: (count, byte) pairs */
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && src[j] == src[i] && j - i < 255)
+            j++;
+        if (k + 2 > cap)
+            return -2;
+        dst[k++] = (uint8_t)(j - i);
+        dst[k++] = src[i];
+        i = j;
+    }
+    *got = k;
+    return 0;
+}
+
+uint32_t codec_sum(const int16_t *v, int32_t rows, int32_t cols) {
+    uint32_t s = 0;
+    for (int32_t i = 0; i < rows * cols; i++)
+        s = s * 33 + (uint32_t)(uint16_t)v[i];
+    return s;
+}
+
+int codec_upper(const char *s, char *out, size_t cap) {
+    size_t i = 0;
+    for (; s[i] && i < cap; i++)
+        out[i] = (char)(s[i] >= 'a' && s[i] <= 'z' ? s[i] - 32 : s[i]);
+    return (int)i;
+}
+
+double codec_weigh(codec_pair *pairs, uint16_t n, float scale) {
+    double t = 0;
+    for (uint16_t i = 0; pairs && i < n; i++) {
+        pairs[i].weight *= scale;
+        pairs[i].key += 1;
+        t += pairs[i].weight;
+    }
+    return t;
+}
+
+struct codec_state {
+    int64_t x;
+};
+
+void *codec_open(int32_t seed) {
+    struct codec_state *s = malloc(sizeof *s);
+    if (s)
+        s->x = seed;
+    return s;
+}
+
+int64_t codec_next(void *state) {
+    struct codec_state *s = state;
+    s->x = s->x * 6364136223846793005LL + 1442695040888963407LL;
+    return s->x;
+}
+
+void codec_close(void *state) { free(state); }
+
+int codec_pid(void) { return (int)getpid(); }
+
+int codec_fill(void *buf, uint8_t b) {
+    memset(buf, b, CODEC_MAX);
+    return CODEC_MAX;
+}

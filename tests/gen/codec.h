@@ -1,0 +1,55 @@
+/* codec.h - a small annotated component for the generator's tests: every
+ * kind of parameter the generator handles. */
+#ifndef CODEC_H
+#define CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "quarantine.h"
+
+#define CODEC_MAX 4096 /* counts may use the header's own names */
+
+typedef struct codec_pair {
+    int32_t key;
+    double weight;
+} codec_pair;
+
+QTN_COMPONENT(codec) QTN_FAULT(-1)
+int codec_pack(const uint8_t *src QTN_IN(n), size_t n, uint8_t *dst QTN_OUT(cap) QTN_ACTUAL(*got),
+               size_t cap, size_t *got QTN_OUT(1));
+
+QTN_COMPONENT(codec) QTN_FAULT(0)
+uint32_t codec_sum(const int16_t *v QTN_IN(rows * cols), int32_t rows, int32_t cols);
+
+QTN_COMPONENT(codec) QTN_FAULT(-1) QTN_DEADLINE(5000)
+int codec_upper(const char *s QTN_STRING, char *out QTN_OUT_BYTES(cap) QTN_ACTUAL(return),
+                size_t cap);
+
+QTN_COMPONENT(codec) QTN_FAULT(-1.0)
+double codec_weigh(codec_pair *pairs QTN_INOUT(n) QTN_NULLABLE, uint16_t n, float scale);
+
+QTN_COMPONENT(codec) QTN_FAULT(NULL) QTN_OWNED
+void *codec_open(int32_t seed);
+
+QTN_COMPONENT(codec) QTN_FAULT(-1)
+int64_t codec_next(void *state QTN_OWNED);
+
+QTN_COMPONENT(codec)
+void codec_close(void *state QTN_OWNED);
+
+QTN_COMPONENT(codec) QTN_FAULT(-1)
+int codec_pid(void);
+
+QTN_COMPONENT(codec) QTN_FAULT(-1)
+int codec_fill(void *buf QTN_OUT_BYTES(CODEC_MAX), uint8_t b);
+
+/* not an entry: left alone, pointers and all */
+static inline int codec_helper(int *p) { return p ? *p : 0; }
+int codec_varargs_helper(const char *fmt, ...);
+union codec_u {
+    int i;
+    char *s;
+};
+
+#endif
