@@ -311,14 +311,14 @@ static void parse_param(ctx *x, qg_func *f, qg_param *p, CXCursor c) {
     if (p->kind == QTN_K_HANDLE || p->kind == QTN_K_STRING) {
         if (p->kind == QTN_K_STRING && ptc.kind != CXType_Char_S && ptc.kind != CXType_Char_U &&
             ptc.kind != CXType_SChar && ptc.kind != CXType_UChar)
-            error_at(x, p->loc, "'%s' of %s() is QTN_K_STRING but does not point to char",
+            error_at(x, p->loc, "'%s' of %s() is QTN_STRING but does not point to char",
                      p->name, f->name);
         return;
     }
     /* a buffer */
     if (ptc.kind == CXType_Pointer)
         error_at(x, p->loc, "'%s' of %s() points to pointers, which mean nothing in another "
-                 "address space: pass it as QTN_K_HANDLE, or change the interface", p->name,
+                 "address space: pass it as QTN_HANDLE, or change the interface", p->name,
                  f->name);
     else if (ptc.kind == CXType_FunctionProto || ptc.kind == CXType_FunctionNoProto)
         error_at(x, p->loc, "'%s' of %s() is a function pointer: callbacks are not supported "
@@ -338,9 +338,9 @@ static void parse_param(ctx *x, qg_func *f, qg_param *p, CXCursor c) {
     }
     if ((p->kind == QTN_K_OUT || p->kind == QTN_K_INOUT) && clang_isConstQualifiedType(pt))
         error_at(x, p->loc, "'%s' of %s() points to const data but is %s", p->name, f->name,
-                 p->kind == QTN_K_OUT ? "QTN_K_OUT" : "QTN_K_INOUT");
+                 p->kind == QTN_K_OUT ? "QTN_OUT" : "QTN_INOUT");
     if (p->actual && p->kind == QTN_K_IN)
-        error_at(x, p->loc, "'%s' of %s() is QTN_K_IN: only what comes back has an actual length",
+        error_at(x, p->loc, "'%s' of %s() is QTN_IN: only what comes back has an actual length",
                  p->name, f->name);
 }
 
@@ -464,7 +464,7 @@ static void parse_func(ctx *x, CXCursor c) {
         f->ret_slot = QG_V_P;
         if (!ret_handle && !ret_owned)
             error_at(x, f->loc, "%s() returns a pointer: only a handle can come back; mark it "
-                     "QTN_OWNED (issued by the component) or QTN_K_HANDLE", f->name);
+                     "QTN_OWNED (issued by the component) or QTN_HANDLE", f->name);
     } else if (!(f->ret = scalar_of(rt, &f->ret_slot))) {
         error_at(x, f->loc, "%s() returns '%s', which cannot cross", f->name, f->ret_type);
     }
