@@ -277,8 +277,15 @@ typedef struct qtn_edge {
 
 /* Internal, used by QTN_DIRECT: per-thread state and counters per edge. */
 #define QTN__EDGE_MAX 1024
-QTN_EXTERN extern __thread uint8_t qtn__tdirect[QTN__EDGE_MAX];
-QTN_EXTERN extern __thread uint64_t qtn__tcalls[QTN__EDGE_MAX];
+/* libquarantine is linked into the program, so its thread-local data sits
+ * at a link-time offset: the stub's check is one instruction */
+#if defined(__GNUC__) && !defined(QTN_SHARED_LIB)
+#define QTN__TLS __attribute__((tls_model("local-exec")))
+#else
+#define QTN__TLS
+#endif
+QTN_EXTERN extern __thread uint8_t qtn__tdirect[QTN__EDGE_MAX] QTN__TLS;
+QTN_EXTERN extern __thread uint64_t qtn__tcalls[QTN__EDGE_MAX] QTN__TLS;
 
 /*
  * True when the call may be made directly (the callee is in the caller's
