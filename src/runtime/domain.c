@@ -484,10 +484,10 @@ qtn__inc *qtn__inc_enter(int d, int *err) {
             continue;
         }
         int st = atomic_load(&dm->state);
-        if (st != QTN__DS_RESTARTING) {
+        if (st == QTN__DS_PARKED || st == QTN__DS_OFF) {
             *err = st == QTN__DS_PARKED ? QTN_EPARKED : QTN_EDEAD;
             return NULL;
-        }
+        } /* UP with none live: the monitor is between the two; a restart */
         /* a restart takes a fraction of a millisecond: wait for it (spin
          * first) rather than fail */
         uint64_t now = qtn__now_ns();
