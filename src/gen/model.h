@@ -15,6 +15,8 @@ typedef struct qg_loc {
 /* How a value travels in a qtn_val. */
 typedef enum { QG_V_NONE = 0, QG_V_I, QG_V_U, QG_V_F, QG_V_D, QG_V_P } qg_vslot;
 
+struct qg_struct;
+
 typedef struct qg_param {
     char *name;
     char *type;       /* the C spelling */
@@ -26,9 +28,21 @@ typedef struct qg_param {
     bool bytes;       /* the count is in bytes */
     bool nullable, owned;
     char *count;      /* count expression (C), NULL for none */
+    int count_scalar; /* fields: QTN_T_* of the sibling field that counts */
     char *actual;     /* "return" or a parameter name (from "*name") */
+    struct qg_struct *st; /* buffers of structs with annotated pointer fields */
     qg_loc loc;
 } qg_param;
+
+/* A struct whose pointer fields cross with it; its fields are qg_params
+ * whose count names a sibling field (or is a constant). */
+typedef struct qg_struct {
+    char *type;       /* the C spelling, for sizeof and offsetof */
+    char *cname;      /* an identifier for the generated descriptor */
+    qg_param *fields; /* the pointer fields only */
+    unsigned nfields;
+    struct qg_struct *next;
+} qg_struct;
 
 typedef struct qg_func {
     char *name;
@@ -51,6 +65,7 @@ typedef struct qg_model {
     unsigned ncomponents;
     char **headers;    /* the headers given, to include from the stubs */
     unsigned nheaders;
+    qg_struct *structs; /* in an order where a struct follows those it points to */
 } qg_model;
 
 /* Parses `headers` with libclang (args: -I, -D ...) and builds the model of

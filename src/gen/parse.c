@@ -223,14 +223,126 @@ static int param_index(const qg_func *f, const char *name) {
     return -1;
 }
 
+typedef struct fieldctx {
+    ctx *x;
+    const qg_func *f;
+    qg_struct *st;
+    CXType rec;
+    int depth;
+} fieldctx;
+
+static qg_struct *struct_of(ctx *x, const qg_func *f, const qg_param *p, CXType rec, int depth);
+
+/* Reads the annotations of a field (as for a parameter). */
+static void read_anns(ctx *x, qg_param *q, CXCursor c, const char *where);
+
+typedef struct fieldlook {
+    const char *name;
+    CXType t;
+    bool found;
+} fieldlook;
+
+static enum CXVisitorResult look_field(CXCursor c, CXClientData d) {
+    fieldlook *l = d;
+    CXString n = clang_getCursorSpelling(c);
+    if (!strcmp(clang_getCString(n), l->name)) {
+        l->t = clang_getCursorType(c);
+        l->found = true;
+    }
+    clang_disposeString(n);
+    return l->found ? CXVisit_Break : CXVisit_Continue;
+}
+
+/* The type of field `name` of record rec. */
+static bool field_type(CXType rec, const char *name, CXType *t) {
+    fieldlook l = {name, {0}, false};
+    clang_Type_visitFields(rec, look_field, &l);
+    *t = l.t;
+    return l.found;
+}
+
+static enum CXVisitorResult visit_field(CXCursor c, CXClientData d) {
+    fieldctx *fc = d;
+    CXType t = clang_getCanonicalType(clang_getCursorType(c));
+    if (t.kind != CXType_Pointer)
+        return CXVisit_Continue; /* crosses with the struct's bytes */
+    qg_struct *st = fc->st;
+    st->fields = realloc(st->fields, (st->nfields + 1) * sizeof *st->fields);
+    qg_param *q = &st->fields[st->nfields++];
+    memset(q, 0, sizeof *q);
+    q->name = dup_cx(clang_getCursorSpelling(c));
+    q->type = dup_cx(clang_getTypeSpelling(clang_getCursorType(c)));
+    q->pointee = dup_cx(clang_getTypeSpelling(clang_getPointeeType(clang_getCursorType(c))));
+    q->loc = loc_of(c);
+    q->slot = QG_V_P;
+    read_anns(fc->x, q, c, st->type);
+    ctx *x = fc->x;
+    CXType pt = clang_getCanonicalType(clang_getPointeeType(t));
+    if (!q->kind) {
+        error_at(x, q->loc, "field '%s' of %s is a pointer: say what crosses with QTN_IN(count), "
+                 "QTN_INOUT(count), QTN_STRING or QTN_HANDLE", q->name, st->type);
+        return CXVisit_Continue;
+    }
+    if (q->actual)
+        error_at(x, q->loc, "field '%s' of %s: QTN_ACTUAL is for parameters", q->name, st->type);
+    if (q->kind == QTN_K_HANDLE || q->kind == QTN_K_STRING)
+        return CXVisit_Continue;
+    if (pt.kind == CXType_Void && !q->bytes)
+        error_at(x, q->loc, "field '%s' of %s points to void: give a byte count with the _BYTES "
+                 "form", q->name, st->type);
+    else if (pt.kind == CXType_Pointer)
+        error_at(x, q->loc, "field '%s' of %s points to pointers: make it QTN_HANDLE", q->name,
+                 st->type);
+    else if (pt.kind == CXType_Record && record_has_ptr(pt)) {
+        if (fc->depth >= 4)
+            error_at(x, q->loc, "field '%s' of %s: structs nest too deep", q->name, st->type);
+        else
+            q->st = struct_of(x, fc->f, q, pt, fc->depth + 1);
+    }
+    /* a field's count is a sibling integer field or a number */
+    if (q->count) {
+        char *e;
+        (void)strtoul(q->count, &e, 10);
+        CXType ct;
+        if (*e && !(field_type(fc->rec, q->count, &ct) && (q->count_scalar = scalar_of(ct, &(qg_vslot){0})) &&
+                    q->count_scalar <= QTN_T_U64))
+            error_at(x, q->loc, "the count of field '%s' of %s must be an integer field of %s "
+                     "or a number, not '%s'", q->name, st->type, st->type, q->count);
+    }
+    return CXVisit_Continue;
+}
+
+/* The model of a struct with pointer fields (one per type). */
+static qg_struct *struct_of(ctx *x, const qg_func *f, const qg_param *p, CXType rec, int depth) {
+    (void)p;
+    CXType canon = clang_getCanonicalType(rec);
+    char *type = dup_cx(clang_getTypeSpelling(canon));
+    for (qg_struct *s = x->m->structs; s; s = s->next)
+        if (!strcmp(s->type, type)) {
+            free(type);
+            return s;
+        }
+    qg_struct *st = calloc(1, sizeof *st);
+    st->type = type;
+    size_t n = strlen(type);
+    st->cname = malloc(n + 1);
+    for (size_t i = 0; i <= n; i++)
+        st->cname[i] = isalnum((unsigned char)type[i]) ? type[i] : (type[i] ? '_' : 0);
+    fieldctx fc = {x, f, st, canon, depth};
+    clang_Type_visitFields(canon, visit_field, &fc);
+    /* after the structs its fields point to: emitted in list order */
+    qg_struct **tail = &x->m->structs;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = st;
+    return st;
+}
+
 /* Reads one parameter's annotations into p and checks them against its
  * type. */
-static void parse_param(ctx *x, qg_func *f, qg_param *p, CXCursor c) {
+static void read_anns(ctx *x, qg_param *p, CXCursor c, const char *where) {
     anns a = {.n = 0};
     clang_visitChildren(c, collect_ann, &a);
-    CXType t = clang_getCursorType(c);
-    CXType canon = clang_getCanonicalType(t);
-    p->scalar = scalar_of(t, &p->slot);
     for (unsigned i = 0; i < a.n; i++) {
         char w[32];
         const char *rest = ann_word(a.items[i], w, sizeof w);
@@ -258,12 +370,12 @@ static void parse_param(ctx *x, qg_func *f, qg_param *p, CXCursor c) {
             continue;
         } else {
             error_at(x, p->loc, "'%s' is no annotation for a parameter ('%s' of %s())", w,
-                     p->name, f->name);
+                     p->name, where);
             continue;
         }
         if (p->kind && p->kind != kind && !(p->kind == QTN_K_HANDLE && kind == QTN_K_HANDLE))
             error_at(x, p->loc, "'%s' of %s() has two annotations that say what crosses",
-                     p->name, f->name);
+                     p->name, where);
         p->kind = kind;
         p->bytes = bytes;
         if (kind == QTN_K_IN || kind == QTN_K_OUT || kind == QTN_K_INOUT) {
@@ -274,6 +386,13 @@ static void parse_param(ctx *x, qg_func *f, qg_param *p, CXCursor c) {
         }
     }
     anns_free(&a);
+}
+
+static void parse_param(ctx *x, qg_func *f, qg_param *p, CXCursor c) {
+    CXType t = clang_getCursorType(c);
+    CXType canon = clang_getCanonicalType(t);
+    p->scalar = scalar_of(t, &p->slot);
+    read_anns(x, p, c, f->name);
     if (!is_pointer(t)) {
         if (p->kind && p->kind != QTN_K_HANDLE)
             error_at(x, p->loc, "'%s' of %s() is not a pointer, so it crosses by value: drop "
@@ -328,13 +447,15 @@ static void parse_param(ctx *x, qg_func *f, qg_param *p, CXCursor c) {
                  "form (QTN_IN_BYTES(n), ...)", p->name, f->name);
     else if (ptc.kind == CXType_Record && record_has_ptr(ptc)) {
         CXCursor decl = clang_getTypeDeclaration(ptc);
-        bool is_union = clang_getCursorKind(decl) == CXCursor_UnionDecl;
-        error_at(x, p->loc,
-                 "'%s' of %s() points to a %s with pointer fields: %s", p->name, f->name,
-                 is_union ? "union" : "struct",
-                 is_union ? "unions cannot cross unless they hold no pointers"
-                          : "field annotations are not supported by this version of quarantine "
-                            "gen");
+        if (clang_getCursorKind(decl) == CXCursor_UnionDecl)
+            error_at(x, p->loc, "'%s' of %s() points to a union with pointer fields: unions "
+                     "cannot cross unless they hold no pointers", p->name, f->name);
+        else if (p->kind == QTN_K_OUT)
+            error_at(x, p->loc, "'%s' of %s() is QTN_OUT but its struct holds pointers (the "
+                     "callee's pointers mean nothing to the caller): make it QTN_INOUT", p->name,
+                     f->name);
+        else
+            p->st = struct_of(x, f, p, ptc, 0);
     }
     if ((p->kind == QTN_K_OUT || p->kind == QTN_K_INOUT) && clang_isConstQualifiedType(pt))
         error_at(x, p->loc, "'%s' of %s() points to const data but is %s", p->name, f->name,
@@ -572,7 +693,18 @@ int qg_parse(qg_model *m, char **headers, int nheaders, char **args, int nargs, 
     return x.errors;
 }
 
+static void free_param(qg_param *p) {
+    free(p->name), free(p->type), free(p->pointee), free(p->count), free(p->actual);
+    free(p->loc.file);
+}
+
 void qg_model_free(qg_model *m) {
+    for (qg_struct *st = m->structs, *next; st; st = next) {
+        next = st->next;
+        for (unsigned i = 0; i < st->nfields; i++)
+            free_param(&st->fields[i]);
+        free(st->fields), free(st->type), free(st->cname), free(st);
+    }
     for (unsigned i = 0; i < m->nfuncs; i++)
         free_func(&m->funcs[i]);
     free(m->funcs);

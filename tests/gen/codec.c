@@ -70,3 +70,17 @@ int codec_fill(void *buf, uint8_t b) {
     memset(buf, b, CODEC_MAX);
     return CODEC_MAX;
 }
+
+int codec_copy(codec_stream *s, uint32_t max) {
+    uint32_t n = s->avail_in < s->avail_out ? s->avail_in : s->avail_out;
+    if (n > max)
+        n = max;
+    for (uint32_t i = 0; i < n; i++)
+        s->next_out[i] = (uint8_t)(s->next_in[i] + (s->name ? (uint8_t)s->name[0] : 0));
+    s->next_in += n;
+    s->avail_in -= n;
+    s->next_out += n;
+    s->avail_out -= n;
+    s->total += n;
+    return (int)n;
+}

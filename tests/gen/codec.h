@@ -15,6 +15,21 @@ typedef struct codec_pair {
     double weight;
 } codec_pair;
 
+/* a zlib-like stream: its pointer fields cross with it, and the callee
+ * moves them */
+typedef struct codec_stream {
+    const uint8_t *next_in QTN_IN(avail_in);
+    uint32_t avail_in;
+    uint8_t *next_out QTN_OUT(avail_out);
+    uint32_t avail_out;
+    uint64_t total;
+    const char *name QTN_STRING;
+    void *priv QTN_HANDLE;
+} codec_stream;
+
+QTN_COMPONENT(codec) QTN_FAULT(-1)
+int codec_copy(codec_stream *s QTN_INOUT(1), uint32_t max);
+
 QTN_COMPONENT(codec) QTN_FAULT(-1)
 int codec_pack(const uint8_t *src QTN_IN(n), size_t n, uint8_t *dst QTN_OUT(cap) QTN_ACTUAL(*got),
                size_t cap, size_t *got QTN_OUT(1));

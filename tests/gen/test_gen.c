@@ -158,6 +158,29 @@ static void test_rejects_bad_counts(void **state) {
                  "does not return an integer");
 }
 
+static void test_struct_fields(void **state) {
+    (void)state;
+    int rc = gen("struct s { uint8_t *data QTN_INOUT(len); uint32_t len; const char *tag QTN_STRING;\n"
+                 "           void *priv QTN_HANDLE; int plain; };\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1) int f(struct s *x QTN_INOUT(n), size_t n);\n");
+    if (rc)
+        fail_msg("exit %d: %s", rc, err);
+    assert_non_null(strstr(stubs, ".offset = offsetof(struct s, data), .elem_size = sizeof(uint8_t), "
+                                  ".len_kind = QTN_LEN_FIELD, .len = offsetof(struct s, len), "
+                                  ".type = QTN_T_U32"));
+    assert_non_null(strstr(stubs, "{.kind = QTN_K_STRING, .offset = offsetof(struct s, tag)}"));
+    assert_non_null(strstr(stubs, ".st = &qg_st_struct_s"));
+    expect_error("struct s { int *p; };\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1) int f(struct s *x QTN_INOUT(1));", 1,
+                 "field 'p' of struct s is a pointer: say what crosses");
+    expect_error("struct s { int *p QTN_IN(n + 1); int n; };\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1) int f(struct s *x QTN_INOUT(1));", 1,
+                 "must be an integer field of struct s or a number, not 'n + 1'");
+    expect_error("struct s { int *p QTN_IN(2); };\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1) int f(struct s *x QTN_OUT(1));", 2,
+                 "is QTN_OUT but its struct holds pointers");
+}
+
 static void test_header_errors(void **state) {
     (void)state;
     expect_error("QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(int a) /* no semicolon */\nint g(void);",
@@ -210,6 +233,7 @@ int main(void) {
         cmocka_unit_test(test_rejects_unannotated_pointers),
         cmocka_unit_test(test_rejects_what_cannot_cross),
         cmocka_unit_test(test_rejects_bad_counts),
+        cmocka_unit_test(test_struct_fields),
         cmocka_unit_test(test_header_errors),
         cmocka_unit_test(test_usage_and_missing_input),
         cmocka_unit_test(test_unchanged_output_is_not_rewritten),

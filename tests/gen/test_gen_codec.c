@@ -29,6 +29,10 @@ typedef struct results {
     int64_t next1, next2;
     int fill;
     uint8_t filled[CODEC_MAX];
+    uint8_t in[50], outb[30];
+    codec_stream st;
+    ptrdiff_t in_moved, out_moved;
+    int copy_r;
 } results;
 
 static void run(results *r) {
@@ -55,6 +59,14 @@ static void run(results *r) {
     r->next2 = codec_next(h);
     codec_close(h);
     r->fill = codec_fill(r->filled, 0x42);
+    for (int k = 0; k < 50; k++)
+        r->in[k] = (uint8_t)k;
+    r->st = (codec_stream){r->in, 50, r->outb, 30, 0, "!", (void *)0x1234};
+    r->copy_r = codec_copy(&r->st, 20);
+    r->copy_r += codec_copy(&r->st, 20); /* continues where it stopped */
+    r->in_moved = r->st.next_in - r->in;
+    r->out_moved = r->st.next_out - r->outb;
+    r->st.next_in = NULL, r->st.next_out = NULL; /* differ per run */
 }
 
 static void plan(const char *p) {
@@ -90,6 +102,14 @@ static void test_generated_stubs_cross(void **state) {
     assert_int_equal(d.next2, i.next2);
     assert_int_equal(d.fill, i.fill);
     assert_memory_equal(d.filled, i.filled, sizeof d.filled);
+    assert_int_equal(i.copy_r, 30);
+    assert_int_equal(d.copy_r, i.copy_r);
+    assert_int_equal(i.in_moved, 30);
+    assert_int_equal(i.out_moved, 30);
+    assert_int_equal(d.in_moved, i.in_moved);
+    assert_memory_equal(d.outb, i.outb, sizeof d.outb);
+    assert_memory_equal(&d.st, &i.st, sizeof d.st);
+    assert_true(i.st.priv == (void *)0x1234); /* a handle field: untouched */
     qtn_stats st;
     assert_int_equal(qtn_stats_component("codec", &st), 0);
     assert_true(st.crossings >= 10);
