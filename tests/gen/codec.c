@@ -58,7 +58,7 @@ void *codec_open(int32_t seed) {
 
 int64_t codec_next(void *state) {
     struct codec_state *s = state;
-    s->x = s->x * 6364136223846793005LL + 1442695040888963407LL;
+    s->x = (int64_t)((uint64_t)s->x * 6364136223846793005ull + 1442695040888963407ull);
     return s->x;
 }
 
