@@ -108,6 +108,19 @@ QTN_EXTERN const char *qtn_strerror(int err);
 #define QTN_HANDLE QTN__ANN("handle")            /* opaque, passed through */
 #define QTN_OWNED QTN__ANN("owned")              /* a handle the callee issued */
 
+/* In a sidecar (a header of annotations for a header you cannot edit):
+ * annotates field `field` of struct type `type`, e.g.
+ *     QTN_FIELD(z_stream, next_in, QTN_IN(avail_in));
+ * Place it before the functions that take the struct. */
+#ifdef QTN_GEN
+#define QTN__CAT2(a, b) a##b
+#define QTN__CAT(a, b) QTN__CAT2(a, b)
+#define QTN_FIELD(type, field, ...)                                                          \
+    extern type QTN__CAT(qtn__field_, __LINE__) QTN__ANN("field " #field) __VA_ARGS__
+#else
+#define QTN_FIELD(type, field, ...) extern int qtn__field_annotation
+#endif
+
 /* ------------------------------------------------------------------------ */
 /* Values and descriptors (the low-level stub API)                           */
 /* ------------------------------------------------------------------------ */

@@ -20,6 +20,11 @@ typedef struct ctx {
     int errors;
     char **known; /* macros, enum constants and variables: names a count may use */
     unsigned nknown, capknown;
+    struct sidefield { /* QTN_FIELD(type, field, ...) of a sidecar */
+        char *type, *field;
+        CXCursor c;
+    } *side;
+    unsigned nside;
 } ctx;
 
 static char *dup_cx(CXString s) {
@@ -276,6 +281,9 @@ static enum CXVisitorResult visit_field(CXCursor c, CXClientData d) {
     q->loc = loc_of(c);
     q->slot = QG_V_P;
     read_anns(fc->x, q, c, st->type);
+    for (unsigned i = 0; !q->kind && i < fc->x->nside; i++) /* from a sidecar */
+        if (!strcmp(fc->x->side[i].type, st->type) && !strcmp(fc->x->side[i].field, q->name))
+            read_anns(fc->x, q, fc->x->side[i].c, st->type);
     ctx *x = fc->x;
     CXType pt = clang_getCanonicalType(clang_getPointeeType(t));
     if (!q->kind) {
@@ -358,6 +366,7 @@ static void read_anns(ctx *x, qg_param *p, CXCursor c, const char *where) {
         else if (!strcmp(w, "handle")) kind = QTN_K_HANDLE;
         else if (!strcmp(w, "owned")) kind = QTN_K_HANDLE, p->owned = true;
         else if (!strcmp(w, "nullable")) { p->nullable = true; continue; }
+        else if (!strcmp(w, "field")) continue; /* a sidecar's QTN_FIELD names the field */
         else if (!strcmp(w, "actual")) {
             free(p->actual);
             if (!strcmp(rest, "return"))
@@ -413,6 +422,10 @@ static void parse_param(ctx *x, qg_func *f, qg_param *p, CXCursor c) {
     CXType pt = clang_getPointeeType(canon);
     CXType ptc = clang_getCanonicalType(pt);
     p->pointee = dup_cx(clang_getTypeSpelling(clang_getPointeeType(t)));
+    if (!*p->pointee) { /* a typedef of a pointer type (z_streamp) */
+        free(p->pointee);
+        p->pointee = dup_cx(clang_getTypeSpelling(pt));
+    }
     qg_vslot ps;
     p->pointee_scalar = scalar_of(pt, &ps);
     if (!p->kind) {
@@ -631,9 +644,29 @@ static enum CXChildVisitResult visit(CXCursor c, CXCursor parent, CXClientData d
     ctx *x = d;
     switch (clang_getCursorKind(c)) {
     case CXCursor_FunctionDecl: parse_func(x, c); break;
+    case CXCursor_VarDecl: {
+        anns a = {.n = 0};
+        clang_visitChildren(c, collect_ann, &a);
+        for (unsigned i = 0; i < a.n; i++)
+            if (!strncmp(a.items[i], "qtn field ", 10)) {
+                x->side = realloc(x->side, (x->nside + 1) * sizeof *x->side);
+                struct sidefield *sf = &x->side[x->nside++];
+                sf->type = dup_cx(clang_getTypeSpelling(clang_getCanonicalType(clang_getCursorType(c))));
+                sf->field = strdup(a.items[i] + 10);
+                sf->c = c;
+                CXType ft;
+                if (!field_type(clang_getCanonicalType(clang_getCursorType(c)), sf->field, &ft)) {
+                    qg_loc l = loc_of(c);
+                    error_at(x, l, "QTN_FIELD: %s has no field '%s'", sf->type, sf->field);
+                    free(l.file);
+                }
+            }
+        anns_free(&a);
+        add_known(x, dup_cx(clang_getCursorSpelling(c)));
+        break;
+    }
     case CXCursor_MacroDefinition:
-    case CXCursor_EnumConstantDecl:
-    case CXCursor_VarDecl: add_known(x, dup_cx(clang_getCursorSpelling(c))); break;
+    case CXCursor_EnumConstantDecl: add_known(x, dup_cx(clang_getCursorSpelling(c))); break;
     case CXCursor_EnumDecl: return CXChildVisit_Recurse;
     default: break;
     }
@@ -676,6 +709,9 @@ int qg_parse(qg_model *m, char **headers, int nheaders, char **args, int nargs, 
         }
         if (x.errors == before)
             clang_visitChildren(clang_getTranslationUnitCursor(tu), visit, &x);
+        for (unsigned i = 0; i < x.nside; i++) /* their cursors die with the unit */
+            free(x.side[i].type), free(x.side[i].field);
+        x.nside = 0;
         clang_disposeTranslationUnit(tu);
         m->headers = realloc(m->headers, (m->nheaders + 1) * sizeof *m->headers);
         m->headers[m->nheaders++] = strdup(headers[h]);
@@ -685,6 +721,9 @@ int qg_parse(qg_model *m, char **headers, int nheaders, char **args, int nargs, 
     for (unsigned i = 0; i < x.nknown; i++)
         free(x.known[i]);
     free(x.known);
+    for (unsigned i = 0; i < x.nside; i++)
+        free(x.side[i].type), free(x.side[i].field);
+    free(x.side);
     if (!x.errors && !m->nfuncs) {
         fprintf(err, "quarantine: gen: no entry functions: mark prototypes with "
                      "QTN_COMPONENT(name)\n");

@@ -7,6 +7,7 @@
  * the channel's window. The host reads the domain's half of the channel
  * once per message and checks everything in it. */
 #include <ffi.h>
+#include <limits.h>
 #include <signal.h>
 #include <malloc.h>
 #include <unistd.h>
@@ -295,6 +296,9 @@ void qtn__domain_child(int d) {
     /* glibc asks /sys for the CPU count when it first adds a malloc arena:
      * fix the arena limit now, while files can still be opened */
     mallopt(M_ARENA_MAX, (int)(8 * sysconf(_SC_NPROCESSORS_ONLN)));
+    /* and it reads /proc/sys/vm/overcommit_memory the first time it would
+     * give a thread arena's memory back: keep it (a domain is restartable) */
+    mallopt(M_TRIM_THRESHOLD, INT_MAX);
     if (h->seccomp > 0 && qtn__guard_seccomp())
         qtn__fatal("cannot apply the domain's system call filter");
     uint64_t spawned[QTN__CHAN_MAX / 64] = {0};
@@ -565,13 +569,19 @@ static int cross(qtn__thread *t, qtn_edge *e, int d, qtn_val *args, qtn_val *ret
     a.top = st->top;
     a.lim = qtn__g.lay.win_size;
     a.inc = I;
+    /* the data first, the frame after it: the first buffer of a call lands
+     * at the same place call after call, so a library that remembers the
+     * address of a struct it was given (zlib's state->strm) finds it again */
+    qtn_val margs[QTN_PARAMS_MAX];
+    if (n && (r = qtn__marshal(en->params, n, targs, margs, &a, &fx)))
+        goto done;
     qtn__frame *fr = (qtn__frame *)qtn__alloc_take(&a, sizeof *fr + n * sizeof(qtn_val));
     if (!fr) {
         r = QTN_ETOOBIG;
         goto done;
     }
-    if (n && (r = qtn__marshal(en->params, n, targs, fr->args, &a, &fx)))
-        goto done;
+    if (n)
+        memcpy(fr->args, margs, n * sizeof *margs);
     uint32_t depth = st->depth++;
     st->fr[depth].entry = en;
     st->fr[depth].args = args;
