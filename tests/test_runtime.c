@@ -183,7 +183,9 @@ static void test_direct_equals_isolated(void **state) {
         assert_int_equal(d.in_adv, i.in_adv);
         assert_int_equal(d.out_adv, i.out_adv);
         assert_int_equal(i.out_adv, 40);
-        assert_memory_equal(&d.st, &i.st, sizeof d.st);
+        assert_int_equal(d.st.avail_in, i.st.avail_in); /* fields: padding is unspecified */
+        assert_int_equal(d.st.avail_out, i.st.avail_out);
+        assert_int_equal(d.st.total, i.st.total);
         assert_memory_equal(d.pts, i.pts, sizeof d.pts);
         assert_int_equal(d.weigh, i.weigh);
         assert_int_equal(i.weigh, 5 * 2 + 1000 * 1 + 2 * -3);

@@ -96,7 +96,10 @@ static void test_generated_stubs_cross(void **state) {
     assert_memory_equal(d.up, i.up, sizeof d.up);
     assert_memory_equal(i.up, "GEN.....", 8);
     assert_true(d.weigh == i.weigh && i.weigh == 9.0);
-    assert_memory_equal(d.pairs, i.pairs, sizeof d.pairs);
+    for (int k = 0; k < 3; k++) { /* fields, not bytes: padding is unspecified */
+        assert_int_equal(d.pairs[k].key, i.pairs[k].key);
+        assert_true(d.pairs[k].weight == i.pairs[k].weight);
+    }
     assert_true(i.weigh_null == 0.0);
     assert_int_equal(d.next1, i.next1);
     assert_int_equal(d.next2, i.next2);
@@ -108,7 +111,9 @@ static void test_generated_stubs_cross(void **state) {
     assert_int_equal(i.out_moved, 30);
     assert_int_equal(d.in_moved, i.in_moved);
     assert_memory_equal(d.outb, i.outb, sizeof d.outb);
-    assert_memory_equal(&d.st, &i.st, sizeof d.st);
+    assert_int_equal(d.st.avail_in, i.st.avail_in);
+    assert_int_equal(d.st.avail_out, i.st.avail_out);
+    assert_int_equal(d.st.total, i.st.total);
     assert_true(i.st.priv == (void *)0x1234); /* a handle field: untouched */
     qtn_stats st;
     assert_int_equal(qtn_stats_component("codec", &st), 0);
