@@ -107,6 +107,9 @@ QTN_EXTERN const char *qtn_strerror(int err);
 #define QTN_NULLABLE QTN__ANN("nullable")
 #define QTN_HANDLE QTN__ANN("handle")            /* opaque, passed through */
 #define QTN_OWNED QTN__ANN("owned")              /* a handle the callee issued */
+#define QTN_CALLBACK QTN__ANN("callback")        /* a function pointer: runs back in the
+                                                    caller's domain; annotate its own
+                                                    pointer parameters the same way */
 
 /* In a sidecar (a header of annotations for a header you cannot edit):
  * annotates field `field` of struct type `type`, e.g.

@@ -67,30 +67,47 @@ static bool is_number(const char *s) {
     return true;
 }
 
-static int param_index(const qg_func *f, const char *name) {
-    for (unsigned i = 0; i < f->nparams; i++)
-        if (!strcmp(f->params[i].name, name))
+/* A list of parameters: an entry's, or a callback's. */
+typedef struct plist {
+    const char *prefix; /* of the generated names */
+    const qg_param *p;
+    unsigned n;
+} plist;
+
+static int param_index(const plist *l, const char *name) {
+    for (unsigned i = 0; i < l->n; i++)
+        if (!strcmp(l->p[i].name, name))
             return (int)i;
     return -1;
 }
 
+/* True when a count is the plain value of an integer parameter. */
+static bool count_is_param(const plist *l, const qg_param *p, int *j) {
+    return is_ident(p->count) && (*j = param_index(l, p->count)) >= 0 &&
+           l->p[*j].kind == QTN_K_SCALAR && l->p[*j].slot != QG_V_F && l->p[*j].slot != QG_V_D;
+}
+
 /* A function computing a count expression from the arguments. */
-static void emit_count_fn(FILE *o, const qg_func *f, unsigned pi) {
-    out(o, "static size_t qg_%s_count%u(const qtn_val *a) {\n", f->name, pi);
-    for (unsigned i = 0; i < f->nparams; i++) {
-        const qg_param *p = &f->params[i];
+static void emit_count_fn(FILE *o, const plist *l, unsigned pi) {
+    out(o, "static size_t qg_%s_count%u(const qtn_val *a) {\n", l->prefix, pi);
+    for (unsigned i = 0; i < l->n; i++) {
+        const qg_param *p = &l->p[i];
         out(o, "    %s %s = ", p->type, p->name);
         unpack(o, p, i);
         out(o, ";\n    (void)%s;\n", p->name);
     }
-    out(o, "    return (size_t)(%s);\n}\n\n", f->params[pi].count);
+    out(o, "    return (size_t)(%s);\n}\n\n", l->p[pi].count);
 }
 
-static void emit_param(FILE *o, const qg_func *f, unsigned i) {
-    const qg_param *p = &f->params[i];
+static void emit_param(FILE *o, const plist *l, unsigned i) {
+    const qg_param *p = &l->p[i];
     out(o, "    {.kind = %s", kname(p->kind));
     if (p->kind == QTN_K_SCALAR) {
         out(o, ", .type = %s}", tname(p->scalar));
+        return;
+    }
+    if (p->kind == QTN_K_CALLBACK) {
+        out(o, ", .sig = &qg_%s_cb%u_sig}", l->prefix, i);
         return;
     }
     if (p->owned)
@@ -107,25 +124,51 @@ static void emit_param(FILE *o, const qg_func *f, unsigned i) {
     int j;
     if (is_number(p->count))
         out(o, ", .len_kind = QTN_LEN_CONST, .len = %s", p->count);
-    else if (is_ident(p->count) && (j = param_index(f, p->count)) >= 0 &&
-             f->params[j].kind == QTN_K_SCALAR && f->params[j].slot != QG_V_F &&
-             f->params[j].slot != QG_V_D)
+    else if (count_is_param(l, p, &j))
         out(o, ", .len_kind = QTN_LEN_PARAM, .len = %d", j);
     else
-        out(o, ", .len_kind = QTN_LEN_FN, .len_fn = qg_%s_count%u", f->name, i);
+        out(o, ", .len_kind = QTN_LEN_FN, .len_fn = qg_%s_count%u", l->prefix, i);
     if (p->st)
         out(o, ", .st = &qg_st_%s", p->st->cname);
     if (p->actual && !strcmp(p->actual, "return"))
         out(o, ", .actual = QTN_ACTUAL_RET");
     else if (p->actual)
-        out(o, ", .actual = QTN_ACTUAL_PARAM(%d)", param_index(f, p->actual));
+        out(o, ", .actual = QTN_ACTUAL_PARAM(%d)", param_index(l, p->actual));
     /* an actual-length target says its integer type */
-    for (unsigned k = 0; k < f->nparams; k++)
-        if (f->params[k].actual && !strcmp(f->params[k].actual, p->name)) {
+    for (unsigned k = 0; k < l->n; k++)
+        if (l->p[k].actual && !strcmp(l->p[k].actual, p->name)) {
             out(o, ", .type = %s", tname(p->pointee_scalar));
             break;
         }
     out(o, "}");
+}
+
+/* Count functions, callback signatures and the descriptor array of a
+ * parameter list (named qg_<prefix>_params). */
+static void emit_params(FILE *o, const plist *l) {
+    int j;
+    for (unsigned i = 0; i < l->n; i++) {
+        const qg_param *p = &l->p[i];
+        if (p->count && !is_number(p->count) && !count_is_param(l, p, &j))
+            emit_count_fn(o, l, i);
+        if (p->kind == QTN_K_CALLBACK && p->sig) {
+            char prefix[192];
+            snprintf(prefix, sizeof prefix, "%s_cb%u", l->prefix, i);
+            plist sl = {prefix, p->sig->params, p->sig->nparams};
+            emit_params(o, &sl);
+            out(o, "static const qtn_sig qg_%s_sig = {%s, %u, %s%s%s};\n\n", prefix,
+                tname(p->sig->ret), p->sig->nparams, p->sig->nparams ? "qg_" : "NULL",
+                p->sig->nparams ? prefix : "", p->sig->nparams ? "_params" : "");
+        }
+    }
+    if (!l->n)
+        return;
+    out(o, "static const qtn_param qg_%s_params[] = {\n", l->prefix);
+    for (unsigned i = 0; i < l->n; i++) {
+        emit_param(o, l, i);
+        out(o, ",\n");
+    }
+    out(o, "};\n");
 }
 
 static const char *comp_var(const char *c) {
@@ -145,15 +188,6 @@ static void emit_func(FILE *o, const qg_func *f) {
     for (unsigned i = 0; i < f->nparams; i++)
         out(o, "%s%s %s", i ? ", " : "", f->params[i].type, f->params[i].name);
     out(o, "%s);\n\n", f->nparams ? "" : "void");
-    for (unsigned i = 0; i < f->nparams; i++) {
-        const qg_param *p = &f->params[i];
-        int j;
-        if (p->count && !is_number(p->count) &&
-            !(is_ident(p->count) && (j = param_index(f, p->count)) >= 0 &&
-              f->params[j].kind == QTN_K_SCALAR && f->params[j].slot != QG_V_F &&
-              f->params[j].slot != QG_V_D))
-            emit_count_fn(o, f, i);
-    }
     /* the thunk: runs the real function wherever the component is */
     out(o, "static void qg_%s_thunk(qtn_val *a, qtn_val *r) {\n    ", f->name);
     if (!f->nparams)
@@ -168,14 +202,8 @@ static void emit_func(FILE *o, const qg_func *f) {
         unpack(o, &f->params[i], i);
     }
     out(o, ");\n}\n\n");
-    if (f->nparams) {
-        out(o, "static const qtn_param qg_%s_params[] = {\n", f->name);
-        for (unsigned i = 0; i < f->nparams; i++) {
-            emit_param(o, f, i);
-            out(o, ",\n");
-        }
-        out(o, "};\n");
-    }
+    plist l = {f->name, f->params, f->nparams};
+    emit_params(o, &l);
     out(o, "extern qtn_component %s;\n", comp_var(f->component));
     out(o, "static const qtn_entry qg_%s_entry = {\n", f->name);
     out(o, "    .name = \"%s\",\n    .component = &%s,\n    .thunk = qg_%s_thunk,\n", f->name,

@@ -31,8 +31,16 @@ typedef struct qg_param {
     int count_scalar; /* fields: QTN_T_* of the sibling field that counts */
     char *actual;     /* "return" or a parameter name (from "*name") */
     struct qg_struct *st; /* buffers of structs with annotated pointer fields */
+    struct qg_sig *sig;   /* callbacks: the function's parameters */
     qg_loc loc;
 } qg_param;
+
+/* The signature of a callback parameter. */
+typedef struct qg_sig {
+    int ret;          /* QTN_T_* */
+    qg_param *params;
+    unsigned nparams;
+} qg_sig;
 
 /* A struct whose pointer fields cross with it; its fields are qg_params
  * whose count names a sibling field (or is a constant). */

@@ -365,6 +365,7 @@ static void read_anns(ctx *x, qg_param *p, CXCursor c, const char *where) {
         else if (!strcmp(w, "string")) kind = QTN_K_STRING;
         else if (!strcmp(w, "handle")) kind = QTN_K_HANDLE;
         else if (!strcmp(w, "owned")) kind = QTN_K_HANDLE, p->owned = true;
+        else if (!strcmp(w, "callback")) kind = QTN_K_CALLBACK;
         else if (!strcmp(w, "nullable")) { p->nullable = true; continue; }
         else if (!strcmp(w, "field")) continue; /* a sidecar's QTN_FIELD names the field */
         else if (!strcmp(w, "actual")) {
@@ -395,6 +396,79 @@ static void read_anns(ctx *x, qg_param *p, CXCursor c, const char *where) {
         }
     }
     anns_free(&a);
+}
+
+static void parse_param(ctx *x, qg_func *f, qg_param *p, CXCursor c);
+static void check_func(ctx *x, qg_func *f);
+
+typedef struct parms {
+    CXCursor c[QTN_PARAMS_MAX + 1];
+    unsigned n;
+} parms;
+
+static enum CXChildVisitResult collect_parms(CXCursor c, CXCursor parent, CXClientData d) {
+    (void)parent;
+    parms *pl = d;
+    if (clang_getCursorKind(c) == CXCursor_ParmDecl && pl->n < QTN_PARAMS_MAX + 1)
+        pl->c[pl->n++] = c;
+    return CXChildVisit_Continue;
+}
+
+/* The signature of callback parameter p: its parameters are declared in
+ * p's declarator, or in the typedef that names its type. */
+static qg_sig *sig_of(ctx *x, qg_func *f, qg_param *p, CXCursor c, CXType fn) {
+    qg_sig *sg = calloc(1, sizeof *sg);
+    int na = clang_getNumArgTypes(fn);
+    parms pl = {.n = 0};
+    clang_visitChildren(c, collect_parms, &pl);
+    if (pl.n == 0 && na > 0) {
+        CXType t = clang_getCursorType(c);
+        while (t.kind == CXType_Typedef || t.kind == CXType_Elaborated) {
+            CXCursor td = clang_getTypeDeclaration(t);
+            clang_visitChildren(td, collect_parms, &pl);
+            if (pl.n)
+                break;
+            t = clang_getTypedefDeclUnderlyingType(td);
+        }
+    }
+    if (na < 0 || (unsigned)na != pl.n || pl.n > QTN_PARAMS_MAX) {
+        error_at(x, p->loc, "callback '%s' of %s(): its parameters must be declared with names",
+                 p->name, f->name);
+        return sg;
+    }
+    CXType rt = clang_getResultType(fn);
+    qg_vslot rs;
+    if (clang_getCanonicalType(rt).kind != CXType_Void && !(sg->ret = scalar_of(rt, &rs)))
+        error_at(x, p->loc, "callback '%s' of %s() returns a type that cannot cross", p->name,
+                 f->name);
+    /* its parameters are checked as an entry's, among themselves */
+    char where[160];
+    snprintf(where, sizeof where, "%s() callback %s", f->name, p->name);
+    qg_func cb = {.name = where, .nparams = pl.n, .ret = sg->ret};
+    cb.params = calloc(pl.n ? pl.n : 1, sizeof *cb.params);
+    for (unsigned i = 0; i < pl.n; i++) {
+        qg_param *q = &cb.params[i];
+        q->name = dup_cx(clang_getCursorSpelling(pl.c[i]));
+        q->type = dup_cx(clang_getTypeSpelling(clang_getCursorType(pl.c[i])));
+        q->loc = loc_of(pl.c[i]);
+        if (!*q->name)
+            error_at(x, q->loc, "parameter %u of callback '%s' has no name", i + 1, p->name);
+    }
+    for (unsigned i = 0; i < pl.n; i++) {
+        parse_param(x, &cb, &cb.params[i], pl.c[i]);
+        if (cb.params[i].kind == QTN_K_CALLBACK)
+            error_at(x, cb.params[i].loc, "a callback's parameter cannot be a callback");
+        if (cb.params[i].st)
+            error_at(x, cb.params[i].loc, "a callback's parameters cannot be structs with "
+                     "pointers");
+        if (cb.params[i].owned)
+            error_at(x, cb.params[i].loc, "a callback's handles are passed through: use "
+                     "QTN_HANDLE");
+    }
+    check_func(x, &cb);
+    sg->params = cb.params;
+    sg->nparams = pl.n;
+    return sg;
 }
 
 static void parse_param(ctx *x, qg_func *f, qg_param *p, CXCursor c) {
@@ -428,6 +502,25 @@ static void parse_param(ctx *x, qg_func *f, qg_param *p, CXCursor c) {
     }
     qg_vslot ps;
     p->pointee_scalar = scalar_of(pt, &ps);
+    if (ptc.kind == CXType_FunctionProto || ptc.kind == CXType_FunctionNoProto) {
+        if (p->kind != QTN_K_CALLBACK)
+            error_at(x, p->loc, "'%s' of %s() is a function pointer: mark it QTN_CALLBACK (it "
+                     "runs back in the caller's domain) or QTN_HANDLE", p->name, f->name);
+        else
+            p->sig = sig_of(x, f, p, c, ptc);
+        /* "int (*)(int) fn" declares nothing: the stubs say __typeof__(T) fn */
+        size_t n = strlen(p->type) + 16;
+        char *w = malloc(n);
+        snprintf(w, n, "__typeof__(%s)", p->type);
+        free(p->type);
+        p->type = w;
+        return;
+    }
+    if (p->kind == QTN_K_CALLBACK) {
+        error_at(x, p->loc, "'%s' of %s() is QTN_CALLBACK but no function pointer", p->name,
+                 f->name);
+        return;
+    }
     if (!p->kind) {
         const char *hint = ptc.kind == CXType_Char_S || ptc.kind == CXType_Char_U
                                ? (clang_isConstQualifiedType(pt) ? "QTN_STRING (a NUL-terminated "
@@ -453,8 +546,7 @@ static void parse_param(ctx *x, qg_func *f, qg_param *p, CXCursor c) {
                  "address space: pass it as QTN_HANDLE, or change the interface", p->name,
                  f->name);
     else if (ptc.kind == CXType_FunctionProto || ptc.kind == CXType_FunctionNoProto)
-        error_at(x, p->loc, "'%s' of %s() is a function pointer: callbacks are not supported "
-                 "by this version of quarantine gen", p->name, f->name);
+        ; /* handled above */
     else if (ptc.kind == CXType_Void && !p->bytes)
         error_at(x, p->loc, "'%s' of %s() points to void: give a byte count with the _BYTES "
                  "form (QTN_IN_BYTES(n), ...)", p->name, f->name);
@@ -515,12 +607,20 @@ static qg_func *find_func(qg_model *m, const char *name) {
     return NULL;
 }
 
-static void free_func(qg_func *f) {
-    for (unsigned i = 0; i < f->nparams; i++) {
-        qg_param *p = &f->params[i];
-        free(p->name), free(p->type), free(p->pointee), free(p->count), free(p->actual);
-        free(p->loc.file);
+static void free_one_param(qg_param *p) {
+    if (p->sig) {
+        for (unsigned i = 0; i < p->sig->nparams; i++)
+            free_one_param(&p->sig->params[i]);
+        free(p->sig->params);
+        free(p->sig);
     }
+    free(p->name), free(p->type), free(p->pointee), free(p->count), free(p->actual);
+    free(p->loc.file);
+}
+
+static void free_func(qg_func *f) {
+    for (unsigned i = 0; i < f->nparams; i++)
+        free_one_param(&f->params[i]);
     free(f->params);
     free(f->name), free(f->component), free(f->ret_type), free(f->fault), free(f->loc.file);
     memset(f, 0, sizeof *f);
@@ -732,16 +832,11 @@ int qg_parse(qg_model *m, char **headers, int nheaders, char **args, int nargs, 
     return x.errors;
 }
 
-static void free_param(qg_param *p) {
-    free(p->name), free(p->type), free(p->pointee), free(p->count), free(p->actual);
-    free(p->loc.file);
-}
-
 void qg_model_free(qg_model *m) {
     for (qg_struct *st = m->structs, *next; st; st = next) {
         next = st->next;
         for (unsigned i = 0; i < st->nfields; i++)
-            free_param(&st->fields[i]);
+            free_one_param(&st->fields[i]);
         free(st->fields), free(st->type), free(st->cname), free(st);
     }
     for (unsigned i = 0; i < m->nfuncs; i++)

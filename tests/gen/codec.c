@@ -84,3 +84,32 @@ int codec_copy(codec_stream *s, uint32_t max) {
     s->total += n;
     return (int)n;
 }
+
+int codec_each_word(const char *text, int (*fn)(void *ctx, const char *word, size_t len),
+                    void *ctx) {
+    int n = 0;
+    for (const char *p = text; *p;) {
+        while (*p == ' ')
+            p++;
+        const char *w = p;
+        while (*p && *p != ' ')
+            p++;
+        if (p > w) {
+            n++;
+            int r = fn(ctx, w, (size_t)(p - w));
+            if (r)
+                return r;
+        }
+    }
+    return n;
+}
+
+int codec_sort(int32_t *v, size_t n, codec_cmp cmp) {
+    for (size_t i = 1; i < n; i++) /* insertion sort: the comparisons cross */
+        for (size_t j = i; j > 0 && cmp(&v[j - 1], &v[j]) > 0; j--) {
+            int32_t t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return (int)n;
+}

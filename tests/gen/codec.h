@@ -59,6 +59,19 @@ int codec_pid(void);
 QTN_COMPONENT(codec) QTN_FAULT(-1)
 int codec_fill(void *buf QTN_OUT_BYTES(CODEC_MAX), uint8_t b);
 
+/* callbacks run back in the caller's domain; their own pointer parameters
+ * are annotated like an entry's, in the declarator or in a typedef */
+QTN_COMPONENT(codec) QTN_FAULT(-1)
+int codec_each_word(const char *text QTN_STRING,
+                    int (*fn)(void *ctx QTN_HANDLE, const char *word QTN_IN(len), size_t len)
+                        QTN_CALLBACK,
+                    void *ctx QTN_HANDLE);
+
+typedef int (*codec_cmp)(const int32_t *a QTN_IN(1), const int32_t *b QTN_IN(1));
+
+QTN_COMPONENT(codec) QTN_FAULT(-1)
+int codec_sort(int32_t *v QTN_INOUT(n), size_t n, codec_cmp cmp QTN_CALLBACK);
+
 /* not an entry: left alone, pointers and all */
 static inline int codec_helper(int *p) { return p ? *p : 0; }
 int codec_varargs_helper(const char *fmt, ...);

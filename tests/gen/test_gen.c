@@ -181,6 +181,27 @@ static void test_struct_fields(void **state) {
                  "is QTN_OUT but its struct holds pointers");
 }
 
+static void test_callbacks(void **state) {
+    (void)state;
+    int rc = gen("typedef int (*cmp_fn)(const int *a QTN_IN(1), const int *b QTN_IN(1));\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1)\n"
+                 "int f(int *v QTN_INOUT(n), size_t n, cmp_fn cmp QTN_CALLBACK,\n"
+                 "      void (*log)(void *ctx QTN_HANDLE, const char *m QTN_STRING) QTN_CALLBACK,\n"
+                 "      void *ctx QTN_HANDLE);\n");
+    if (rc)
+        fail_msg("exit %d: %s", rc, err);
+    assert_non_null(strstr(stubs, "static const qtn_sig qg_f_cb2_sig = {QTN_T_I32, 2, "));
+    assert_non_null(strstr(stubs, "static const qtn_sig qg_f_cb3_sig = {QTN_T_VOID, 2, "));
+    assert_non_null(strstr(stubs, "{.kind = QTN_K_CALLBACK, .sig = &qg_f_cb3_sig}"));
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(int (*cb)(int x));", 2,
+                 "is a function pointer: mark it QTN_CALLBACK");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(-1)\n"
+                 "int f(int (*cb)(char *s, size_t n) QTN_CALLBACK);", 2,
+                 "'s' of f() callback cb() is a pointer: say what crosses");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(int x QTN_CALLBACK);", 2,
+                 "not a pointer");
+}
+
 static void test_header_errors(void **state) {
     (void)state;
     expect_error("QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(int a) /* no semicolon */\nint g(void);",
@@ -234,6 +255,7 @@ int main(void) {
         cmocka_unit_test(test_rejects_what_cannot_cross),
         cmocka_unit_test(test_rejects_bad_counts),
         cmocka_unit_test(test_struct_fields),
+        cmocka_unit_test(test_callbacks),
         cmocka_unit_test(test_header_errors),
         cmocka_unit_test(test_usage_and_missing_input),
         cmocka_unit_test(test_unchanged_output_is_not_rewritten),

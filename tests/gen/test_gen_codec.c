@@ -16,6 +16,12 @@
 
 extern qtn_component qtn_component_codec;
 
+typedef struct words {
+    int n;
+    size_t letters;
+    char first[16];
+} words;
+
 typedef struct results {
     int pack_r;
     uint8_t packed[64];
@@ -33,7 +39,21 @@ typedef struct results {
     codec_stream st;
     ptrdiff_t in_moved, out_moved;
     int copy_r;
+    int each_r;
+    words ws;
+    int32_t sorted[9];
 } results;
+
+static int count_word(void *ctx, const char *w, size_t len) {
+    words *ws = ctx; /* the caller's memory: the callback runs here */
+    if (!ws->n)
+        memcpy(ws->first, w, len < 15 ? len : 15);
+    ws->n++;
+    ws->letters += len;
+    return 0;
+}
+
+static int by_value(const int32_t *a, const int32_t *b) { return (*a > *b) - (*a < *b); }
 
 static void run(results *r) {
     memset(r, 0, sizeof *r);
@@ -67,6 +87,10 @@ static void run(results *r) {
     r->in_moved = r->st.next_in - r->in;
     r->out_moved = r->st.next_out - r->outb;
     r->st.next_in = NULL, r->st.next_out = NULL; /* differ per run */
+    r->each_r = codec_each_word("  isolate only what  faults ", count_word, &r->ws);
+    static const int32_t unsorted[9] = {5, -3, 9, 0, 12, 7, -8, 2, 1};
+    memcpy(r->sorted, unsorted, sizeof unsorted);
+    codec_sort(r->sorted, 9, by_value);
 }
 
 static void plan(const char *p) {
@@ -115,6 +139,14 @@ static void test_generated_stubs_cross(void **state) {
     assert_int_equal(d.st.avail_out, i.st.avail_out);
     assert_int_equal(d.st.total, i.st.total);
     assert_true(i.st.priv == (void *)0x1234); /* a handle field: untouched */
+    assert_int_equal(i.each_r, 4);
+    assert_int_equal(d.each_r, i.each_r);
+    assert_int_equal(i.ws.n, 4); /* the callback updated the caller's memory */
+    assert_int_equal(i.ws.letters, 21);
+    assert_string_equal(i.ws.first, "isolate");
+    assert_memory_equal(d.sorted, i.sorted, sizeof d.sorted);
+    assert_int_equal(i.sorted[0], -8);
+    assert_int_equal(i.sorted[8], 12);
     qtn_stats st;
     assert_int_equal(qtn_stats_component("codec", &st), 0);
     assert_true(st.crossings >= 10);
