@@ -1,9 +1,11 @@
-/* replay.c - runs the fuzz target without libFuzzer: over the files named on
+/* replay.c - runs a fuzz target without libFuzzer: over the files named on
  * the command line, or over a fixed series of pseudo-random inputs (so any
- * compiler can run it as a test). */
+ * compiler can run it as a test). With -t, inputs are text: annotation-like
+ * words, names, operators and stray characters. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -30,9 +32,26 @@ int main(int argc, char **argv) {
         }
         return 0;
     }
-    long runs = argc > 2 ? strtol(argv[2], NULL, 10) : 50000; /* replay -n N */
+    long runs = argc > 2 ? strtol(argv[2], NULL, 10) : 50000; /* replay -n N [-t] */
+    int text = argc > 3 && argv[3][0] == '-' && argv[3][1] == 't';
     static uint8_t buf[4096];
-    for (long r = 0; r < runs; r++) {
+    static const char *const words[] = {"qtn ", "in ", "out ", "inout_bytes ", "actual ", "*",
+                                        "return", "string", "n", "len", "sizeof(", ")", "(",
+                                        "[", "]", " * ", "+", ";", "\"", "\n", "m", "42",
+                                        "field ", "callback", "zz", "owned"};
+    for (long r = 0; r < runs && text; r++) {
+        size_t n = 0, k = next() % 12;
+        for (size_t i = 0; i < k; i++) {
+            const char *w = words[next() % (sizeof words / sizeof words[0])];
+            size_t l = strlen(w);
+            if (n + l >= sizeof buf)
+                break;
+            memcpy(buf + n, w, l);
+            n += l;
+        }
+        LLVMFuzzerTestOneInput(buf, n);
+    }
+    for (long r = 0; r < runs && !text; r++) {
         size_t n = next() % sizeof buf;
         for (size_t i = 0; i < n; i++)
             buf[i] = (uint8_t)next();

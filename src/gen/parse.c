@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ann.h"
 #include "model.h"
 #include "quarantine.h"
 
@@ -170,55 +171,29 @@ static const char *ann_word(const char *s, char *word, size_t len) {
     return s;
 }
 
-/* Checks that every identifier of a count expression names a parameter (or
- * a macro, enumerator or variable of the headers). */
+typedef struct namectx {
+    const ctx *x;
+    const qg_func *f;
+} namectx;
+
+static bool count_name_ok(void *d, const char *id, size_t n) {
+    const namectx *nc = d;
+    for (unsigned i = 0; i < nc->f->nparams; i++)
+        if (strlen(nc->f->params[i].name) == n && memcmp(nc->f->params[i].name, id, n) == 0)
+            return true;
+    return is_known(nc->x, id, n);
+}
+
+/* Checks that a count expression is an expression, over the parameters (or
+ * the macros, enumerators and variables of the headers). */
 static bool check_count(ctx *x, const qg_func *f, const qg_param *p, const char *e) {
-    bool ok = true, in_sizeof = false;
-    int depth = 0, sizeof_depth = -1;
-    for (const char *s = e; *s;) {
-        if (*s == '(') {
-            depth++;
-            s++;
-            continue;
-        }
-        if (*s == ')') {
-            if (depth-- == sizeof_depth)
-                in_sizeof = false, sizeof_depth = -1;
-            s++;
-            continue;
-        }
-        if (!isalpha((unsigned char)*s) && *s != '_') {
-            if (isdigit((unsigned char)*s))
-                while (isalnum((unsigned char)*s))
-                    s++; /* a number with its suffix */
-            else
-                s++;
-            continue;
-        }
-        const char *id = s;
-        while (isalnum((unsigned char)*s) || *s == '_')
-            s++;
-        size_t n = (size_t)(s - id);
-        if (n == 6 && memcmp(id, "sizeof", 6) == 0) {
-            in_sizeof = true;
-            sizeof_depth = depth;
-            continue;
-        }
-        if (in_sizeof)
-            continue; /* a type name */
-        bool param = false;
-        for (unsigned i = 0; i < f->nparams; i++)
-            if (strlen(f->params[i].name) == n && memcmp(f->params[i].name, id, n) == 0)
-                param = true;
-        if (!param && !is_known(x, id, n)) {
-            error_at(x, p->loc,
-                     "unknown name '%.*s' in the count of '%s' of %s(): a count may use the "
-                     "other parameters",
-                     (int)n, id, p->name, f->name);
-            ok = false;
-        }
-    }
-    return ok;
+    namectx nc = {x, f};
+    char msg[200];
+    if (qg_count_check(e, count_name_ok, &nc, msg, sizeof msg) == 0)
+        return true;
+    error_at(x, p->loc, "%s in the count of '%s' of %s(): a count is an expression over the "
+             "other parameters", msg, p->name, f->name);
+    return false;
 }
 
 static int param_index(const qg_func *f, const char *name) {
@@ -352,48 +327,9 @@ static void read_anns(ctx *x, qg_param *p, CXCursor c, const char *where) {
     anns a = {.n = 0};
     clang_visitChildren(c, collect_ann, &a);
     for (unsigned i = 0; i < a.n; i++) {
-        char w[32];
-        const char *rest = ann_word(a.items[i], w, sizeof w);
-        int kind = 0;
-        bool bytes = false;
-        if (!strcmp(w, "in")) kind = QTN_K_IN;
-        else if (!strcmp(w, "out")) kind = QTN_K_OUT;
-        else if (!strcmp(w, "inout")) kind = QTN_K_INOUT;
-        else if (!strcmp(w, "in_bytes")) kind = QTN_K_IN, bytes = true;
-        else if (!strcmp(w, "out_bytes")) kind = QTN_K_OUT, bytes = true;
-        else if (!strcmp(w, "inout_bytes")) kind = QTN_K_INOUT, bytes = true;
-        else if (!strcmp(w, "string")) kind = QTN_K_STRING;
-        else if (!strcmp(w, "handle")) kind = QTN_K_HANDLE;
-        else if (!strcmp(w, "owned")) kind = QTN_K_HANDLE, p->owned = true;
-        else if (!strcmp(w, "callback")) kind = QTN_K_CALLBACK;
-        else if (!strcmp(w, "nullable")) { p->nullable = true; continue; }
-        else if (!strcmp(w, "field")) continue; /* a sidecar's QTN_FIELD names the field */
-        else if (!strcmp(w, "actual")) {
-            free(p->actual);
-            if (!strcmp(rest, "return"))
-                p->actual = strdup("return");
-            else if (rest[0] == '*')
-                p->actual = strdup(rest + 1 + strspn(rest + 1, " "));
-            else
-                error_at(x, p->loc, "QTN_ACTUAL(%s) of '%s': say QTN_ACTUAL(return) or "
-                         "QTN_ACTUAL(*param)", rest, p->name);
-            continue;
-        } else {
-            error_at(x, p->loc, "'%s' is no annotation for a parameter ('%s' of %s())", w,
-                     p->name, where);
-            continue;
-        }
-        if (p->kind && p->kind != kind && !(p->kind == QTN_K_HANDLE && kind == QTN_K_HANDLE))
-            error_at(x, p->loc, "'%s' of %s() has two annotations that say what crosses",
-                     p->name, where);
-        p->kind = kind;
-        p->bytes = bytes;
-        if (kind == QTN_K_IN || kind == QTN_K_OUT || kind == QTN_K_INOUT) {
-            if (!*rest)
-                error_at(x, p->loc, "the count of '%s' is empty", p->name);
-            free(p->count);
-            p->count = strdup(rest);
-        }
+        char msg[200];
+        if (qg_ann_apply(a.items[i], p, msg, sizeof msg))
+            error_at(x, p->loc, "'%s' of %s: %s", p->name, where, msg);
     }
     anns_free(&a);
 }

@@ -1,0 +1,56 @@
+/* fuzz_annotations.c - libFuzzer target for what `quarantine gen` reads from
+ * annotation text (sidecars and headers): each input line is an annotation
+ * as the preprocessor leaves it ("qtn in n * 2"). Whatever comes in, reading
+ * it must not fault, and a count it accepts must be safe to copy into
+ * generated C: balanced, no statement or string characters. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ann.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static bool names(void *ctx, const char *id, size_t n) {
+    (void)ctx;
+    return (n == 1 && (id[0] == 'n' || id[0] == 'm')) || (n == 3 && !memcmp(id, "len", 3));
+}
+
+static void check_safe(const char *e) {
+    int depth = 0;
+    for (const char *s = e; *s; s++) {
+        if (strchr(";{}\"'\\#,", *s) || ((unsigned char)*s < 0x20 && *s != '\t'))
+            abort();
+        depth += *s == '(' || *s == '[';
+        depth -= *s == ')' || *s == ']';
+        if (depth < 0)
+            abort();
+    }
+    if (depth)
+        abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    char *text = malloc(size + 1);
+    if (!text)
+        return 0;
+    memcpy(text, data, size);
+    text[size] = 0;
+    qg_param p;
+    memset(&p, 0, sizeof p);
+    char err[256];
+    for (char *line = text, *next; line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = 0;
+        if (qg_ann_apply(line, &p, err, sizeof err) == 0 && p.count &&
+            qg_count_check(p.count, names, NULL, err, sizeof err) == 0)
+            check_safe(p.count);
+        if (strlen(err) >= sizeof err)
+            abort();
+    }
+    free(p.count);
+    free(p.actual);
+    free(text);
+    return 0;
+}

@@ -1,0 +1,140 @@
+/* ann.c - the text of annotations: what `QTN_IN(n * 2)` and its kin become
+ * after the preprocessor ("qtn in n * 2"), read into a parameter, and the
+ * count expressions they carry, checked before they are copied into
+ * generated C. Pure string work, so it is fuzzed on its own. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ann.h"
+#include "quarantine.h"
+
+static int fail(char *err, size_t len, const char *msg, const char *arg) {
+    if (err && len)
+        snprintf(err, len, msg, arg);
+    return -1;
+}
+
+int qg_ann_apply(const char *text, qg_param *p, char *err, size_t len) {
+    if (strncmp(text, "qtn ", 4) != 0)
+        return 0; /* someone else's annotation */
+    const char *s = text + 4;
+    char w[16];
+    size_t i = 0;
+    while (*s && *s != ' ' && i + 1 < sizeof w)
+        w[i++] = *s++;
+    w[i] = 0;
+    if (*s && *s != ' ')
+        return fail(err, len, "'%s...' is no annotation", w);
+    while (*s == ' ')
+        s++;
+    int kind = 0;
+    bool bytes = false, counted = false;
+    if (!strcmp(w, "in")) kind = QTN_K_IN, counted = true;
+    else if (!strcmp(w, "out")) kind = QTN_K_OUT, counted = true;
+    else if (!strcmp(w, "inout")) kind = QTN_K_INOUT, counted = true;
+    else if (!strcmp(w, "in_bytes")) kind = QTN_K_IN, bytes = counted = true;
+    else if (!strcmp(w, "out_bytes")) kind = QTN_K_OUT, bytes = counted = true;
+    else if (!strcmp(w, "inout_bytes")) kind = QTN_K_INOUT, bytes = counted = true;
+    else if (!strcmp(w, "string")) kind = QTN_K_STRING;
+    else if (!strcmp(w, "handle")) kind = QTN_K_HANDLE;
+    else if (!strcmp(w, "owned")) kind = QTN_K_HANDLE, p->owned = true;
+    else if (!strcmp(w, "callback")) kind = QTN_K_CALLBACK;
+    else if (!strcmp(w, "nullable")) {
+        p->nullable = true;
+        return 0;
+    } else if (!strcmp(w, "field") || !strcmp(w, "component") || !strcmp(w, "fault") ||
+               !strcmp(w, "deadline")) {
+        return 0; /* read where they belong */
+    } else if (!strcmp(w, "actual")) {
+        free(p->actual);
+        p->actual = NULL;
+        if (!strcmp(s, "return"))
+            p->actual = strdup("return");
+        else if (s[0] == '*') {
+            const char *n = s + 1 + strspn(s + 1, " ");
+            size_t k = strlen(n);
+            for (size_t j = 0; j < k; j++)
+                if (!isalnum((unsigned char)n[j]) && n[j] != '_')
+                    k = 0;
+            if (!k || isdigit((unsigned char)n[0]))
+                return fail(err, len, "QTN_ACTUAL(%s): say QTN_ACTUAL(return) or QTN_ACTUAL(*param)", s);
+            p->actual = strdup(n);
+        } else
+            return fail(err, len, "QTN_ACTUAL(%s): say QTN_ACTUAL(return) or QTN_ACTUAL(*param)", s);
+        return 0;
+    } else {
+        return fail(err, len, "'%s' is no annotation for a parameter or field", w);
+    }
+    if (p->kind && p->kind != kind)
+        return fail(err, len, "two annotations say what crosses (%s is the second)", w);
+    p->kind = kind;
+    p->bytes = bytes;
+    if (counted) {
+        if (!*s)
+            return fail(err, len, "the count of %s is empty", w);
+        free(p->count);
+        p->count = strdup(s);
+    }
+    return 0;
+}
+
+int qg_count_check(const char *e, bool (*name_ok)(void *ctx, const char *id, size_t n),
+                   void *ctx, char *err, size_t len) {
+    int depth = 0, sizeof_depth = -1;
+    bool in_sizeof = false, any = false;
+    for (const char *s = e; *s;) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '(' || c == '[') {
+            depth++;
+            s++;
+            continue;
+        }
+        if (c == ')' || c == ']') {
+            if (--depth < 0)
+                return fail(err, len, "unbalanced '%s'", c == ')' ? ")" : "]");
+            if (depth == sizeof_depth)
+                in_sizeof = false, sizeof_depth = -1;
+            s++;
+            continue;
+        }
+        if (isdigit(c)) {
+            while (isalnum((unsigned char)*s) || *s == '.')
+                s++; /* a number with its suffix */
+            any = true;
+            continue;
+        }
+        if (isalpha(c) || c == '_') {
+            const char *id = s;
+            while (isalnum((unsigned char)*s) || *s == '_')
+                s++;
+            size_t n = (size_t)(s - id);
+            any = true;
+            if (n == 6 && !memcmp(id, "sizeof", 6)) {
+                in_sizeof = true;
+                sizeof_depth = depth;
+                continue;
+            }
+            if (in_sizeof)
+                continue; /* a type name */
+            if (name_ok && !name_ok(ctx, id, n)) {
+                char name[64];
+                snprintf(name, sizeof name, "%.*s", (int)(n < 63 ? n : 63), id);
+                return fail(err, len, "unknown name '%s'", name);
+            }
+            continue;
+        }
+        if (!strchr(" \t+-*/%<>&|^~!?:.=", c)) {
+            char bad[2] = {(char)c, 0};
+            return fail(err, len, "'%s' has no place in a count (an expression over parameters)",
+                        c >= 0x20 && c < 0x7f ? bad : "?");
+        }
+        s++;
+    }
+    if (depth)
+        return fail(err, len, "unbalanced '%s'", "(");
+    if (!any)
+        return fail(err, len, "a count needs a value%s", "");
+    return 0;
+}
