@@ -112,8 +112,25 @@ int qtn_cli_gen(int argc, char **argv) {
             free(headers), free(args), free(flags_default);
             return QTN_EXIT_INPUT;
         }
+    /* quarantine.h: beside an installed generator (bin/../include), else in
+     * the source tree it was built from */
+    static char inc[4200];
+    char exe[4000];
+    ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (el > 0) {
+        exe[el] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = 0;
+            snprintf(inc, sizeof inc, "%s/../include/quarantine.h", exe);
+            if (access(inc, R_OK) == 0) {
+                snprintf(inc, sizeof inc, "-I%s/../include", exe);
+                args[na++] = inc;
+            }
+        }
+    }
 #ifdef QTN_INCLUDE_DIR
-    args[na++] = "-I" QTN_INCLUDE_DIR; /* quarantine.h, where it was installed */
+    args[na++] = "-I" QTN_INCLUDE_DIR;
 #endif
     qg_model m = {0};
     int errors = qg_parse(&m, headers, nh, args, na, stderr);
