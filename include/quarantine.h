@@ -107,6 +107,9 @@ QTN_EXTERN const char *qtn_strerror(int err);
 #define QTN_NULLABLE QTN__ANN("nullable")
 #define QTN_HANDLE QTN__ANN("handle")            /* opaque, passed through */
 #define QTN_OWNED QTN__ANN("owned")              /* a handle the callee issued */
+/* on a global variable's declaration: synced on each crossing into the
+ * component (copied to its domain before the call, back after it) */
+#define QTN_SYNC(component) QTN__ANN("sync " #component)
 #define QTN_CALLBACK QTN__ANN("callback")        /* a function pointer: runs back in the
                                                     caller's domain; annotate its own
                                                     pointer parameters the same way */
@@ -269,6 +272,14 @@ typedef struct qtn_entry {
  * component rebuilds what it set up later). `syscalls` lists system calls the
  * component needs beyond the domain filter's defaults, by name, NULL-ended.
  */
+/* A global variable of a component, synced on each crossing into it: the
+ * caller's value is copied to the callee's domain before the call and back
+ * after it (see docs/stub-api.md for what that means with threads). */
+typedef struct qtn_global {
+    void *addr;
+    uint32_t size;
+} qtn_global;
+
 typedef struct qtn_component {
     const char *name;
     uint32_t nentries;
@@ -276,6 +287,8 @@ typedef struct qtn_component {
     int id; /* set by qtn_register(); 0 before */
     void (*init)(void);
     const char *const *syscalls;
+    uint32_t nglobals;
+    const qtn_global *globals;
 } qtn_component;
 
 /*

@@ -304,8 +304,20 @@ int qg_emit_stubs(const qg_model *m, FILE *o, const char *generator) {
                 n++;
             }
         out(o, "};\n");
-        out(o, "qtn_component %s = {.name = \"%s\", .nentries = %u, .entries = qg_entries_%s};\n\n",
+        unsigned ng = 0;
+        for (unsigned i = 0; i < m->nglobals; i++)
+            if (!strcmp(m->globals[i].component, name)) {
+                if (!ng++)
+                    out(o, "static const qtn_global qg_globals_%s[] = {\n", name);
+                out(o, "    {&%s, sizeof %s},\n", m->globals[i].name, m->globals[i].name);
+            }
+        if (ng)
+            out(o, "};\n");
+        out(o, "qtn_component %s = {.name = \"%s\", .nentries = %u, .entries = qg_entries_%s",
             comp_var(name), name, n, name);
+        if (ng)
+            out(o, ",\n    .nglobals = %u, .globals = qg_globals_%s", ng, name);
+        out(o, "};\n\n");
     }
     out(o, "/* components register themselves before main() runs */\n");
     out(o, "__attribute__((constructor)) static void qg_register(void) {\n");

@@ -74,6 +74,11 @@ typedef struct qg_model {
     char **headers;    /* the headers given, to include from the stubs */
     unsigned nheaders;
     qg_struct *structs; /* in an order where a struct follows those it points to */
+    struct qg_global { /* QTN_SYNC(component) globals */
+        char *name, *component;
+        qg_loc loc;
+    } *globals;
+    unsigned nglobals;
 } qg_model;
 
 /* Parses `headers` with libclang (args: -I, -D ...) and builds the model of

@@ -684,7 +684,13 @@ static enum CXChildVisitResult visit(CXCursor c, CXCursor parent, CXClientData d
         anns a = {.n = 0};
         clang_visitChildren(c, collect_ann, &a);
         for (unsigned i = 0; i < a.n; i++)
-            if (!strncmp(a.items[i], "qtn field ", 10)) {
+            if (!strncmp(a.items[i], "qtn sync ", 9)) {
+                x->m->globals = realloc(x->m->globals, (x->m->nglobals + 1) * sizeof *x->m->globals);
+                struct qg_global *g = &x->m->globals[x->m->nglobals++];
+                g->name = dup_cx(clang_getCursorSpelling(c));
+                g->component = strdup(a.items[i] + 9);
+                g->loc = loc_of(c);
+            } else if (!strncmp(a.items[i], "qtn field ", 10)) {
                 x->side = realloc(x->side, (x->nside + 1) * sizeof *x->side);
                 struct sidefield *sf = &x->side[x->nside++];
                 sf->type = dup_cx(clang_getTypeSpelling(clang_getCanonicalType(clang_getCursorType(c))));
@@ -760,6 +766,15 @@ int qg_parse(qg_model *m, char **headers, int nheaders, char **args, int nargs, 
     for (unsigned i = 0; i < x.nside; i++)
         free(x.side[i].type), free(x.side[i].field);
     free(x.side);
+    for (unsigned i = 0; i < m->nglobals; i++) {
+        bool found = false;
+        for (unsigned c = 0; c < m->ncomponents; c++)
+            found |= !strcmp(m->components[c], m->globals[i].component);
+        if (!found)
+            error_at(&x, m->globals[i].loc, "QTN_SYNC(%s) of '%s': no entry of component %s in "
+                     "these headers", m->globals[i].component, m->globals[i].name,
+                     m->globals[i].component);
+    }
     if (!x.errors && !m->nfuncs) {
         fprintf(err, "quarantine: gen: no entry functions: mark prototypes with "
                      "QTN_COMPONENT(name)\n");
@@ -769,6 +784,9 @@ int qg_parse(qg_model *m, char **headers, int nheaders, char **args, int nargs, 
 }
 
 void qg_model_free(qg_model *m) {
+    for (unsigned i = 0; i < m->nglobals; i++)
+        free(m->globals[i].name), free(m->globals[i].component), free(m->globals[i].loc.file);
+    free(m->globals);
     for (qg_struct *st = m->structs, *next; st; st = next) {
         next = st->next;
         for (unsigned i = 0; i < st->nfields; i++)

@@ -135,6 +135,28 @@ static qtn_val from_ffi_arg(const void *p, const qtn_param *pr) {
     return v;
 }
 
+/* ---- globals synced on a crossing ------------------------------------------------ */
+
+/* Bytes the synced globals of c take after a frame's arguments. */
+static size_t globals_size(const qtn_component *c) {
+    size_t n = 0;
+    for (uint32_t i = 0; c && i < c->nglobals; i++)
+        n += (c->globals[i].size + 7) & ~(size_t)7;
+    return n;
+}
+
+/* Copies the globals of c into `at` (to_frame) or from it. */
+static void globals_copy(const qtn_component *c, char *at, bool to_frame) {
+    for (uint32_t i = 0; c && i < c->nglobals; i++) {
+        const qtn_global *g = &c->globals[i];
+        if (to_frame)
+            memcpy(at, g->addr, g->size);
+        else
+            memcpy(g->addr, at, g->size);
+        at += (g->size + 7) & ~(size_t)7;
+    }
+}
+
 /* ---- domain side -------------------------------------------------------------- */
 
 static void dispatch(qtn__thread *t, qtn__chan *ch, char *win);
@@ -247,8 +269,11 @@ static void dispatch(qtn__thread *t, qtn__chan *ch, char *win) {
     for (unsigned i = 0; i < en->nparams; i++)
         if (en->params[i].kind == QTN_K_CALLBACK && fr->args[i].u)
             fr->args[i].p = closure_for(en, i);
+    char *globals = (char *)(fr->args + en->nparams);
+    globals_copy(en->component, globals, false); /* the caller's values */
     qtn_val rv = {0};
     en->thunk(fr->args, &rv);
+    globals_copy(en->component, globals, true); /* and back */
     t->dn--;
     t->top = save;
     ch->dret = rv; /* beside the sequence number: one line goes back */
@@ -575,13 +600,17 @@ static int cross(qtn__thread *t, qtn_edge *e, int d, qtn_val *args, qtn_val *ret
     qtn_val margs[QTN_PARAMS_MAX];
     if (n && (r = qtn__marshal(en->params, n, targs, margs, &a, &fx)))
         goto done;
-    qtn__frame *fr = (qtn__frame *)qtn__alloc_take(&a, sizeof *fr + n * sizeof(qtn_val));
+    size_t gsize = globals_size(en->component);
+    qtn__frame *fr =
+        (qtn__frame *)qtn__alloc_take(&a, sizeof *fr + n * sizeof(qtn_val) + gsize);
     if (!fr) {
         r = QTN_ETOOBIG;
         goto done;
     }
     if (n)
         memcpy(fr->args, margs, n * sizeof *margs);
+    if (gsize)
+        globals_copy(en->component, (char *)(fr->args + n), true);
     uint32_t depth = st->depth++;
     st->fr[depth].entry = en;
     st->fr[depth].args = args;
@@ -604,6 +633,8 @@ static int cross(qtn__thread *t, qtn_edge *e, int d, qtn_val *args, qtn_val *ret
                           "the domain answered with a length or pointer it was not given");
         else if (en->ret == QTN_T_HANDLE)
             rv.p = tag_handle(rv.p, I->inc);
+        if (!r && gsize) /* fixed sizes: any bytes are the component's own business */
+            globals_copy(en->component, (char *)(fr->args + n), false);
     }
     if (depth == 0)
         __atomic_store_n(&I->running[k], NULL, __ATOMIC_RELAXED);

@@ -206,6 +206,16 @@ int qtn_register(qtn_component *c) {
         r = bad(c->name, NULL, "entries missing");
         goto out;
     }
+    if (c->nglobals && !c->globals) {
+        r = bad(c->name, NULL, "globals missing");
+        goto out;
+    }
+    for (uint32_t g = 0; g < c->nglobals; g++)
+        if (!c->globals[g].addr || !c->globals[g].size || c->globals[g].size > (64u << 10)) {
+            r = bad(c->name, NULL, "global %u: it needs an address and a size of 1 byte to 64 KiB",
+                    g);
+            goto out;
+        }
     for (uint32_t j = 0; j < c->nentries; j++) {
         const qtn_entry *e = c->entries[j];
         if (!e || !e->name || !e->thunk) {

@@ -72,6 +72,12 @@ typedef int (*codec_cmp)(const int32_t *a QTN_IN(1), const int32_t *b QTN_IN(1))
 QTN_COMPONENT(codec) QTN_FAULT(-1)
 int codec_sort(int32_t *v QTN_INOUT(n), size_t n, codec_cmp cmp QTN_CALLBACK);
 
+/* a global synced on each crossing into codec */
+extern int32_t codec_level QTN_SYNC(codec);
+
+QTN_COMPONENT(codec) QTN_FAULT(-1)
+int32_t codec_bump_level(void); /* returns codec_level * 10, then adds 1 to it */
+
 /* not an entry: left alone, pointers and all */
 static inline int codec_helper(int *p) { return p ? *p : 0; }
 int codec_varargs_helper(const char *fmt, ...);

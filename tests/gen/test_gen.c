@@ -202,6 +202,17 @@ static void test_callbacks(void **state) {
                  "not a pointer");
 }
 
+static void test_synced_globals(void **state) {
+    (void)state;
+    int rc = gen("extern int level QTN_SYNC(c);\nQTN_COMPONENT(c) QTN_FAULT(0) int f(int a);\n");
+    if (rc)
+        fail_msg("exit %d: %s", rc, err);
+    assert_non_null(strstr(stubs, "{&level, sizeof level}"));
+    assert_non_null(strstr(stubs, ".nglobals = 1, .globals = qg_globals_c"));
+    expect_error("extern int level QTN_SYNC(other);\nQTN_COMPONENT(c) QTN_FAULT(0) int f(int a);", 1,
+                 "QTN_SYNC(other) of 'level': no entry of component other");
+}
+
 static void test_header_errors(void **state) {
     (void)state;
     expect_error("QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(int a) /* no semicolon */\nint g(void);",
@@ -256,6 +267,7 @@ int main(void) {
         cmocka_unit_test(test_rejects_bad_counts),
         cmocka_unit_test(test_struct_fields),
         cmocka_unit_test(test_callbacks),
+        cmocka_unit_test(test_synced_globals),
         cmocka_unit_test(test_header_errors),
         cmocka_unit_test(test_usage_and_missing_input),
         cmocka_unit_test(test_unchanged_output_is_not_rewritten),

@@ -42,6 +42,7 @@ typedef struct results {
     int each_r;
     words ws;
     int32_t sorted[9];
+    int32_t level_r, level_after;
 } results;
 
 static int count_word(void *ctx, const char *w, size_t len) {
@@ -91,6 +92,9 @@ static void run(results *r) {
     static const int32_t unsorted[9] = {5, -3, 9, 0, 12, 7, -8, 2, 1};
     memcpy(r->sorted, unsorted, sizeof unsorted);
     codec_sort(r->sorted, 9, by_value);
+    codec_level = 5; /* set here; the callee sees it, and its change comes back */
+    r->level_r = codec_bump_level();
+    r->level_after = codec_level;
 }
 
 static void plan(const char *p) {
@@ -147,6 +151,10 @@ static void test_generated_stubs_cross(void **state) {
     assert_memory_equal(d.sorted, i.sorted, sizeof d.sorted);
     assert_int_equal(i.sorted[0], -8);
     assert_int_equal(i.sorted[8], 12);
+    assert_int_equal(i.level_r, 50);
+    assert_int_equal(i.level_after, 6);
+    assert_int_equal(d.level_r, i.level_r);
+    assert_int_equal(d.level_after, i.level_after);
     qtn_stats st;
     assert_int_equal(qtn_stats_component("codec", &st), 0);
     assert_true(st.crossings >= 10);
