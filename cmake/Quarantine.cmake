@@ -1,7 +1,7 @@
 # quarantine_add_components(TARGET HEADERS h1 [h2 ...] [INCLUDE_DIRS d1 ...])
 #
-# Runs `quarantine gen` on the annotated headers (again only when they or the
-# generator change), compiles the stubs into TARGET and links TARGET so that
+# Runs `quarantine gen` on the annotated headers (again only when they, a file
+# they include, or the generator change), compiles the stubs into TARGET and links TARGET so that
 # calls to the entry functions from other objects go through the stubs
 # (one --wrap per entry, read from the flags file the generator writes).
 function(quarantine_add_components target)
@@ -29,10 +29,12 @@ function(quarantine_add_components target)
     get_filename_component(a ${d} ABSOLUTE)
     list(APPEND incs -I ${a})
   endforeach()
+  set(deps ${CMAKE_CURRENT_BINARY_DIR}/${target}_qtn_stubs.d)
   add_custom_command(
     OUTPUT ${stubs} ${flags}
-    COMMAND ${gen} gen -o ${stubs} --flags ${flags} ${incs} ${abs_headers}
+    COMMAND ${gen} gen -o ${stubs} --flags ${flags} --depfile ${deps} ${incs} ${abs_headers}
     DEPENDS ${abs_headers} ${gen_dep}
+    DEPFILE ${deps}
     COMMENT "quarantine gen: stubs for ${target}"
     VERBATIM)
   target_sources(${target} PRIVATE ${stubs})

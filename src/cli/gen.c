@@ -23,6 +23,7 @@ static void help(FILE *f) {
           "\n"
           "  -o FILE        the stubs (C source)\n"
           "  --flags FILE   the link flags (default: STUBS.c with .flags for .c)\n"
+          "  --depfile FILE a make-style list of every file the headers read\n"
           "  -I DIR, -D X   passed to the parser, as to a compiler\n"
           "\n"
           "example:\n"
@@ -57,7 +58,7 @@ static int install(const char *tmp, const char *path) {
 }
 
 int qtn_cli_gen(int argc, char **argv) {
-    const char *outp = NULL, *flagsp = NULL;
+    const char *outp = NULL, *flagsp = NULL, *depp = NULL;
     char **headers = calloc((size_t)argc, sizeof *headers);
     char **args = calloc((size_t)argc * 2 + 2, sizeof *args);
     int nh = 0, na = 0;
@@ -68,7 +69,8 @@ int qtn_cli_gen(int argc, char **argv) {
             free(headers), free(args);
             return QTN_EXIT_OK;
         }
-        if ((!strcmp(a, "-o") || !strcmp(a, "--flags") || !strcmp(a, "-I") || !strcmp(a, "-D")) &&
+        if ((!strcmp(a, "-o") || !strcmp(a, "--flags") || !strcmp(a, "--depfile") ||
+             !strcmp(a, "-I") || !strcmp(a, "-D")) &&
             i + 1 >= argc) {
             fprintf(stderr, "quarantine: gen: %s needs a value\n", a);
             free(headers), free(args);
@@ -78,6 +80,8 @@ int qtn_cli_gen(int argc, char **argv) {
             outp = argv[++i];
         else if (!strcmp(a, "--flags"))
             flagsp = argv[++i];
+        else if (!strcmp(a, "--depfile"))
+            depp = argv[++i];
         else if (!strcmp(a, "-I") || !strcmp(a, "-D")) {
             args[na++] = (char *)a;
             args[na++] = argv[++i];
@@ -153,6 +157,12 @@ int qtn_cli_gen(int argc, char **argv) {
         bad = 1;
     if (ff && fclose(ff))
         bad = 1;
+    if (!bad && depp) { /* written as it is: tools read it after every run */
+        FILE *fd = fopen(depp, "w");
+        bad = !fd || qg_emit_deps(&m, fd, outp);
+        if (fd && fclose(fd))
+            bad = 1;
+    }
     if (bad || install(to, outp) || install(tf, flagsp)) {
         fprintf(stderr, "quarantine: gen: cannot write %s or %s: %s\n", outp, flagsp,
                 strerror(errno));

@@ -334,3 +334,15 @@ int qg_emit_flags(const qg_model *m, FILE *o) {
     out(o, "\n");
     return werr || fflush(o) ? -1 : 0;
 }
+
+int qg_emit_deps(const qg_model *m, FILE *o, const char *target) {
+    werr = 0;
+    out(o, "%s:", target);
+    for (unsigned i = 0; i < m->ndeps; i++) {
+        out(o, " \\\n ");
+        for (const char *c = m->deps[i]; *c; c++)
+            out(o, "%s%c", *c == ' ' || *c == '#' ? "\\" : "", *c);
+    }
+    out(o, "\n");
+    return werr || fflush(o) ? -1 : 0;
+}

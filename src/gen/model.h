@@ -74,6 +74,8 @@ typedef struct qg_model {
     char **headers;    /* the headers given, to include from the stubs */
     unsigned nheaders;
     qg_struct *structs; /* in an order where a struct follows those it points to */
+    char **deps;       /* every file the headers read (for build tools) */
+    unsigned ndeps;
     struct qg_global { /* QTN_SYNC(component) globals */
         char *name, *component;
         qg_loc loc;
@@ -88,6 +90,9 @@ int qg_parse(qg_model *m, char **headers, int nheaders, char **args, int nargs, 
 
 /* Writes the stubs for m to out. Returns 0 or -1 (a write failed). */
 int qg_emit_stubs(const qg_model *m, FILE *out, const char *generator);
+
+/* Writes a make-style dependency file: target depends on every file read. */
+int qg_emit_deps(const qg_model *m, FILE *out, const char *target);
 
 /* Writes the linker flags that route calls through the stubs. */
 int qg_emit_flags(const qg_model *m, FILE *out);

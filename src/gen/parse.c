@@ -715,6 +715,19 @@ static enum CXChildVisitResult visit(CXCursor c, CXCursor parent, CXClientData d
     return CXChildVisit_Continue;
 }
 
+static void note_inclusion(CXFile f, CXSourceLocation *stack, unsigned depth, CXClientData d) {
+    (void)stack, (void)depth;
+    qg_model *m = d;
+    char *name = dup_cx(clang_getFileName(f));
+    for (unsigned i = 0; i < m->ndeps; i++)
+        if (!strcmp(m->deps[i], name)) {
+            free(name);
+            return;
+        }
+    m->deps = realloc(m->deps, (m->ndeps + 1) * sizeof *m->deps);
+    m->deps[m->ndeps++] = name;
+}
+
 int qg_parse(qg_model *m, char **headers, int nheaders, char **args, int nargs, FILE *err) {
     ctx x = {.m = m, .err = err};
     CXIndex idx = clang_createIndex(0, 0);
@@ -751,6 +764,7 @@ int qg_parse(qg_model *m, char **headers, int nheaders, char **args, int nargs, 
         }
         if (x.errors == before)
             clang_visitChildren(clang_getTranslationUnitCursor(tu), visit, &x);
+        clang_getInclusions(tu, note_inclusion, m);
         for (unsigned i = 0; i < x.nside; i++) /* their cursors die with the unit */
             free(x.side[i].type), free(x.side[i].field);
         x.nside = 0;
@@ -784,6 +798,9 @@ int qg_parse(qg_model *m, char **headers, int nheaders, char **args, int nargs, 
 }
 
 void qg_model_free(qg_model *m) {
+    for (unsigned i = 0; i < m->ndeps; i++)
+        free(m->deps[i]);
+    free(m->deps);
     for (unsigned i = 0; i < m->nglobals; i++)
         free(m->globals[i].name), free(m->globals[i].component), free(m->globals[i].loc.file);
     free(m->globals);
