@@ -35,6 +35,10 @@ test-asan: build-asan
 
 bench: build
 	@$(BUILD)/bench/crossing
+	@echo
+	@$(BUILD)/bench/restart
+	@echo
+	@bench/stubcost.sh $(BUILD)/bench/stubcost
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -218,6 +218,10 @@ static void test_header_errors(void **state) {
     expect_error("QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(int a) /* no semicolon */\nint g(void);",
                  2, "error: expected");
     expect_error("#include \"no_such_header.h\"\n", 1, "'no_such_header.h' file not found");
+    /* a sidecar's redeclaration that disagrees with the library's header */
+    expect_error("int lib_fn(int a, char *out);\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(0) int lib_fn(long a, char *out QTN_OUT(4));", 2,
+                 "conflicting types for 'lib_fn'");
     assert_int_equal(gen("int plain(int a);\n"), 1);
     assert_non_null(strstr(err, "no entry functions: mark prototypes with QTN_COMPONENT"));
 }
