@@ -1,0 +1,237 @@
+/* run.c - `quarantine run`: starts a program, restarts it when it crashes
+ * (with backoff, and a restart-intensity limit as an Erlang/OTP supervisor
+ * has), forwards SIGTERM, SIGINT and SIGHUP to it, and relays the fault
+ * reports its runtime writes (QTN_REPORT_FD) as log lines.
+ *
+ * Written as s6-supervise is: signals arrive as fd events (signalfd), one
+ * loop reacts to them, no work is done in a handler. One event per line on
+ * stderr: `quarantine: run: event=NAME key=value ...`. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+enum { EXIT_GAVE_UP = 111, EXIT_NOEXEC = 127 };
+
+static void help(FILE *f) {
+    fputs("usage: quarantine run [options] -- PROGRAM [ARGS...]\n"
+          "\n"
+          "Runs PROGRAM and keeps it running: when it crashes (dies of a signal), it is\n"
+          "started again after a backoff, unless it crashed more than --max-restarts\n"
+          "times within --window seconds. SIGTERM, SIGINT and SIGHUP are passed on to\n"
+          "it; after SIGTERM or SIGINT it is not restarted. When PROGRAM exits by\n"
+          "itself, quarantine run exits with its status. The fault reports of its\n"
+          "isolated components (the runtime writes them to QTN_REPORT_FD) are logged.\n"
+          "\n"
+          "options:\n"
+          "  --max-restarts N   crashes allowed within the window (default 5)\n"
+          "  --window SECONDS   the window (default 60)\n"
+          "  --backoff-ms MS    first delay before a restart, doubled each time up to\n"
+          "                     5000 (default 100)\n"
+          "\n"
+          "Log lines go to stderr, one event per line:\n"
+          "  quarantine: run: event=start pid=4242 program=./server\n"
+          "  quarantine: run: event=crash pid=4242 signal=SIGSEGV restarts=1\n"
+          "  quarantine: run: event=fault domain=1 pid=4250 component=codec ...\n"
+          "\n"
+          "examples:\n"
+          "  quarantine run -- ./server --port 8080\n"
+          "  QTN_PLAN='codec=1' quarantine run --max-restarts 10 --window 30 -- ./server\n"
+          "\n"
+          "exit codes: the program's own when it exits; 128+N when it was stopped by a\n"
+          "forwarded signal N; 111 when it crashed too often; 127 when it cannot be\n"
+          "started; 2 for bad usage\n",
+          f);
+}
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static void logev(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logev(const char *fmt, ...) {
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    fprintf(stderr, "quarantine: run: event=%s\n", line);
+}
+
+/* Starts the program with the write end of the report pipe as QTN_REPORT_FD. */
+static pid_t start(char **argv, int report_w, const sigset_t *oldmask) {
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    sigprocmask(SIG_SETMASK, oldmask, NULL);
+    char fd[16];
+    snprintf(fd, sizeof fd, "%d", report_w);
+    setenv("QTN_REPORT_FD", fd, 1);
+    fcntl(report_w, F_SETFD, 0); /* inherited across exec */
+    execvp(argv[0], argv);
+    fprintf(stderr, "quarantine: run: cannot start %s: %s\n", argv[0], strerror(errno));
+    _exit(EXIT_NOEXEC);
+}
+
+/* Logs each complete report line read so far. */
+static void relay(int fd, char *buf, size_t *len, size_t cap) {
+    for (;;) {
+        ssize_t n = read(fd, buf + *len, cap - 1 - *len);
+        if (n <= 0)
+            return;
+        *len += (size_t)n;
+        buf[*len] = 0;
+        char *line = buf, *nl;
+        while ((nl = strchr(line, '\n'))) {
+            *nl = 0;
+            if (*line)
+                logev("fault report=%s", line);
+            line = nl + 1;
+        }
+        *len = strlen(line);
+        memmove(buf, line, *len + 1);
+        if (*len == cap - 1)
+            *len = 0; /* a line longer than the buffer: drop it rather than stall */
+    }
+}
+
+int qtn_cli_run(int argc, char **argv) {
+    int max_restarts = 5, backoff_ms = 100;
+    double window = 60;
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--")) {
+            i++;
+            break;
+        }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            help(stdout);
+            return QTN_EXIT_OK;
+        }
+        char *end = NULL;
+        if (i + 1 < argc && !strcmp(a, "--max-restarts"))
+            max_restarts = (int)strtol(argv[++i], &end, 10);
+        else if (i + 1 < argc && !strcmp(a, "--window"))
+            window = strtod(argv[++i], &end);
+        else if (i + 1 < argc && !strcmp(a, "--backoff-ms"))
+            backoff_ms = (int)strtol(argv[++i], &end, 10);
+        else {
+            fprintf(stderr, "quarantine: run: unknown option '%s' (try quarantine run --help)\n", a);
+            return QTN_EXIT_USAGE;
+        }
+        if (*end || max_restarts < 0 || window <= 0 || backoff_ms < 0) {
+            fprintf(stderr, "quarantine: run: %s needs a non-negative number, not '%s'\n", a,
+                    argv[i]);
+            return QTN_EXIT_USAGE;
+        }
+    }
+    if (i >= argc) {
+        fprintf(stderr, "quarantine: run: say what to run after -- (try quarantine run --help)\n");
+        return QTN_EXIT_USAGE;
+    }
+    char **prog = argv + i;
+    int rp[2];
+    if (pipe2(rp, O_CLOEXEC) < 0) {
+        fprintf(stderr, "quarantine: run: pipe: %s\n", strerror(errno));
+        return QTN_EXIT_OUTPUT;
+    }
+    fcntl(rp[0], F_SETFL, O_NONBLOCK);
+    sigset_t mask, old;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, &old);
+    int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+    double *crashes = calloc((size_t)max_restarts + 1, sizeof *crashes);
+    int ncrash = 0, delay = backoff_ms, stopping = 0;
+    static char buf[65536];
+    size_t blen = 0;
+    pid_t pid = start(prog, rp[1], &old);
+    logev("start pid=%d program=%s", (int)pid, prog[0]);
+    double started = now_s();
+    for (;;) {
+        struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = rp[0], .events = POLLIN}};
+        if (poll(p, 2, -1) < 0 && errno != EINTR)
+            break;
+        if (p[1].revents & POLLIN)
+            relay(rp[0], buf, &blen, sizeof buf);
+        if (!(p[0].revents & POLLIN))
+            continue;
+        struct signalfd_siginfo si;
+        if (read(sfd, &si, sizeof si) != sizeof si)
+            continue;
+        if (si.ssi_signo != SIGCHLD) { /* pass it on */
+            if (pid > 0)
+                kill(pid, (int)si.ssi_signo);
+            logev("signal signal=SIG%s forwarded_to=%d", sigabbrev_np((int)si.ssi_signo),
+                  (int)pid);
+            if (si.ssi_signo != SIGHUP)
+                stopping = (int)si.ssi_signo;
+            continue;
+        }
+        int st;
+        pid_t w;
+        while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
+            if (w != pid)
+                continue; /* an orphan we adopted: nothing to do */
+            relay(rp[0], buf, &blen, sizeof buf); /* its last reports */
+            if (WIFEXITED(st)) {
+                logev("exit pid=%d status=%d", (int)pid, WEXITSTATUS(st));
+                free(crashes);
+                return WEXITSTATUS(st);
+            }
+            int sig = WTERMSIG(st);
+            if (stopping) {
+                logev("stopped pid=%d signal=SIG%s", (int)pid, sigabbrev_np(sig));
+                free(crashes);
+                return 128 + stopping;
+            }
+            double t = now_s();
+            if (t - started > window)
+                delay = backoff_ms; /* it ran well for a while: start over */
+            int recent = 0;
+            for (int k = 0; k < ncrash; k++)
+                recent += t - crashes[k] <= window;
+            logev("crash pid=%d signal=SIG%s restarts=%d", (int)pid, sigabbrev_np(sig),
+                  recent);
+            if (recent >= max_restarts) {
+                logev("give-up restarts=%d window=%gs", recent, window);
+                fprintf(stderr, "quarantine: run: %s crashed %d times within %g s: not "
+                                "starting it again\n",
+                        prog[0], recent + 1, window);
+                free(crashes);
+                return EXIT_GAVE_UP;
+            }
+            if (ncrash == max_restarts + 1) {
+                memmove(crashes, crashes + 1, (size_t)max_restarts * sizeof *crashes);
+                ncrash--;
+            }
+            crashes[ncrash++] = t;
+            struct timespec d = {delay / 1000, (long)(delay % 1000) * 1000000};
+            nanosleep(&d, NULL);
+            delay = delay * 2 > 5000 ? 5000 : delay * 2;
+            pid = start(prog, rp[1], &old);
+            started = now_s();
+            logev("start pid=%d program=%s", (int)pid, prog[0]);
+        }
+    }
+    free(crashes);
+    return QTN_EXIT_OUTPUT;
+}

@@ -1,0 +1,60 @@
+/* crashy.c - a program for `quarantine run` to supervise:
+ *   crashy exit N            exits with status N
+ *   crashy crash-until F K   crashes (SIGSEGV) until it has run K times (counted in F)
+ *   crashy always-crash      crashes every time
+ *   crashy wait              waits for a signal (SIGTERM ends it)
+ *   crashy isolated-fault    crashes an isolated component, carries on, exits 0 */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fx.h"
+
+static void segv(void) {
+    volatile uintptr_t a = 16;
+    *(volatile int *)a = 1;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2)
+        return 2;
+    if (!strcmp(argv[1], "exit") && argc == 3)
+        return atoi(argv[2]);
+    if (!strcmp(argv[1], "always-crash"))
+        segv();
+    if (!strcmp(argv[1], "wait")) {
+        for (;;)
+            pause();
+    }
+    if (!strcmp(argv[1], "crash-until") && argc == 4) {
+        int n = 0;
+        FILE *f = fopen(argv[2], "r");
+        if (f) {
+            if (fscanf(f, "%d", &n) != 1)
+                n = 0;
+            fclose(f);
+        }
+        f = fopen(argv[2], "w");
+        if (!f)
+            return 3;
+        fprintf(f, "%d\n", n + 1);
+        fclose(f);
+        if (n + 1 < atoi(argv[3]))
+            segv();
+        return 0;
+    }
+    if (!strcmp(argv[1], "isolated-fault")) {
+        qtn_register(&fx_component);
+        qtn_register(&fy_component);
+        qtn_config cfg = {.plan = "fx=1"};
+        if (qtn_init(&cfg))
+            return 4;
+        int r = fx_crash(FX_SEGV); /* -1: the fault value; this process lives on */
+        int ok = fx_ok(1);
+        qtn_shutdown(); /* writes the queued reports first */
+        return r == -1 && ok == 2 ? 0 : 5;
+    }
+    return 2;
+}

@@ -1,0 +1,111 @@
+/* test_run.c - `quarantine run` supervising real programs: exit statuses
+ * pass through, crashes are restarted with backoff until the intensity limit,
+ * signals are forwarded, and fault reports of isolated components are
+ * relayed as log lines. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <signal.h>
+
+static char log_text[1 << 16];
+
+/* Runs `quarantine run ARGS`; returns its exit status, stderr in log_text. */
+static int run(const char *args) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s run %s 2>/tmp/qtn-run-test.log", QTN_BIN, args);
+    int st = system(cmd);
+    FILE *f = fopen("/tmp/qtn-run-test.log", "r");
+    size_t n = f ? fread(log_text, 1, sizeof log_text - 1, f) : 0;
+    log_text[n] = 0;
+    if (f)
+        fclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int count(const char *needle) {
+    int n = 0;
+    for (const char *p = log_text; (p = strstr(p, needle)); p++)
+        n++;
+    return n;
+}
+
+static void test_exit_status_passes_through(void **state) {
+    (void)state;
+    assert_int_equal(run("-- " CRASHY " exit 0"), 0);
+    assert_int_equal(run("-- " CRASHY " exit 7"), 7);
+    assert_int_equal(count("event=start"), 1);
+    assert_non_null(strstr(log_text, "event=exit pid="));
+    assert_non_null(strstr(log_text, "status=7"));
+}
+
+static void test_crashes_are_restarted(void **state) {
+    (void)state;
+    unlink("/tmp/qtn-run-count");
+    assert_int_equal(run("--backoff-ms 10 -- " CRASHY " crash-until /tmp/qtn-run-count 3"), 0);
+    assert_int_equal(count("event=crash"), 2);
+    assert_int_equal(count("signal=SIGSEGV"), 2);
+    assert_int_equal(count("event=start"), 3);
+    unlink("/tmp/qtn-run-count");
+}
+
+static void test_gives_up_past_the_intensity_limit(void **state) {
+    (void)state;
+    assert_int_equal(run("--max-restarts 2 --window 30 --backoff-ms 5 -- " CRASHY " always-crash"),
+                     111);
+    assert_int_equal(count("event=start"), 3);
+    assert_non_null(strstr(log_text, "event=give-up restarts=2"));
+    assert_non_null(strstr(log_text, "crashed 3 times within 30 s: not starting it again"));
+}
+
+static void test_signals_are_forwarded(void **state) {
+    (void)state;
+    pid_t p = fork();
+    if (p == 0) {
+        execl(QTN_BIN, QTN_BIN, "run", "--", CRASHY, "wait", (char *)NULL);
+        _exit(99);
+    }
+    usleep(300000);
+    kill(p, SIGTERM);
+    int st;
+    waitpid(p, &st, 0);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 128 + SIGTERM); /* stopped, not restarted */
+}
+
+static void test_isolated_faults_are_relayed(void **state) {
+    (void)state;
+    assert_int_equal(run("-- " CRASHY " isolated-fault"), 0);
+    assert_int_equal(count("event=fault report="), 1);
+    assert_non_null(strstr(log_text, "\"component\":\"fx\""));
+    assert_non_null(strstr(log_text, "\"kind\":\"signal\""));
+    assert_int_equal(count("event=crash"), 0); /* the program itself never crashed */
+}
+
+static void test_usage(void **state) {
+    (void)state;
+    assert_int_equal(run(""), 2);
+    assert_int_equal(run("--bogus -- true"), 2);
+    assert_int_equal(run("--max-restarts x -- true"), 2);
+    assert_int_equal(run("-- /no/such/program"), 127);
+    assert_non_null(strstr(log_text, "cannot start /no/such/program"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exit_status_passes_through),
+        cmocka_unit_test(test_crashes_are_restarted),
+        cmocka_unit_test(test_gives_up_past_the_intensity_limit),
+        cmocka_unit_test(test_signals_are_forwarded),
+        cmocka_unit_test(test_isolated_faults_are_relayed),
+        cmocka_unit_test(test_usage),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
