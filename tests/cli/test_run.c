@@ -20,7 +20,8 @@ static char log_text[1 << 16];
 /* Runs `quarantine run ARGS`; returns its exit status, stderr in log_text. */
 static int run(const char *args) {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s run %s 2>/tmp/qtn-run-test.log", QTN_BIN, args);
+    snprintf(cmd, sizeof cmd, "QTN_STORE=/tmp/qtn-run-test.db %s run %s 2>/tmp/qtn-run-test.log",
+             QTN_BIN, args);
     int st = system(cmd);
     FILE *f = fopen("/tmp/qtn-run-test.log", "r");
     size_t n = f ? fread(log_text, 1, sizeof log_text - 1, f) : 0;
@@ -89,6 +90,28 @@ static void test_isolated_faults_are_relayed(void **state) {
     assert_int_equal(count("event=crash"), 0); /* the program itself never crashed */
 }
 
+static void test_reports_are_stored(void **state) {
+    (void)state;
+    system("rm -f /tmp/qtn-run-test.db /tmp/qtn-run-test.db-wal /tmp/qtn-run-test.db-shm");
+    assert_int_equal(run("-- " CRASHY " isolated-fault"), 0);
+    assert_int_equal(run("--max-restarts 1 --backoff-ms 5 -- " CRASHY " always-crash"), 111);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s report --store /tmp/qtn-run-test.db >/tmp/qtn-report.txt",
+             QTN_BIN);
+    assert_int_equal(system(cmd), 0);
+    FILE *f = fopen("/tmp/qtn-report.txt", "r");
+    size_t n = fread(log_text, 1, sizeof log_text - 1, f);
+    log_text[n] = 0;
+    fclose(f);
+    assert_non_null(strstr(log_text, "fx                            1             0            1"));
+    assert_non_null(strstr(log_text, "(unknown)                     0             2"));
+    assert_non_null(strstr(log_text, "fx.fx_crash  SIGSEGV"));
+    snprintf(cmd, sizeof cmd, "%s report --store /tmp/no-such.db 2>/dev/null", QTN_BIN);
+    assert_int_equal(WEXITSTATUS(system(cmd)), 1);
+    snprintf(cmd, sizeof cmd, "%s report --since 5x 2>/dev/null", QTN_BIN);
+    assert_int_equal(WEXITSTATUS(system(cmd)), 2);
+}
+
 static void test_usage(void **state) {
     (void)state;
     assert_int_equal(run(""), 2);
@@ -105,6 +128,7 @@ int main(void) {
         cmocka_unit_test(test_gives_up_past_the_intensity_limit),
         cmocka_unit_test(test_signals_are_forwarded),
         cmocka_unit_test(test_isolated_faults_are_relayed),
+        cmocka_unit_test(test_reports_are_stored),
         cmocka_unit_test(test_usage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
