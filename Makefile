@@ -21,8 +21,14 @@ build-asan: deps
 	    -DQTN_SANITIZE=ON -DQTN_FUZZ=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 
+# the example under the supervisor, its faults going to a store in the build
+# folder, and what the store then knows
 demo: build
-	@$(BUILD)/examples/demo
+	@rm -f $(BUILD)/demo-store.db $(BUILD)/demo-store.db-wal $(BUILD)/demo-store.db-shm
+	@$(BUILD)/quarantine run --store $(BUILD)/demo-store.db -- $(BUILD)/examples/demo
+	@echo
+	@echo "quarantine report --store $(BUILD)/demo-store.db"
+	@$(BUILD)/quarantine report --store $(BUILD)/demo-store.db
 
 test: test-release test-asan
 

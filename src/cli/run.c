@@ -48,7 +48,7 @@ static void help(FILE *f) {
           "Log lines go to stderr, one event per line:\n"
           "  quarantine: run: event=start pid=4242 program=./server\n"
           "  quarantine: run: event=crash pid=4242 signal=SIGSEGV restarts=1\n"
-          "  quarantine: run: event=fault domain=1 pid=4250 component=codec ...\n"
+          "  quarantine: run: event=fault pid=4242 domain=1 kind=signal component=codec ...\n"
           "\n"
           "examples:\n"
           "  quarantine run -- ./server --port 8080\n"
@@ -111,9 +111,10 @@ static void relay(int fd, char *buf, size_t *len, size_t cap) {
         while ((nl = strchr(line, '\n'))) {
             *nl = 0;
             if (*line) {
-                logev("fault report=%s", line);
                 if (relay_sup)
                     store_line(relay_sup, relay_pid, line);
+                else
+                    logev("fault report=%s", line);
             }
             line = nl + 1;
         }
@@ -177,6 +178,9 @@ static void store_line(sup *s, int pid, const char *line) {
     field(line, "domain", NULL, 0, &dom);
     field(line, "recovery_ns", NULL, 0, &rec);
     field(line, "calls_failed", NULL, 0, &failed);
+    logev("fault pid=%d domain=%lld domain_pid=%lld kind=%s component=%s entry=%s "
+          "calls_failed=%lld recovery_ms=%.3f", pid, dom, rpid, kind, comp[0] ? comp : "-",
+          entry[0] ? entry : "-", failed, rec / 1e6);
     qs_report r = {s->installation, s->run, pid, seq, t, kind, comp, entry, (int)sig, (int)dom,
                    rec, (int)failed, reason, line};
     if (!s->store || qs_put(s->store, &r, err, sizeof err) < 0) {
