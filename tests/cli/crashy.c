@@ -12,6 +12,13 @@
 
 #include "fx.h"
 
+/* under AddressSanitizer, let a crash be a crash (it would otherwise report
+ * it and exit with a status) */
+const char *__asan_default_options(void);
+__attribute__((used)) const char *__asan_default_options(void) {
+    return "handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_sigill=0";
+}
+
 static void segv(void) {
     volatile uintptr_t a = 16;
     *(volatile int *)a = 1;
