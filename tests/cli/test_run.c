@@ -68,12 +68,27 @@ static void test_gives_up_past_the_intensity_limit(void **state) {
 
 static void test_signals_are_forwarded(void **state) {
     (void)state;
+    unlink("/tmp/qtn-run-sig.log");
     pid_t p = fork();
     if (p == 0) {
+        if (!freopen("/tmp/qtn-run-sig.log", "w", stderr))
+            _exit(98);
+        setenv("QTN_STORE", "/tmp/qtn-run-test.db", 1);
         execl(QTN_BIN, QTN_BIN, "run", "--", CRASHY, "wait", (char *)NULL);
         _exit(99);
     }
-    usleep(300000);
+    /* once it has started the program, its signals are its to handle */
+    for (int i = 0; i < 1000; i++) {
+        FILE *f = fopen("/tmp/qtn-run-sig.log", "r");
+        size_t n = f ? fread(log_text, 1, sizeof log_text - 1, f) : 0;
+        log_text[n] = 0;
+        if (f)
+            fclose(f);
+        if (strstr(log_text, "event=start"))
+            break;
+        usleep(10000);
+    }
+    assert_non_null(strstr(log_text, "event=start"));
     kill(p, SIGTERM);
     int st;
     waitpid(p, &st, 0);
