@@ -482,8 +482,7 @@ static int converse(qtn__hstack *st, qtn__inc *I, uint32_t k, qtn__chan *ch, cha
     qtn__post(&ch->hseq, ++I->seq[k], &ch->dsleep);
     for (;;) {
         uint32_t cur = I->dseq[k];
-        uint64_t until = deadline_ns ? qtn__now_ns() + deadline_ns : 0;
-        int w = qtn__await(&ch->dseq, cur, cur + 1, &ch->hsleep, &dm->live, I->inc, until);
+        int w = qtn__await(&ch->dseq, cur, cur + 1, &ch->hsleep, &dm->live, I->inc, deadline_ns);
         if (w == 1)
             return QTN_EFAULT;
         if (w == 2) {

@@ -298,7 +298,7 @@ static int await_ready(qtn__dhdr *h, int pidfd) {
             return QTN_EDEAD; /* died starting: an init hook crashed? */
         if (qtn__now_ns() > until)
             return QTN_EDEAD;
-        qtn__await(&h->ready, 0, 1, &h->ready_sleep, NULL, 0, qtn__now_ns() + 1000000);
+        qtn__await(&h->ready, 0, 1, &h->ready_sleep, NULL, 0, 1000000);
     }
 }
 
@@ -502,7 +502,7 @@ qtn__inc *qtn__inc_enter(int d, int *err) {
                 qtn__cpu_relax();
             continue;
         }
-        qtn__await(&dm->live, 0, 0, &dm->live_sleep, NULL, 0, now + 100000000);
+        qtn__await(&dm->live, 0, 0, &dm->live_sleep, NULL, 0, 100000000);
     }
 }
 

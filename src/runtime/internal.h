@@ -324,11 +324,11 @@ void qtn__post(_Atomic uint32_t *word, uint32_t seq, _Atomic uint32_t *peer_slee
 /* Waits while *word == cur, spinning first, then sleeping. Returns 0 when
  * it became `want`; 1 if it moved otherwise and *live (when not NULL) is no
  * longer `inc` (the monitor flips the words of a dead incarnation); 2 when
- * `deadline` (CLOCK_MONOTONIC ns, 0: none) passed; -1 if it took another
- * value (a peer breaking protocol). */
+ * `timeout` ns (0: none; counted from when it starts to sleep) passed; -1 if
+ * it took another value (a peer breaking protocol). */
 int qtn__await(_Atomic uint32_t *word, uint32_t cur, uint32_t want,
                _Atomic uint32_t *my_sleep, _Atomic uint32_t *live, uint32_t inc,
-               uint64_t deadline) QTN__HIDDEN;
+               uint64_t timeout) QTN__HIDDEN;
 void qtn__wake_all(_Atomic uint32_t *word) QTN__HIDDEN;
 
 #endif

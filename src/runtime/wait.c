@@ -36,7 +36,7 @@ static int settle(uint32_t v, uint32_t want, _Atomic uint32_t *live, uint32_t in
 
 int qtn__await(_Atomic uint32_t *word, uint32_t cur, uint32_t want,
                _Atomic uint32_t *my_sleep, _Atomic uint32_t *live, uint32_t inc,
-               uint64_t deadline) {
+               uint64_t timeout) {
     uint32_t v = atomic_load_explicit(word, memory_order_acquire);
     if (v != cur)
         return settle(v, want, live, inc);
@@ -52,14 +52,19 @@ int qtn__await(_Atomic uint32_t *word, uint32_t cur, uint32_t want,
     uint64_t spin = budget >= 1000 || (++waits & 63) == 0 ? (budget >= 1000 ? budget : max) : 0;
     if (spin && atomic_fetch_add_explicit(&qtn__g.spinners, 1, memory_order_relaxed) <
                     qtn__g.spin_cap) {
-        uint64_t t0 = qtn__now_ns(), t = 0;
+        uint64_t t0 = 0; /* read at the first check: a quick answer reads no clock */
         for (unsigned i = 1;; i++) {
             v = atomic_load_explicit(word, memory_order_acquire);
             if (v != cur)
                 break;
             qtn__cpu_relax();
-            if ((i & 63) == 0 && (t = qtn__now_ns() - t0) > spin)
-                break;
+            if ((i & 63) == 0) {
+                uint64_t now = qtn__now_ns();
+                if (!t0)
+                    t0 = now;
+                else if (now - t0 > spin)
+                    break;
+            }
         }
         atomic_fetch_sub_explicit(&qtn__g.spinners, 1, memory_order_relaxed);
         if (v != cur) {
@@ -70,6 +75,8 @@ int qtn__await(_Atomic uint32_t *word, uint32_t cur, uint32_t want,
     } else if (spin) {
         atomic_fetch_sub_explicit(&qtn__g.spinners, 1, memory_order_relaxed);
     }
+    /* the clock starts when sleeping does: a quick answer reads no clock */
+    uint64_t deadline = timeout ? qtn__now_ns() + timeout : 0;
     for (;;) {
         struct timespec ts, *tsp = NULL;
         if (deadline) {
