@@ -126,6 +126,16 @@ static void test_reports_are_stored(void **state) {
     assert_int_equal(WEXITSTATUS(system(cmd)), 2);
 }
 
+static void test_program_runs_on_without_a_store(void **state) {
+    (void)state;
+    /* a store that cannot be opened: said, and the program is supervised anyway */
+    assert_int_equal(run("--store /proc/no-such-dir/store.db -- " CRASHY " isolated-fault"), 0);
+    assert_non_null(strstr(log_text, "event=store-error store /proc/no-such-dir/store.db"));
+    assert_int_equal(count("event=fault "), 1);
+    assert_non_null(strstr(log_text, "event=dropped report=")); /* said, not silent */
+    assert_non_null(strstr(log_text, "event=exit pid="));
+}
+
 static void test_usage(void **state) {
     (void)state;
     assert_int_equal(run(""), 2);
@@ -143,6 +153,7 @@ int main(void) {
         cmocka_unit_test(test_signals_are_forwarded),
         cmocka_unit_test(test_isolated_faults_are_relayed),
         cmocka_unit_test(test_reports_are_stored),
+        cmocka_unit_test(test_program_runs_on_without_a_store),
         cmocka_unit_test(test_usage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
