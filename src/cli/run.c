@@ -80,8 +80,6 @@ static void logev(const char *fmt, ...) {
 
 struct sup;
 static void store_line(struct sup *s, int pid, const char *line);
-static struct sup *relay_sup; /* where relayed reports go */
-static int relay_pid, relay_pid_for_retry;
 
 /* Starts the program with the write end of the report pipe as QTN_REPORT_FD. */
 static pid_t start(char **argv, int report_w, const sigset_t *oldmask) {
@@ -100,7 +98,7 @@ static pid_t start(char **argv, int report_w, const sigset_t *oldmask) {
 
 /* Logs each complete report line read so far. */
 
-static void relay(int fd, char *buf, size_t *len, size_t cap) {
+static void relay(int fd, char *buf, size_t *len, size_t cap, struct sup *s, int pid) {
     for (;;) {
         ssize_t n = read(fd, buf + *len, cap - 1 - *len);
         if (n <= 0)
@@ -110,12 +108,8 @@ static void relay(int fd, char *buf, size_t *len, size_t cap) {
         char *line = buf, *nl;
         while ((nl = strchr(line, '\n'))) {
             *nl = 0;
-            if (*line) {
-                if (relay_sup)
-                    store_line(relay_sup, relay_pid, line);
-                else
-                    logev("fault report=%s", line);
-            }
+            if (*line)
+                store_line(s, pid, line);
             line = nl + 1;
         }
         *len = strlen(line);
@@ -155,6 +149,7 @@ typedef struct sup {
     char installation[128], run[64];
     char *pending[64]; /* report lines the store could not take yet */
     int npending;
+    int pid;           /* the program process running now */
 } sup;
 
 /* Stores one report line of program `pid` (once); keeps it for a retry when
@@ -216,7 +211,7 @@ static void retry_pending(sup *s) {
     memcpy(lines, s->pending, sizeof lines);
     s->npending = 0;
     for (int i = 0; i < n; i++) {
-        store_line(s, relay_pid_for_retry, lines[i]);
+        store_line(s, s->pid, lines[i]);
         free(lines[i]);
     }
 }
@@ -320,9 +315,8 @@ int qtn_cli_run(int argc, char **argv) {
     int ncrash = 0, delay = backoff_ms, stopping = 0;
     static char buf[65536];
     size_t blen = 0;
-    relay_sup = &S;
     pid_t pid = start(prog, rp[1], &old);
-    relay_pid = (int)pid;
+    S.pid = (int)pid;
     logev("start pid=%d program=%s store=%s", (int)pid, prog[0], S.store_path);
     double started = now_s();
     for (;;) {
@@ -330,8 +324,7 @@ int qtn_cli_run(int argc, char **argv) {
         if (poll(p, 2, -1) < 0 && errno != EINTR)
             break;
         if (p[1].revents & POLLIN)
-            relay(rp[0], buf, &blen, sizeof buf);
-        relay_pid_for_retry = relay_pid;
+            relay(rp[0], buf, &blen, sizeof buf, &S, S.pid);
         retry_pending(&S);
         if (!(p[0].revents & POLLIN))
             continue;
@@ -352,7 +345,7 @@ int qtn_cli_run(int argc, char **argv) {
         while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
             if (w != pid)
                 continue; /* an orphan we adopted: nothing to do */
-            relay(rp[0], buf, &blen, sizeof buf); /* its last reports */
+            relay(rp[0], buf, &blen, sizeof buf, &S, S.pid); /* its last reports */
             if (WIFEXITED(st)) {
                 logev("exit pid=%d status=%d", (int)pid, WEXITSTATUS(st));
                 free(crashes);
@@ -390,7 +383,7 @@ int qtn_cli_run(int argc, char **argv) {
             nanosleep(&d, NULL);
             delay = delay * 2 > 5000 ? 5000 : delay * 2;
             pid = start(prog, rp[1], &old);
-            relay_pid = (int)pid;
+            S.pid = (int)pid;
             started = now_s();
             logev("start pid=%d program=%s", (int)pid, prog[0]);
         }
