@@ -114,6 +114,14 @@ QTN_EXTERN const char *qtn_strerror(int err);
                                                     caller's domain; annotate its own
                                                     pointer parameters the same way */
 
+/* In a source file of a component that defines none of its entries (helpers
+ * only), at file scope: says whose code the file is, so that a host crash in
+ * it is blamed on that component. Files that define an entry need nothing:
+ * a file belongs to the component whose entries it defines. (The mark is a
+ * function the debug information names; crash attribution reads it.) */
+#define QTN_SOURCE_OF(component)                                                             \
+    __attribute__((used)) static void qtn__source_of__##component(void) {}
+
 /* In a sidecar (a header of annotations for a header you cannot edit):
  * annotates field `field` of struct type `type`, e.g.
  *     QTN_FIELD(z_stream, next_in, QTN_IN(avail_in));

@@ -12,15 +12,19 @@
 static void help(FILE *f) {
     fputs("usage: quarantine report [--store PATH] [--json] [--since DURATION] [--latest N]\n"
           "\n"
-          "Prints, per component, the faults of its domains and the host crashes of the\n"
-          "program, the calls those faults failed and the recovery times, then the\n"
-          "latest reports (newest first).\n"
+          "Prints a table per component: calls and crossings (from the statistics\n"
+          "snapshots quarantine run stores), faults of its domain while isolated, host\n"
+          "crashes blamed on it (a crash with several components on the stack is shared\n"
+          "among them, the innermost most; the share column is its part of all host\n"
+          "crashes), recovery times, and where the plan last put it. Then the latest\n"
+          "reports, newest first, with their backtraces (each frame with the component\n"
+          "whose code it is in).\n"
           "\n"
           "  --store PATH      the store (default: $QTN_STORE, else\n"
           "                    ~/.local/state/quarantine/store.db)\n"
           "  --json            one JSON object instead of tables\n"
           "  --since DURATION  only reports of the last DURATION: 90s, 15m, 2h, 7d\n"
-          "  --latest N        how many reports to list (default 10)\n"
+          "  --latest N        how many reports to list (default 5)\n"
           "\n"
           "example:\n"
           "  quarantine report --since 1h\n"
@@ -33,7 +37,7 @@ static void help(FILE *f) {
 int qtn_cli_report(int argc, char **argv) {
     const char *path = getenv("QTN_STORE");
     char def[4200];
-    int json = 0, latest = 10;
+    int json = 0, latest = 5;
     long long since = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];

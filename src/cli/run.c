@@ -1,11 +1,13 @@
 /* run.c - `quarantine run`: starts a program, restarts it when it crashes
  * (with backoff, and a restart-intensity limit as an Erlang/OTP supervisor
- * has), forwards SIGTERM, SIGINT and SIGHUP to it, and relays the fault
- * reports its runtime writes (QTN_REPORT_FD) as log lines.
+ * has), forwards SIGTERM, SIGINT and SIGHUP to it, and stores what its
+ * runtime hands over through a spool file (QTN_REPORT_FD; see
+ * src/qis/spool.h), logging each fault.
  *
  * Written as s6-supervise is: signals arrive as fd events (signalfd), one
  * loop reacts to them, no work is done in a handler. One event per line on
  * stderr: `quarantine: run: event=NAME key=value ...`. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -14,12 +16,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "../qis/spool.h"
 #include "../qis/store.h"
 #include "cli.h"
 
@@ -32,27 +37,42 @@ static void help(FILE *f) {
           "started again after a backoff, unless it crashed more than --max-restarts\n"
           "times within --window seconds. SIGTERM, SIGINT and SIGHUP are passed on to\n"
           "it; after SIGTERM or SIGINT it is not restarted. When PROGRAM exits by\n"
-          "itself, quarantine run exits with its status. The fault reports of its\n"
-          "isolated components (the runtime writes them to QTN_REPORT_FD) are logged.\n"
+          "itself, quarantine run exits with its status.\n"
+          "\n"
+          "Everything the program's runtime hands over goes to the store: the fault\n"
+          "reports of its isolated components, statistics snapshots, and the record of\n"
+          "a crash of the program itself, whose frames are named and attributed to the\n"
+          "components whose code they are in. A program without the runtime is\n"
+          "supervised all the same; its crashes are stored from its exit status.\n"
+          "Records are written to a spool file beside the store (STORE.spool/) first:\n"
+          "when the store is locked or read-only they wait there and are stored later,\n"
+          "and if this supervisor is killed, the next one with the same store stores\n"
+          "what it left, each record once.\n"
           "\n"
           "options:\n"
-          "  --max-restarts N   crashes allowed within the window (default 5)\n"
-          "  --window SECONDS   the window (default 60)\n"
-          "  --backoff-ms MS    first delay before a restart, doubled each time up to\n"
-          "                     5000 (default 100)\n"
-          "  --store PATH       the store the reports go to (default: $QTN_STORE, else\n"
-          "                     ~/.local/state/quarantine/store.db); `quarantine report`\n"
-          "                     reads it\n"
-          "  --installation ID  names this installation in the store (default: hostname)\n"
+          "  --max-restarts N      crashes allowed within the window (default 5)\n"
+          "  --window SECONDS      the window (default 60)\n"
+          "  --backoff-ms MS       first delay before a restart, doubled each time up to\n"
+          "                        5000 (default 100)\n"
+          "  --store PATH          the store (default: $QTN_STORE, else\n"
+          "                        ~/.local/state/quarantine/store.db); `quarantine\n"
+          "                        report` reads it\n"
+          "  --installation ID     names this installation in the store (default: hostname)\n"
+          "  --stats-interval S    seconds between statistics snapshots (default 10; 0:\n"
+          "                        one when the program ends)\n"
+          "  --keep-spool          keep each spool file once stored, as NAME.imported\n"
+          "                        (to audit what was handed over)\n"
           "\n"
           "Log lines go to stderr, one event per line:\n"
           "  quarantine: run: event=start pid=4242 program=./server\n"
-          "  quarantine: run: event=crash pid=4242 signal=SIGSEGV restarts=1\n"
           "  quarantine: run: event=fault pid=4242 domain=1 kind=signal component=codec ...\n"
+          "  quarantine: run: event=crash pid=4242 signal=SIGSEGV restarts=1\n"
+          "  quarantine: run: event=host-crash pid=4242 signal=SIGSEGV component=render ...\n"
           "\n"
           "examples:\n"
           "  quarantine run -- ./server --port 8080\n"
           "  QTN_PLAN='codec=1' quarantine run --max-restarts 10 --window 30 -- ./server\n"
+          "  quarantine run --store /var/lib/server/quarantine.db -- ./server\n"
           "\n"
           "exit codes: the program's own when it exits; 128+N when it was stopped by a\n"
           "forwarded signal N; 111 when it crashed too often; 127 when it cannot be\n"
@@ -78,149 +98,192 @@ static void logev(const char *fmt, ...) {
     fprintf(stderr, "quarantine: run: event=%s\n", line);
 }
 
-struct sup;
-static void store_line(struct sup *s, int pid, const char *line);
+typedef struct sup {
+    qs_store *store;
+    const char *store_path;
+    char spool_dir[4200];
+    int spool_ok;           /* spool_dir is beside the store */
+    char installation[128], run[64];
+    char said[512];         /* the store error said last: said once */
+    qs_spool *cur;          /* the running program's spool */
+    int cur_fd;             /* its append-only fd (the program has it too) */
+    qs_spool *old[16];      /* spools whose import is not finished */
+    int nold;
+    int starts;
+    int stats_ms;           /* QTN_STATS_MS for the program; -1: its default */
+    int keep_spool;         /* imported spool files are kept, renamed */
+} sup;
 
-/* Starts the program with the write end of the report pipe as QTN_REPORT_FD. */
-static pid_t start(char **argv, int report_w, const sigset_t *oldmask) {
+static void log_cb(void *ctx, const char *line) {
+    (void)ctx;
+    logev("%s", line);
+}
+
+static void store_error(sup *s, const char *err) {
+    if (strcmp(s->said, err)) {
+        logev("store-error %s (records are held in the spool and tried again)", err);
+        snprintf(s->said, sizeof s->said, "%s", err);
+    }
+}
+
+/* Opens the store if it is not open: it may have been locked, read-only or
+ * missing a moment ago. */
+static qs_store *store(sup *s) {
+    if (s->store)
+        return s->store;
+    char err[512];
+    s->store = qs_open(s->store_path, 0, err, sizeof err);
+    if (!s->store)
+        store_error(s, err);
+    else
+        qs_busy_ms(s->store, 200); /* never hold up the supervisor for long */
+    return s->store;
+}
+
+/* Imports what spool sp holds; with finish, removes it once complete and
+ * no writer is left. Returns 1 when sp is done with. */
+static int import(sup *s, qs_spool *sp, int finish) {
+    char err[512];
+    qs_store *st = store(s);
+    if (qs_spool_import(sp, st, log_cb, s, err, sizeof err) < 0) {
+        store_error(s, err);
+        if (!strncmp(err, "spool ", 6))
+            return 0;
+        qs_close(s->store); /* opened again next time */
+        s->store = NULL;
+        return 0;
+    }
+    if (!st)
+        return 0;
+    s->said[0] = 0;
+    if (!finish)
+        return 0;
+    int r = qs_spool_finish(sp, st, s->keep_spool, log_cb, s, err, sizeof err);
+    if (r < 0)
+        store_error(s, err);
+    return r == 1;
+}
+
+/* Spool files left by a supervisor that was killed, whose writers are gone:
+ * imported and removed. */
+static void adopt_leftovers(sup *s) {
+    int max = (int)(sizeof s->old / sizeof s->old[0]);
+    DIR *d = s->spool_ok && s->nold < max ? opendir(s->spool_dir) : NULL;
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) && s->nold < max) {
+        size_t n = strlen(e->d_name);
+        if (n < 7 || strcmp(e->d_name + n - 6, ".spool") ||
+            (s->cur && !strcmp(e->d_name, qs_spool_name(s->cur))))
+            continue;
+        int known = 0;
+        for (int i = 0; i < s->nold; i++)
+            known |= !strcmp(qs_spool_name(s->old[i]), e->d_name);
+        if (known)
+            continue;
+        char err[512];
+        qs_spool *sp = qs_spool_open(s->spool_dir, e->d_name, s->installation, err, sizeof err);
+        if (!sp)
+            continue;
+        if (!qs_spool_writer_gone(sp)) { /* its program still runs: its own supervisor's */
+            qs_spool_close(sp);
+            continue;
+        }
+        logev("adopt spool=%s/%s", s->spool_dir, e->d_name);
+        s->old[s->nold++] = sp;
+    }
+    closedir(d);
+}
+
+/* One round of importing: the running program's records, and the rest. */
+static void tick(sup *s) {
+    if (s->cur)
+        import(s, s->cur, 0);
+    adopt_leftovers(s);
+    for (int i = 0; i < s->nold;) {
+        if (import(s, s->old[i], 1)) {
+            qs_spool_close(s->old[i]);
+            s->old[i] = s->old[--s->nold];
+        } else {
+            i++;
+        }
+    }
+}
+
+/* The program ended: its last records, and the supervisor's own. */
+static void ended(sup *s, int pid, int st) {
+    if (!s->cur)
+        return;
+    if (WIFSIGNALED(st)) {
+        struct timespec w;
+        clock_gettime(CLOCK_REALTIME, &w);
+        char js[160];
+        snprintf(js, sizeof js, "{\"type\":\"exit\",\"pid\":%d,\"time_ns\":%lld,\"signal\":%d}",
+                 pid, (long long)w.tv_sec * 1000000000LL + w.tv_nsec, WTERMSIG(st));
+        if (qs_record_write(s->cur_fd, js) < 0 || fdatasync(s->cur_fd) < 0)
+            logev("spool-error spool=%s/%s error=\"%s\"", s->spool_dir, qs_spool_name(s->cur),
+                  strerror(errno));
+    }
+    close(s->cur_fd); /* the lock goes with the last holder */
+    s->cur_fd = -1;
+    if (import(s, s->cur, 1))
+        qs_spool_close(s->cur);
+    else if (s->nold < (int)(sizeof s->old / sizeof s->old[0]))
+        s->old[s->nold++] = s->cur; /* finished later */
+    else
+        qs_spool_close(s->cur);
+    s->cur = NULL;
+}
+
+/* Starts the program with its spool file as QTN_REPORT_FD. */
+static pid_t start(sup *s, char **argv, const sigset_t *oldmask) {
+    char err[512];
+    int fd = -1;
+    s->cur = s->spool_dir[0] ? qs_spool_create(s->spool_dir, s->installation, s->run,
+                                               s->starts++, &fd, err, sizeof err)
+                             : NULL;
+    if (!s->cur && s->spool_dir[0])
+        logev("spool-error %s (the program runs without one: its reports are not kept)", err);
+    s->cur_fd = fd;
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid != 0)
         return pid;
     sigprocmask(SIG_SETMASK, oldmask, NULL);
-    char fd[16];
-    snprintf(fd, sizeof fd, "%d", report_w);
-    setenv("QTN_REPORT_FD", fd, 1);
-    fcntl(report_w, F_SETFD, 0); /* inherited across exec */
+    /* when the supervisor is gone, the program is asked to stop: a new
+     * supervisor starts it again, and finds what it wrote in the spool */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent)
+        _exit(EXIT_NOEXEC);
+    if (fd >= 0) {
+        char num[16];
+        snprintf(num, sizeof num, "%d", fd);
+        setenv("QTN_REPORT_FD", num, 1);
+        fcntl(fd, F_SETFD, 0); /* inherited across exec */
+    } else {
+        unsetenv("QTN_REPORT_FD");
+    }
+    if (s->stats_ms >= 0) {
+        char num[16];
+        snprintf(num, sizeof num, "%d", s->stats_ms);
+        setenv("QTN_STATS_MS", num, 1);
+    }
     execvp(argv[0], argv);
     fprintf(stderr, "quarantine: run: cannot start %s: %s\n", argv[0], strerror(errno));
     _exit(EXIT_NOEXEC);
 }
 
-/* Logs each complete report line read so far. */
-
-static void relay(int fd, char *buf, size_t *len, size_t cap, struct sup *s, int pid) {
-    for (;;) {
-        ssize_t n = read(fd, buf + *len, cap - 1 - *len);
-        if (n <= 0)
-            return;
-        *len += (size_t)n;
-        buf[*len] = 0;
-        char *line = buf, *nl;
-        while ((nl = strchr(line, '\n'))) {
-            *nl = 0;
-            if (*line)
-                store_line(s, pid, line);
-            line = nl + 1;
-        }
-        *len = strlen(line);
-        memmove(buf, line, *len + 1);
-        if (*len == cap - 1)
-            *len = 0; /* a line longer than the buffer: drop it rather than stall */
-    }
-}
-
-/* A field of one of the runtime's report lines: a number, or a string
- * unescaped into buf. Returns 0 if absent. */
-static int field(const char *js, const char *key, char *buf, size_t len, long long *num) {
-    char pat[48];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(js, pat);
-    if (!p)
-        return 0;
-    p += strlen(pat);
-    if (*p != '"') {
-        char *end;
-        *num = strtoll(p, &end, 10);
-        return end != p;
-    }
-    size_t n = 0;
-    for (p++; *p && *p != '"' && n + 1 < len; p++) {
-        if (*p == '\\' && p[1])
-            p++;
-        buf[n++] = *p;
-    }
-    buf[n] = 0;
-    return *p == '"';
-}
-
-typedef struct sup {
-    qs_store *store;
-    const char *store_path;
-    char installation[128], run[64];
-    char *pending[64]; /* report lines the store could not take yet */
-    int npending;
-    int pid;           /* the program process running now */
-} sup;
-
-/* Stores one report line of program `pid` (once); keeps it for a retry when
- * the store cannot take it now. */
-static void store_line(sup *s, int pid, const char *line) {
-    char kind[32], comp[64], entry[64], reason[256], err[512];
-    long long seq = -1, t = 0, sig = 0, dom = 0, rec = 0, failed = 0, rpid = 0, dummy;
-    if (!field(line, "report", NULL, 0, &seq) || !field(line, "kind", kind, sizeof kind, &dummy) ||
-        !field(line, "time_ns", NULL, 0, &t)) {
-        logev("bad-report line=%.200s", line);
-        return;
-    }
-    field(line, "pid", NULL, 0, &rpid);
-    if (!field(line, "component", comp, sizeof comp, &dummy))
-        comp[0] = 0;
-    if (!field(line, "entry", entry, sizeof entry, &dummy))
-        entry[0] = 0;
-    if (!field(line, "reason", reason, sizeof reason, &dummy))
-        reason[0] = 0;
-    field(line, "signal", NULL, 0, &sig);
-    field(line, "domain", NULL, 0, &dom);
-    field(line, "recovery_ns", NULL, 0, &rec);
-    field(line, "calls_failed", NULL, 0, &failed);
-    logev("fault pid=%d domain=%lld domain_pid=%lld kind=%s component=%s entry=%s "
-          "calls_failed=%lld recovery_ms=%.3f", pid, dom, rpid, kind, comp[0] ? comp : "-",
-          entry[0] ? entry : "-", failed, rec / 1e6);
-    qs_report r = {s->installation, s->run, pid, seq, t, kind, comp, entry, (int)sig, (int)dom,
-                   rec, (int)failed, reason, line};
-    if (!s->store || qs_put(s->store, &r, err, sizeof err) < 0) {
-        if (s->store)
-            logev("store-error %s", err);
-        if (s->npending < (int)(sizeof s->pending / sizeof s->pending[0]))
-            s->pending[s->npending++] = strdup(line);
-        else
-            logev("dropped report=%.200s", line);
-    }
-}
-
-static void store_crash(sup *s, int pid, int seq, int sig) {
-    struct timespec w;
-    clock_gettime(CLOCK_REALTIME, &w);
-    char reason[96], err[512];
-    snprintf(reason, sizeof reason, "the program died of SIG%s", sigabbrev_np(sig));
-    qs_report r = {s->installation, s->run, pid, seq, (int64_t)w.tv_sec * 1000000000 + w.tv_nsec,
-                   "host-crash", "", "", sig, 0, 0, 0, reason, NULL};
-    if (s->store && qs_put(s->store, &r, err, sizeof err) < 0)
-        logev("store-error %s", err);
-}
-
-/* Reports held while the store could not take them: try again. */
-static void retry_pending(sup *s) {
-    if (!s->npending)
-        return;
-    char err[512];
-    if (!s->store && !(s->store = qs_open(s->store_path, 0, err, sizeof err)))
-        return;
-    int n = s->npending;
-    char *lines[64];
-    memcpy(lines, s->pending, sizeof lines);
-    s->npending = 0;
-    for (int i = 0; i < n; i++) {
-        store_line(s, s->pid, lines[i]);
-        free(lines[i]);
-    }
-}
-
 static int finish(sup *s, int code) {
-    retry_pending(s);
-    for (int i = 0; i < s->npending; i++) {
-        logev("dropped report=%.200s", s->pending[i]);
-        free(s->pending[i]);
+    tick(s);
+    for (int i = 0; i < s->nold; i++) {
+        if (s->spool_ok)
+            logev("held spool=%s/%s (the next quarantine run with this store stores it)",
+                  s->spool_dir, qs_spool_name(s->old[i]));
+        else
+            logev("unstored spool=%s/%s (no store could take it; the records stay there)",
+                  s->spool_dir, qs_spool_name(s->old[i]));
+        qs_spool_close(s->old[i]);
     }
     qs_close(s->store);
     return code;
@@ -242,10 +305,30 @@ static const char *default_store(char *buf, size_t len) {
     return buf;
 }
 
+/* Spool files live beside the store (`STORE.spool/`), so a later supervisor
+ * finds what an earlier one left; when that folder cannot be made, in a
+ * private temporary one, said. */
+static void spool_dir(sup *s) {
+    snprintf(s->spool_dir, sizeof s->spool_dir, "%s.spool", s->store_path);
+    if (mkdir(s->spool_dir, 0700) == 0 || errno == EEXIST) {
+        s->spool_ok = 1;
+        return;
+    }
+    int e = errno;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(s->spool_dir, sizeof s->spool_dir, "%s/quarantine-spool-XXXXXX",
+             tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(s->spool_dir))
+        s->spool_dir[0] = 0;
+    logev("spool-error cannot make %s.spool: %s; spooling in %s", s->store_path, strerror(e),
+          s->spool_dir[0] ? s->spool_dir : "(nowhere)");
+}
+
 int qtn_cli_run(int argc, char **argv) {
     int max_restarts = 5, backoff_ms = 100;
-    double window = 60;
+    double window = 60, stats_s = -1;
     static sup S;
+    S.stats_ms = -1;
     char defstore[4200];
     int i = 1;
     for (; i < argc; i++) {
@@ -265,6 +348,11 @@ int qtn_cli_run(int argc, char **argv) {
             window = strtod(argv[++i], &end);
         else if (i + 1 < argc && !strcmp(a, "--backoff-ms"))
             backoff_ms = (int)strtol(argv[++i], &end, 10);
+        else if (!strcmp(a, "--keep-spool")) {
+            S.keep_spool = 1;
+            continue;
+        } else if (i + 1 < argc && !strcmp(a, "--stats-interval"))
+            stats_s = strtod(argv[++i], &end);
         else if (i + 1 < argc && !strcmp(a, "--store")) {
             S.store_path = argv[++i];
             continue;
@@ -275,7 +363,8 @@ int qtn_cli_run(int argc, char **argv) {
             fprintf(stderr, "quarantine: run: unknown option '%s' (try quarantine run --help)\n", a);
             return QTN_EXIT_USAGE;
         }
-        if (*end || max_restarts < 0 || window <= 0 || backoff_ms < 0) {
+        if (*end || max_restarts < 0 || window <= 0 || backoff_ms < 0 ||
+            (!strcmp(a, "--stats-interval") && (stats_s < 0 || stats_s > 86400))) {
             fprintf(stderr, "quarantine: run: %s needs a non-negative number, not '%s'\n", a,
                     argv[i]);
             return QTN_EXIT_USAGE;
@@ -286,23 +375,18 @@ int qtn_cli_run(int argc, char **argv) {
         return QTN_EXIT_USAGE;
     }
     char **prog = argv + i;
+    if (stats_s >= 0)
+        S.stats_ms = (int)(stats_s * 1000);
     if (!S.installation[0] && gethostname(S.installation, sizeof S.installation - 1))
         strcpy(S.installation, "unknown");
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    snprintf(S.run, sizeof S.run, "%lld-%d", (long long)now.tv_sec, (int)getpid());
+    snprintf(S.run, sizeof S.run, "%lld.%09ld-%d", (long long)now.tv_sec, now.tv_nsec,
+             (int)getpid());
     if (!S.store_path)
         S.store_path = default_store(defstore, sizeof defstore);
-    char serr[512];
-    S.store = qs_open(S.store_path, 0, serr, sizeof serr);
-    if (!S.store) /* the program runs all the same; reports wait in memory */
-        logev("store-error %s", serr);
-    int rp[2];
-    if (pipe2(rp, O_CLOEXEC) < 0) {
-        fprintf(stderr, "quarantine: run: pipe: %s\n", strerror(errno));
-        return QTN_EXIT_OUTPUT;
-    }
-    fcntl(rp[0], F_SETFL, O_NONBLOCK);
+    store(&S); /* said now if it cannot be opened; the program runs all the same */
+    spool_dir(&S);
     sigset_t mask, old;
     sigemptyset(&mask);
     sigaddset(&mask, SIGCHLD);
@@ -311,21 +395,26 @@ int qtn_cli_run(int argc, char **argv) {
     sigaddset(&mask, SIGHUP);
     sigprocmask(SIG_BLOCK, &mask, &old);
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+    /* a write to a spool file wakes the loop at once */
+    int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (ifd >= 0 && S.spool_dir[0])
+        inotify_add_watch(ifd, S.spool_dir, IN_MODIFY);
     double *crashes = calloc((size_t)max_restarts + 1, sizeof *crashes);
     int ncrash = 0, delay = backoff_ms, stopping = 0;
-    static char buf[65536];
-    size_t blen = 0;
-    pid_t pid = start(prog, rp[1], &old);
-    S.pid = (int)pid;
+    tick(&S); /* what earlier supervisors left */
+    pid_t pid = start(&S, prog, &old);
     logev("start pid=%d program=%s store=%s", (int)pid, prog[0], S.store_path);
     double started = now_s();
     for (;;) {
-        struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = rp[0], .events = POLLIN}};
-        if (poll(p, 2, -1) < 0 && errno != EINTR)
+        struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = ifd, .events = POLLIN}};
+        if (poll(p, 2, 1000) < 0 && errno != EINTR)
             break;
-        if (p[1].revents & POLLIN)
-            relay(rp[0], buf, &blen, sizeof buf, &S, S.pid);
-        retry_pending(&S);
+        if (p[1].revents & POLLIN) {
+            char ev[4096];
+            while (read(ifd, ev, sizeof ev) > 0)
+                ;
+        }
+        tick(&S);
         if (!(p[0].revents & POLLIN))
             continue;
         struct signalfd_siginfo si;
@@ -345,14 +434,15 @@ int qtn_cli_run(int argc, char **argv) {
         while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
             if (w != pid)
                 continue; /* an orphan we adopted: nothing to do */
-            relay(rp[0], buf, &blen, sizeof buf, &S, S.pid); /* its last reports */
             if (WIFEXITED(st)) {
+                ended(&S, (int)pid, st);
                 logev("exit pid=%d status=%d", (int)pid, WEXITSTATUS(st));
                 free(crashes);
                 return finish(&S, WEXITSTATUS(st));
             }
             int sig = WTERMSIG(st);
             if (stopping) {
+                ended(&S, (int)pid, 0); /* stopped as asked: not a crash */
                 logev("stopped pid=%d signal=SIG%s", (int)pid, sigabbrev_np(sig));
                 free(crashes);
                 return finish(&S, 128 + stopping);
@@ -365,7 +455,7 @@ int qtn_cli_run(int argc, char **argv) {
                 recent += t - crashes[k] <= window;
             logev("crash pid=%d signal=SIG%s restarts=%d", (int)pid, sigabbrev_np(sig),
                   recent);
-            store_crash(&S, (int)pid, ncrash + 1, sig);
+            ended(&S, (int)pid, st);
             if (recent >= max_restarts) {
                 logev("give-up restarts=%d window=%gs", recent, window);
                 fprintf(stderr, "quarantine: run: %s crashed %d times within %g s: not "
@@ -382,12 +472,11 @@ int qtn_cli_run(int argc, char **argv) {
             struct timespec d = {delay / 1000, (long)(delay % 1000) * 1000000};
             nanosleep(&d, NULL);
             delay = delay * 2 > 5000 ? 5000 : delay * 2;
-            pid = start(prog, rp[1], &old);
-            S.pid = (int)pid;
+            pid = start(&S, prog, &old);
             started = now_s();
             logev("start pid=%d program=%s", (int)pid, prog[0]);
         }
     }
     free(crashes);
-    return QTN_EXIT_OUTPUT;
+    return finish(&S, QTN_EXIT_OUTPUT);
 }

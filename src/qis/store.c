@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "store.h"
 
@@ -22,6 +23,25 @@ static const char *const migrations[] = {
     " reason TEXT NOT NULL, json TEXT,"
     " UNIQUE (installation, run, pid, kind, seq));"
     "CREATE INDEX IF NOT EXISTS reports_time ON reports (time_ns);",
+    /* 2: tags, backtraces, blame, statistics, spool files */
+    "ALTER TABLE reports ADD COLUMN build_id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE reports ADD COLUMN plan TEXT NOT NULL DEFAULT '';"
+    "CREATE TABLE report_frames ("
+    " report_id INTEGER NOT NULL REFERENCES reports (id), n INTEGER NOT NULL,"
+    " addr TEXT NOT NULL, symbol TEXT NOT NULL, component TEXT NOT NULL,"
+    " PRIMARY KEY (report_id, n));"
+    "CREATE TABLE report_blame ("
+    " report_id INTEGER NOT NULL REFERENCES reports (id), component TEXT NOT NULL,"
+    " share REAL NOT NULL, PRIMARY KEY (report_id, component));"
+    "CREATE TABLE stats ("
+    " id INTEGER PRIMARY KEY,"
+    " installation TEXT NOT NULL, run TEXT NOT NULL, pid INTEGER NOT NULL,"
+    " time_ns INTEGER NOT NULL, build_id TEXT NOT NULL, plan TEXT NOT NULL,"
+    " component TEXT NOT NULL, domain INTEGER NOT NULL, calls INTEGER NOT NULL,"
+    " crossings INTEGER NOT NULL, cross_ns INTEGER NOT NULL, faults INTEGER NOT NULL,"
+    " UNIQUE (installation, run, pid, time_ns, component));"
+    "CREATE INDEX stats_time ON stats (time_ns);"
+    "CREATE TABLE spools (name TEXT PRIMARY KEY, done_bytes INTEGER NOT NULL);",
 };
 
 static int fail(char *err, size_t len, const char *path, const char *what, const char *why) {
@@ -54,6 +74,11 @@ qs_store *qs_open(const char *path, int readonly, char *err, size_t len) {
     if (!s)
         return NULL;
     s->path = strdup(path);
+    if (!readonly && access(path, F_OK) == 0 && access(path, W_OK) != 0) {
+        fail(err, len, path, "cannot write", "the file is read-only");
+        qs_close(s);
+        return NULL;
+    }
     int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
         fail(err, len, path, "cannot open", s->db ? sqlite3_errmsg(s->db) : "out of memory");
@@ -86,8 +111,18 @@ qs_store *qs_open(const char *path, int readonly, char *err, size_t len) {
         }
         return s;
     }
-    if (exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", err, len, "setting up") ||
-        exec(s, "BEGIN IMMEDIATE", err, len, "migrating")) {
+    if (sqlite3_db_readonly(s->db, "main") == 1) {
+        fail(err, len, path, "cannot write", "the file (or its folder) is read-only");
+        qs_close(s);
+        return NULL;
+    }
+    if (exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", err, len, "setting up"))  {
+        qs_close(s);
+        return NULL;
+    }
+    if (v == known)
+        return s;
+    if (exec(s, "BEGIN IMMEDIATE", err, len, "migrating")) {
         qs_close(s);
         return NULL;
     }
@@ -114,13 +149,83 @@ void qs_close(qs_store *s) {
     free(s);
 }
 
+void qs_busy_ms(qs_store *s, int ms) {
+    sqlite3_busy_timeout(s->db, ms);
+}
+
+int qs_begin(qs_store *s, char *err, size_t len) {
+    return exec(s, "BEGIN IMMEDIATE", err, len, "cannot write");
+}
+
+int qs_commit(qs_store *s, char *err, size_t len) {
+    if (exec(s, "COMMIT", err, len, "cannot write")) {
+        qs_rollback(s);
+        return -1;
+    }
+    return 0;
+}
+
+void qs_rollback(qs_store *s) {
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* Runs one prepared statement with its parameters bound by the caller. */
+static int step(qs_store *s, sqlite3_stmt *st, char *err, size_t len, const char *what) {
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return fail(err, len, s->path, what, sqlite3_errmsg(s->db));
+    return 0;
+}
+
+static sqlite3_stmt *prep(qs_store *s, const char *sql, char *err, size_t len, const char *what) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        fail(err, len, s->path, what, sqlite3_errmsg(s->db));
+        return NULL;
+    }
+    return st;
+}
+
+static int put_details(qs_store *s, const qs_report *r, sqlite3_int64 id, char *err, size_t len) {
+    for (int i = 0; i < r->nframes; i++) {
+        sqlite3_stmt *st = prep(s, "INSERT INTO report_frames (report_id, n, addr, symbol, component)"
+                                   " VALUES (?,?,?,?,?)", err, len, "cannot store a report");
+        if (!st)
+            return -1;
+        char addr[24];
+        snprintf(addr, sizeof addr, "0x%llx", (unsigned long long)r->frames[i].addr);
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int(st, 2, i);
+        sqlite3_bind_text(st, 3, addr, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 4, r->frames[i].symbol, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, r->frames[i].component, -1, SQLITE_STATIC);
+        if (step(s, st, err, len, "cannot store a report"))
+            return -1;
+    }
+    for (int i = 0; i < r->nblame; i++) {
+        sqlite3_stmt *st = prep(s, "INSERT INTO report_blame (report_id, component, share)"
+                                   " VALUES (?,?,?)", err, len, "cannot store a report");
+        if (!st)
+            return -1;
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_text(st, 2, r->blame[i].component, -1, SQLITE_STATIC);
+        sqlite3_bind_double(st, 3, r->blame[i].share);
+        if (step(s, st, err, len, "cannot store a report"))
+            return -1;
+    }
+    return 0;
+}
+
 int qs_put(qs_store *s, const qs_report *r, char *err, size_t len) {
-    sqlite3_stmt *st;
     const char *sql = "INSERT OR IGNORE INTO reports (installation, run, pid, seq, time_ns, kind,"
-                      " component, entry, signal, domain, recovery_ns, calls_failed, reason, json)"
-                      " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return fail(err, len, s->path, "cannot store a report", sqlite3_errmsg(s->db));
+                      " component, entry, signal, domain, recovery_ns, calls_failed, reason, json,"
+                      " build_id, plan) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    if (exec(s, "SAVEPOINT put", err, len, "cannot store a report"))
+        return -1;
+    sqlite3_stmt *st = prep(s, sql, err, len, "cannot store a report");
+    if (!st)
+        goto undo;
     sqlite3_bind_text(st, 1, r->installation, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, r->run, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 3, r->pid);
@@ -138,13 +243,76 @@ int qs_put(qs_store *s, const qs_report *r, char *err, size_t len) {
         sqlite3_bind_text(st, 14, r->json, -1, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, 14);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return fail(err, len, s->path, "cannot store a report", sqlite3_errmsg(s->db));
+    sqlite3_bind_text(st, 15, r->build_id ? r->build_id : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 16, r->plan ? r->plan : "", -1, SQLITE_STATIC);
+    if (step(s, st, err, len, "cannot store a report"))
+        goto undo;
+    int added = sqlite3_changes(s->db) ? 1 : 0;
+    if (added && put_details(s, r, sqlite3_last_insert_rowid(s->db), err, len))
+        goto undo;
+    if (exec(s, "RELEASE put", err, len, "cannot store a report"))
+        goto undo;
+    return added;
+undo:
+    sqlite3_exec(s->db, "ROLLBACK TO put; RELEASE put", NULL, NULL, NULL);
+    return -1;
+}
+
+int qs_put_stat(qs_store *s, const qs_stat *t, char *err, size_t len) {
+    sqlite3_stmt *st = prep(s, "INSERT OR IGNORE INTO stats (installation, run, pid, time_ns,"
+                               " build_id, plan, component, domain, calls, crossings, cross_ns,"
+                               " faults) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                            err, len, "cannot store statistics");
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, t->installation, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, t->run, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, t->pid);
+    sqlite3_bind_int64(st, 4, t->time_ns);
+    sqlite3_bind_text(st, 5, t->build_id ? t->build_id : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, t->plan ? t->plan : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, t->component, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 8, t->domain);
+    sqlite3_bind_int64(st, 9, t->calls);
+    sqlite3_bind_int64(st, 10, t->crossings);
+    sqlite3_bind_int64(st, 11, t->cross_ns);
+    sqlite3_bind_int64(st, 12, t->faults);
+    if (step(s, st, err, len, "cannot store statistics"))
+        return -1;
     return sqlite3_changes(s->db) ? 1 : 0;
 }
 
+int qs_spool_get(qs_store *s, const char *name, int64_t *done, char *err, size_t len) {
+    sqlite3_stmt *st = prep(s, "SELECT done_bytes FROM spools WHERE name = ?", err, len,
+                            "cannot read");
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    *done = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return fail(err, len, s->path, "cannot read", sqlite3_errmsg(s->db));
+    return 0;
+}
+
+int qs_spool_set(qs_store *s, const char *name, int64_t done, char *err, size_t len) {
+    sqlite3_stmt *st = prep(s, "INSERT OR REPLACE INTO spools (name, done_bytes) VALUES (?,?)",
+                            err, len, "cannot write");
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, done);
+    return step(s, st, err, len, "cannot write");
+}
+
+int qs_spool_forget(qs_store *s, const char *name, char *err, size_t len) {
+    sqlite3_stmt *st = prep(s, "DELETE FROM spools WHERE name = ?", err, len, "cannot write");
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    return step(s, st, err, len, "cannot write");
+}
 static void json_str(FILE *o, const char *s) {
     fputc('"', o);
     for (; s && *s; s++) {
@@ -159,84 +327,256 @@ static void json_str(FILE *o, const char *s) {
     fputc('"', o);
 }
 
-int qs_print(qs_store *s, FILE *o, int json, int64_t since_ns, int latest, char *err,
-             size_t len) {
-    const char *tsql =
-        "SELECT CASE WHEN component = '' THEN '(unknown)' ELSE component END AS c,"
-        " SUM(kind <> 'host-crash'), SUM(kind = 'host-crash'), SUM(calls_failed),"
-        " AVG(CASE WHEN kind <> 'host-crash' AND recovery_ns > 0 THEN recovery_ns END),"
-        " MAX(CASE WHEN kind <> 'host-crash' THEN recovery_ns END)"
-        " FROM reports WHERE time_ns >= ? GROUP BY c ORDER BY COUNT(*) DESC, c";
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, tsql, -1, &st, NULL) != SQLITE_OK)
-        return fail(err, len, s->path, "cannot read", sqlite3_errmsg(s->db));
-    sqlite3_bind_int64(st, 1, since_ns);
-    if (json)
-        fputs("{\"components\":[", o);
-    else
-        fprintf(o, "%-16s %14s %13s %12s %14s %13s\n", "component", "domain faults",
-                "host crashes", "calls failed", "recovery mean", "recovery max");
+/* ---- the report ------------------------------------------------------------- */
+
+typedef struct crow {
+    char name[64];
+    int domain;                   /* -1: no statistics */
+    long long calls, crossings;
+    long long faults, failed;     /* faults of its domain while isolated */
+    double rec_mean, rec_max;     /* ns */
+    double blamed;                /* host crashes, shares summed */
+} crow;
+
+typedef struct ctab {
+    crow *rows;
+    int n, cap;
+} ctab;
+
+static crow *row(ctab *t, const char *name) {
+    for (int i = 0; i < t->n; i++)
+        if (!strcmp(t->rows[i].name, name))
+            return &t->rows[i];
+    if (t->n == t->cap) {
+        int cap = t->cap ? 2 * t->cap : 16;
+        crow *r = realloc(t->rows, (size_t)cap * sizeof *r);
+        if (!r)
+            return NULL;
+        t->rows = r;
+        t->cap = cap;
+    }
+    crow *r = &t->rows[t->n++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->name, sizeof r->name, "%s", name);
+    r->domain = -1;
+    return r;
+}
+
+static const char *text(sqlite3_stmt *st, int col) {
+    const char *v = (const char *)sqlite3_column_text(st, col);
+    return v ? v : "";
+}
+
+/* Runs a query with the time bound as parameter 1, handing each row to fn. */
+static int each(qs_store *s, const char *sql, int64_t since, void (*fn)(ctab *, sqlite3_stmt *),
+                ctab *t, char *err, size_t len) {
+    sqlite3_stmt *st = prep(s, sql, err, len, "cannot read");
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, since);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        fn(t, st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : fail(err, len, s->path, "cannot read", sqlite3_errmsg(s->db));
+}
+
+static void on_stats(ctab *t, sqlite3_stmt *st) {
+    crow *r = row(t, text(st, 0));
+    if (r) {
+        r->calls = sqlite3_column_int64(st, 1);
+        r->crossings = sqlite3_column_int64(st, 2);
+    }
+}
+
+static void on_where(ctab *t, sqlite3_stmt *st) {
+    crow *r = row(t, text(st, 0));
+    if (r)
+        r->domain = sqlite3_column_int(st, 1);
+}
+
+static void on_faults(ctab *t, sqlite3_stmt *st) {
+    crow *r = row(t, *text(st, 0) ? text(st, 0) : "(unknown)");
+    if (r) {
+        r->faults = sqlite3_column_int64(st, 1);
+        r->failed = sqlite3_column_int64(st, 2);
+        r->rec_mean = sqlite3_column_double(st, 3);
+        r->rec_max = sqlite3_column_double(st, 4);
+    }
+}
+
+static void on_blame(ctab *t, sqlite3_stmt *st) {
+    crow *r = row(t, text(st, 0));
+    if (r)
+        r->blamed = sqlite3_column_double(st, 1);
+}
+
+/* Per component: totals of each process's last snapshot, where the newest
+ * snapshot puts it, its domain's faults, and its share of host crashes. */
+static int table(qs_store *s, int64_t since, ctab *t, long long *host, char *err, size_t len) {
+    if (each(s, "SELECT component, SUM(calls), SUM(crossings) FROM stats s WHERE time_ns >= ?"
+                " AND time_ns = (SELECT MAX(time_ns) FROM stats l WHERE l.installation ="
+                " s.installation AND l.run = s.run AND l.pid = s.pid AND l.component ="
+                " s.component) GROUP BY component ORDER BY component",
+             since, on_stats, t, err, len) ||
+        each(s, "SELECT component, domain FROM stats s WHERE time_ns >= ? AND time_ns ="
+                " (SELECT MAX(time_ns) FROM stats l WHERE l.component = s.component)",
+             since, on_where, t, err, len) ||
+        each(s, "SELECT component, COUNT(*), SUM(calls_failed),"
+                " AVG(CASE WHEN recovery_ns > 0 THEN recovery_ns END), MAX(recovery_ns)"
+                " FROM reports WHERE kind <> 'host-crash' AND time_ns >= ? GROUP BY component",
+             since, on_faults, t, err, len) ||
+        each(s, "SELECT b.component, SUM(b.share) FROM report_blame b JOIN reports r"
+                " ON r.id = b.report_id WHERE r.kind = 'host-crash' AND r.time_ns >= ?"
+                " GROUP BY b.component",
+             since, on_blame, t, err, len))
+        return -1;
+    sqlite3_stmt *st = prep(s, "SELECT COUNT(*) FROM reports WHERE kind = 'host-crash' AND"
+                               " time_ns >= ?", err, len, "cannot read");
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, since);
+    *host = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static void print_table(FILE *o, const ctab *t, long long host) {
+    fprintf(o, "%-16s %-9s %10s %10s %8s %16s %10s %10s\n", "component", "plan", "calls",
+            "crossings", "faults", "host crashes", "recovery", "max");
+    fprintf(o, "%-16s %-9s %10s %10s %8s %16s %10s %10s\n", "", "", "", "", "isolated",
+            "blamed (share)", "mean", "");
+    for (int i = 0; i < t->n; i++) {
+        const crow *r = &t->rows[i];
+        char where[24], blame[40], mean[24], max[24];
+        if (r->domain < 0)
+            snprintf(where, sizeof where, "-");
+        else if (r->domain == 0)
+            snprintf(where, sizeof where, "host");
+        else
+            snprintf(where, sizeof where, "domain %d", r->domain);
+        snprintf(blame, sizeof blame, "%.2f (%.0f%%)", r->blamed,
+                 host ? 100.0 * r->blamed / (double)host : 0.0);
+        snprintf(mean, sizeof mean, r->faults ? "%.2f ms" : "-", r->rec_mean / 1e6);
+        snprintf(max, sizeof max, r->faults ? "%.2f ms" : "-", r->rec_max / 1e6);
+        fprintf(o, "%-16s %-9s %10lld %10lld %8lld %16s %10s %10s\n", r->name, where, r->calls,
+                r->crossings, r->faults, blame, mean, max);
+    }
+    if (!t->n)
+        fputs("(nothing recorded yet)\n", o);
+    fprintf(o, "host crashes: %lld\n", host);
+}
+
+static void json_table(FILE *o, const ctab *t, long long host) {
+    fputs("{\"components\":[", o);
+    for (int i = 0; i < t->n; i++) {
+        const crow *r = &t->rows[i];
+        fprintf(o, "%s{\"component\":", i ? "," : "");
+        json_str(o, r->name);
+        fprintf(o, ",\"domain\":%d,\"calls\":%lld,\"crossings\":%lld,\"domain_faults\":%lld,"
+                   "\"calls_failed\":%lld,\"host_crashes_blamed\":%.4f,\"blame_fraction\":%.4f,"
+                   "\"recovery_ms_mean\":%.3f,\"recovery_ms_max\":%.3f}",
+                r->domain, r->calls, r->crossings, r->faults, r->failed, r->blamed,
+                host ? r->blamed / (double)host : 0.0, r->rec_mean / 1e6, r->rec_max / 1e6);
+    }
+    fprintf(o, "],\"host_crashes\":%lld", host);
+}
+
+/* The backtrace of report `id`: printed, or as a JSON array. */
+static int frames(qs_store *s, sqlite3_int64 id, FILE *o, int json, char *err, size_t len) {
+    sqlite3_stmt *st = prep(s, "SELECT addr, symbol, component FROM report_frames"
+                               " WHERE report_id = ? ORDER BY n", err, len, "cannot read");
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
     int n = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *c = (const char *)sqlite3_column_text(st, 0);
-        long long df = sqlite3_column_int64(st, 1), hc = sqlite3_column_int64(st, 2),
-                  cf = sqlite3_column_int64(st, 3);
-        double mean = sqlite3_column_double(st, 4) / 1e6, max = sqlite3_column_double(st, 5) / 1e6;
         if (json) {
-            fprintf(o, "%s{\"component\":", n ? "," : "");
-            json_str(o, c);
-            fprintf(o, ",\"domain_faults\":%lld,\"host_crashes\":%lld,\"calls_failed\":%lld,"
-                       "\"recovery_ms_mean\":%.3f,\"recovery_ms_max\":%.3f}",
-                    df, hc, cf, mean, max);
-        } else {
-            fprintf(o, "%-16s %14lld %13lld %12lld %11.2f ms %10.2f ms\n", c, df, hc, cf, mean,
-                    max);
+            fputs(n ? ",{\"addr\":" : "{\"addr\":", o);
+            json_str(o, text(st, 0));
+            fputs(",\"symbol\":", o);
+            json_str(o, text(st, 1));
+            fputs(",\"component\":", o);
+            json_str(o, text(st, 2));
+            fputc('}', o);
+        } else if (n < 12) {
+            fprintf(o, "      #%-2d %-18s %s%s%s%s\n", n, text(st, 0), text(st, 1),
+                    *text(st, 2) ? "  [" : "", text(st, 2), *text(st, 2) ? "]" : "");
         }
         n++;
     }
+    if (!json && n > 12)
+        fprintf(o, "      ... %d more\n", n - 12);
     sqlite3_finalize(st);
-    const char *rsql = "SELECT time_ns, kind, component, entry, signal, domain, pid, reason, json"
-                       " FROM reports WHERE time_ns >= ? ORDER BY time_ns DESC, id DESC LIMIT ?";
-    if (sqlite3_prepare_v2(s->db, rsql, -1, &st, NULL) != SQLITE_OK)
-        return fail(err, len, s->path, "cannot read", sqlite3_errmsg(s->db));
+    return 0;
+}
+
+int qs_print(qs_store *s, FILE *o, int json, int64_t since_ns, int latest, char *err,
+             size_t len) {
+    ctab t = {0};
+    long long host = 0;
+    int r = table(s, since_ns, &t, &host, err, len);
+    if (!r) {
+        if (json)
+            json_table(o, &t, host);
+        else
+            print_table(o, &t, host);
+    }
+    free(t.rows);
+    if (r)
+        return -1;
+    sqlite3_stmt *st = prep(s, "SELECT id, time_ns, kind, component, entry, signal, domain, pid,"
+                               " reason, build_id, plan FROM reports WHERE time_ns >= ?"
+                               " ORDER BY time_ns DESC, id DESC LIMIT ?", err, len, "cannot read");
+    if (!st)
+        return -1;
     sqlite3_bind_int64(st, 1, since_ns);
     sqlite3_bind_int(st, 2, latest);
-    if (json)
-        fputs("],\"latest\":[", o);
-    else
-        fprintf(o, "%s\nlatest reports:\n", n ? "" : "(no faults recorded)\n");
-    n = 0;
+    fputs(json ? ",\"latest\":[" : "\nlatest reports:\n", o);
+    int n = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
-        long long t = sqlite3_column_int64(st, 0);
-        const char *kind = (const char *)sqlite3_column_text(st, 1);
-        const char *comp = (const char *)sqlite3_column_text(st, 2);
-        const char *entry = (const char *)sqlite3_column_text(st, 3);
-        const char *reason = (const char *)sqlite3_column_text(st, 7);
-        const char *js = (const char *)sqlite3_column_text(st, 8);
+        sqlite3_int64 id = sqlite3_column_int64(st, 0);
+        long long t_ns = sqlite3_column_int64(st, 1);
+        const char *kind = text(st, 2), *comp = text(st, 3), *entry = text(st, 4);
         if (json) {
-            fprintf(o, "%s", n ? "," : "");
-            if (js)
-                fputs(js, o); /* stored as the runtime wrote it */
-            else {
-                fprintf(o, "{\"time_ns\":%lld,\"kind\":", t);
-                json_str(o, kind);
-                fputs(",\"reason\":", o);
-                json_str(o, reason);
-                fputc('}', o);
-            }
+            fprintf(o, "%s{\"time_ns\":%lld,\"kind\":", n ? "," : "", t_ns);
+            json_str(o, kind);
+            fputs(",\"component\":", o);
+            json_str(o, comp);
+            fputs(",\"entry\":", o);
+            json_str(o, entry);
+            fprintf(o, ",\"signal\":%d,\"domain\":%d,\"pid\":%d,\"reason\":",
+                    sqlite3_column_int(st, 5), sqlite3_column_int(st, 6),
+                    sqlite3_column_int(st, 7));
+            json_str(o, text(st, 8));
+            fputs(",\"build_id\":", o);
+            json_str(o, text(st, 9));
+            fputs(",\"plan\":", o);
+            json_str(o, text(st, 10));
+            fputs(",\"backtrace\":[", o);
         } else {
-            time_t secs = (time_t)(t / 1000000000);
+            time_t secs = (time_t)(t_ns / 1000000000);
             struct tm tm;
             char when[32];
             gmtime_r(&secs, &tm);
             strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
             fprintf(o, "  %s UTC  %-10s %s%s%s  %s\n", when, kind, *comp ? comp : "-",
-                    *entry ? "." : "", entry, reason);
+                    *entry ? "." : "", entry, text(st, 8));
+            if (*text(st, 10))
+                fprintf(o, "      plan: %s\n", text(st, 10));
         }
+        if (frames(s, id, o, json, err, len)) {
+            sqlite3_finalize(st);
+            return -1;
+        }
+        if (json)
+            fputs("]}", o);
         n++;
     }
     sqlite3_finalize(st);
     if (json)
         fputs("]}\n", o);
+    else if (!n)
+        fputs("  (none)\n", o);
     return 0;
 }

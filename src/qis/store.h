@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "sym.h"
+
 typedef struct qs_store qs_store;
 
 /* One fault: a domain's (from the runtime's JSON report) or the host's (from
@@ -25,22 +27,63 @@ typedef struct qs_report {
     int calls_failed;
     const char *reason;
     const char *json;         /* the report as received, or NULL */
+    const char *build_id;     /* the program's build ("" when unknown) */
+    const char *plan;         /* the plan in force ("" when unknown) */
+    int nframes;              /* the backtrace, innermost first */
+    const qs_frame *frames;
+    int nblame;               /* components blamed, with their shares of 1 */
+    const struct qs_blame {
+        const char *component;
+        double share;
+    } *blame;
 } qs_report;
+
+/* One component's totals in a statistics snapshot of one program process. */
+typedef struct qs_stat {
+    const char *installation, *run;
+    int pid;
+    int64_t time_ns;
+    const char *build_id, *plan;
+    const char *component;
+    int domain; /* where the plan put it: 0 the host */
+    int64_t calls, crossings, cross_ns, faults;
+} qs_stat;
 
 /* Opens (creating, migrating) the store at path. On failure returns NULL
  * and writes why, naming the file, to err. */
 qs_store *qs_open(const char *path, int readonly, char *err, size_t errlen);
 void qs_close(qs_store *s);
 
+/* How long a write waits for another writer before it fails (default 5 s). */
+void qs_busy_ms(qs_store *s, int ms);
+
+/* A transaction (BEGIN IMMEDIATE): what is put between qs_begin and
+ * qs_commit lands together or not at all. Outside one, each put is its own. */
+int qs_begin(qs_store *s, char *err, size_t errlen);
+int qs_commit(qs_store *s, char *err, size_t errlen);
+void qs_rollback(qs_store *s);
+
 /* Stores r durably, once: storing the same report again does nothing.
  * Returns 1 (stored), 0 (already there) or -1 (err says why). */
 int qs_put(qs_store *s, const qs_report *r, char *err, size_t errlen);
 
-/* Prints the per-component table and the latest reports since `since_ns`
- * (CLOCK_REALTIME ns; 0: all), or the same as JSON. Returns 0 or -1. */
+/* Stores one statistics row (once). Returns 1, 0 or -1 as qs_put. */
+int qs_put_stat(qs_store *s, const qs_stat *st, char *err, size_t errlen);
+
+/* How many bytes of spool file `name` are in the store (0 if none), and
+ * setting it; forget when the file is gone. Each returns 0 or -1. */
+int qs_spool_get(qs_store *s, const char *name, int64_t *done, char *err, size_t errlen);
+int qs_spool_set(qs_store *s, const char *name, int64_t done, char *err, size_t errlen);
+int qs_spool_forget(qs_store *s, const char *name, char *err, size_t errlen);
+
+/* Prints the per-component table (calls, crossings, faults while isolated,
+ * host crashes blamed and the blame fraction, recovery times, where the
+ * plan puts it) and the latest reports with their backtraces, since
+ * `since_ns` (CLOCK_REALTIME ns; 0: all), or the same as JSON. Returns 0 or
+ * -1. */
 int qs_print(qs_store *s, FILE *out, int json, int64_t since_ns, int latest, char *err,
              size_t errlen);
 
-#define QS_SCHEMA_VERSION 1
+#define QS_SCHEMA_VERSION 2
 
 #endif

@@ -918,6 +918,7 @@ void qtn_shutdown(void) {
         mon_running = false;
     }
     qtn__report_stop();
+    qtn__crash_uninstall();
     pthread_mutex_lock(&qtn__g.lock);
     for (int d = 1; d <= QTN_DOMAINS_MAX; d++) {
         qtn__dom *dm = &qtn__doms[d];

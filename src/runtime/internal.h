@@ -205,6 +205,7 @@ typedef struct qtn__thread {
     uint64_t top;      /* first free window offset */
     uint32_t plan_gen; /* plan generation its direct flags follow */
     uint32_t dn;       /* frames on dst */
+    void *altstack;    /* host: the crash handler's stack, if made here */
     struct {
         const qtn_entry *entry;
         uint32_t depth;
@@ -311,6 +312,18 @@ void qtn__comp_ready(const qtn_component *c) QTN__HIDDEN;
 void qtn__report_push(const qtn_report *r) QTN__HIDDEN;
 void qtn__report_symbolize(qtn_report *r) QTN__HIDDEN;
 int qtn__report_start(void) QTN__HIDDEN;
+/* crash.c: the host's crash handler and the records a supervisor reads */
+int qtn__record_write(int fd, const char *json, size_t n) QTN__HIDDEN;
+void qtn__crash_prepare(void) QTN__HIDDEN;
+void qtn__crash_install(int fd) QTN__HIDDEN;
+void qtn__crash_uninstall(void) QTN__HIDDEN;
+void qtn__crash_modules(void) QTN__HIDDEN;
+void qtn__crash_plan(void) QTN__HIDDEN;
+void qtn__crash_thread(void **stack) QTN__HIDDEN;
+void qtn__crash_thread_gone(void *stack) QTN__HIDDEN;
+const char *qtn__build_id(void) QTN__HIDDEN;
+int qtn__hello_write(int fd) QTN__HIDDEN;
+int qtn__stats_write(int fd) QTN__HIDDEN;
 void qtn__report_stop(void) QTN__HIDDEN;
 /* Blames a domain fault on component c (statistics). */
 void qtn__blame(const qtn_component *c, uint64_t recovery_ns) QTN__HIDDEN;

@@ -402,6 +402,8 @@ int qtn_plan_apply(const char *plan, char *err, size_t errlen) {
         r = qtn__plan_apply_locked(want, err, errlen);
 out:
     pthread_mutex_unlock(&qtn__g.lock);
+    if (!r)
+        qtn__crash_plan(); /* the crash handler tells the plan in force */
     return r;
 }
 

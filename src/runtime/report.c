@@ -7,6 +7,7 @@
  * behind, and then the loss is counted and said. */
 #include <elfutils/libdwfl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -255,47 +256,92 @@ void qtn__report_symbolize(qtn_report *r) {
 
 /* ---- the fd writer ------------------------------------------------------------ */
 
-static int write_all(int fd, const char *p, size_t n) {
-    while (n) {
-        ssize_t k = write(fd, p, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0 && errno == EAGAIN) {
-            struct pollfd pf = {.fd = fd, .events = POLLOUT};
-            poll(&pf, 1, 1000);
-            continue;
-        }
-        if (k <= 0)
-            return -1;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
+/* A fault report as a record: its JSON with the record type, the build and
+ * the plan in force put in front. */
+static int write_fault(int fd, const qtn_report *r, char *line, size_t cap) {
+    char plan[1024];
+    qtn_plan_format(plan, sizeof plan);
+    int h = snprintf(line, cap,
+                     "{\"type\":\"fault\",\"host_pid\":%d,\"build_id\":\"%s\",\"plan\":\"%s\",",
+                     (int)getpid(), qtn__build_id(), plan); /* names and numbers: no escapes */
+    if (h < 0 || (size_t)h >= cap)
+        return -1;
+    int n = qtn_report_format(r, line + h - 1, cap - (size_t)h + 1);
+    if (n < 0 || (size_t)n >= cap - (size_t)h + 1)
+        return -1;
+    line[h - 1] = ','; /* the report's own opening brace */
+    return qtn__record_write(fd, line, (size_t)(h - 1 + n));
 }
 
+static uint32_t stats_ms(void) {
+    const char *s = getenv("QTN_STATS_MS");
+    if (!s || !*s)
+        return 10000;
+    char *end;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*end || v > 86400000ul) {
+        qtn__warn("ignoring QTN_STATS_MS=%s: not a number of milliseconds", s);
+        return 10000;
+    }
+    return (uint32_t)v;
+}
+
+/* The writer: reports as they come, a statistics snapshot every
+ * QTN_STATS_MS (10 s; 0: only the last one, at shutdown), each record
+ * synced to disk before the next is taken (the supervisor counts on what it
+ * finds in the file). */
 static void *write_reports(void *arg) {
     (void)arg;
-    char line[8192];
+    static char line[16384];
+    uint32_t every = stats_ms();
+    uint64_t next_stats = qtn__now_ns() + (uint64_t)every * 1000000u;
     pthread_mutex_lock(&lock);
     for (;;) {
-        while (!writer_stop && fd_next > made)
-            pthread_cond_wait(&cv, &lock);
-        if (writer_stop && fd_next > made)
-            break;
+        while (!writer_stop && fd_next > made) {
+            if (!every) {
+                pthread_cond_wait(&cv, &lock);
+                continue;
+            }
+            uint64_t now = qtn__now_ns();
+            if (now >= next_stats)
+                break;
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            uint64_t left = next_stats - now;
+            until.tv_sec += (time_t)(left / 1000000000u);
+            until.tv_nsec += (long)(left % 1000000000u);
+            if (until.tv_nsec >= 1000000000) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&cv, &lock, &until);
+        }
+        int fd = out_fd;
+        if (fd_next > made) { /* a snapshot is due, or the last one */
+            pthread_mutex_unlock(&lock);
+            if (fd >= 0) {
+                qtn__crash_modules();
+                if (qtn__stats_write(fd) == 0)
+                    fdatasync(fd);
+            }
+            next_stats = qtn__now_ns() + (uint64_t)every * 1000000u;
+            pthread_mutex_lock(&lock);
+            if (writer_stop && fd_next > made)
+                break;
+            continue;
+        }
         qtn_report r = ring[(fd_next - 1) % QTN__REPORTS];
         uint64_t lost = dropped;
-        int fd = out_fd;
         fd_next++;
         pthread_mutex_unlock(&lock);
-        int n = qtn_report_format(&r, line, sizeof line - 1);
-        if (n > (int)sizeof line - 2)
-            n = (int)sizeof line - 2;
-        line[n++] = '\n';
-        int w = fd >= 0 ? write_all(fd, line, (size_t)n) : 0;
+        int w = fd >= 0 ? write_fault(fd, &r, line, sizeof line) : 0;
         if (!w && lost) {
-            n = snprintf(line, sizeof line, "{\"dropped\":%llu}\n", (unsigned long long)lost);
-            write_all(fd, line, (size_t)n);
+            int n = snprintf(line, sizeof line, "{\"type\":\"dropped\",\"pid\":%d,\"dropped\":%llu}",
+                             (int)getpid(), (unsigned long long)lost);
+            w = qtn__record_write(fd, line, (size_t)n);
         }
+        if (!w && fd >= 0)
+            fdatasync(fd);
         pthread_mutex_lock(&lock);
         if (w) {
             qtn__warn("cannot write fault reports to fd %d: %s; they stay in the queue", fd,
@@ -325,17 +371,30 @@ int qtn_report_to_fd(int fd) {
     return r;
 }
 
+static void final_stats(void) {
+    if (getpid() == qtn__g.host_pid) /* not in a domain that called exit() */
+        qtn__report_stop();
+}
+
+/* Starts writing to $QTN_REPORT_FD (the spool file of `quarantine run`).
+ * Returns that fd, or -1 when there is none. */
 int qtn__report_start(void) {
     const char *s = getenv("QTN_REPORT_FD");
     if (!s || !*s)
-        return 0;
+        return -1;
     char *end;
     long fd = strtol(s, &end, 10);
-    if (*end || fd < 0 || fd > 1 << 20) {
-        qtn__warn("ignoring QTN_REPORT_FD=%s: not a file descriptor", s);
-        return 0;
+    if (*end || fd < 0 || fd > 1 << 20 || fcntl((int)fd, F_GETFD) < 0) {
+        qtn__warn("ignoring QTN_REPORT_FD=%s: not an open file descriptor", s);
+        return -1;
     }
-    return qtn_report_to_fd((int)fd);
+    fcntl((int)fd, F_SETFD, FD_CLOEXEC); /* programs it starts do not hold it */
+    static bool registered;
+    if (!registered && atexit(final_stats) == 0)
+        registered = true;
+    if (qtn__hello_write((int)fd) == 0) /* qtn_init holds the lock */
+        fdatasync((int)fd);
+    return qtn_report_to_fd((int)fd) ? -1 : (int)fd;
 }
 
 void qtn__report_stop(void) {

@@ -133,17 +133,26 @@ int qtn_init(const qtn_config *cfg) {
         qtn__zygote_stop();
         goto out;
     }
-    qtn__report_start();
+    qtn__crash_prepare();
+    int rfd = qtn__report_start();
     qtn__g.inited = true;
+    pthread_mutex_unlock(&qtn__g.lock);
+    const char *ch = getenv("QTN_CRASH_HANDLER");
+    if (!ch || strcmp(ch, "0")) { /* after the zygote: domains have their own */
+        static void *main_stack;
+        qtn__crash_install(rfd);
+        if (!main_stack)
+            qtn__crash_thread(&main_stack);
+    }
     const char *plan = cfg && cfg->plan ? cfg->plan : getenv("QTN_PLAN");
     if (plan && *plan) {
         char err[256];
-        pthread_mutex_unlock(&qtn__g.lock);
         r = qtn_plan_apply(plan, err, sizeof err);
         if (r)
             qtn__warn("%s", err);
         return r == QTN_ENOENT ? QTN_EPLAN : r;
     }
+    return 0;
 out:
     pthread_mutex_unlock(&qtn__g.lock);
     return r;

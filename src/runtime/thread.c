@@ -45,6 +45,7 @@ static void thread_gone(void *p) {
     pthread_mutex_unlock(&qtn__g.lock);
     for (int d = 0; d <= QTN_DOMAINS_MAX; d++)
         free(t->hst[d]);
+    qtn__crash_thread_gone(t->altstack);
     free(t);
     tself = NULL;
 }
@@ -64,6 +65,8 @@ qtn__thread *qtn__self_thread(void) {
     t->tdirect = qtn__tdirect;
     t->tcalls = qtn__tcalls;
     t->serving = -1;
+    if (qtn__g.self == QTN_DOMAIN_HOST && qtn__g.inited)
+        qtn__crash_thread(&t->altstack);
     for (int d = 0; d <= QTN_DOMAINS_MAX; d++)
         t->chan[d] = -1;
     pthread_mutex_lock(&qtn__g.lock);

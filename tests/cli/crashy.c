@@ -3,11 +3,14 @@
  *   crashy crash-until F K   crashes (SIGSEGV) until it has run K times (counted in F)
  *   crashy always-crash      crashes every time
  *   crashy wait              waits for a signal (SIGTERM ends it)
- *   crashy isolated-fault    crashes an isolated component, carries on, exits 0 */
+ *   crashy isolated-fault    crashes an isolated component, carries on, exits 0
+ *   crashy faults N MS       crashes an isolated component N times, MS ms apart,
+ *                            then exits 0 (SIGTERM ends it earlier) */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fx.h"
@@ -62,6 +65,21 @@ int main(int argc, char **argv) {
         int ok = fx_ok(1);
         qtn_shutdown(); /* writes the queued reports first */
         return r == -1 && ok == 2 ? 0 : 5;
+    }
+    if (!strcmp(argv[1], "faults") && argc == 4) {
+        qtn_register(&fx_component);
+        qtn_config cfg = {.plan = "fx=1", .restart_max = 1000000};
+        if (qtn_init(&cfg))
+            return 4;
+        int n = atoi(argv[2]);
+        struct timespec pause_ = {0, atol(argv[3]) * 1000000L};
+        for (int k = 0; k < n; k++) {
+            if (fx_crash(FX_SEGV) != -1)
+                return 5;
+            nanosleep(&pause_, NULL);
+        }
+        qtn_shutdown();
+        return 0;
     }
     return 2;
 }

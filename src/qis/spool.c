@@ -1,0 +1,539 @@
+/* spool.c - importing what a supervised program wrote into the store; see
+ * spool.h for the protocol. */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "spool.h"
+
+#define CHUNK (4u << 20) /* bytes read per import round at most */
+#define FRAMES_MAX 64
+
+/* What the supervisor learned from a process's hello record. */
+typedef struct hello {
+    int pid;
+    json_t *components; /* [{"name":..,"entries":[..]}] */
+} hello;
+
+struct qs_spool {
+    char *path, *name;
+    int fd;
+    int locked;          /* this process holds the file's lock */
+    long long learned;   /* bytes read for context (header, hellos) */
+    long long logged;    /* bytes whose records were logged */
+    char installation[128], run[96];
+    hello *hellos;
+    int nhellos;
+};
+
+static int fail(char *err, size_t len, const char *path, const char *why) {
+    if (err && len)
+        snprintf(err, len, "spool %s: %s", path, why);
+    return -1;
+}
+
+static qs_spool *make(const char *dir, const char *name, const char *installation) {
+    qs_spool *sp = calloc(1, sizeof *sp);
+    if (!sp)
+        return NULL;
+    size_t n = strlen(dir) + strlen(name) + 2;
+    sp->path = malloc(n);
+    sp->name = strdup(name);
+    if (!sp->path || !sp->name) {
+        qs_spool_close(sp);
+        return NULL;
+    }
+    snprintf(sp->path, n, "%s/%s", dir, name);
+    snprintf(sp->installation, sizeof sp->installation, "%s", installation);
+    /* the run is in the name: <run>-<n>.spool */
+    snprintf(sp->run, sizeof sp->run, "%s", name);
+    char *dash = strrchr(sp->run, '-');
+    if (dash)
+        *dash = 0;
+    sp->fd = -1;
+    return sp;
+}
+
+int qs_record_write(int fd, const char *json) {
+    size_t n = strlen(json);
+    char *line = malloc(n + 11);
+    if (!line)
+        return -1;
+    uLong crc = crc32(0L, (const Bytef *)json, (uInt)n);
+    snprintf(line, n + 11, "%08lx %s\n", crc & 0xffffffffUL, json);
+    ssize_t w;
+    do
+        w = write(fd, line, n + 10);
+    while (w < 0 && errno == EINTR);
+    free(line);
+    return w == (ssize_t)(n + 10) ? 0 : -1;
+}
+
+qs_spool *qs_spool_create(const char *dir, const char *installation, const char *run, int n,
+                          int *wfd, char *err, size_t len) {
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        fail(err, len, dir, strerror(errno));
+        return NULL;
+    }
+    char name[160];
+    snprintf(name, sizeof name, "%s-%d.spool", run, n);
+    qs_spool *sp = make(dir, name, installation);
+    if (!sp) {
+        fail(err, len, dir, "out of memory");
+        return NULL;
+    }
+    int fd = open(sp->path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        fail(err, len, sp->path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        qs_spool_close(sp);
+        return NULL;
+    }
+    json_t *h = json_pack("{s:s, s:s, s:s}", "type", "spool", "installation", installation,
+                          "run", run);
+    char *js = h ? json_dumps(h, JSON_COMPACT) : NULL;
+    int bad = !js || qs_record_write(fd, js) < 0 || fdatasync(fd) < 0;
+    free(js);
+    json_decref(h);
+    sp->fd = open(sp->path, O_RDONLY | O_CLOEXEC);
+    if (bad || sp->fd < 0) {
+        fail(err, len, sp->path, strerror(errno ? errno : EIO));
+        close(fd);
+        unlink(sp->path);
+        qs_spool_close(sp);
+        return NULL;
+    }
+    *wfd = fd;
+    return sp;
+}
+
+qs_spool *qs_spool_open(const char *dir, const char *name, const char *installation, char *err,
+                        size_t len) {
+    qs_spool *sp = make(dir, name, installation);
+    if (!sp) {
+        fail(err, len, dir, "out of memory");
+        return NULL;
+    }
+    sp->fd = open(sp->path, O_RDONLY | O_CLOEXEC);
+    if (sp->fd < 0) {
+        fail(err, len, sp->path, strerror(errno));
+        qs_spool_close(sp);
+        return NULL;
+    }
+    return sp;
+}
+
+const char *qs_spool_name(const qs_spool *sp) {
+    return sp->name;
+}
+
+void qs_spool_close(qs_spool *sp) {
+    if (!sp)
+        return;
+    if (sp->fd >= 0)
+        close(sp->fd); /* and with it this process's lock, if it held one */
+    for (int i = 0; i < sp->nhellos; i++)
+        json_decref(sp->hellos[i].components);
+    free(sp->hellos);
+    free(sp->path);
+    free(sp->name);
+    free(sp);
+}
+
+int qs_spool_writer_gone(qs_spool *sp) {
+    if (sp->locked)
+        return 1;
+    sp->locked = flock(sp->fd, LOCK_EX | LOCK_NB) == 0;
+    return sp->locked;
+}
+
+/* ---- one record ---------------------------------------------------------------- */
+
+typedef struct ictx {
+    qs_spool *sp;
+    qs_store *st;
+    qs_log_fn *log;
+    void *lctx;
+    char *err;
+    size_t errlen;
+    int store_it, log_it; /* for the record at hand */
+} ictx;
+
+static void logf_(ictx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(ictx *c, const char *fmt, ...) {
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (c->log && c->log_it)
+        c->log(c->lctx, line);
+}
+
+static const char *str(json_t *o, const char *key) {
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "";
+}
+
+static long long num(json_t *o, const char *key) {
+    return json_integer_value(json_object_get(o, key));
+}
+
+static json_t *components_of(qs_spool *sp, int pid) {
+    for (int i = sp->nhellos - 1; i >= 0; i--)
+        if (sp->hellos[i].pid == pid)
+            return sp->hellos[i].components;
+    return NULL;
+}
+
+/* Context: the file's header and each process's hello. */
+static void learn(qs_spool *sp, json_t *rec) {
+    const char *type = str(rec, "type");
+    if (!strcmp(type, "spool")) {
+        snprintf(sp->installation, sizeof sp->installation, "%s", str(rec, "installation"));
+        snprintf(sp->run, sizeof sp->run, "%s", str(rec, "run"));
+    } else if (!strcmp(type, "hello")) {
+        int pid = (int)num(rec, "pid");
+        if (components_of(sp, pid))
+            return;
+        hello *h = realloc(sp->hellos, (size_t)(sp->nhellos + 1) * sizeof *h);
+        if (!h)
+            return;
+        sp->hellos = h;
+        h[sp->nhellos].pid = pid;
+        h[sp->nhellos].components = json_incref(json_object_get(rec, "components"));
+        sp->nhellos++;
+    }
+}
+
+/* The blame of a host crash: the components on the stack, innermost first;
+ * each one further out counts half as much as the one before it. */
+static int blame_of(const qs_frame *fr, int n, struct qs_blame *out, int max) {
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (!fr[i].component[0])
+            continue;
+        int seen = 0;
+        for (int j = 0; j < k; j++)
+            seen |= !strcmp(out[j].component, fr[i].component);
+        if (!seen && k < max) {
+            out[k].component = fr[i].component;
+            out[k].share = k ? out[k - 1].share / 2 : 1;
+            k++;
+        }
+    }
+    double sum = 0;
+    for (int j = 0; j < k; j++)
+        sum += out[j].share;
+    for (int j = 0; j < k; j++)
+        out[j].share /= sum;
+    return k;
+}
+
+static int put_host_crash(ictx *c, json_t *rec) {
+    qs_spool *sp = c->sp;
+    int pid = (int)num(rec, "pid"), sig = (int)num(rec, "signal");
+    json_t *jm = json_object_get(rec, "modules"), *jf = json_object_get(rec, "frames");
+    int nm = (int)json_array_size(jm), nf = (int)json_array_size(jf);
+    if (nf > FRAMES_MAX)
+        nf = FRAMES_MAX;
+    qs_module *mods = calloc((size_t)nm + 1, sizeof *mods);
+    uint64_t addrs[FRAMES_MAX];
+    qs_frame *fr = calloc((size_t)nf + 1, sizeof *fr);
+    json_t *jc = components_of(sp, pid);
+    int nc = (int)json_array_size(jc);
+    qs_comp *comps = calloc((size_t)nc + 1, sizeof *comps);
+    const char **names = calloc(1, sizeof *names);
+    int r = -1;
+    if (!mods || !fr || !comps || !names) {
+        fail(c->err, c->errlen, sp->path, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < nm; i++) {
+        json_t *m = json_array_get(jm, (size_t)i);
+        mods[i].path = str(m, "path");
+        mods[i].base = strtoull(str(m, "base"), NULL, 16);
+        mods[i].build_id = str(m, "build_id");
+    }
+    for (int i = 0; i < nf; i++)
+        addrs[i] = strtoull(json_string_value(json_array_get(jf, (size_t)i)) ?: "0", NULL, 16);
+    /* the entries of every component, as one array of names per component */
+    size_t total = 0;
+    for (int i = 0; i < nc; i++)
+        total += json_array_size(json_object_get(json_array_get(jc, (size_t)i), "entries"));
+    free(names);
+    names = calloc(total + 1, sizeof *names);
+    if (!names)
+        goto out;
+    size_t at = 0;
+    for (int i = 0; i < nc; i++) {
+        json_t *o = json_array_get(jc, (size_t)i), *e = json_object_get(o, "entries");
+        comps[i].name = str(o, "name");
+        comps[i].entries = names + at;
+        comps[i].nentries = (int)json_array_size(e);
+        for (size_t j = 0; j < json_array_size(e); j++)
+            names[at++] = json_string_value(json_array_get(e, j)) ?: "";
+    }
+    char note[512] = "";
+    qs_symbolize(str(rec, "exe"), mods, nm, comps, nc, addrs, nf, fr, note, sizeof note);
+    if (note[0])
+        logf_(c, "symbolize pid=%d note=\"%s\"", pid, note);
+    struct qs_blame bl[FRAMES_MAX];
+    int nb = blame_of(fr, nf, bl, FRAMES_MAX);
+    char reason[400];
+    snprintf(reason, sizeof reason, "the program died of SIG%s at %s in %s",
+             sigabbrev_np(sig) ?: "?", str(rec, "fault_addr"), nf ? fr[0].symbol : "?");
+    char *js = json_dumps(rec, JSON_COMPACT);
+    qs_report q = {sp->installation, sp->run, pid, 0, num(rec, "time_ns"), "host-crash",
+                   nb ? bl[0].component : "", "", sig, 0, 0, 0, reason, js,
+                   str(rec, "build_id"), str(rec, "plan"), nf, fr, nb, bl};
+    r = c->store_it ? qs_put(c->st, &q, c->err, c->errlen) : 0;
+    free(js);
+    if (r >= 0)
+        logf_(c, "host-crash pid=%d signal=SIG%s component=%s frames=%d top=\"%s\"", pid,
+              sigabbrev_np(sig) ?: "?", nb ? bl[0].component : "-", nf, nf ? fr[0].symbol : "?");
+out:
+    free(mods);
+    free(fr);
+    free(comps);
+    free(names);
+    return r < 0 ? -1 : 0;
+}
+
+static int put_fault(ictx *c, json_t *rec) {
+    qs_spool *sp = c->sp;
+    json_t *bt = json_object_get(rec, "backtrace");
+    int nf = (int)json_array_size(bt);
+    if (nf > FRAMES_MAX)
+        nf = FRAMES_MAX;
+    qs_frame fr[FRAMES_MAX];
+    for (int i = 0; i < nf; i++) { /* "0xADDR symbol (file:line)" */
+        const char *s = json_string_value(json_array_get(bt, (size_t)i)) ?: "";
+        char *rest;
+        fr[i].addr = strtoull(s, &rest, 16);
+        while (*rest == ' ')
+            rest++;
+        snprintf(fr[i].symbol, sizeof fr[i].symbol, "%s", *rest ? rest : "?");
+        fr[i].component[0] = 0;
+    }
+    const char *comp = str(rec, "component");
+    struct qs_blame bl = {comp, 1};
+    int pid = (int)num(rec, "host_pid");
+    char *js = json_dumps(rec, JSON_COMPACT);
+    qs_report q = {sp->installation, sp->run, pid, num(rec, "report"), num(rec, "time_ns"),
+                   str(rec, "kind"), comp, str(rec, "entry"), (int)num(rec, "signal"),
+                   (int)num(rec, "domain"), num(rec, "recovery_ns"), (int)num(rec, "calls_failed"),
+                   str(rec, "reason"), js, str(rec, "build_id"), str(rec, "plan"), nf, fr,
+                   *comp ? 1 : 0, &bl};
+    int r = c->store_it ? qs_put(c->st, &q, c->err, c->errlen) : 0;
+    free(js);
+    if (r >= 0)
+        logf_(c, "fault pid=%d domain=%lld domain_pid=%lld kind=%s component=%s entry=%s "
+                 "calls_failed=%lld recovery_ms=%.3f",
+              pid, num(rec, "domain"), num(rec, "pid"), str(rec, "kind"), *comp ? comp : "-",
+              *str(rec, "entry") ? str(rec, "entry") : "-", num(rec, "calls_failed"),
+              (double)num(rec, "recovery_ns") / 1e6);
+    return r < 0 ? -1 : 0;
+}
+
+static int put_stats(ictx *c, json_t *rec) {
+    if (!c->store_it)
+        return 0;
+    json_t *jc = json_object_get(rec, "components");
+    for (size_t i = 0; i < json_array_size(jc); i++) {
+        json_t *o = json_array_get(jc, i);
+        qs_stat t = {c->sp->installation, c->sp->run, (int)num(rec, "pid"), num(rec, "time_ns"),
+                     str(rec, "build_id"), str(rec, "plan"), str(o, "name"),
+                     (int)num(o, "domain"), num(o, "calls"), num(o, "crossings"),
+                     num(o, "cross_ns"), num(o, "faults")};
+        if (qs_put_stat(c->st, &t, c->err, c->errlen) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The supervisor's own record of how the process ended: a crash without a
+ * record of the runtime's (a program without it, or a death no handler
+ * sees) is stored from it, unattributed. */
+static int put_exit(ictx *c, json_t *rec) {
+    int sig = (int)num(rec, "signal");
+    if (!sig || !c->store_it)
+        return 0;
+    char reason[96];
+    snprintf(reason, sizeof reason, "the program died of SIG%s", sigabbrev_np(sig) ?: "?");
+    qs_report q = {c->sp->installation, c->sp->run, (int)num(rec, "pid"), 0, num(rec, "time_ns"),
+                   "host-crash", "", "", sig, 0, 0, 0, reason, NULL, "", "", 0, NULL, 0, NULL};
+    return qs_put(c->st, &q, c->err, c->errlen) < 0 ? -1 : 0;
+}
+
+static int apply(ictx *c, json_t *rec) {
+    const char *type = str(rec, "type");
+    if (!strcmp(type, "fault"))
+        return put_fault(c, rec);
+    if (!strcmp(type, "host-crash"))
+        return put_host_crash(c, rec);
+    if (!strcmp(type, "stats"))
+        return put_stats(c, rec);
+    if (!strcmp(type, "exit"))
+        return put_exit(c, rec);
+    if (!strcmp(type, "dropped"))
+        logf_(c, "dropped pid=%lld reports=%lld", num(rec, "pid"), num(rec, "dropped"));
+    return 0; /* spool, hello: context only */
+}
+
+/* Checks and parses one line (without its newline); NULL and why if bad. */
+static json_t *parse(const char *line, size_t n, char *why, size_t wlen) {
+    if (n < 10 || line[8] != ' ') {
+        snprintf(why, wlen, "not a record");
+        return NULL;
+    }
+    char hex[9];
+    memcpy(hex, line, 8);
+    hex[8] = 0;
+    char *end;
+    unsigned long want = strtoul(hex, &end, 16);
+    uLong got = crc32(0L, (const Bytef *)line + 9, (uInt)(n - 9));
+    if (*end || want != (got & 0xffffffffUL)) {
+        snprintf(why, wlen, "checksum mismatch");
+        return NULL;
+    }
+    json_error_t je;
+    json_t *rec = json_loadb(line + 9, n - 9, 0, &je);
+    if (!rec || !json_is_object(rec)) {
+        snprintf(why, wlen, "bad JSON: %.120s", rec ? "not an object" : je.text);
+        json_decref(rec);
+        return NULL;
+    }
+    return rec;
+}
+
+/* Reads what is past `from`, at most CHUNK bytes. */
+static char *tail(qs_spool *sp, long long from, long long size, size_t *got, char *err,
+                  size_t len) {
+    size_t want = (size_t)(size - from) > CHUNK ? CHUNK : (size_t)(size - from);
+    char *buf = malloc(want ? want : 1);
+    if (!buf) {
+        fail(err, len, sp->path, "out of memory");
+        return NULL;
+    }
+    ssize_t k = pread(sp->fd, buf, want, from);
+    if (k < 0) {
+        fail(err, len, sp->path, strerror(errno));
+        free(buf);
+        return NULL;
+    }
+    *got = (size_t)k;
+    return buf;
+}
+
+int qs_spool_import(qs_spool *sp, qs_store *st, qs_log_fn *log, void *lctx, char *err,
+                    size_t len) {
+    struct stat sb;
+    if (fstat(sp->fd, &sb) < 0)
+        return fail(err, len, sp->path, strerror(errno));
+    int64_t done = sb.st_size; /* without a store: nothing is stored, records are logged */
+    if (st && qs_begin(st, err, len))
+        return -1;
+    if (st && qs_spool_get(st, sp->name, &done, err, len)) {
+        qs_rollback(st);
+        return -1;
+    }
+    long long from = sp->learned;
+    if (done < from)
+        from = done;
+    if (sp->logged < from)
+        from = sp->logged;
+    size_t got = 0;
+    char *buf = from < sb.st_size ? tail(sp, from, sb.st_size, &got, err, len) : NULL;
+    if (from < sb.st_size && !buf) {
+        if (st)
+            qs_rollback(st);
+        return -1;
+    }
+    ictx c = {sp, st, log, lctx, err, len, 0, 0};
+    int count = 0, bad = 0;
+    size_t pos = 0;
+    long long upto = done;
+    char *nl;
+    while (buf && pos < got && (nl = memchr(buf + pos, '\n', got - pos))) {
+        long long at = from + (long long)pos;
+        size_t n = (size_t)(nl - (buf + pos));
+        char why[160];
+        json_t *rec = parse(buf + pos, n, why, sizeof why);
+        if (rec && at >= sp->learned)
+            learn(sp, rec);
+        c.store_it = st && at >= done;
+        c.log_it = at >= sp->logged;
+        if (!rec && c.log_it) {
+            c.log_it = 1;
+            logf_(&c, "bad-record spool=%s offset=%lld why=\"%s\"", sp->path, at, why);
+        } else if (rec && (c.store_it || c.log_it)) {
+            if (apply(&c, rec))
+                bad = 1;
+            else
+                count += c.store_it;
+        }
+        json_decref(rec);
+        if (bad)
+            break;
+        pos += n + 1;
+        long long next = from + (long long)pos;
+        if (c.store_it)
+            upto = next;
+        if (next > sp->learned)
+            sp->learned = next;
+        if (next > sp->logged)
+            sp->logged = next;
+    }
+    free(buf);
+    if (!st)
+        return 0;
+    if (bad || qs_spool_set(st, sp->name, upto, err, len)) {
+        qs_rollback(st);
+        return -1;
+    }
+    return qs_commit(st, err, len) ? -1 : count;
+}
+
+int qs_spool_finish(qs_spool *sp, qs_store *st, int keep, qs_log_fn *log, void *lctx, char *err,
+                    size_t len) {
+    if (!qs_spool_writer_gone(sp))
+        return 0;
+    struct stat sb;
+    int64_t done;
+    if (fstat(sp->fd, &sb) < 0)
+        return fail(err, len, sp->path, strerror(errno));
+    if (qs_spool_get(st, sp->name, &done, err, len))
+        return -1;
+    if (done < sb.st_size) {
+        /* a last record without its newline: its writer died writing it */
+        size_t got = 0;
+        char *rest = tail(sp, done, sb.st_size, &got, err, len);
+        if (!rest)
+            return -1;
+        int complete = memchr(rest, '\n', got) != NULL || got == CHUNK;
+        free(rest);
+        if (complete)
+            return 0; /* records left: import them first */
+        ictx c = {sp, st, log, lctx, err, len, 0, 1};
+        logf_(&c, "torn-record spool=%s offset=%lld bytes=%lld", sp->path, (long long)done,
+              (long long)(sb.st_size - done));
+    }
+    /* the file goes first: a supervisor killed between the two leaves a row
+     * no file will ever match, rather than a file imported twice */
+    char kept[4200];
+    snprintf(kept, sizeof kept, "%s.imported", sp->path);
+    if ((keep ? rename(sp->path, kept) : unlink(sp->path)) < 0 && errno != ENOENT)
+        return fail(err, len, sp->path, strerror(errno));
+    return qs_spool_forget(st, sp->name, err, len) ? -1 : 1;
+}

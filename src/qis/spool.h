@@ -1,0 +1,64 @@
+/* spool.h - the files a supervised program hands its records over in.
+ *
+ * `quarantine run` makes one spool file per program process and gives the
+ * program its fd (QTN_REPORT_FD); the runtime appends records (hello, fault
+ * reports, statistics, and the host-crash record its signal handler writes),
+ * one line each: `<crc32 hex> <json>\n`. The supervisor imports them into
+ * the store, and the number of bytes imported is stored in the same
+ * transaction as the records: whenever the supervisor dies, what it stored
+ * and how far it got agree, so the next supervisor goes on from there. No
+ * record handed over is lost, none is stored twice.
+ *
+ * The supervisor holds an flock on the file through the fd it gives the
+ * program; when the lock can be taken, no writer is left, and the file is
+ * removed once all of it is in the store. */
+#ifndef QTN_SPOOL_H
+#define QTN_SPOOL_H
+
+#include <stddef.h>
+
+#include "store.h"
+
+typedef struct qs_spool qs_spool;
+
+/* Receives one log line: an event name and its key=value pairs. */
+typedef void qs_log_fn(void *ctx, const char *event);
+
+/* Makes spool file `<run>-<n>.spool` in dir (made if missing) for a new
+ * program process, with its first record naming installation and run. *wfd
+ * is the append-only fd to give the program (locked; close-on-exec set:
+ * clear it in the child). Returns NULL and err on failure. */
+qs_spool *qs_spool_create(const char *dir, const char *installation, const char *run, int n,
+                          int *wfd, char *err, size_t errlen);
+
+/* Opens spool file `name` in dir (one a killed supervisor left).
+ * installation is used when the file does not say. */
+qs_spool *qs_spool_open(const char *dir, const char *name, const char *installation, char *err,
+                        size_t errlen);
+
+const char *qs_spool_name(const qs_spool *sp);
+
+/* Appends one record (the JSON object, one line) to fd. Returns 0 or -1. */
+int qs_record_write(int fd, const char *json);
+
+/* Imports the records not yet in the store, with the count of bytes done,
+ * in one transaction; records that are damaged are logged and skipped.
+ * Returns the number of records imported, or -1 (err says why; nothing of
+ * this round is kept, it is tried again next time). */
+int qs_spool_import(qs_spool *sp, qs_store *st, qs_log_fn *log, void *ctx, char *err,
+                    size_t errlen);
+
+/* 1 when no process holds the file for writing any more (this process then
+ * holds it: no other supervisor imports it meanwhile), else 0. */
+int qs_spool_writer_gone(qs_spool *sp);
+
+/* When the writer is gone and everything is imported: removes the file (a
+ * torn last record, cut off by a crash while writing, is logged) and
+ * forgets it in the store; with keep, renames it NAME.imported instead.
+ * Returns 1 done, 0 not yet, -1 (err). */
+int qs_spool_finish(qs_spool *sp, qs_store *st, int keep, qs_log_fn *log, void *ctx, char *err,
+                    size_t errlen);
+
+void qs_spool_close(qs_spool *sp);
+
+#endif

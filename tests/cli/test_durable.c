@@ -1,0 +1,292 @@
+/* test_durable.c - nothing handed over is lost, nothing is stored twice:
+ * the supervisor is SIGKILLed again and again while a program faults
+ * without pause; the store is locked, then read-only, while reports come;
+ * a spool file holds damaged records. Each time the store must end up with
+ * exactly the records the runtime wrote to its spool files. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+#include <zlib.h>
+
+static char dir[64], db[96], spool[128], logpath[96], log_text[1 << 18];
+
+static void fresh(void) {
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void slurp(void) {
+    FILE *f = fopen(logpath, "r");
+    size_t n = f ? fread(log_text, 1, sizeof log_text - 1, f) : 0;
+    log_text[n] = 0;
+    if (f)
+        fclose(f);
+}
+
+/* Runs `quarantine run ARGS` to its end; its exit status, log in log_text. */
+static int run(const char *args) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "QTN_QUIET_FAULTS=1 timeout 120 %s run --store %s %s 2>%s",
+             QTN_BIN, db, args, logpath);
+    int st = system(cmd);
+    slurp();
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static long long query(const char *sql) {
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(h));
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    long long v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return v;
+}
+
+/* Files in the spool folder whose names end with suffix. */
+static int files_ending(const char *suffix) {
+    DIR *d = opendir(spool);
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t a = strlen(e->d_name), b = strlen(suffix);
+        n += a > b && !strcmp(e->d_name + a - b, suffix);
+    }
+    closedir(d);
+    return n;
+}
+
+/* Fault records with a good checksum in the kept spool files, and how many
+ * of them are distinct (program pid, report number) pairs. */
+static void count_spooled(int *records, int *distinct) {
+    static long long seen[1 << 16];
+    int nseen = 0;
+    *records = *distinct = 0;
+    DIR *d = opendir(spool);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strstr(e->d_name, ".imported"))
+            continue;
+        char path[512], line[65536];
+        snprintf(path, sizeof path, "%s/%s", spool, e->d_name);
+        FILE *f = fopen(path, "r");
+        assert_non_null(f);
+        while (fgets(line, sizeof line, f)) {
+            size_t n = strlen(line);
+            if (n < 10 || line[n - 1] != '\n')
+                continue;
+            line[--n] = 0;
+            unsigned long want = strtoul(line, NULL, 16);
+            if (want != (crc32(0, (const Bytef *)line + 9, (uInt)(n - 9)) & 0xffffffffUL) ||
+                !strstr(line, "{\"type\":\"fault\""))
+                continue;
+            const char *hp = strstr(line, "\"host_pid\":"), *rp = strstr(line, "\"report\":");
+            assert_non_null(hp);
+            assert_non_null(rp);
+            long long key = atoll(hp + 11) * 1000000 + atoll(rp + 9);
+            int dup = 0;
+            for (int i = 0; i < nseen; i++)
+                dup |= seen[i] == key;
+            if (!dup && nseen < (int)(sizeof seen / sizeof seen[0]))
+                seen[nseen++] = key;
+            (*records)++;
+        }
+        fclose(f);
+    }
+    closedir(d);
+    *distinct = nseen;
+}
+
+static void test_supervisor_killed_many_times(void **state) {
+    (void)state;
+    fresh();
+    srand((unsigned)getpid());
+    int kills = 25;
+    for (int k = 0; k < kills; k++) {
+        pid_t p = fork();
+        if (p == 0) {
+            int null = open("/dev/null", O_WRONLY);
+            dup2(null, 2);
+            setenv("QTN_QUIET_FAULTS", "1", 1);
+            execl(QTN_BIN, "quarantine", "run", "--keep-spool", "--store", db, "--", CRASHY,
+                  "faults", "1000000", "1", (char *)NULL);
+            _exit(127);
+        }
+        /* any moment: while starting, importing, committing, removing */
+        struct timespec d = {0, (30 + rand() % 300) * 1000000L};
+        nanosleep(&d, NULL);
+        kill(p, SIGKILL);
+        int st;
+        assert_int_equal(waitpid(p, &st, 0), p);
+        assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    }
+    /* the programs were told to stop when their supervisors died; a later
+     * supervisor stores what they left */
+    for (int k = 0; k < 50 && files_ending(".spool"); k++) {
+        assert_int_equal(run("--keep-spool -- " CRASHY " exit 0"), 0);
+        if (files_ending(".spool")) {
+            struct timespec d = {0, 100 * 1000000L};
+            nanosleep(&d, NULL);
+        }
+    }
+    assert_int_equal(files_ending(".spool"), 0);
+    int spooled, distinct;
+    count_spooled(&spooled, &distinct);
+    long long stored = query("SELECT COUNT(*) FROM reports WHERE kind = 'signal'");
+    long long pairs = query("SELECT COUNT(*) FROM (SELECT DISTINCT pid, seq FROM reports"
+                            " WHERE kind = 'signal')");
+    fprintf(stderr, "%d kills: %d reports handed over, %lld stored\n", kills, spooled, stored);
+    assert_true(spooled > kills);   /* the programs did fault, many times */
+    assert_int_equal(distinct, spooled); /* each written once by the runtime */
+    assert_int_equal(stored, spooled);   /* none lost, none twice */
+    assert_int_equal(pairs, stored);
+}
+
+/* Another process holds the store locked while reports come: the program
+ * runs on, the supervisor says so, and stores them once the lock is gone. */
+static void test_locked_store_holds_reports(void **state) {
+    (void)state;
+    fresh();
+    assert_int_equal(run("-- " CRASHY " exit 0"), 0); /* makes the store */
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+    pid_t p = fork();
+    if (p == 0) {
+        int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 2);
+        setenv("QTN_QUIET_FAULTS", "1", 1);
+        execl(QTN_BIN, "quarantine", "run", "--store", db, "--", CRASHY, "faults", "10", "200",
+              (char *)NULL);
+        _exit(127);
+    }
+    struct timespec d = {1, 200 * 1000000L};
+    nanosleep(&d, NULL);
+    assert_int_equal(sqlite3_exec(h, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    int st;
+    assert_int_equal(waitpid(p, &st, 0), p);
+    slurp();
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0); /* the program ran to its end */
+    assert_non_null(strstr(log_text, "event=store-error"));
+    assert_non_null(strstr(log_text, "database is locked"));
+    assert_null(strstr(log_text, "event=held"));
+    assert_int_equal(query("SELECT COUNT(*) FROM reports WHERE kind = 'signal'"), 10);
+    assert_int_equal(files_ending(".spool"), 0);
+}
+
+/* A read-only store: a clear error, the program runs on, its reports wait
+ * in the spool, and a later supervisor with a writable store stores them. */
+static void test_read_only_store_holds_reports(void **state) {
+    (void)state;
+    fresh();
+    assert_int_equal(run("-- " CRASHY " exit 0"), 0);
+    char cmd[1024];
+    const char *as = "";
+    if (geteuid() == 0) { /* root writes anything: be nobody, who owns the folder */
+        snprintf(cmd, sizeof cmd, "chown -R 65534:65534 %s", dir);
+        assert_int_equal(system(cmd), 0);
+        as = "setpriv --reuid=65534 --regid=65534 --clear-groups ";
+    }
+    assert_int_equal(chmod(db, 0444), 0);
+    snprintf(cmd, sizeof cmd,
+             "QTN_QUIET_FAULTS=1 timeout 120 %s%s run --store %s -- %s isolated-fault 2>%s", as,
+             QTN_BIN, db, CRASHY, logpath);
+    int st = system(cmd);
+    slurp();
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_non_null(strstr(log_text, "event=store-error store "));
+    assert_non_null(strstr(log_text, "cannot write: the file is read-only"));
+    assert_non_null(strstr(log_text, "event=held spool="));
+    assert_non_null(strstr(log_text, "event=fault ")); /* logged all the same */
+    assert_int_equal(files_ending(".spool"), 1);
+    assert_int_equal(query("SELECT COUNT(*) FROM reports"), 0);
+    assert_int_equal(chmod(db, 0644), 0);
+    assert_int_equal(run("-- " CRASHY " exit 0"), 0);
+    assert_non_null(strstr(log_text, "event=adopt spool="));
+    assert_int_equal(query("SELECT COUNT(*) FROM reports WHERE component = 'fx'"), 1);
+    assert_int_equal(files_ending(".spool"), 0);
+}
+
+/* Appends a record with its checksum (or a wrong one). */
+static void put(FILE *f, const char *json, int good) {
+    uLong c = crc32(0, (const Bytef *)json, (uInt)strlen(json));
+    fprintf(f, "%08lx %s\n", good ? c & 0xffffffffUL : (c ^ 1) & 0xffffffffUL, json);
+}
+
+/* Damaged records are said with their file and offset and skipped; the
+ * good ones around them are stored; a torn last record is said. */
+static void test_damaged_spool_records(void **state) {
+    (void)state;
+    fresh();
+    mkdir(spool, 0700);
+    char path[256];
+    snprintf(path, sizeof path, "%s/1-1-0.spool", spool);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    put(f, "{\"type\":\"spool\",\"installation\":\"box\",\"run\":\"1-1\"}", 1);
+    put(f, "{\"type\":\"fault\",\"host_pid\":7,\"report\":1,\"time_ns\":5,\"kind\":\"signal\","
+           "\"component\":\"a\",\"entry\":\"f\",\"reason\":\"x\",\"backtrace\":[]}", 1);
+    long bad_at = ftell(f);
+    put(f, "{\"type\":\"fault\",\"host_pid\":7,\"report\":2,\"time_ns\":6,\"kind\":\"signal\"}", 0);
+    fputs("garbage without a checksum\n", f);
+    put(f, "{\"type\":\"fault\",\"host_pid\":7,\"report\":3,\"time_ns\":7,\"kind\":\"signal\","
+           "\"component\":\"a\",\"entry\":\"f\",\"reason\":\"y\",\"backtrace\":[\"0x10 f+0x1\"]}", 1);
+    put(f, "[1,2,3]", 1);
+    fputs("0badc0de {\"type\":\"fau", f); /* torn: its writer died writing it */
+    fclose(f);
+    assert_int_equal(run("-- " CRASHY " exit 0"), 0);
+    char want[512];
+    snprintf(want, sizeof want, "event=bad-record spool=%s offset=%ld why=\"checksum mismatch\"",
+             path, bad_at);
+    assert_non_null(strstr(log_text, want));
+    assert_non_null(strstr(log_text, "why=\"not a record\""));
+    assert_non_null(strstr(log_text, "why=\"bad JSON: not an object\""));
+    assert_non_null(strstr(log_text, "event=torn-record spool="));
+    assert_int_equal(query("SELECT COUNT(*) FROM reports WHERE installation = 'box'"), 2);
+    assert_int_equal(query("SELECT COUNT(*) FROM report_frames"), 1);
+    assert_int_equal(files_ending(".spool"), 0);
+}
+
+int main(void) {
+    snprintf(dir, sizeof dir, "/tmp/qtn-durable-%d", (int)getpid());
+    snprintf(db, sizeof db, "%s/store.db", dir);
+    snprintf(spool, sizeof spool, "%s.spool", db);
+    snprintf(logpath, sizeof logpath, "/tmp/qtn-durable-%d.log", (int)getpid());
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_supervisor_killed_many_times),
+        cmocka_unit_test(test_locked_store_holds_reports),
+        cmocka_unit_test(test_read_only_store_holds_reports),
+        cmocka_unit_test(test_damaged_spool_records),
+    };
+    int r = cmocka_run_group_tests(tests, NULL, NULL);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        r = 1;
+    unlink(logpath);
+    return r;
+}
