@@ -49,6 +49,9 @@ static void help(FILE *f) {
           "and if this supervisor is killed, the next one with the same store stores\n"
           "what it left, each record once.\n"
           "\n"
+          "The program finds QTN_RUN_START in its environment: 1 for the first start,\n"
+          "2 after the first restart, and so on.\n"
+          "\n"
           "options:\n"
           "  --max-restarts N      crashes allowed within the window (default 5)\n"
           "  --window SECONDS      the window (default 60)\n"
@@ -240,8 +243,9 @@ static void ended(sup *s, int pid, int st) {
 static pid_t start(sup *s, char **argv, const sigset_t *oldmask) {
     char err[512];
     int fd = -1;
+    s->starts++;
     s->cur = s->spool_dir[0] ? qs_spool_create(s->spool_dir, s->installation, s->run,
-                                               s->starts++, &fd, err, sizeof err)
+                                               s->starts, &fd, err, sizeof err)
                              : NULL;
     if (!s->cur && s->spool_dir[0])
         logev("spool-error %s (the program runs without one: its reports are not kept)", err);
@@ -264,6 +268,9 @@ static pid_t start(sup *s, char **argv, const sigset_t *oldmask) {
     } else {
         unsetenv("QTN_REPORT_FD");
     }
+    char nth[16]; /* which start this is: 1, then 2 after the first restart, ... */
+    snprintf(nth, sizeof nth, "%d", s->starts > 0 ? s->starts : 1);
+    setenv("QTN_RUN_START", nth, 1);
     if (s->stats_ms >= 0) {
         char num[16];
         snprintf(num, sizeof num, "%d", s->stats_ms);

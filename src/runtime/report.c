@@ -294,11 +294,15 @@ static void *write_reports(void *arg) {
     (void)arg;
     static char line[16384];
     uint32_t every = stats_ms();
-    uint64_t next_stats = qtn__now_ns() + (uint64_t)every * 1000000u;
+    uint64_t told = 0; /* losses said so far */
+    /* a snapshot is due at next_stats: periodically, and right after fault
+     * reports (a crash of the program may follow them) */
+    bool due = every > 0;
+    uint64_t next_stats = qtn__now_ns() + (uint64_t)every * 1000000u, last_stats = 0;
     pthread_mutex_lock(&lock);
     for (;;) {
         while (!writer_stop && fd_next > made) {
-            if (!every) {
+            if (!due) {
                 pthread_cond_wait(&cv, &lock);
                 continue;
             }
@@ -324,7 +328,9 @@ static void *write_reports(void *arg) {
                 if (qtn__stats_write(fd) == 0)
                     fdatasync(fd);
             }
-            next_stats = qtn__now_ns() + (uint64_t)every * 1000000u;
+            due = every > 0;
+            last_stats = qtn__now_ns();
+            next_stats = last_stats + (uint64_t)every * 1000000u;
             pthread_mutex_lock(&lock);
             if (writer_stop && fd_next > made)
                 break;
@@ -335,13 +341,21 @@ static void *write_reports(void *arg) {
         fd_next++;
         pthread_mutex_unlock(&lock);
         int w = fd >= 0 ? write_fault(fd, &r, line, sizeof line) : 0;
-        if (!w && lost) {
+        if (!w && fd >= 0 && lost > told) {
             int n = snprintf(line, sizeof line, "{\"type\":\"dropped\",\"pid\":%d,\"dropped\":%llu}",
-                             (int)getpid(), (unsigned long long)lost);
+                             (int)getpid(), (unsigned long long)(lost - told));
             w = qtn__record_write(fd, line, (size_t)n);
+            told = lost;
         }
         if (!w && fd >= 0)
             fdatasync(fd);
+        uint64_t soon = last_stats + 100000000u; /* at most 10 a second */
+        if (soon < qtn__now_ns())
+            soon = qtn__now_ns();
+        if (!due || soon < next_stats) {
+            due = true;
+            next_stats = soon;
+        }
         pthread_mutex_lock(&lock);
         if (w) {
             qtn__warn("cannot write fault reports to fd %d: %s; they stay in the queue", fd,

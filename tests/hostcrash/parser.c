@@ -5,9 +5,13 @@
 #include "pages.h"
 #include "parser_util.h"
 
+/* A pointer no page is mapped at; not NULL, which the undefined-behaviour
+ * sanitizer would catch before the fault. */
+#define UNMAPPED ((const char *)(uintptr_t)32)
+
 __attribute__((noinline)) static int parse_field(const char *at) {
     volatile const char *p = at;
-    return p[0]; /* at is NULL when asked to crash here */
+    return p[0]; /* at is UNMAPPED when asked to crash here */
 }
 
 __attribute__((noinline)) int parse_page(int how) {
@@ -16,9 +20,9 @@ __attribute__((noinline)) int parse_page(int how) {
         return *(volatile int *)bad;
     }
     if (how == PAGES_IN_STATIC)
-        return parse_field(NULL) + 1;
+        return parse_field(UNMAPPED) + 1;
     if (how == PAGES_IN_MARKED)
-        return parser_scan(NULL) + 1;
+        return parser_scan(UNMAPPED) + 1;
     if (how == PAGES_ABORT)
         abort();
     return parse_field("ok") + 1;

@@ -8,7 +8,7 @@ QTN_SOURCE_OF(parser)
 __attribute__((noinline)) int parser_scan(const char *s) {
     volatile const char *p = s;
     int n = 0;
-    while (p[n]) /* s is NULL when asked to crash here */
+    while (p[n]) /* s points at nothing mapped when asked to crash here */
         n++;
     return n;
 }
