@@ -123,6 +123,24 @@ static void test_supervisor_killed_many_times(void **state) {
     fresh();
     srand((unsigned)getpid());
     int kills = 20;
+    /* a reader all along: WAL lets it read while supervisors write */
+    char stop[128];
+    snprintf(stop, sizeof stop, "%s/stop-reading", dir);
+    pid_t reader = fork();
+    if (reader == 0) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "%s report --store %s >/dev/null 2>&1", QTN_BIN, db);
+        int failed = 0, reads = 0;
+        while (access(stop, F_OK) != 0) {
+            int ok = system(cmd) == 0;
+            if (reads || ok) { /* from the first time the store was there */
+                failed += !ok;
+                reads++;
+            }
+            usleep(20000);
+        }
+        _exit(failed ? 1 : reads ? 0 : 2);
+    }
     for (int k = 0; k < kills; k++) {
         pid_t p = fork();
         if (p == 0) {
@@ -141,6 +159,13 @@ static void test_supervisor_killed_many_times(void **state) {
         assert_int_equal(waitpid(p, &st, 0), p);
         assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
     }
+    FILE *sf = fopen(stop, "w");
+    assert_non_null(sf);
+    fclose(sf);
+    int rst;
+    assert_int_equal(waitpid(reader, &rst, 0), reader);
+    assert_true(WIFEXITED(rst));
+    assert_int_equal(WEXITSTATUS(rst), 0); /* every read worked */
     /* the programs were told to stop when their supervisors died; a later
      * supervisor stores what they left */
     for (int k = 0; k < 50 && files_ending(".spool"); k++) {
@@ -231,6 +256,39 @@ static void test_read_only_store_holds_reports(void **state) {
     assert_int_equal(files_ending(".spool"), 0);
 }
 
+/* A corrupt store, and one of a newer schema: said, with the file's name;
+ * the program runs on; the reports wait in the spool. */
+static void test_unusable_stores_hold_reports(void **state) {
+    (void)state;
+    const char *kinds[] = {"corrupt", "newer"};
+    for (int k = 0; k < 2; k++) {
+        fresh();
+        if (k == 0) {
+            FILE *f = fopen(db, "w");
+            assert_non_null(f);
+            for (int i = 0; i < 8192; i++)
+                fputc((i * 7919) & 0xff, f);
+            fclose(f);
+        } else {
+            sqlite3 *h;
+            assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+            assert_int_equal(sqlite3_exec(h, "PRAGMA user_version=99", NULL, NULL, NULL),
+                             SQLITE_OK);
+            sqlite3_close(h);
+        }
+        assert_int_equal(run("-- " CRASHY " isolated-fault"), 0);
+        char want[256];
+        snprintf(want, sizeof want, "event=store-error store %s: ", db);
+        if (!strstr(log_text, want))
+            fail_msg("%s store: no clear error in:\n%s", kinds[k], log_text);
+        assert_non_null(strstr(log_text, k == 0 ? "not a quarantine store"
+                                                : "schema version 99 is newer"));
+        assert_non_null(strstr(log_text, "event=fault "));
+        assert_non_null(strstr(log_text, "event=held spool="));
+        assert_int_equal(files_ending(".spool"), 1);
+    }
+}
+
 /* Appends a record with its checksum (or a wrong one). */
 static void put(FILE *f, const char *json, int good) {
     uLong c = crc32(0, (const Bytef *)json, (uInt)strlen(json));
@@ -280,6 +338,7 @@ int main(void) {
         cmocka_unit_test(test_supervisor_killed_many_times),
         cmocka_unit_test(test_locked_store_holds_reports),
         cmocka_unit_test(test_read_only_store_holds_reports),
+        cmocka_unit_test(test_unusable_stores_hold_reports),
         cmocka_unit_test(test_damaged_spool_records),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
