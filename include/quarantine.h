@@ -505,9 +505,13 @@ QTN_EXTERN uint64_t qtn_reports_dropped(void);
  * length it needs, like snprintf. */
 QTN_EXTERN int qtn_report_format(const qtn_report *r, char *buf, size_t len);
 
-/* Also writes every report, formatted and newline-ended, to fd (e.g. a pipe
- * a supervisor reads; $QTN_REPORT_FD sets it at qtn_init). Reports wait in
- * the queue while the reader is slow. -1 stops. */
+/* Also writes every report to fd (a spool file or a pipe a supervisor
+ * reads; $QTN_REPORT_FD sets it at qtn_init), with statistics snapshots
+ * every $QTN_STATS_MS ms, one record per line: `<crc32 hex> <json>`, the
+ * JSON being {"type":"fault",...} with the fields of qtn_report_format,
+ * {"type":"stats",...}, and, from the crash handler, {"type":"host-crash",
+ * ...} (docs/supervisor.md). Reports wait in the queue while the reader is
+ * slow. -1 stops. */
 QTN_EXTERN int qtn_report_to_fd(int fd);
 
 #ifdef __cplusplus
