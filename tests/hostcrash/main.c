@@ -5,6 +5,7 @@
  *   hostcrash static    SIGSEGV in a static helper of parser.c
  *   hostcrash marked    SIGSEGV in parser_util.c (QTN_SOURCE_OF(parser))
  *   hostcrash abort     abort() in the parser
+ *   hostcrash overflow  the parser's recursion overflows the stack
  *   hostcrash outside   SIGSEGV in this file, in no component
  *   hostcrash twice     two threads crash at once: one report, no hang
  *   hostcrash ok        no crash; exits 0 */
@@ -49,6 +50,8 @@ int main(int argc, char **argv) {
         return render_page(PAGES_IN_MARKED);
     if (!strcmp(m, "abort"))
         return parse_page(PAGES_ABORT);
+    if (!strcmp(m, "overflow"))
+        return parse_page(PAGES_OVERFLOW);
     if (!strcmp(m, "outside"))
         return outside();
     if (!strcmp(m, "twice")) {

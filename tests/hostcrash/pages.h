@@ -12,7 +12,8 @@ enum {
     PAGES_IN_ENTRY,  /* SIGSEGV in the entry function itself */
     PAGES_IN_STATIC, /* SIGSEGV in a static helper of the entry's file */
     PAGES_IN_MARKED, /* SIGSEGV in a file of helpers marked QTN_SOURCE_OF(parser) */
-    PAGES_ABORT      /* abort() from the parser's code */
+    PAGES_ABORT,     /* abort() from the parser's code */
+    PAGES_OVERFLOW   /* unbounded recursion in the parser: its stack overflows */
 };
 
 QTN_COMPONENT(parser) QTN_FAULT(-1)

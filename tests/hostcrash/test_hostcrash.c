@@ -1,6 +1,7 @@
 /* test_hostcrash.c - a real program crashes in the host, under quarantine
  * run: in a component's entry, in a static helper, in a marked helper file,
- * by abort(), outside any component, and in two threads at once. The store
+ * by abort(), by a stack overflow, outside any component, and in two
+ * threads at once. The store
  * must then hold one host-crash report per crash, each frame named and
  * attributed to the component whose code it is in, the blame shared among
  * the components on the stack, and the program's exit status must still
@@ -195,6 +196,19 @@ static void test_abort_in_component(void **state) {
     assert_true(c.share[0] == 1.0);
 }
 
+/* The handler runs on its own stack: an overflow is recorded too. */
+static void test_stack_overflow_in_component(void **state) {
+    (void)state;
+    fresh();
+    supervise("overflow");
+    crash c;
+    newest(&c);
+    assert_int_equal(c.signal, SIGSEGV);
+    assert_int_equal(frame_of(&c, "parse_nested"), 0);
+    expect_frame(&c, "parse_nested", "parser");
+    assert_string_equal(c.component, "parser");
+}
+
 static void test_crash_outside_components(void **state) {
     (void)state;
     fresh();
@@ -267,6 +281,7 @@ int main(void) {
         cmocka_unit_test(test_crash_in_static_helper),
         cmocka_unit_test(test_crash_in_marked_helper_file),
         cmocka_unit_test(test_abort_in_component),
+        cmocka_unit_test(test_stack_overflow_in_component),
         cmocka_unit_test(test_crash_outside_components),
         cmocka_unit_test(test_two_threads_crash_at_once),
         cmocka_unit_test(test_without_supervisor),
