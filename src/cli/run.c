@@ -214,19 +214,35 @@ static void tick(sup *s) {
     }
 }
 
+/* A crash of a program that had no spool file: stored straight away. */
+static void crash_unspooled(sup *s, int pid, int sig, long long t) {
+    char reason[96], err[512];
+    snprintf(reason, sizeof reason, "the program died of SIG%s", sigabbrev_np(sig));
+    qs_report r = {s->installation, s->run, pid, 0, t, "host-crash", "", "", sig, 0, 0, 0,
+                   reason, NULL, "", "", 0, NULL, 0, NULL};
+    if (!store(s) || qs_put(s->store, &r, err, sizeof err) < 0)
+        logev("unstored crash pid=%d signal=SIG%s", pid, sigabbrev_np(sig));
+}
+
 /* The program ended: its last records, and the supervisor's own. */
 static void ended(sup *s, int pid, int st) {
-    if (!s->cur)
+    struct timespec w;
+    clock_gettime(CLOCK_REALTIME, &w);
+    long long t = (long long)w.tv_sec * 1000000000LL + w.tv_nsec;
+    if (!s->cur) {
+        if (WIFSIGNALED(st))
+            crash_unspooled(s, pid, WTERMSIG(st), t);
         return;
+    }
     if (WIFSIGNALED(st)) {
-        struct timespec w;
-        clock_gettime(CLOCK_REALTIME, &w);
         char js[160];
         snprintf(js, sizeof js, "{\"type\":\"exit\",\"pid\":%d,\"time_ns\":%lld,\"signal\":%d}",
-                 pid, (long long)w.tv_sec * 1000000000LL + w.tv_nsec, WTERMSIG(st));
-        if (qs_record_write(s->cur_fd, js) < 0 || fdatasync(s->cur_fd) < 0)
+                 pid, t, WTERMSIG(st));
+        if (qs_record_write(s->cur_fd, js) < 0 || fdatasync(s->cur_fd) < 0) {
             logev("spool-error spool=%s/%s error=\"%s\"", s->spool_dir, qs_spool_name(s->cur),
                   strerror(errno));
+            crash_unspooled(s, pid, WTERMSIG(st), t);
+        }
     }
     close(s->cur_fd); /* the lock goes with the last holder */
     s->cur_fd = -1;
