@@ -30,6 +30,7 @@ struct qs_spool {
     int locked;          /* this process holds the file's lock */
     long long learned;   /* bytes read for context (header, hellos) */
     long long logged;    /* bytes whose records were logged */
+    long long stored;    /* bytes known to be in the store (-1: not known) */
     char installation[128], run[96];
     hello *hellos;
     int nhellos;
@@ -54,6 +55,7 @@ static qs_spool *make(const char *dir, const char *name, const char *installatio
     }
     snprintf(sp->path, n, "%s/%s", dir, name);
     snprintf(sp->installation, sizeof sp->installation, "%s", installation);
+    sp->stored = -1;
     /* the run is in the name: <run>-<n>.spool */
     snprintf(sp->run, sizeof sp->run, "%s", name);
     char *dash = strrchr(sp->run, '-');
@@ -441,6 +443,8 @@ int qs_spool_import(qs_spool *sp, qs_store *st, qs_log_fn *log, void *lctx, char
     struct stat sb;
     if (fstat(sp->fd, &sb) < 0)
         return fail(err, len, sp->path, strerror(errno));
+    if (sp->logged >= sb.st_size && (!st || sp->stored >= sb.st_size))
+        return 0; /* nothing new: the store is not touched */
     int64_t done = sb.st_size; /* without a store: nothing is stored, records are logged */
     if (st && qs_begin(st, err, len))
         return -1;
@@ -502,7 +506,10 @@ int qs_spool_import(qs_spool *sp, qs_store *st, qs_log_fn *log, void *lctx, char
         qs_rollback(st);
         return -1;
     }
-    return qs_commit(st, err, len) ? -1 : count;
+    if (qs_commit(st, err, len))
+        return -1;
+    sp->stored = upto;
+    return count;
 }
 
 int qs_spool_finish(qs_spool *sp, qs_store *st, int keep, qs_log_fn *log, void *lctx, char *err,

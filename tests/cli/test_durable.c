@@ -204,9 +204,10 @@ static void test_supervisor_killed_many_times(void **state) {
     assert_int_equal(files_ending(".spool"), 0);
     int spooled, distinct;
     count_spooled(&spooled, &distinct);
-    long long stored = query("SELECT COUNT(*) FROM reports WHERE kind = 'signal'");
+    /* every kind: under load a call may pass its deadline instead */
+    long long stored = query("SELECT COUNT(*) FROM reports WHERE kind <> 'host-crash'");
     long long pairs = query("SELECT COUNT(*) FROM (SELECT DISTINCT pid, seq FROM reports"
-                            " WHERE kind = 'signal')");
+                            " WHERE kind <> 'host-crash')");
     fprintf(stderr, "%d kills: %d reports handed over, %lld stored\n", kills, spooled, stored);
     assert_true(spooled >= kills); /* the programs did fault, many times */
     assert_int_equal(distinct, spooled); /* each written once by the runtime */
@@ -247,7 +248,7 @@ static void test_locked_store_holds_reports(void **state) {
     assert_int_equal(WEXITSTATUS(st), 0); /* the program ran to its end */
     assert_non_null(strstr(log_text, "event=store-error"));
     assert_null(strstr(log_text, "event=held")); /* all stored by this supervisor */
-    assert_int_equal(query("SELECT COUNT(*) FROM reports WHERE kind = 'signal'"), 10);
+    assert_int_equal(query("SELECT COUNT(*) FROM reports WHERE kind <> 'host-crash'"), 10);
     assert_int_equal(files_ending(".spool"), 0);
 }
 
@@ -386,6 +387,10 @@ int main(void) {
         cmocka_unit_test(test_crash_without_a_spool),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
+    if (r) { /* kept to look at */
+        fprintf(stderr, "the store, its spool files and the last log: %s, %s\n", dir, logpath);
+        return r;
+    }
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
