@@ -83,6 +83,13 @@ int qtn_cli_report(int argc, char **argv) {
     }
     char err[512];
     qs_store *s = qs_open(path, 1, err, sizeof err);
+    if (!s && strstr(err, "an older schema")) { /* migrate it, if it may be written */
+        char werr[512];
+        qs_store *w = qs_open(path, 0, werr, sizeof werr);
+        qs_close(w);
+        if (w)
+            s = qs_open(path, 1, err, sizeof err);
+    }
     if (!s) {
         fprintf(stderr, "quarantine: report: %s\n", err);
         return QTN_EXIT_INPUT;

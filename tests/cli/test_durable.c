@@ -333,6 +333,31 @@ static void test_crash_without_a_spool(void **state) {
     assert_int_equal(query("SELECT COUNT(*) FROM reports WHERE kind = 'host-crash'"), 1);
 }
 
+/* quarantine report on a store of the first schema: migrated, then read. */
+static void test_report_reads_an_old_store(void **state) {
+    (void)state;
+    fresh();
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    const char *v1 =
+        "CREATE TABLE reports (id INTEGER PRIMARY KEY, installation TEXT NOT NULL,"
+        " run TEXT NOT NULL, pid INTEGER NOT NULL, seq INTEGER NOT NULL,"
+        " time_ns INTEGER NOT NULL, kind TEXT NOT NULL, component TEXT NOT NULL,"
+        " entry TEXT NOT NULL, signal INTEGER NOT NULL, domain INTEGER NOT NULL,"
+        " recovery_ns INTEGER NOT NULL, calls_failed INTEGER NOT NULL, reason TEXT NOT NULL,"
+        " json TEXT, UNIQUE (installation, run, pid, kind, seq));"
+        "INSERT INTO reports VALUES (1,'i','r',1,1,5,'signal','oldcomp','e',11,1,0,1,'x',NULL);"
+        "PRAGMA user_version=1;";
+    assert_int_equal(sqlite3_exec(h, v1, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s report --store %s >%s 2>&1", QTN_BIN, db, logpath);
+    assert_int_equal(system(cmd), 0);
+    slurp();
+    assert_non_null(strstr(log_text, "oldcomp          -                  0          0        1"));
+    assert_int_equal(query("PRAGMA user_version"), 2);
+}
+
 /* Appends a record with its checksum (or a wrong one). */
 static void put(FILE *f, const char *json, int good) {
     uLong c = crc32(0, (const Bytef *)json, (uInt)strlen(json));
@@ -385,6 +410,7 @@ int main(void) {
         cmocka_unit_test(test_unusable_stores_hold_reports),
         cmocka_unit_test(test_damaged_spool_records),
         cmocka_unit_test(test_crash_without_a_spool),
+        cmocka_unit_test(test_report_reads_an_old_store),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     if (r) { /* kept to look at */
