@@ -361,6 +361,16 @@ static int put_stats(ictx *c, json_t *rec) {
         if (qs_put_stat(c->st, &t, c->err, c->errlen) < 0)
             return -1;
     }
+    json_t *je = json_object_get(rec, "edges");
+    for (size_t i = 0; i < json_array_size(je); i++) {
+        json_t *o = json_array_get(je, i);
+        qs_edge_stat t = {c->sp->installation, c->sp->run, (int)num(rec, "pid"),
+                          num(rec, "time_ns"), str(o, "caller"), str(o, "callee"),
+                          str(o, "entry"), num(o, "calls"), num(o, "crossings"),
+                          num(o, "cross_ns"), num(o, "faults")};
+        if (qs_put_edge_stat(c->st, &t, c->err, c->errlen) < 0)
+            return -1;
+    }
     return 0;
 }
 

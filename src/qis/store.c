@@ -41,6 +41,13 @@ static const char *const migrations[] = {
     " crossings INTEGER NOT NULL, cross_ns INTEGER NOT NULL, faults INTEGER NOT NULL,"
     " UNIQUE (installation, run, pid, time_ns, component));"
     "CREATE INDEX stats_time ON stats (time_ns);"
+    "CREATE TABLE edge_stats ("
+    " id INTEGER PRIMARY KEY,"
+    " installation TEXT NOT NULL, run TEXT NOT NULL, pid INTEGER NOT NULL,"
+    " time_ns INTEGER NOT NULL, caller TEXT NOT NULL, callee TEXT NOT NULL,"
+    " entry TEXT NOT NULL, calls INTEGER NOT NULL, crossings INTEGER NOT NULL,"
+    " cross_ns INTEGER NOT NULL, faults INTEGER NOT NULL,"
+    " UNIQUE (installation, run, pid, time_ns, caller, entry));"
     "CREATE TABLE spools (name TEXT PRIMARY KEY, done_bytes INTEGER NOT NULL);",
 };
 
@@ -277,6 +284,29 @@ int qs_put_stat(qs_store *s, const qs_stat *t, char *err, size_t len) {
     sqlite3_bind_int64(st, 10, t->crossings);
     sqlite3_bind_int64(st, 11, t->cross_ns);
     sqlite3_bind_int64(st, 12, t->faults);
+    if (step(s, st, err, len, "cannot store statistics"))
+        return -1;
+    return sqlite3_changes(s->db) ? 1 : 0;
+}
+
+int qs_put_edge_stat(qs_store *s, const qs_edge_stat *t, char *err, size_t len) {
+    sqlite3_stmt *st = prep(s, "INSERT OR IGNORE INTO edge_stats (installation, run, pid,"
+                               " time_ns, caller, callee, entry, calls, crossings, cross_ns,"
+                               " faults) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                            err, len, "cannot store statistics");
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, t->installation, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, t->run, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, t->pid);
+    sqlite3_bind_int64(st, 4, t->time_ns);
+    sqlite3_bind_text(st, 5, t->caller, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, t->callee, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, t->entry, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 8, t->calls);
+    sqlite3_bind_int64(st, 9, t->crossings);
+    sqlite3_bind_int64(st, 10, t->cross_ns);
+    sqlite3_bind_int64(st, 11, t->faults);
     if (step(s, st, err, len, "cannot store statistics"))
         return -1;
     return sqlite3_changes(s->db) ? 1 : 0;

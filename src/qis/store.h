@@ -67,8 +67,19 @@ void qs_rollback(qs_store *s);
  * Returns 1 (stored), 0 (already there) or -1 (err says why). */
 int qs_put(qs_store *s, const qs_report *r, char *err, size_t errlen);
 
+/* One caller -> callee edge's totals in a snapshot ("program": code in no
+ * component). */
+typedef struct qs_edge_stat {
+    const char *installation, *run;
+    int pid;
+    int64_t time_ns;
+    const char *caller, *callee, *entry;
+    int64_t calls, crossings, cross_ns, faults;
+} qs_edge_stat;
+
 /* Stores one statistics row (once). Returns 1, 0 or -1 as qs_put. */
 int qs_put_stat(qs_store *s, const qs_stat *st, char *err, size_t errlen);
+int qs_put_edge_stat(qs_store *s, const qs_edge_stat *st, char *err, size_t errlen);
 
 /* How many bytes of spool file `name` are in the store (0 if none), and
  * setting it; forget when the file is gone. Each returns 0 or -1. */

@@ -383,8 +383,31 @@ int qtn__hello_write(int fd) {
     return r;
 }
 
+/* One caller -> callee edge of a statistics record (each with a leading
+ * comma; the caller drops the first). */
+static void put_edge(void *ctx, const char *caller, const char *callee, const char *entry,
+                     const qtn_stats *st) {
+    obuf *b = ctx;
+    o_str(b, ",{\"caller\":");
+    o_js(b, caller);
+    o_str(b, ",\"callee\":");
+    o_js(b, callee);
+    o_str(b, ",\"entry\":");
+    o_js(b, entry);
+    o_str(b, ",\"calls\":");
+    o_u(b, st->calls);
+    o_str(b, ",\"crossings\":");
+    o_u(b, st->crossings);
+    o_str(b, ",\"cross_ns\":");
+    o_u(b, st->cross_ns_total);
+    o_str(b, ",\"faults\":");
+    o_u(b, st->faults);
+    o_str(b, "}");
+}
+
 /* `{"type":"stats",...}`: per component, the totals so far and where the
- * plan puts it. */
+ * plan puts it; per caller -> callee edge, the same totals (the policy's
+ * call rates). */
 int qtn__stats_write(int fd) {
     qtn__crash_plan();
     size_t cap = 65536;
@@ -419,6 +442,11 @@ int qtn__stats_write(int fd) {
         o_u(&b, st.recovery_ns_max);
         o_str(&b, "}");
     }
+    o_str(&b, "],\"edges\":[");
+    size_t before_edges = b.n;
+    qtn_stats_foreach(put_edge, &b);
+    if (b.n > before_edges && b.p[before_edges] == ',')
+        memmove(b.p + before_edges, b.p + before_edges + 1, --b.n - before_edges);
     o_str(&b, "]}");
     int r = b.n + 1 >= cap ? -1 : qtn__record_write(fd, p, b.n);
     free(p);

@@ -270,6 +270,16 @@ static void test_clean_run_stores_statistics(void **state) {
     assert_string_equal((const char *)sqlite3_column_text(st, 2), "parser=host render=host");
     assert_int_equal(strlen((const char *)sqlite3_column_text(st, 3)), 40); /* a sha1 */
     sqlite3_finalize(st);
+    /* and the edges: main called render_page once, directly (both in the host) */
+    assert_int_equal(sqlite3_prepare_v2(h, "SELECT caller, calls, crossings FROM edge_stats"
+                                           " WHERE callee = 'render' AND entry = 'render_page'",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "program");
+    assert_int_equal(sqlite3_column_int(st, 1), 1);
+    assert_int_equal(sqlite3_column_int(st, 2), 0);
+    sqlite3_finalize(st);
     sqlite3_close(h);
 }
 
