@@ -265,6 +265,28 @@ undo:
     return -1;
 }
 
+/* Parameters 1-4 of a statistics row: which process, when. */
+static void bind_origin(sqlite3_stmt *st, const char *installation, const char *run, int pid,
+                        int64_t time_ns) {
+    sqlite3_bind_text(st, 1, installation, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, run, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, pid);
+    sqlite3_bind_int64(st, 4, time_ns);
+}
+
+/* The four totals of a statistics row from parameter `at` on, then the
+ * insert: 1 stored, 0 there already, -1. */
+static int put_counts(qs_store *s, sqlite3_stmt *st, int at, int64_t calls, int64_t crossings,
+                      int64_t cross_ns, int64_t faults, char *err, size_t len) {
+    sqlite3_bind_int64(st, at, calls);
+    sqlite3_bind_int64(st, at + 1, crossings);
+    sqlite3_bind_int64(st, at + 2, cross_ns);
+    sqlite3_bind_int64(st, at + 3, faults);
+    if (step(s, st, err, len, "cannot store statistics"))
+        return -1;
+    return sqlite3_changes(s->db) ? 1 : 0;
+}
+
 int qs_put_stat(qs_store *s, const qs_stat *t, char *err, size_t len) {
     sqlite3_stmt *st = prep(s, "INSERT OR IGNORE INTO stats (installation, run, pid, time_ns,"
                                " build_id, plan, component, domain, calls, crossings, cross_ns,"
@@ -272,21 +294,12 @@ int qs_put_stat(qs_store *s, const qs_stat *t, char *err, size_t len) {
                             err, len, "cannot store statistics");
     if (!st)
         return -1;
-    sqlite3_bind_text(st, 1, t->installation, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, t->run, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, t->pid);
-    sqlite3_bind_int64(st, 4, t->time_ns);
+    bind_origin(st, t->installation, t->run, t->pid, t->time_ns);
     sqlite3_bind_text(st, 5, t->build_id ? t->build_id : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, t->plan ? t->plan : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 7, t->component, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 8, t->domain);
-    sqlite3_bind_int64(st, 9, t->calls);
-    sqlite3_bind_int64(st, 10, t->crossings);
-    sqlite3_bind_int64(st, 11, t->cross_ns);
-    sqlite3_bind_int64(st, 12, t->faults);
-    if (step(s, st, err, len, "cannot store statistics"))
-        return -1;
-    return sqlite3_changes(s->db) ? 1 : 0;
+    return put_counts(s, st, 9, t->calls, t->crossings, t->cross_ns, t->faults, err, len);
 }
 
 int qs_put_edge_stat(qs_store *s, const qs_edge_stat *t, char *err, size_t len) {
@@ -296,20 +309,11 @@ int qs_put_edge_stat(qs_store *s, const qs_edge_stat *t, char *err, size_t len) 
                             err, len, "cannot store statistics");
     if (!st)
         return -1;
-    sqlite3_bind_text(st, 1, t->installation, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, t->run, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, t->pid);
-    sqlite3_bind_int64(st, 4, t->time_ns);
+    bind_origin(st, t->installation, t->run, t->pid, t->time_ns);
     sqlite3_bind_text(st, 5, t->caller, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, t->callee, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 7, t->entry, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 8, t->calls);
-    sqlite3_bind_int64(st, 9, t->crossings);
-    sqlite3_bind_int64(st, 10, t->cross_ns);
-    sqlite3_bind_int64(st, 11, t->faults);
-    if (step(s, st, err, len, "cannot store statistics"))
-        return -1;
-    return sqlite3_changes(s->db) ? 1 : 0;
+    return put_counts(s, st, 8, t->calls, t->crossings, t->cross_ns, t->faults, err, len);
 }
 
 int qs_spool_get(qs_store *s, const char *name, int64_t *done, char *err, size_t len) {

@@ -22,6 +22,8 @@
 #include <sqlite3.h>
 #include <zlib.h>
 
+#include "store_v1.h"
+
 static char dir[64], db[96], spool[128], logpath[96], log_text[1 << 18];
 
 static void fresh(void) {
@@ -339,15 +341,7 @@ static void test_report_reads_an_old_store(void **state) {
     fresh();
     sqlite3 *h;
     assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
-    const char *v1 =
-        "CREATE TABLE reports (id INTEGER PRIMARY KEY, installation TEXT NOT NULL,"
-        " run TEXT NOT NULL, pid INTEGER NOT NULL, seq INTEGER NOT NULL,"
-        " time_ns INTEGER NOT NULL, kind TEXT NOT NULL, component TEXT NOT NULL,"
-        " entry TEXT NOT NULL, signal INTEGER NOT NULL, domain INTEGER NOT NULL,"
-        " recovery_ns INTEGER NOT NULL, calls_failed INTEGER NOT NULL, reason TEXT NOT NULL,"
-        " json TEXT, UNIQUE (installation, run, pid, kind, seq));"
-        "INSERT INTO reports VALUES (1,'i','r',1,1,5,'signal','oldcomp','e',11,1,0,1,'x',NULL);"
-        "PRAGMA user_version=1;";
+    const char *v1 = STORE_V1;
     assert_int_equal(sqlite3_exec(h, v1, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(h);
     char cmd[512];
