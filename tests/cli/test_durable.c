@@ -260,17 +260,25 @@ static void test_read_only_store_holds_reports(void **state) {
     (void)state;
     fresh();
     assert_int_equal(run("-- " CRASHY " exit 0"), 0);
-    char cmd[1024];
+    char cmd[1024], qtn[256], crashy[256];
+    snprintf(qtn, sizeof qtn, "%s", QTN_BIN);
+    snprintf(crashy, sizeof crashy, "%s", CRASHY);
     const char *as = "";
-    if (geteuid() == 0) { /* root writes anything: be nobody, who owns the folder */
-        snprintf(cmd, sizeof cmd, "chown -R 65534:65534 %s", dir);
+    if (geteuid() == 0) {
+        /* root writes anything: be nobody, who owns the folder, running
+         * copies of the programs there (the build may be where nobody can
+         * reach) */
+        snprintf(qtn, sizeof qtn, "%s/quarantine", dir);
+        snprintf(crashy, sizeof crashy, "%s/crashy", dir);
+        snprintf(cmd, sizeof cmd, "cp %s %s && cp %s %s && chown -R 65534:65534 %s", QTN_BIN,
+                 qtn, CRASHY, crashy, dir);
         assert_int_equal(system(cmd), 0);
         as = "setpriv --reuid=65534 --regid=65534 --clear-groups ";
     }
     assert_int_equal(chmod(db, 0444), 0);
     snprintf(cmd, sizeof cmd,
              "QTN_QUIET_FAULTS=1 timeout 120 %s%s run --store %s -- %s isolated-fault 2>%s", as,
-             QTN_BIN, db, CRASHY, logpath);
+             qtn, db, crashy, logpath);
     int st = system(cmd);
     slurp();
     assert_true(WIFEXITED(st));
