@@ -150,8 +150,6 @@ static int import(sup *s, qs_spool *sp, int finish) {
     qs_store *st = store(s);
     if (qs_spool_import(sp, st, log_cb, s, err, sizeof err) < 0) {
         store_error(s, err);
-        if (!strncmp(err, "spool ", 6))
-            return 0;
         qs_close(s->store); /* opened again next time */
         s->store = NULL;
         return 0;
@@ -216,11 +214,9 @@ static void tick(sup *s) {
 
 /* A crash of a program that had no spool file: stored straight away. */
 static void crash_unspooled(sup *s, int pid, int sig, long long t) {
-    char reason[96], err[512];
-    snprintf(reason, sizeof reason, "the program died of SIG%s", sigabbrev_np(sig));
-    qs_report r = {s->installation, s->run, pid, 0, t, "host-crash", "", "", sig, 0, 0, 0,
-                   reason, NULL, "", "", 0, NULL, 0, NULL};
-    if (!store(s) || qs_put(s->store, &r, err, sizeof err) < 0)
+    char err[512];
+    if (!store(s) || qs_put_exit_crash(s->store, s->installation, s->run, pid, sig, t, err,
+                                       sizeof err) < 0)
         logev("unstored crash pid=%d signal=SIG%s", pid, sigabbrev_np(sig));
 }
 
@@ -285,7 +281,7 @@ static pid_t start(sup *s, char **argv, const sigset_t *oldmask) {
         unsetenv("QTN_REPORT_FD");
     }
     char nth[16]; /* which start this is: 1, then 2 after the first restart, ... */
-    snprintf(nth, sizeof nth, "%d", s->starts > 0 ? s->starts : 1);
+    snprintf(nth, sizeof nth, "%d", s->starts);
     setenv("QTN_RUN_START", nth, 1);
     if (s->stats_ms >= 0) {
         char num[16];

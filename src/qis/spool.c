@@ -242,6 +242,29 @@ static int blame_of(const qs_frame *fr, int n, struct qs_blame *out, int max) {
     return k;
 }
 
+/* The components a process's hello named, for the symboliser: their entry
+ * names point into *names (one array for all). Returns how many, or -1. */
+static int comps_of(json_t *jc, qs_comp **comps, const char ***names) {
+    int nc = (int)json_array_size(jc);
+    size_t total = 0;
+    for (int i = 0; i < nc; i++)
+        total += json_array_size(json_object_get(json_array_get(jc, (size_t)i), "entries"));
+    *comps = calloc((size_t)nc + 1, sizeof **comps);
+    *names = calloc(total + 1, sizeof **names);
+    if (!*comps || !*names)
+        return -1;
+    size_t at = 0;
+    for (int i = 0; i < nc; i++) {
+        json_t *o = json_array_get(jc, (size_t)i), *e = json_object_get(o, "entries");
+        (*comps)[i].name = str(o, "name");
+        (*comps)[i].entries = *names + at;
+        (*comps)[i].nentries = (int)json_array_size(e);
+        for (size_t j = 0; j < json_array_size(e); j++)
+            (*names)[at++] = json_string_value(json_array_get(e, j)) ?: "";
+    }
+    return nc;
+}
+
 static int put_host_crash(ictx *c, json_t *rec) {
     qs_spool *sp = c->sp;
     int pid = (int)num(rec, "pid"), sig = (int)num(rec, "signal");
@@ -249,15 +272,15 @@ static int put_host_crash(ictx *c, json_t *rec) {
     int nm = (int)json_array_size(jm), nf = (int)json_array_size(jf);
     if (nf > FRAMES_MAX)
         nf = FRAMES_MAX;
-    qs_module *mods = calloc((size_t)nm + 1, sizeof *mods);
     uint64_t addrs[FRAMES_MAX];
-    qs_frame *fr = calloc((size_t)nf + 1, sizeof *fr);
-    json_t *jc = components_of(sp, pid);
-    int nc = (int)json_array_size(jc);
-    qs_comp *comps = calloc((size_t)nc + 1, sizeof *comps);
-    const char **names = calloc(1, sizeof *names);
-    int r = -1;
-    if (!mods || !fr || !comps || !names) {
+    qs_frame fr[FRAMES_MAX];
+    for (int i = 0; i < nf; i++)
+        addrs[i] = strtoull(json_string_value(json_array_get(jf, (size_t)i)) ?: "0", NULL, 16);
+    qs_module *mods = calloc((size_t)nm + 1, sizeof *mods);
+    qs_comp *comps = NULL;
+    const char **names = NULL;
+    int nc = comps_of(components_of(sp, pid), &comps, &names), r = -1;
+    if (!mods || nc < 0) {
         fail(c->err, c->errlen, sp->path, "out of memory");
         goto out;
     }
@@ -266,25 +289,6 @@ static int put_host_crash(ictx *c, json_t *rec) {
         mods[i].path = str(m, "path");
         mods[i].base = strtoull(str(m, "base"), NULL, 16);
         mods[i].build_id = str(m, "build_id");
-    }
-    for (int i = 0; i < nf; i++)
-        addrs[i] = strtoull(json_string_value(json_array_get(jf, (size_t)i)) ?: "0", NULL, 16);
-    /* the entries of every component, as one array of names per component */
-    size_t total = 0;
-    for (int i = 0; i < nc; i++)
-        total += json_array_size(json_object_get(json_array_get(jc, (size_t)i), "entries"));
-    free(names);
-    names = calloc(total + 1, sizeof *names);
-    if (!names)
-        goto out;
-    size_t at = 0;
-    for (int i = 0; i < nc; i++) {
-        json_t *o = json_array_get(jc, (size_t)i), *e = json_object_get(o, "entries");
-        comps[i].name = str(o, "name");
-        comps[i].entries = names + at;
-        comps[i].nentries = (int)json_array_size(e);
-        for (size_t j = 0; j < json_array_size(e); j++)
-            names[at++] = json_string_value(json_array_get(e, j)) ?: "";
     }
     char note[512] = "";
     qs_symbolize(str(rec, "exe"), mods, nm, comps, nc, addrs, nf, fr, note, sizeof note);
@@ -306,7 +310,6 @@ static int put_host_crash(ictx *c, json_t *rec) {
               sigabbrev_np(sig) ?: "?", nb ? bl[0].component : "-", nf, nf ? fr[0].symbol : "?");
 out:
     free(mods);
-    free(fr);
     free(comps);
     free(names);
     return r < 0 ? -1 : 0;
@@ -381,11 +384,8 @@ static int put_exit(ictx *c, json_t *rec) {
     int sig = (int)num(rec, "signal");
     if (!sig || !c->store_it)
         return 0;
-    char reason[96];
-    snprintf(reason, sizeof reason, "the program died of SIG%s", sigabbrev_np(sig) ?: "?");
-    qs_report q = {c->sp->installation, c->sp->run, (int)num(rec, "pid"), 0, num(rec, "time_ns"),
-                   "host-crash", "", "", sig, 0, 0, 0, reason, NULL, "", "", 0, NULL, 0, NULL};
-    return qs_put(c->st, &q, c->err, c->errlen) < 0 ? -1 : 0;
+    return qs_put_exit_crash(c->st, c->sp->installation, c->sp->run, (int)num(rec, "pid"), sig,
+                             num(rec, "time_ns"), c->err, c->errlen) < 0 ? -1 : 0;
 }
 
 static int apply(ictx *c, json_t *rec) {

@@ -265,6 +265,16 @@ undo:
     return -1;
 }
 
+int qs_put_exit_crash(qs_store *s, const char *installation, const char *run, int pid, int sig,
+                      int64_t time_ns, char *err, size_t len) {
+    char reason[96];
+    snprintf(reason, sizeof reason, "the program died of SIG%s", sigabbrev_np(sig) ?: "?");
+    /* number 0: the identity a record of the crash handler's has too */
+    qs_report r = {installation, run, pid, 0, time_ns, "host-crash", "", "", sig, 0, 0, 0,
+                   reason, NULL, "", "", 0, NULL, 0, NULL};
+    return qs_put(s, &r, err, len);
+}
+
 /* Parameters 1-4 of a statistics row: which process, when. */
 static void bind_origin(sqlite3_stmt *st, const char *installation, const char *run, int pid,
                         int64_t time_ns) {

@@ -77,6 +77,12 @@ typedef struct qs_edge_stat {
     int64_t calls, crossings, cross_ns, faults;
 } qs_edge_stat;
 
+/* Stores a crash of the program known only from its exit status (no
+ * record of the runtime's: unattributed), once per process. Returns as
+ * qs_put. */
+int qs_put_exit_crash(qs_store *s, const char *installation, const char *run, int pid, int sig,
+                      int64_t time_ns, char *err, size_t errlen);
+
 /* Stores one statistics row (once). Returns 1, 0 or -1 as qs_put. */
 int qs_put_stat(qs_store *s, const qs_stat *st, char *err, size_t errlen);
 int qs_put_edge_stat(qs_store *s, const qs_edge_stat *st, char *err, size_t errlen);
