@@ -144,6 +144,8 @@ static inline qtn__dhdr *qtn__my_hdr(void) { return (qtn__dhdr *)qtn__my_slot();
 uint64_t qtn__now_ns(void) QTN__HIDDEN;
 void qtn__fatal(const char *fmt, ...) QTN__HIDDEN __attribute__((noreturn, format(printf, 1, 2)));
 void qtn__warn(const char *fmt, ...) QTN__HIDDEN __attribute__((format(printf, 1, 2)));
+/* $name as a number, or dflt when unset or not a number (said). */
+uint32_t qtn__env_u32(const char *name, uint32_t dflt) QTN__HIDDEN;
 
 /* ---- registry and plan (plan.c) -------------------------------------- */
 

@@ -274,16 +274,11 @@ static int write_fault(int fd, const qtn_report *r, char *line, size_t cap) {
 }
 
 static uint32_t stats_ms(void) {
-    const char *s = getenv("QTN_STATS_MS");
-    if (!s || !*s)
-        return 10000;
-    char *end;
-    unsigned long v = strtoul(s, &end, 10);
-    if (*end || v > 86400000ul) {
-        qtn__warn("ignoring QTN_STATS_MS=%s: not a number of milliseconds", s);
-        return 10000;
-    }
-    return (uint32_t)v;
+    uint32_t v = qtn__env_u32("QTN_STATS_MS", 10000);
+    if (v <= 86400000u)
+        return v;
+    qtn__warn("ignoring QTN_STATS_MS=%u: more than a day", v);
+    return 10000;
 }
 
 /* The writer: reports as they come, a statistics snapshot every
@@ -342,7 +337,8 @@ static void *write_reports(void *arg) {
         pthread_mutex_unlock(&lock);
         int w = fd >= 0 ? write_fault(fd, &r, line, sizeof line) : 0;
         if (!w && fd >= 0 && lost > told) {
-            int n = snprintf(line, sizeof line, "{\"type\":\"dropped\",\"pid\":%d,\"dropped\":%llu}",
+            int n = snprintf(line, sizeof line,
+                             "{\"type\":\"dropped\",\"pid\":%d,\"dropped\":%llu}",
                              (int)getpid(), (unsigned long long)(lost - told));
             w = qtn__record_write(fd, line, (size_t)n);
             told = lost;

@@ -55,7 +55,7 @@ void qtn__fatal(const char *fmt, ...) {
     abort();
 }
 
-static uint32_t env_u32(const char *name, uint32_t dflt) {
+uint32_t qtn__env_u32(const char *name, uint32_t dflt) {
     const char *s = getenv(name);
     if (!s || !*s)
         return dflt;
@@ -70,9 +70,10 @@ static uint32_t env_u32(const char *name, uint32_t dflt) {
 }
 
 static int layout(const qtn_config *cfg, qtn__layout *lay) {
-    uint32_t channels = cfg && cfg->channels ? cfg->channels : env_u32("QTN_CHANNELS", 256);
-    uint32_t win_kib = cfg && cfg->window_kib ? cfg->window_kib : env_u32("QTN_WINDOW_KIB", 1024);
-    uint32_t spin = cfg && cfg->spin_ns ? cfg->spin_ns : env_u32("QTN_SPIN_NS", 20000);
+    uint32_t channels = cfg && cfg->channels ? cfg->channels : qtn__env_u32("QTN_CHANNELS", 256);
+    uint32_t win_kib =
+        cfg && cfg->window_kib ? cfg->window_kib : qtn__env_u32("QTN_WINDOW_KIB", 1024);
+    uint32_t spin = cfg && cfg->spin_ns ? cfg->spin_ns : qtn__env_u32("QTN_SPIN_NS", 20000);
     if (channels == 0 || channels + QTN__SHARED_CHANS > QTN__CHAN_MAX || win_kib < 16 ||
         win_kib > 64 * 1024)
         return QTN_ERANGE;
@@ -83,13 +84,14 @@ static int layout(const qtn_config *cfg, qtn__layout *lay) {
     lay->bulk_off = lay->win_off + (size_t)lay->nchan * lay->win_size;
     lay->spin_ns = spin;
     int32_t dl = cfg && cfg->deadline_ms ? cfg->deadline_ms
-                                        : (int32_t)env_u32("QTN_DEADLINE_MS", 10000);
+                                        : (int32_t)qtn__env_u32("QTN_DEADLINE_MS", 10000);
     qtn__g.deadline_ns = dl > 0 ? (uint64_t)dl * 1000000u : 0;
-    qtn__g.restart_max = cfg && cfg->restart_max ? cfg->restart_max : env_u32("QTN_RESTART_MAX", 10);
+    qtn__g.restart_max =
+        cfg && cfg->restart_max ? cfg->restart_max : qtn__env_u32("QTN_RESTART_MAX", 10);
     qtn__g.restart_window_ms = cfg && cfg->restart_window_ms
                                    ? cfg->restart_window_ms
-                                   : env_u32("QTN_RESTART_WINDOW_MS", 10000);
-    int sc = cfg && cfg->seccomp ? cfg->seccomp : (env_u32("QTN_SECCOMP", 1) ? 1 : -1);
+                                   : qtn__env_u32("QTN_RESTART_WINDOW_MS", 10000);
+    int sc = cfg && cfg->seccomp ? cfg->seccomp : (qtn__env_u32("QTN_SECCOMP", 1) ? 1 : -1);
     qtn__g.seccomp = sc > 0 ? 1 : 0;
     if (lay->bulk_off > QTN__SLOT_SIZE / 2)
         return QTN_ERANGE; /* keep at least half of the slot for large buffers */
