@@ -383,12 +383,11 @@ int qtn__hello_write(int fd) {
     return r;
 }
 
-/* One caller -> callee edge of a statistics record (each with a leading
- * comma; the caller drops the first). */
+/* One caller -> callee edge of a statistics record's "edges" array. */
 static void put_edge(void *ctx, const char *caller, const char *callee, const char *entry,
                      const qtn_stats *st) {
     obuf *b = ctx;
-    o_str(b, ",{\"caller\":");
+    o_str(b, b->p[b->n - 1] == '[' ? "{\"caller\":" : ",{\"caller\":");
     o_js(b, caller);
     o_str(b, ",\"callee\":");
     o_js(b, callee);
@@ -422,7 +421,7 @@ int qtn__stats_write(int fd) {
         qtn_stats st;
         if (qtn_stats_component(cp->name, &st))
             continue;
-        o_str(&b, c > 1 ? ",{\"name\":" : "{\"name\":");
+        o_str(&b, b.p[b.n - 1] == '[' ? "{\"name\":" : ",{\"name\":");
         o_js(&b, cp->name);
         o_str(&b, ",\"domain\":");
         o_i(&b, qtn_plan_domain(cp->name));
@@ -443,10 +442,7 @@ int qtn__stats_write(int fd) {
         o_str(&b, "}");
     }
     o_str(&b, "],\"edges\":[");
-    size_t before_edges = b.n;
     qtn_stats_foreach(put_edge, &b);
-    if (b.n > before_edges && b.p[before_edges] == ',')
-        memmove(b.p + before_edges, b.p + before_edges + 1, --b.n - before_edges);
     o_str(&b, "]}");
     int r = b.n + 1 >= cap ? -1 : qtn__record_write(fd, p, b.n);
     free(p);
