@@ -223,7 +223,7 @@ void qtn__threads_replan_locked(void) QTN__HIDDEN;
 void qtn__thread_replan_self(qtn__thread *t) QTN__HIDDEN;
 void qtn__record_crossing(uint32_t id, uint64_t ns, bool fault) QTN__HIDDEN;
 
-/* ---- domains (domain.c) ---------------------------------------------- */
+/* ---- domains (zygote.c, domain.c, monitor.c, channel.c, bulk.c; domain.h) */
 
 /* One incarnation (process) of a domain, with its slot and channels. */
 typedef struct qtn__inc {

@@ -1,0 +1,63 @@
+/* domain.h - how the host runs domain processes, split by job: the zygote
+ * that forks them (zygote.c), their incarnations (domain.c), the monitor
+ * that notices their deaths and restarts them (monitor.c), the channels
+ * calls travel on (channel.c) and the bulk area for large buffers (bulk.c).
+ * Internal to those files; internal.h has what the rest of the runtime
+ * uses. */
+#ifndef QTN_DOMAIN_H
+#define QTN_DOMAIN_H
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static inline int qtn__pidfd_kill(int fd, int sig) {
+    return (int)syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0);
+}
+
+/* ---- zygote.c ------------------------------------------------------------- */
+
+/* Asks the zygote for a new process of incarnation `inc` of domain d, which
+ * maps memfd into its slot and tells its death on efd. Returns 0 with the
+ * process's pid and pidfd, or QTN_ESYS (errno says why). */
+int qtn__zygote_spawn(int d, uint32_t inc, int memfd, int efd, pid_t *pid, int *pidfd) QTN__HIDDEN;
+/* Monitor thread: the fd on which the zygote tells exits (-1 once it is
+ * gone), and reading one such notice when it is readable (`hup`: the
+ * zygote hung up). */
+int qtn__zygote_evfd(void) QTN__HIDDEN;
+void qtn__zygote_event(bool hup) QTN__HIDDEN;
+/* Monitor thread: the exit status the zygote reports for pid, waiting up to
+ * 2 s for it; *known is false when it never came. */
+int qtn__zygote_exit_status(pid_t pid, bool *known) QTN__HIDDEN;
+void qtn__zygote_forget_exits(void) QTN__HIDDEN;
+
+/* ---- domain.c ------------------------------------------------------------- */
+
+/* Starts incarnation `inc` of domain d: the prepared spare if there is one,
+ * else a new process now; `before` is the incarnation it takes over from
+ * (its channels are served at once), or NULL. dm->start held. */
+int qtn__inc_start(int d, uint32_t inc, const qtn__inc *before) QTN__HIDDEN;
+/* Makes incarnation inc the serving one and wakes callers waiting for it. */
+void qtn__inc_serve(qtn__dom *dm, uint32_t inc) QTN__HIDDEN;
+/* Monitor: gives every serving domain a prepared spare for its next
+ * incarnation, once the slot is free. */
+void qtn__prepare_spares(void) QTN__HIDDEN;
+
+/* ---- monitor.c ------------------------------------------------------------ */
+
+extern _Atomic bool qtn__stopping QTN__HIDDEN; /* qtn_shutdown has begun */
+/* Wakes the monitor: the set of processes to watch changed. */
+void qtn__monitor_poke(void) QTN__HIDDEN;
+
+/* ---- channel.c ------------------------------------------------------------ */
+
+/* Asks the domain for a thread serving channel k (dm->lock held). */
+void qtn__want_served(qtn__inc *I, uint32_t k) QTN__HIDDEN;
+
+/* ---- bulk.c --------------------------------------------------------------- */
+
+/* A new incarnation's bulk area: all of it free. */
+void qtn__bulk_reset(qtn__inc *I) QTN__HIDDEN;
+
+#endif

@@ -1,0 +1,412 @@
+/* monitor.c - the monitor thread: notices a domain process dying (its
+ * pidfd, or the word its dying handler writes), fails the calls in flight
+ * there, restarts it from its spare (or parks it) and makes the fault's one
+ * report; and shutting every domain down. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+#include "domain.h"
+
+_Atomic bool qtn__stopping;
+static int mon_efd = -1; /* wakes the monitor when domains change */
+static pthread_t mon_thread;
+static bool mon_running;
+
+void qtn__monitor_poke(void) {
+    uint64_t one = 1;
+    (void)!write(mon_efd, &one, sizeof one);
+}
+
+/* Moves the channel words of a dead incarnation off the values its callers
+ * sleep on and wakes them; they see the incarnation is not live. */
+static void wake_callers(qtn__dom *dm, qtn__inc *I) {
+    for (uint32_t k = 0; k < qtn__g.lay.nchan; k++) {
+        if (!__atomic_load_n(&I->served[k], __ATOMIC_RELAXED))
+            continue; /* no caller ever waited there */
+        qtn__chan *ch = qtn__chan_in(I->base, k);
+        atomic_fetch_xor(&ch->dseq, 0x80000000u);
+        qtn__wake_all(&ch->dseq);
+    }
+    pthread_mutex_lock(&dm->lock);
+    pthread_cond_broadcast(&dm->shared_cv);
+    pthread_mutex_unlock(&dm->lock);
+}
+
+/* Restart intensity: true when d has restarted restart_max times within
+ * the window (then it is parked instead). */
+static bool too_many_restarts(qtn__dom *dm, uint64_t now) {
+    uint64_t window = (uint64_t)qtn__g.restart_window_ms * 1000000u;
+    uint32_t n = 0, cap = (uint32_t)(sizeof dm->restart_at / sizeof dm->restart_at[0]);
+    for (uint32_t i = 0; i < dm->nrestart_at && i < cap; i++)
+        if (now - dm->restart_at[i] <= window)
+            n++;
+    if (n >= qtn__g.restart_max)
+        return true;
+    dm->restart_at[dm->nrestart_at++ % cap] = now;
+    return false;
+}
+
+static const char *sig_name(int sig) {
+    const char *s = sigabbrev_np(sig);
+    return s ? s : "?";
+}
+
+/* Fills the report's cause from the exit status, the host's own kill and
+ * what the domain wrote about itself. */
+static void describe(qtn_report *r, qtn__dom *dm, qtn__inc *I, const qtn_entry *const *running,
+                     int status, bool known, const qtn_entry **blamed) {
+    qtn__crash cr;
+    memcpy(&cr, &((qtn__dhdr *)I->base)->crash, sizeof cr); /* untrusted: copy, then check */
+    bool told = atomic_load(&cr.set) == 2;
+    int kill_kind = atomic_exchange(&dm->kill_kind, 0);
+    if (told) {
+        r->fault_addr = cr.addr;
+        r->nframes = cr.nframes <= QTN_REPORT_FRAMES ? cr.nframes : 0;
+        memcpy(r->frames, cr.frames, r->nframes * sizeof r->frames[0]);
+        if (cr.chan >= 0 && (uint32_t)cr.chan < qtn__g.lay.nchan && running[cr.chan])
+            *blamed = running[cr.chan];
+    }
+    bool sig_ok = told && cr.sig > 0 && cr.sig < NSIG;
+    if (kill_kind) {
+        r->kind = kill_kind;
+        r->signal = SIGKILL;
+        snprintf(r->reason, sizeof r->reason, "%s", dm->kill_reason);
+        if (dm->kill_entry)
+            *blamed = dm->kill_entry;
+    } else if (told && cr.sig == 0) { /* the exit trap told */
+        r->kind = QTN_FAULT_EXIT;
+        r->exit_code = cr.code & 0xff;
+        snprintf(r->reason, sizeof r->reason, "the domain exited with status %d", r->exit_code);
+    } else if (sig_ok && cr.sig == SIGSYS && cr.code == 1 /* SYS_SECCOMP */) {
+        r->kind = QTN_FAULT_SECCOMP;
+        r->signal = SIGSYS;
+        r->syscall = cr.syscall;
+        snprintf(r->reason, sizeof r->reason,
+                 "system call %d (%s) denied by the domain's filter", cr.syscall,
+                 qtn__syscall_name(cr.syscall));
+    } else if (sig_ok) { /* what the dying domain said; its exit status may be our SIGKILL */
+        r->kind = QTN_FAULT_SIGNAL;
+        r->signal = cr.sig;
+        if (cr.code > 0 && (cr.sig == SIGSEGV || cr.sig == SIGBUS || cr.sig == SIGILL ||
+                            cr.sig == SIGFPE)) /* the kernel's address, NULL included */
+            snprintf(r->reason, sizeof r->reason, "SIG%s (%s) at address 0x%llx",
+                     sig_name(r->signal), strsignal(r->signal), (unsigned long long)cr.addr);
+        else
+            snprintf(r->reason, sizeof r->reason, "SIG%s (%s)", sig_name(r->signal),
+                     strsignal(r->signal));
+    } else if (known && WIFEXITED(status)) {
+        r->kind = QTN_FAULT_EXIT;
+        r->exit_code = WEXITSTATUS(status);
+        snprintf(r->reason, sizeof r->reason, "the domain exited with status %d", r->exit_code);
+    } else if (known && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
+        r->kind = QTN_FAULT_KILLED;
+        r->signal = SIGKILL;
+        snprintf(r->reason, sizeof r->reason,
+                 "killed by SIGKILL from outside (the OOM killer or a user)");
+    } else if (known && WIFSIGNALED(status)) {
+        r->kind = QTN_FAULT_SIGNAL;
+        r->signal = WTERMSIG(status);
+        snprintf(r->reason, sizeof r->reason, "SIG%s (%s)", sig_name(r->signal),
+                 strsignal(r->signal));
+    } else {
+        r->kind = QTN_FAULT_KILLED;
+        snprintf(r->reason, sizeof r->reason, "the domain process ended (status unknown)");
+    }
+    if (!*blamed) /* no better clue: the first call in flight */
+        for (uint32_t k = 0; k < qtn__g.lay.nchan && !*blamed; k++)
+            *blamed = running[k];
+}
+
+/* Monitor: waits until the process of incarnation J (dead, two before the
+ * one that needs its slot) is gone, and closes its fds. */
+static void reap_slot(qtn__dom *dm, qtn__inc *J) {
+    if (J->pidfd < 0)
+        return;
+    struct pollfd p = {.fd = J->pidfd, .events = POLLIN};
+    poll(&p, 1, 2000);
+    pthread_mutex_lock(&dm->lock);
+    close(J->pidfd);
+    J->pidfd = -1;
+    if (J->dyingfd >= 0)
+        close(J->dyingfd);
+    J->dyingfd = -1;
+    J->dead = true;
+    pthread_mutex_unlock(&dm->lock);
+}
+
+/* Incarnation I of domain d died: fail its calls, restart it (or park it),
+ * and make its one report. */
+static void on_death(qtn__dom *dm, qtn__inc *I) {
+    uint64_t noticed = qtn__now_ns();
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    uint32_t inc = I->inc;
+    /* what was running, before the failing calls unwind */
+    static const qtn_entry *running[QTN__CHAN_MAX];
+    for (uint32_t k = 0; k < qtn__g.lay.nchan; k++)
+        running[k] = __atomic_load_n(&I->running[k], __ATOMIC_RELAXED);
+    if (I->prepared) { /* a spare died before it served */
+        I->prepared = false;
+        dm->prep_failed = true; /* not again until a restart needs one */
+        if (!qtn__stopping)
+            qtn__warn("domain %d: the process prepared for incarnation %u died before use", dm->id,
+                      inc);
+        return;
+    }
+    uint32_t expect = inc;
+    bool serving = atomic_compare_exchange_strong(&dm->live, &expect, 0);
+    if (getenv("QTN_DEBUG"))
+        qtn__warn("debug: domain %d incarnation %u (pid %d) ended; live was %u", dm->id, inc,
+                  (int)I->pid, expect);
+    if (serving)
+        atomic_store(&dm->state, qtn__stopping ? QTN__DS_OFF : QTN__DS_RESTARTING);
+    wake_callers(dm, I);
+    if (!serving || qtn__stopping)
+        return; /* an old incarnation, or shutdown: nothing to restart */
+    qtn_report r;
+    memset(&r, 0, sizeof r);
+    r.time_ns = (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec;
+    r.domain = dm->id;
+    r.pid = I->pid;
+    r.incarnation = inc;
+    /* restart first: callers are waiting */
+    pthread_mutex_lock(&dm->start);
+    bool park = too_many_restarts(dm, noticed);
+    int rs = 0;
+    if (!park) {
+        uint32_t next = inc + 1;
+        qtn__inc *J = &dm->incs[next & 1];
+        for (int i = 0; atomic_load(&J->active) && i < 20000; i++)
+            usleep(100); /* callers of incarnation inc-1 still leaving */
+        if (!(J->prepared && J->inc == next))
+            reap_slot(dm, J); /* faults back to back: the slot's last process may linger */
+        uint64_t tw = qtn__now_ns();
+        bool warm = J->prepared && J->inc == next;
+        rs = qtn__inc_start(dm->id, next, I);
+        if (getenv("QTN_DEBUG"))
+            qtn__warn("debug: domain %d incarnation %u start: %d (pid %d, %s): wake %llu us, "
+                      "start %llu us",
+                      dm->id, next, rs, (int)J->pid, warm ? "warm" : "cold",
+                      (unsigned long long)(tw - noticed) / 1000,
+                      (unsigned long long)(qtn__now_ns() - tw) / 1000);
+
+        if (!rs) {
+            dm->prep_failed = false;
+            qtn__inc_serve(dm, next);
+            r.recovery_ns = qtn__now_ns() - noticed;
+            dm->restarts++;
+            dm->recovery_total += r.recovery_ns;
+            if (r.recovery_ns > dm->recovery_max)
+                dm->recovery_max = r.recovery_ns;
+        }
+    }
+    if (park || rs) {
+        r.parked = 1;
+        atomic_store(&dm->state, QTN__DS_PARKED);
+        qtn__wake_all(&dm->live);
+    }
+    pthread_mutex_unlock(&dm->start);
+    bool known;
+    int status = qtn__zygote_exit_status(I->pid, &known);
+    /* let the failed calls finish failing, so the count is whole */
+    for (int i = 0; atomic_load(&I->active) && i < 2000; i++)
+        usleep(100);
+    r.calls_failed = atomic_load(&I->failed);
+    const qtn_entry *blamed = NULL;
+    describe(&r, dm, I, running, status, known, &blamed);
+    if (blamed) {
+        snprintf(r.entry, sizeof r.entry, "%s", blamed->name);
+        if (blamed->component)
+            snprintf(r.component, sizeof r.component, "%s", blamed->component->name);
+    }
+    if (r.parked) {
+        size_t n = strlen(r.reason);
+        snprintf(r.reason + n, sizeof r.reason - n, rs ? "; could not restart: parked"
+                                                       : "; restarted too often: parked");
+    }
+    qtn__report_symbolize(&r);
+    qtn__blame(blamed ? blamed->component : NULL, r.recovery_ns);
+    qtn__report_push(&r);
+}
+
+/* A pidfd became readable: that process ended. Only the monitor closes
+ * pidfds, so an fd number it polled cannot have been reused meanwhile. */
+static void pidfd_ended(int d, int fd) {
+    qtn__dom *dm = &qtn__doms[d];
+    qtn__inc *I = NULL;
+    bool handled = false;
+    pthread_mutex_lock(&dm->lock);
+    for (int h = 0; h < 2; h++)
+        if (dm->incs[h].pidfd == fd) {
+            I = &dm->incs[h];
+            handled = I->dead; /* its dying word came first */
+            I->dead = true;
+            I->pidfd = -1;
+            if (I->dyingfd >= 0)
+                close(I->dyingfd);
+            I->dyingfd = -1;
+        }
+    pthread_mutex_unlock(&dm->lock);
+    if (!I)
+        return; /* reaped already (see reap_slot): the number may be reused */
+    close(fd);
+    if (!handled)
+        on_death(dm, I);
+}
+
+/* A domain wrote that it is dying (its fatal-signal handler or exit trap):
+ * finish it and recover now, without waiting for the kernel to tear it
+ * down. A domain that says so falsely only ends itself. */
+static void dying(int d, int fd) {
+    qtn__dom *dm = &qtn__doms[d];
+    qtn__inc *I = NULL;
+    pthread_mutex_lock(&dm->lock);
+    for (int h = 0; h < 2; h++)
+        if (dm->incs[h].dyingfd == fd && !dm->incs[h].dead && dm->incs[h].pidfd >= 0) {
+            uint64_t v;
+            (void)!read(fd, &v, sizeof v);
+            I = &dm->incs[h];
+            I->dead = true;
+            qtn__pidfd_kill(I->pidfd, SIGKILL);
+        }
+    pthread_mutex_unlock(&dm->lock);
+    if (I)
+        on_death(dm, I);
+}
+
+static void *monitor(void *arg) {
+    (void)arg;
+    enum { MAXFD = 2 + QTN_DOMAINS_MAX * 4 };
+    for (;;) {
+        struct pollfd p[MAXFD];
+        int map[MAXFD];
+        int n = 0;
+        p[n].fd = mon_efd, p[n].events = POLLIN, map[n++] = -1;
+        p[n].fd = qtn__zygote_evfd(), p[n].events = POLLIN, map[n++] = 0;
+        for (int d = 1; d <= QTN_DOMAINS_MAX; d++) {
+            qtn__dom *dm = &qtn__doms[d];
+            pthread_mutex_lock(&dm->lock);
+            for (int h = 0; h < 2; h++) {
+                qtn__inc *I = &dm->incs[h];
+                if (I->pidfd >= 0)
+                    p[n].fd = I->pidfd, p[n].events = POLLIN, map[n++] = d;
+                if (I->dyingfd >= 0 && !I->dead)
+                    p[n].fd = I->dyingfd, p[n].events = POLLIN, map[n++] = -d;
+            }
+            pthread_mutex_unlock(&dm->lock);
+        }
+        if (poll(p, (nfds_t)n, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            qtn__fatal("monitor: poll: %s", strerror(errno));
+        }
+        if (p[0].revents & POLLIN) {
+            uint64_t v;
+            if (read(mon_efd, &v, sizeof v) == sizeof v && v >= (1ull << 32))
+                return NULL; /* shutdown */
+        }
+        if (p[1].revents & POLLIN)
+            qtn__zygote_event(false);
+        else if (p[1].revents & (POLLHUP | POLLERR))
+            qtn__zygote_event(true);
+        /* one process event per poll: handling it may close fds and open
+         * new ones with the same numbers, so the rest of this poll's
+         * results could name the wrong file; they are polled again */
+        for (int i = 2; i < n; i++)
+            if (p[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+                if (map[i] < 0)
+                    dying(-map[i], p[i].fd);
+                else
+                    pidfd_ended(map[i], p[i].fd);
+                break;
+            }
+        qtn__prepare_spares();
+    }
+}
+
+int qtn__monitor_start(void) {
+    mon_efd = eventfd(0, EFD_CLOEXEC);
+    if (mon_efd < 0)
+        return QTN_ESYS;
+    /* the monitor must not take signals meant for the program */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int r = pthread_create(&mon_thread, NULL, monitor, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r) {
+        close(mon_efd);
+        mon_efd = -1;
+        return QTN_ESYS;
+    }
+    mon_running = true;
+    return 0;
+}
+
+void qtn_shutdown(void) {
+    pthread_mutex_lock(&qtn__g.lock);
+    if (!qtn__g.inited || qtn__g.self != QTN_DOMAIN_HOST) {
+        pthread_mutex_unlock(&qtn__g.lock);
+        return;
+    }
+    qtn__stopping = true;
+    pthread_mutex_unlock(&qtn__g.lock);
+    if (mon_running) {
+        uint64_t stop = 1ull << 32;
+        (void)!write(mon_efd, &stop, sizeof stop);
+        pthread_join(mon_thread, NULL);
+        mon_running = false;
+    }
+    qtn__report_stop();
+    qtn__crash_uninstall();
+    pthread_mutex_lock(&qtn__g.lock);
+    for (int d = 1; d <= QTN_DOMAINS_MAX; d++) {
+        qtn__dom *dm = &qtn__doms[d];
+        atomic_store(&dm->live, 0);
+        atomic_store(&dm->state, QTN__DS_OFF);
+        qtn__wake_all(&dm->live);
+        for (int h = 0; h < 2; h++) {
+            qtn__inc *I = &dm->incs[h];
+            if (I->pidfd >= 0) {
+                qtn__pidfd_kill(I->pidfd, SIGKILL);
+                close(I->pidfd);
+                I->pidfd = -1;
+            }
+            if (I->dyingfd >= 0)
+                close(I->dyingfd);
+            I->dyingfd = -1;
+            if (I->base)
+                wake_callers(dm, I);
+            free(I->free_spans);
+            I->free_spans = NULL;
+            I->free_cap = I->nfree = 0;
+        }
+    }
+    qtn__zygote_stop();
+    for (int d = 1; d <= QTN_DOMAINS_MAX; d++)
+        for (int h = 0; h < 2; h++) {
+            qtn__inc *I = &qtn__doms[d].incs[h];
+            for (int i = 0; atomic_load(&I->active) && i < 10000; i++)
+                usleep(100); /* callers woken above are leaving */
+            if (I->base) /* give the memory back; the reservation stays */
+                mmap(I->base, QTN__SLOT_SIZE, PROT_NONE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+            I->base = NULL;
+            I->inc = 0;
+        }
+    close(mon_efd);
+    mon_efd = -1;
+    qtn__zygote_forget_exits();
+    for (int c = 1; c <= qtn__ncomps; c++)
+        atomic_store(&qtn__plan[c], 0);
+    qtn__threads_replan_locked();
+    qtn__g.inited = false;
+    pthread_mutex_unlock(&qtn__g.lock);
+}
