@@ -297,6 +297,12 @@ typedef struct qtn_component {
     const char *const *syscalls;
     uint32_t nglobals;
     const qtn_global *globals;
+    /* The identity of the component's code: a hash of its source files,
+     * which `quarantine gen --source` computes (printable, at most 64
+     * characters). Evidence about a component (calls, faults) is kept per
+     * code identity, so a new build that leaves the component's code alone
+     * keeps its history. NULL: unknown (each build counts as new code). */
+    const char *code_id;
 } qtn_component;
 
 /*
@@ -454,6 +460,10 @@ QTN_EXTERN int qtn_stats_foreach(void (*fn)(void *ctx, const char *caller,
                                             const char *callee, const char *entry,
                                             const qtn_stats *st),
                                  void *ctx);
+
+/* Counts n units of work done (requests served, say): lets the policy weigh
+ * what a fault costs in requests. Cheap (one atomic add); any thread. */
+QTN_EXTERN void qtn_work_done(uint64_t n);
 
 /* ------------------------------------------------------------------------ */
 /* Fault reports                                                             */

@@ -369,6 +369,10 @@ int qtn__hello_write(int fd) {
         const qtn_component *cp = qtn__comps[c];
         o_str(&b, c > 1 ? ",{\"name\":" : "{\"name\":");
         o_js(&b, cp->name);
+        if (cp->code_id) {
+            o_str(&b, ",\"code_id\":");
+            o_js(&b, cp->code_id);
+        }
         o_str(&b, ",\"entries\":[");
         for (uint32_t e = 0; e < cp->nentries; e++) {
             if (e)
@@ -415,6 +419,8 @@ int qtn__stats_write(int fd) {
         return -1;
     obuf b = {p, cap, 0};
     head(&b, "stats");
+    o_str(&b, ",\"work\":");
+    o_u(&b, atomic_load(&qtn__work));
     o_str(&b, ",\"components\":[");
     for (int c = 1; c <= qtn__ncomps; c++) {
         const qtn_component *cp = qtn__comps[c];

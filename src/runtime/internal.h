@@ -174,6 +174,7 @@ typedef struct qtn__edgest {
 
 extern qtn__edgest qtn__edges[QTN__EDGE_MAX] QTN__HIDDEN;
 extern _Atomic uint32_t qtn__nedges QTN__HIDDEN;
+extern _Atomic uint64_t qtn__work QTN__HIDDEN; /* qtn_work_done() */
 
 /* A host frame: what the caller must remember about one crossing. */
 typedef struct qtn__hframe {

@@ -216,6 +216,17 @@ int qtn_register(qtn_component *c) {
                     g);
             goto out;
         }
+    if (c->code_id) {
+        size_t n = strlen(c->code_id);
+        bool ok = n > 0 && n <= 64;
+        for (const char *s = c->code_id; ok && *s; s++)
+            ok = (unsigned char)*s > 0x20 && (unsigned char)*s < 0x7f && *s != '"' && *s != '\\';
+        if (!ok) {
+            r = bad(c->name, NULL, "code_id must be 1 to 64 printable characters, without "
+                                   "spaces, quotes or backslashes");
+            goto out;
+        }
+    }
     for (uint32_t j = 0; j < c->nentries; j++) {
         const qtn_entry *e = c->entries[j];
         if (!e || !e->name || !e->thunk) {

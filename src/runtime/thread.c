@@ -14,6 +14,9 @@ QTN_EXTERN __thread uint64_t qtn__tcalls[QTN__EDGE_MAX];
 
 qtn__edgest qtn__edges[QTN__EDGE_MAX];
 _Atomic uint32_t qtn__nedges;
+_Atomic uint64_t qtn__work;
+
+void qtn_work_done(uint64_t n) { atomic_fetch_add_explicit(&qtn__work, n, memory_order_relaxed); }
 
 static __thread qtn__thread *tself;
 static pthread_key_t tkey;
