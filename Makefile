@@ -45,6 +45,8 @@ bench: build
 	@$(BUILD)/bench/restart
 	@echo
 	@bench/stubcost.sh $(BUILD)/bench/stubcost
+	@echo
+	@$(BUILD)/bench/plan
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
