@@ -4,16 +4,19 @@
  * output whose content would not change is left untouched (its timestamp
  * too, so builds do not redo work). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../gen/model.h"
 #include "cli.h"
 
 static void help(FILE *f) {
-    fputs("usage: quarantine gen -o STUBS.c [--flags FILE] [-I DIR] [-D NAME[=VALUE]] HEADER...\n"
+    fputs("usage: quarantine gen -o STUBS.c [--flags FILE] [--source FILE]... [-I DIR]\n"
+          "                      [-D NAME[=VALUE]] HEADER...\n"
           "\n"
           "Reads C headers whose entry functions carry QTN_ annotations (see\n"
           "quarantine.h) and writes their stubs. Link the program with the stubs,\n"
@@ -23,8 +26,14 @@ static void help(FILE *f) {
           "\n"
           "  -o FILE        the stubs (C source)\n"
           "  --flags FILE   the link flags (default: STUBS.c with .flags for .c)\n"
-          "  --depfile FILE a make-style list of every file the headers read\n"
-          "  -I DIR, -D X   passed to the parser, as to a compiler\n"
+          "  --source FILE  a C source of the program (repeatable): a file that defines\n"
+          "                 entries of a component, or is marked QTN_SOURCE_OF(component),\n"
+          "                 is that component's code, and its contents go into the\n"
+          "                 component's code identity (qtn_component.code_id)\n"
+          "  --depfile FILE a make-style list of every file the headers read, and the sources\n"
+          "  --stamp FILE   touched on every successful run, and the target the depfile\n"
+          "                 names (for build tools: the stubs change only when their bytes do)\n"
+          "  -I DIR, -D X   passed to the parser, as to a compiler (headers and sources)\n"
           "\n"
           "example:\n"
           "  quarantine gen -o codec_stubs.c -I include include/codec.h\n"
@@ -59,21 +68,24 @@ static int install(const char *tmp, const char *path) {
 
 int qtn_cli_gen(int argc, char **argv) {
     const char *outp = NULL, *flagsp = NULL, *depp = NULL;
+    const char *stampp = NULL;
     char **headers = calloc((size_t)argc, sizeof *headers);
+    char **sources = calloc((size_t)argc, sizeof *sources);
     char **args = calloc((size_t)argc * 2 + 2, sizeof *args);
-    int nh = 0, na = 0;
+    int nh = 0, na = 0, ns = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             help(stdout);
-            free(headers), free(args);
+            free(headers), free(sources), free(args);
             return QTN_EXIT_OK;
         }
         if ((!strcmp(a, "-o") || !strcmp(a, "--flags") || !strcmp(a, "--depfile") ||
-             !strcmp(a, "-I") || !strcmp(a, "-D")) &&
+             !strcmp(a, "--source") || !strcmp(a, "--stamp") || !strcmp(a, "-I") ||
+             !strcmp(a, "-D")) &&
             i + 1 >= argc) {
             fprintf(stderr, "quarantine: gen: %s needs a value\n", a);
-            free(headers), free(args);
+            free(headers), free(sources), free(args);
             return QTN_EXIT_USAGE;
         }
         if (!strcmp(a, "-o"))
@@ -82,6 +94,10 @@ int qtn_cli_gen(int argc, char **argv) {
             flagsp = argv[++i];
         else if (!strcmp(a, "--depfile"))
             depp = argv[++i];
+        else if (!strcmp(a, "--stamp"))
+            stampp = argv[++i];
+        else if (!strcmp(a, "--source"))
+            sources[ns++] = argv[++i];
         else if (!strcmp(a, "-I") || !strcmp(a, "-D")) {
             args[na++] = (char *)a;
             args[na++] = argv[++i];
@@ -89,7 +105,7 @@ int qtn_cli_gen(int argc, char **argv) {
             args[na++] = (char *)a;
         else if (a[0] == '-') {
             fprintf(stderr, "quarantine: gen: unknown option '%s' (try quarantine gen --help)\n", a);
-            free(headers), free(args);
+            free(headers), free(sources), free(args);
             return QTN_EXIT_USAGE;
         } else
             headers[nh++] = (char *)a;
@@ -97,7 +113,7 @@ int qtn_cli_gen(int argc, char **argv) {
     if (!outp || !nh) {
         fprintf(stderr, "quarantine: gen: %s (try quarantine gen --help)\n",
                 !outp ? "say where the stubs go with -o FILE" : "name at least one header");
-        free(headers), free(args);
+        free(headers), free(sources), free(args);
         return QTN_EXIT_USAGE;
     }
     char *flags_default = NULL;
@@ -110,12 +126,14 @@ int qtn_cli_gen(int argc, char **argv) {
         strcat(flags_default, ".flags");
         flagsp = flags_default;
     }
-    for (int i = 0; i < nh; i++)
-        if (access(headers[i], R_OK) != 0) {
-            fprintf(stderr, "quarantine: gen: %s: %s\n", headers[i], strerror(errno));
-            free(headers), free(args), free(flags_default);
+    for (int i = 0; i < nh + ns; i++) {
+        const char *in = i < nh ? headers[i] : sources[i - nh];
+        if (access(in, R_OK) != 0) {
+            fprintf(stderr, "quarantine: gen: %s: %s\n", in, strerror(errno));
+            free(headers), free(sources), free(args), free(flags_default);
             return QTN_EXIT_INPUT;
         }
+    }
     /* quarantine.h: beside an installed generator (bin/../include), else in
      * the source tree it was built from */
     static char inc[4200];
@@ -138,6 +156,8 @@ int qtn_cli_gen(int argc, char **argv) {
 #endif
     qg_model m = {0};
     int errors = qg_parse(&m, headers, nh, args, na, stderr);
+    if (!errors && ns) /* whose code each source is, and each component's identity */
+        errors = qg_identify(&m, sources, ns, args, na, stderr);
     int rc = QTN_EXIT_OK;
     if (errors) {
         fprintf(stderr, "quarantine: gen: %d error%s; nothing written\n", errors,
@@ -159,7 +179,7 @@ int qtn_cli_gen(int argc, char **argv) {
         bad = 1;
     if (!bad && depp) { /* written as it is: tools read it after every run */
         FILE *fd = fopen(depp, "w");
-        bad = !fd || qg_emit_deps(&m, fd, outp);
+        bad = !fd || qg_emit_deps(&m, fd, stampp ? stampp : outp);
         if (fd && fclose(fd))
             bad = 1;
     }
@@ -169,12 +189,19 @@ int qtn_cli_gen(int argc, char **argv) {
         unlink(to);
         unlink(tf);
         rc = QTN_EXIT_OUTPUT;
+    } else if (stampp) { /* the run is done: its time is the stamp's */
+        FILE *fs = fopen(stampp, "a");
+        if (!fs || fclose(fs) || utimensat(AT_FDCWD, stampp, NULL, 0)) {
+            fprintf(stderr, "quarantine: gen: cannot write %s: %s\n", stampp, strerror(errno));
+            rc = QTN_EXIT_OUTPUT;
+        }
     }
     free(to);
     free(tf);
 out:
     qg_model_free(&m);
     free(headers);
+    free(sources);
     free(args);
     free(flags_default);
     return rc;

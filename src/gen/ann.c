@@ -80,6 +80,21 @@ int qg_ann_apply(const char *text, qg_param *p, char *err, size_t len) {
     return 0;
 }
 
+/* The length of the assignment operator ending with the '=' at s ("=", "+=",
+ * "<<=" ...), or 0 when it is part of a comparison (==, !=, <=, >=). */
+static size_t assign_len(const char *e, const char *s) {
+    if (s[1] == '=')
+        return 0; /* == (its second '=' is skipped by the caller) */
+    char b = s > e ? s[-1] : 0, bb = s > e + 1 ? s[-2] : 0;
+    if (b == '!')
+        return 0;
+    if (b == '<' || b == '>')
+        return bb == b ? 3 : 0; /* <<= >>= assign; <= >= compare */
+    if (b && strchr("+-*/%&|^", b))
+        return 2;
+    return 1;
+}
+
 int qg_count_check(const char *e, bool (*name_ok)(void *ctx, const char *id, size_t n),
                    void *ctx, char *err, size_t len) {
     int depth = 0, sizeof_depth = -1;
@@ -129,6 +144,24 @@ int qg_count_check(const char *e, bool (*name_ok)(void *ctx, const char *id, siz
             char bad[2] = {(char)c, 0};
             return fail(err, len, "'%s' has no place in a count (an expression over parameters)",
                         c >= 0x20 && c < 0x7f ? bad : "?");
+        }
+        if ((c == '+' || c == '-') && s[1] == s[0]) { /* C reads "n+++m" as "n++ + m" too */
+            char op[3] = {(char)c, (char)c, 0};
+            fail(err, len, "has a side effect ('%s'): a count only reads the parameters", op);
+            return -2;
+        }
+        if (c == '=') {
+            size_t k = assign_len(e, s);
+            if (k) {
+                char op[4];
+                snprintf(op, sizeof op, "%.*s", (int)k, s + 1 - k);
+                fail(err, len, k == 1 ? "has a side effect ('%s'): a count only reads the "
+                                        "parameters (to compare, say ==)"
+                                      : "has a side effect ('%s'): a count only reads the "
+                                        "parameters", op);
+                return -2;
+            }
+            s += s[1] == '='; /* == */
         }
         s++;
     }

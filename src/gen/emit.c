@@ -317,6 +317,8 @@ int qg_emit_stubs(const qg_model *m, FILE *o, const char *generator) {
             comp_var(name), name, n, name);
         if (ng)
             out(o, ",\n    .nglobals = %u, .globals = qg_globals_%s", ng, name);
+        if (m->code_ids && m->code_ids[c]) /* from quarantine gen --source: see ident.c */
+            out(o, ",\n    .code_id = \"%s\"", m->code_ids[c]);
         out(o, "};\n\n");
     }
     out(o, "/* components register themselves before main() runs */\n");

@@ -32,6 +32,7 @@ typedef struct qg_param {
     char *actual;     /* "return" or a parameter name (from "*name") */
     struct qg_struct *st; /* buffers of structs with annotated pointer fields */
     struct qg_sig *sig;   /* callbacks: the function's parameters */
+    char *key;        /* handles: what the pointer points to (a USR or type), NULL for void */
     qg_loc loc;
 } qg_param;
 
@@ -56,6 +57,7 @@ typedef struct qg_func {
     char *name;
     char *component;
     char *ret_type;
+    char *ret_key;    /* a returned handle: what it points to, as qg_param.key */
     int ret;          /* QTN_T_* */
     qg_vslot ret_slot;
     char *fault;      /* C expression */
@@ -70,6 +72,7 @@ typedef struct qg_model {
     qg_func *funcs;
     unsigned nfuncs;
     char **components; /* distinct names, in order of appearance */
+    char **code_ids;   /* per component: its code identity (32 hex digits), NULL if unknown */
     unsigned ncomponents;
     char **headers;    /* the headers given, to include from the stubs */
     unsigned nheaders;
@@ -87,6 +90,18 @@ typedef struct qg_model {
  * the annotated entry functions. Diagnostics go to `err` as
  * `file:line:col: error: ...`. Returns the number of errors (0: success). */
 int qg_parse(qg_model *m, char **headers, int nheaders, char **args, int nargs, FILE *err);
+
+/* The argument vector every libclang parse of the generator uses: C with
+ * QTN_GEN defined, then args (-I, -D ...). *n is its length; free() it. */
+const char **qg_clang_args(char **args, int nargs, int *n);
+
+/* Code identity (ident.c): parses `sources` (C files of the program, with
+ * the same args as the headers), finds the component each belongs to (the
+ * one whose entries it defines, or the one its QTN_SOURCE_OF mark names) and
+ * sets m->code_ids: a hash of each component's name, its entries as the
+ * model holds them and the contents of its files. Sources are added to
+ * m->deps. Errors and warnings go to err; returns the number of errors. */
+int qg_identify(qg_model *m, char **sources, int nsources, char **args, int nargs, FILE *err);
 
 /* Writes the stubs for m to out. Returns 0 or -1 (a write failed). */
 int qg_emit_stubs(const qg_model *m, FILE *out, const char *generator);

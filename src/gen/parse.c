@@ -12,8 +12,12 @@
 #include <string.h>
 
 #include "ann.h"
+#include "count.h"
 #include "model.h"
 #include "quarantine.h"
+
+#define NAME_MAX_RT 63 /* the longest component or entry name qtn_register() takes */
+#define SYNC_MAX (64u << 10) /* the largest global qtn_register() syncs */
 
 typedef struct ctx {
     qg_model *m;
@@ -26,6 +30,8 @@ typedef struct ctx {
         CXCursor c;
     } *side;
     unsigned nside;
+    qg_pending *pend; /* counts to check against the header, with libclang */
+    unsigned npend;
 } ctx;
 
 static char *dup_cx(CXString s) {
@@ -52,6 +58,17 @@ static void error_at(ctx *x, qg_loc l, const char *fmt, ...) {
     fputc('\n', x->err);
     va_end(ap);
     x->errors++;
+}
+
+static void warn_at(const qg_loc *l, FILE *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void warn_at(const qg_loc *l, FILE *err, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(err, "%s:%u:%u: warning: ", l->file ? l->file : "?", l->line, l->col);
+    vfprintf(err, fmt, ap);
+    fputc('\n', err);
+    va_end(ap);
 }
 
 static void add_known(ctx *x, char *name) {
@@ -105,6 +122,29 @@ static int scalar_of(CXType t, qg_vslot *slot) {
 }
 
 static bool is_pointer(CXType t) { return clang_getCanonicalType(t).kind == CXType_Pointer; }
+
+/* What pointer type t points to, comparable across declarations: a
+ * struct's or enum's USR, else the canonical spelling without qualifiers;
+ * NULL for void (a void * says nothing about what it is). */
+static char *pointee_key(CXType t) {
+    CXType pt = clang_getCanonicalType(clang_getPointeeType(clang_getCanonicalType(t)));
+    if (pt.kind == CXType_Void)
+        return NULL;
+    if (pt.kind == CXType_Record || pt.kind == CXType_Enum) {
+        char *usr = dup_cx(clang_getCursorUSR(clang_getTypeDeclaration(pt)));
+        if (*usr)
+            return usr;
+        free(usr);
+    }
+    char *s = dup_cx(clang_getTypeSpelling(pt));
+    for (;;) { /* "const volatile T" -> "T" */
+        size_t k = !strncmp(s, "const ", 6) ? 6 : !strncmp(s, "volatile ", 9) ? 9 : 0;
+        if (!k)
+            break;
+        memmove(s, s + k, strlen(s + k) + 1);
+    }
+    return s;
+}
 
 /* True if a struct or union holds a pointer anywhere (its bytes alone do not
  * say what it refers to). */
@@ -189,11 +229,39 @@ static bool count_name_ok(void *d, const char *id, size_t n) {
 static bool check_count(ctx *x, const qg_func *f, const qg_param *p, const char *e) {
     namectx nc = {x, f};
     char msg[200];
-    if (qg_count_check(e, count_name_ok, &nc, msg, sizeof msg) == 0)
+    int rc = qg_count_check(e, count_name_ok, &nc, msg, sizeof msg);
+    if (rc == -2) {
+        error_at(x, p->loc, "the count '%s' of '%s' of %s() %s", e, p->name, f->name, msg);
+        return false;
+    }
+    if (rc) {
+        error_at(x, p->loc, "%s in the count of '%s' of %s(): a count is an expression over the "
+                 "other parameters", msg, p->name, f->name);
+        return false;
+    }
+    /* a number, or an integer parameter, is what it is; anything else is
+     * evaluated by libclang against the header, as the stubs will be */
+    bool plain = e[strspn(e, "0123456789")] == 0;
+    for (unsigned i = 0; !plain && i < f->nparams; i++)
+        plain = !strcmp(f->params[i].name, e) && f->params[i].kind == QTN_K_SCALAR &&
+                f->params[i].slot != QG_V_F && f->params[i].slot != QG_V_D;
+    if (plain)
         return true;
-    error_at(x, p->loc, "%s in the count of '%s' of %s(): a count is an expression over the "
-             "other parameters", msg, p->name, f->name);
-    return false;
+    x->pend = realloc(x->pend, (x->npend + 1) * sizeof *x->pend);
+    qg_pending *q = &x->pend[x->npend++];
+    q->func = strdup(f->name);
+    q->param = strdup(p->name);
+    q->count = strdup(e);
+    q->loc = p->loc;
+    q->loc.file = strdup(p->loc.file ? p->loc.file : "?");
+    q->n = f->nparams;
+    q->names = calloc(f->nparams ? f->nparams : 1, sizeof *q->names);
+    q->types = calloc(f->nparams ? f->nparams : 1, sizeof *q->types);
+    for (unsigned i = 0; i < f->nparams; i++) {
+        q->names[i] = strdup(f->params[i].name);
+        q->types[i] = strdup(f->params[i].type ? f->params[i].type : "int");
+    }
+    return true;
 }
 
 static int param_index(const qg_func *f, const char *name) {
@@ -284,11 +352,11 @@ static enum CXVisitorResult visit_field(CXCursor c, CXClientData d) {
     }
     /* a field's count is a sibling integer field or a number */
     if (q->count) {
-        char *e;
-        (void)strtoul(q->count, &e, 10);
+        const char *e = q->count + strspn(q->count, "0123456789"); /* digits only: no sign */
         CXType ct;
-        if (*e && !(field_type(fc->rec, q->count, &ct) && (q->count_scalar = scalar_of(ct, &(qg_vslot){0})) &&
-                    q->count_scalar <= QTN_T_U64))
+        if ((*e || e == q->count) &&
+            !(field_type(fc->rec, q->count, &ct) &&
+              (q->count_scalar = scalar_of(ct, &(qg_vslot){0})) && q->count_scalar <= QTN_T_U64))
             error_at(x, q->loc, "the count of field '%s' of %s must be an integer field of %s "
                      "or a number, not '%s'", q->name, st->type, st->type, q->count);
     }
@@ -465,10 +533,13 @@ static void parse_param(ctx *x, qg_func *f, qg_param *p, CXCursor c) {
                                : "";
         error_at(x, p->loc,
                  "'%s' of %s() is a pointer: say what crosses with %sQTN_IN(count), "
-                 "QTN_OUT(count), QTN_INOUT(count) or QTN_HANDLE (passed through untouched)",
+                 "QTN_OUT(count), QTN_INOUT(count), QTN_HANDLE (passed through untouched) or "
+                 "QTN_OWNED (a handle the callee issued, tagged with its incarnation)",
                  p->name, f->name, hint);
         return;
     }
+    if (p->kind == QTN_K_HANDLE)
+        p->key = pointee_key(t);
     if (p->kind == QTN_K_HANDLE || p->kind == QTN_K_STRING) {
         if (p->kind == QTN_K_STRING && ptc.kind != CXType_Char_S && ptc.kind != CXType_Char_U &&
             ptc.kind != CXType_SChar && ptc.kind != CXType_UChar)
@@ -479,8 +550,9 @@ static void parse_param(ctx *x, qg_func *f, qg_param *p, CXCursor c) {
     /* a buffer */
     if (ptc.kind == CXType_Pointer)
         error_at(x, p->loc, "'%s' of %s() points to pointers, which mean nothing in another "
-                 "address space: pass it as QTN_HANDLE, or change the interface", p->name,
-                 f->name);
+                 "address space: pass it as QTN_HANDLE, or change the interface (a pointer the "
+                 "callee hands out comes back as the return value: QTN_OWNED, a handle the "
+                 "callee issued, tagged with its incarnation)", p->name, f->name);
     else if (ptc.kind == CXType_FunctionProto || ptc.kind == CXType_FunctionNoProto)
         ; /* handled above */
     else if (ptc.kind == CXType_Void && !p->bytes)
@@ -551,25 +623,56 @@ static void free_one_param(qg_param *p) {
         free(p->sig);
     }
     free(p->name), free(p->type), free(p->pointee), free(p->count), free(p->actual);
-    free(p->loc.file);
+    free(p->key), free(p->loc.file);
 }
 
 static void free_func(qg_func *f) {
     for (unsigned i = 0; i < f->nparams; i++)
         free_one_param(&f->params[i]);
     free(f->params);
-    free(f->name), free(f->component), free(f->ret_type), free(f->fault), free(f->loc.file);
+    free(f->name), free(f->component), free(f->ret_type), free(f->ret_key), free(f->fault);
+    free(f->loc.file);
     memset(f, 0, sizeof *f);
+}
+
+/* The names the runtime will be given: qtn_register() takes at most 63
+ * characters and reserves two component names; the annotation takes C
+ * identifiers (the stubs name a variable after the component). */
+static void check_names(ctx *x, const qg_func *f) {
+    const char *c = f->component;
+    bool ident = *c && !isdigit((unsigned char)*c);
+    for (const char *s = c; *s; s++)
+        ident &= isalnum((unsigned char)*s) || *s == '_';
+    if (!*c)
+        error_at(x, f->loc, "QTN_COMPONENT() of %s() names no component: say "
+                 "QTN_COMPONENT(name)", f->name);
+    else if (!ident)
+        error_at(x, f->loc, "component name '%s' of %s(): letters, digits and '_' only, not "
+                 "starting with a digit", c, f->name);
+    else if (!strcmp(c, "host") || !strcmp(c, "program"))
+        error_at(x, f->loc, "component name '%s' of %s() is reserved by the runtime ('host' "
+                 "and 'program' stand for the program itself in plans and statistics): choose "
+                 "another name", c, f->name);
+    else if (strlen(c) > NAME_MAX_RT)
+        error_at(x, f->loc, "component name '%s' of %s() is %zu characters long: the runtime "
+                 "takes names of at most %d", c, f->name, strlen(c), NAME_MAX_RT);
+    if (strlen(f->name) > NAME_MAX_RT)
+        error_at(x, f->loc, "the name of %s() is %zu characters long: the runtime takes entry "
+                 "names of at most %d; wrap it in a function with a shorter name", f->name,
+                 strlen(f->name), NAME_MAX_RT);
 }
 
 static void parse_func(ctx *x, CXCursor c) {
     anns a = {.n = 0};
     clang_visitChildren(c, collect_ann, &a);
-    char *component = NULL;
+    char *component = NULL, *other = NULL; /* other: a second, different component */
     for (unsigned i = 0; i < a.n; i++)
         if (!strncmp(a.items[i], "qtn component ", 14)) {
-            free(component);
-            component = strdup(a.items[i] + 14);
+            const char *cn = a.items[i] + 14;
+            if (!component)
+                component = strdup(cn);
+            else if (strcmp(component, cn) != 0 && !other)
+                other = strdup(cn);
         }
     if (!component) {
         anns_free(&a);
@@ -616,12 +719,11 @@ static void parse_func(ctx *x, CXCursor c) {
         }
     }
     anns_free(&a);
-    for (const char *s = f->component; *s; s++)
-        if (!isalnum((unsigned char)*s) && *s != '_') {
-            error_at(x, f->loc, "component name '%s' of %s(): letters, digits and '_' only",
-                     f->component, f->name);
-            break;
-        }
+    if (other) /* clang merges the attributes of every declaration seen so far */
+        error_at(x, f->loc, "%s() is annotated for two components, %s and %s: an entry belongs "
+                 "to one component", f->name, f->component, other);
+    free(other);
+    check_names(x, f);
     if (clang_isFunctionTypeVariadic(ft))
         error_at(x, f->loc, "%s() is variadic: its arguments cannot be described; wrap it in a "
                  "function with fixed parameters", f->name);
@@ -632,9 +734,11 @@ static void parse_func(ctx *x, CXCursor c) {
     } else if (is_pointer(rt)) {
         f->ret = ret_owned ? QTN_T_HANDLE : QTN_T_PTR;
         f->ret_slot = QG_V_P;
+        f->ret_key = pointee_key(rt);
         if (!ret_handle && !ret_owned)
             error_at(x, f->loc, "%s() returns a pointer: only a handle can come back; mark it "
-                     "QTN_OWNED (issued by the component) or QTN_HANDLE", f->name);
+                     "QTN_OWNED (a handle the component issued, tagged with its incarnation) or "
+                     "QTN_HANDLE (passed through untouched)", f->name);
     } else if (!(f->ret = scalar_of(rt, &f->ret_slot))) {
         error_at(x, f->loc, "%s() returns '%s', which cannot cross", f->name, f->ret_type);
     }
@@ -675,6 +779,29 @@ static void parse_func(ctx *x, CXCursor c) {
     }
 }
 
+/* A synced global must be what qtn_register() syncs (1 byte to 64 KiB) and
+ * writable: the domain copies the caller's value into it on every call. */
+static void check_global(ctx *x, const struct qg_global *g, CXType t) {
+    long long size = clang_Type_getSizeOf(t);
+    CXType e = clang_getCanonicalType(t);
+    bool ro = clang_isConstQualifiedType(e);
+    while (!ro && (e.kind == CXType_ConstantArray || e.kind == CXType_IncompleteArray)) {
+        e = clang_getArrayElementType(e); /* const T[n]: the elements are const */
+        ro = clang_isConstQualifiedType(e) || clang_isConstQualifiedType(clang_getCanonicalType(e));
+    }
+    if (ro)
+        error_at(x, g->loc, "QTN_SYNC(%s) of '%s': it is const, and the domain would fault "
+                 "writing it on every call: drop QTN_SYNC (a const global is the same in every "
+                 "domain)", g->component, g->name);
+    else if (size < 1)
+        error_at(x, g->loc, "QTN_SYNC(%s) of '%s': its size is %s here: declare it with its "
+                 "complete type", g->component, g->name, size == 0 ? "0" : "unknown");
+    else if (size > (long long)SYNC_MAX)
+        error_at(x, g->loc, "QTN_SYNC(%s) of '%s': it is %lld bytes, and the runtime syncs "
+                 "globals of at most 64 KiB (%u bytes): keep large state in the component, or "
+                 "pass it to its entries as a buffer", g->component, g->name, size, SYNC_MAX);
+}
+
 static enum CXChildVisitResult visit(CXCursor c, CXCursor parent, CXClientData d) {
     (void)parent;
     ctx *x = d;
@@ -690,6 +817,7 @@ static enum CXChildVisitResult visit(CXCursor c, CXCursor parent, CXClientData d
                 g->name = dup_cx(clang_getCursorSpelling(c));
                 g->component = strdup(a.items[i] + 9);
                 g->loc = loc_of(c);
+                check_global(x, g, clang_getCursorType(c));
             } else if (!strncmp(a.items[i], "qtn field ", 10)) {
                 x->side = realloc(x->side, (x->nside + 1) * sizeof *x->side);
                 struct sidefield *sf = &x->side[x->nside++];
@@ -728,20 +856,51 @@ static void note_inclusion(CXFile f, CXSourceLocation *stack, unsigned depth, CX
     m->deps[m->ndeps++] = name;
 }
 
-int qg_parse(qg_model *m, char **headers, int nheaders, char **args, int nargs, FILE *err) {
-    ctx x = {.m = m, .err = err};
-    CXIndex idx = clang_createIndex(0, 0);
-    const char *base[] = {"-x", "c", "-std=gnu11", "-DQTN_GEN=1", "-fsyntax-only"};
+const char **qg_clang_args(char **args, int nargs, int *n) {
+    static const char *const base[] = {"-x", "c", "-std=gnu11", "-DQTN_GEN=1", "-fsyntax-only"};
     int nb = (int)(sizeof base / sizeof base[0]);
     const char **argv = calloc((size_t)(nb + nargs), sizeof *argv);
     for (int i = 0; i < nb; i++)
         argv[i] = base[i];
     for (int i = 0; i < nargs; i++)
         argv[nb + i] = args[i];
+    *n = nb + nargs;
+    return argv;
+}
+
+/* A handle type one entry returns as QTN_OWNED and another entry of the
+ * component takes as a plain QTN_HANDLE: the runtime would not check its
+ * incarnation there. (void * is not compared: it says nothing.) */
+static void warn_owned(const qg_model *m, FILE *err) {
+    for (unsigned i = 0; i < m->nfuncs; i++) {
+        const qg_func *g = &m->funcs[i];
+        for (unsigned k = 0; k < g->nparams; k++) {
+            const qg_param *p = &g->params[k];
+            if (p->kind != QTN_K_HANDLE || p->owned || !p->key)
+                continue;
+            for (unsigned j = 0; j < m->nfuncs; j++) {
+                const qg_func *f = &m->funcs[j];
+                if (f->ret == QTN_T_HANDLE && f->ret_key && !strcmp(f->ret_key, p->key) &&
+                    !strcmp(f->component, g->component)) {
+                    warn_at(&p->loc, err, "'%s' of %s(): its type '%s' is returned by %s() as "
+                            "QTN_OWNED: annotate this parameter QTN_OWNED too", p->name,
+                            g->name, p->type, f->name);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+int qg_parse(qg_model *m, char **headers, int nheaders, char **args, int nargs, FILE *err) {
+    ctx x = {.m = m, .err = err};
+    CXIndex idx = clang_createIndex(0, 0);
+    int nargv;
+    const char **argv = qg_clang_args(args, nargs, &nargv);
     for (int h = 0; h < nheaders; h++) {
         CXTranslationUnit tu;
         enum CXErrorCode ec = clang_parseTranslationUnit2(
-            idx, headers[h], argv, nb + nargs, NULL, 0,
+            idx, headers[h], argv, nargv, NULL, 0,
             CXTranslationUnit_DetailedPreprocessingRecord | CXTranslationUnit_SkipFunctionBodies,
             &tu);
         if (ec != CXError_Success) {
@@ -764,6 +923,12 @@ int qg_parse(qg_model *m, char **headers, int nheaders, char **args, int nargs, 
         }
         if (x.errors == before)
             clang_visitChildren(clang_getTranslationUnitCursor(tu), visit, &x);
+        if (x.npend) /* the counts, evaluated as the stubs will evaluate them */
+            x.errors += qg_counts_check(idx, headers, nheaders, headers[h], argv, nargv, x.pend,
+                                        x.npend, err);
+        qg_pending_free(x.pend, x.npend);
+        x.pend = NULL;
+        x.npend = 0;
         clang_getInclusions(tu, note_inclusion, m);
         for (unsigned i = 0; i < x.nside; i++) /* their cursors die with the unit */
             free(x.side[i].type), free(x.side[i].field);
@@ -789,6 +954,8 @@ int qg_parse(qg_model *m, char **headers, int nheaders, char **args, int nargs, 
                      "these headers", m->globals[i].component, m->globals[i].name,
                      m->globals[i].component);
     }
+    if (!x.errors)
+        warn_owned(m, err);
     if (!x.errors && !m->nfuncs) {
         fprintf(err, "quarantine: gen: no entry functions: mark prototypes with "
                      "QTN_COMPONENT(name)\n");
@@ -813,9 +980,13 @@ void qg_model_free(qg_model *m) {
     for (unsigned i = 0; i < m->nfuncs; i++)
         free_func(&m->funcs[i]);
     free(m->funcs);
-    for (unsigned i = 0; i < m->ncomponents; i++)
+    for (unsigned i = 0; i < m->ncomponents; i++) {
         free(m->components[i]);
+        if (m->code_ids)
+            free(m->code_ids[i]);
+    }
     free(m->components);
+    free(m->code_ids);
     for (unsigned i = 0; i < m->nheaders; i++)
         free(m->headers[i]);
     free(m->headers);

@@ -59,6 +59,19 @@ static void expect_error(const char *text, int line, const char *needle) {
     assert_string_equal(stubs, ""); /* an error writes nothing */
 }
 
+/* Exactly `msg` (file:line:col: error: ...) on a line of its own, exit 1 and
+ * nothing written; `msg` starts after "t.h:" with the line counted from the
+ * text (3 lines of includes come first, added here). */
+static void expect_exact(const char *text, int line, int col, const char *msg) {
+    int rc = gen(text);
+    char want[2048];
+    snprintf(want, sizeof want, "/t.h:%d:%d: error: %s\n", line + 3, col, msg);
+    if (rc != 1 || !strstr(err, want))
+        fail_msg("want exit 1 and\n  %s\ngot %d:\n%s", want, rc, err);
+    assert_non_null(strstr(err, "nothing written"));
+    assert_string_equal(stubs, "");
+}
+
 static void test_accepts_every_kind(void **state) {
     (void)state;
     int rc = gen("QTN_COMPONENT(c1) QTN_FAULT(-1) QTN_DEADLINE(250)\n"
@@ -259,6 +272,148 @@ static void test_unchanged_output_is_not_rewritten(void **state) {
     assert_int_equal(a.st_mtime, b.st_mtime); /* the build need not recompile it */
 }
 
+/* The runtime's qtn_register() refuses these, and the component would stay
+ * unisolated at run time: the generator refuses them first. */
+static void test_rejects_names_the_runtime_refuses(void **state) {
+    (void)state;
+    expect_exact("QTN_COMPONENT(host) QTN_FAULT(-1)\nint f(int a);", 2, 5,
+                 "component name 'host' of f() is reserved by the runtime ('host' and 'program' "
+                 "stand for the program itself in plans and statistics): choose another name");
+    expect_exact("QTN_COMPONENT(program) QTN_FAULT(-1)\nint f(int a);", 2, 5,
+                 "component name 'program' of f() is reserved by the runtime ('host' and "
+                 "'program' stand for the program itself in plans and statistics): choose "
+                 "another name");
+    char n64[65], n63[64], text[512], msg[512];
+    memset(n64, 'a', 64), n64[64] = 0;
+    memset(n63, 'b', 63), n63[63] = 0;
+    snprintf(text, sizeof text, "QTN_COMPONENT(%s) QTN_FAULT(-1)\nint f(int a);", n64);
+    snprintf(msg, sizeof msg, "component name '%s' of f() is 64 characters long: the runtime "
+             "takes names of at most 63", n64);
+    expect_exact(text, 2, 5, msg);
+    snprintf(text, sizeof text, "QTN_COMPONENT(c) QTN_FAULT(-1)\nint %s(int a);", n64);
+    snprintf(msg, sizeof msg, "the name of %s() is 64 characters long: the runtime takes entry "
+             "names of at most 63; wrap it in a function with a shorter name", n64);
+    expect_exact(text, 2, 5, msg);
+    expect_exact("QTN_COMPONENT(9lives) QTN_FAULT(-1)\nint f(int a);", 2, 5,
+                 "component name '9lives' of f(): letters, digits and '_' only, not starting "
+                 "with a digit");
+    snprintf(text, sizeof text, "QTN_COMPONENT(%s) QTN_FAULT(-1)\nint %s(int a);", n63, n63);
+    int rc = gen(text); /* 63 is the most the runtime takes, and fine */
+    if (rc)
+        fail_msg("exit %d: %s", rc, err);
+}
+
+/* Counts the stubs would compute wrong, or the runtime could not use. */
+static void test_rejects_counts_the_runtime_cannot_evaluate(void **state) {
+    (void)state;
+    expect_exact("QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(int *b QTN_IN(n / 0), size_t n);", 2, 12,
+                 "the count 'n / 0' of 'b' of f() divides by zero");
+    expect_exact("QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(int *b QTN_IN(-5), size_t n);", 2, 12,
+                 "the count '-5' of 'b' of f() is negative (-5): a count is a number of "
+                 "elements, 0 or more");
+    expect_exact("#define ROOM 8\nQTN_COMPONENT(c) QTN_FAULT(-1)\n"
+                 "int f(int *b QTN_IN(ROOM - 10), size_t n);", 3, 12,
+                 "the count 'ROOM - 10' of 'b' of f() is negative (-2): a count is a number of "
+                 "elements, 0 or more");
+    expect_exact("QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(int *b QTN_IN(p), int *p QTN_IN(1));", 2,
+                 12, "the count 'p' of 'b' of f() uses the pointer 'p' as a number: a count is "
+                 "an integer (*p reads what it points to)");
+    expect_exact("QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(int *b QTN_IN(d), double d);", 2, 12,
+                 "the count 'd' of 'b' of f() computes with floating point ('d' is double): a "
+                 "count is an integer; pass it as an integer parameter");
+    expect_exact("QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(int *b QTN_IN(n * 1.5), size_t n);", 2,
+                 12, "the count 'n * 1.5' of 'b' of f() computes with floating point ('1.5'): a "
+                 "count is an integer; pass it as an integer parameter");
+    expect_exact("QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(int *b QTN_IN(n++), size_t n);", 2, 12,
+                 "the count 'n++' of 'b' of f() has a side effect ('++'): a count only reads "
+                 "the parameters");
+    expect_exact("QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(int *b QTN_IN(n = 5), size_t n);", 2, 12,
+                 "the count 'n = 5' of 'b' of f() has a side effect ('='): a count only reads "
+                 "the parameters (to compare, say ==)");
+    expect_exact("QTN_COMPONENT(c) QTN_FAULT(-1)\n"
+                 "int f(int *b QTN_IN_BYTES(sizeof(p)), int *p QTN_IN(1));", 2, 12,
+                 "sizeof(p) in the count of 'b' of f() is the size of the pointer 'p' itself, "
+                 "not of what it points to: say sizeof(*p)");
+    expect_exact("QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(int *b QTN_IN(n[1]), size_t n);", 2, 12,
+                 "the count 'n[1]' of 'b' of f() is not valid C here: subscripted value is not "
+                 "an array, pointer, or vector");
+    expect_exact("struct s { int *p QTN_IN(-5); };\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1) int f(struct s *x QTN_INOUT(1));", 1, 17,
+                 "the count of field 'p' of struct s must be an integer field of struct s or a "
+                 "number, not '-5'");
+    /* what the runtime can evaluate stays accepted */
+    int rc = gen("#define ROOM 8\nenum { K = 3 };\nQTN_COMPONENT(c) QTN_FAULT(-1)\n"
+                 "int f(int *b QTN_IN(*len + ROOM * n + K - 1 + (n == 1 ? 2 : 0)), size_t n,\n"
+                 "      size_t *len QTN_IN(1), int *v QTN_IN(v[0] ? 1 : 2),\n"
+                 "      char *w QTN_OUT_BYTES(n * sizeof(*v) + sizeof(double)));");
+    if (rc)
+        fail_msg("exit %d: %s", rc, err);
+}
+
+static void test_rejects_an_entry_of_two_components(void **state) {
+    (void)state;
+    expect_exact("QTN_COMPONENT(a) QTN_COMPONENT(b) QTN_FAULT(-1)\nint f(int x);", 2, 5,
+                 "f() is annotated for two components, a and b: an entry belongs to one "
+                 "component");
+    /* a redeclaration carries the first one's annotations */
+    expect_exact("QTN_COMPONENT(a) QTN_FAULT(-1) int f(int x);\n"
+                 "QTN_COMPONENT(b) QTN_FAULT(-1) int f(int x);", 2, 36,
+                 "f() is annotated for two components, a and b: an entry belongs to one "
+                 "component");
+    assert_int_equal(gen("QTN_COMPONENT(a) QTN_FAULT(-1) int f(int x);\n"
+                         "QTN_COMPONENT(a) QTN_FAULT(-1) int f(int x);"),
+                     0);
+}
+
+/* qtn_register() syncs globals of 1 byte to 64 KiB, into writable memory. */
+static void test_rejects_globals_the_runtime_cannot_sync(void **state) {
+    (void)state;
+    expect_exact("extern char big[65537] QTN_SYNC(c);\nQTN_COMPONENT(c) QTN_FAULT(0) int f(int a);",
+                 1, 13, "QTN_SYNC(c) of 'big': it is 65537 bytes, and the runtime syncs globals "
+                 "of at most 64 KiB (65536 bytes): keep large state in the component, or pass it "
+                 "to its entries as a buffer");
+    expect_exact("extern const int limit QTN_SYNC(c);\nQTN_COMPONENT(c) QTN_FAULT(0) int f(int a);",
+                 1, 18, "QTN_SYNC(c) of 'limit': it is const, and the domain would fault writing "
+                 "it on every call: drop QTN_SYNC (a const global is the same in every domain)");
+    expect_exact("extern const int table[4] QTN_SYNC(c);\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(0) int f(int a);",
+                 1, 18, "QTN_SYNC(c) of 'table': it is const, and the domain would fault writing "
+                 "it on every call: drop QTN_SYNC (a const global is the same in every domain)");
+    int rc = gen("extern char most[65536] QTN_SYNC(c);\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(0) int f(int a);");
+    if (rc)
+        fail_msg("exit %d: %s", rc, err);
+}
+
+/* A handle the callee issued is QTN_OWNED: the hints say so, and a type
+ * returned as owned but taken as a plain handle is warned about. */
+static void test_owned_handles(void **state) {
+    (void)state;
+    expect_exact("QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(int *p, size_t n);", 2, 12,
+                 "'p' of f() is a pointer: say what crosses with QTN_IN(count), QTN_OUT(count), "
+                 "QTN_INOUT(count), QTN_HANDLE (passed through untouched) or QTN_OWNED (a handle "
+                 "the callee issued, tagged with its incarnation)");
+    expect_exact("struct db;\nQTN_COMPONENT(c) QTN_FAULT(-1)\nint f(struct db **out QTN_OUT(1));",
+                 3, 19, "'out' of f() points to pointers, which mean nothing in another address "
+                 "space: pass it as QTN_HANDLE, or change the interface (a pointer the callee "
+                 "hands out comes back as the return value: QTN_OWNED, a handle the callee "
+                 "issued, tagged with its incarnation)");
+    int rc = gen("struct db;\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(NULL) QTN_OWNED struct db *db_open(int flags);\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1) int db_get(struct db *h QTN_HANDLE, int key);\n"
+                 "QTN_COMPONENT(c) void db_close(const struct db *h QTN_OWNED);\n"
+                 "QTN_COMPONENT(d) QTN_FAULT(-1) int other(struct db *h QTN_HANDLE);\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1) int ctx(void *h QTN_HANDLE);\n");
+    if (rc)
+        fail_msg("exit %d: %s", rc, err);
+    assert_non_null(strstr(err, "/t.h:6:54: warning: 'h' of db_get(): its type 'struct db *' is "
+                                "returned by db_open() as QTN_OWNED: annotate this parameter "
+                                "QTN_OWNED too\n"));
+    /* once: not for another component's entry, an owned one, or a void * */
+    assert_null(strstr(strstr(err, "warning:") + 1, "warning:"));
+    assert_non_null(strstr(stubs, "__wrap_db_get"));
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/qtn-gen-test-XXXXXX");
     if (!mkdtemp(dir))
@@ -275,6 +430,11 @@ int main(void) {
         cmocka_unit_test(test_header_errors),
         cmocka_unit_test(test_usage_and_missing_input),
         cmocka_unit_test(test_unchanged_output_is_not_rewritten),
+        cmocka_unit_test(test_rejects_names_the_runtime_refuses),
+        cmocka_unit_test(test_rejects_counts_the_runtime_cannot_evaluate),
+        cmocka_unit_test(test_rejects_an_entry_of_two_components),
+        cmocka_unit_test(test_rejects_globals_the_runtime_cannot_sync),
+        cmocka_unit_test(test_owned_handles),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[128];

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -161,11 +162,52 @@ static void test_generated_stubs_cross(void **state) {
     assert_true(st.calls > st.crossings); /* the direct ones count too */
 }
 
+/* The code identity `quarantine gen --source` gave codec (its stubs say
+ * `.code_id = "..."`) is the registered component's, and the runtime hands
+ * it to the supervisor in its hello record. */
+static void test_code_identity(void **state) {
+    int *report = *state;
+    static char text[1 << 16];
+    FILE *f = fopen(QTN_STUBS, "r");
+    assert_non_null(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = 0;
+    fclose(f);
+    const char *id = strstr(text, ".code_id = \"");
+    assert_non_null(id);
+    id += strlen(".code_id = \"");
+    assert_int_equal(strspn(id, "0123456789abcdef"), 32);
+    assert_non_null(qtn_component_codec.code_id);
+    assert_int_equal(strlen(qtn_component_codec.code_id), 32);
+    assert_memory_equal(qtn_component_codec.code_id, id, 32);
+    char want[96];
+    snprintf(want, sizeof want, "\"name\":\"codec\",\"code_id\":\"%s\"",
+             qtn_component_codec.code_id);
+    n = (size_t)pread(*report, text, sizeof text - 1, 0);
+    text[n] = 0;
+    char *nl = strchr(text, '\n'); /* the first record, the hello */
+    if (nl)
+        *nl = 0;
+    assert_non_null(strstr(text, "\"type\":\"hello\""));
+    assert_non_null(strstr(text, want));
+}
+
 int main(void) {
     /* the generated stubs registered the component before main */
     assert_int_equal(qtn_component_codec.id > 0, 1);
+    /* records go to a file, as they would to a supervisor */
+    char path[] = "/tmp/qtn-gen-codec-XXXXXX";
+    int report = mkstemp(path);
+    assert_true(report >= 0);
+    unlink(path);
+    char fd[16];
+    snprintf(fd, sizeof fd, "%d", report);
+    setenv("QTN_REPORT_FD", fd, 1);
     assert_int_equal(qtn_init(NULL), 0);
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_generated_stubs_cross)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_generated_stubs_cross),
+        cmocka_unit_test_prestate(test_code_identity, &report),
+    };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     qtn_shutdown();
     return r;
