@@ -318,7 +318,8 @@ typedef struct qtn_edge {
 
 #define QTN_EDGE_INIT(caller_, entry_) {(entry_), (caller_), 0}
 
-/* Internal, used by QTN_DIRECT: per-thread state and counters per edge. */
+/* Internal, used by QTN_DIRECT: per-thread direct flags, and the row of
+ * per-edge counters the thread's direct calls are counted in. */
 #define QTN__EDGE_MAX 1024
 /* libquarantine is linked into the program, so its thread-local data sits
  * at a link-time offset: the stub's check is one instruction */
@@ -328,7 +329,7 @@ typedef struct qtn_edge {
 #define QTN__TLS
 #endif
 QTN_EXTERN extern __thread uint8_t qtn__tdirect[QTN__EDGE_MAX] QTN__TLS;
-QTN_EXTERN extern __thread uint64_t qtn__tcalls[QTN__EDGE_MAX] QTN__TLS;
+QTN_EXTERN extern __thread uint64_t *qtn__trow QTN__TLS;
 
 /*
  * True when the call may be made directly (the callee is in the caller's
@@ -337,7 +338,7 @@ QTN_EXTERN extern __thread uint64_t qtn__tcalls[QTN__EDGE_MAX] QTN__TLS;
  *     ... pack args; qtn_call(&edge, args, &ret); ...
  */
 #define QTN_DIRECT(e)                                                          \
-    (__builtin_expect(qtn__tdirect[(e)->id], 1) ? (qtn__tcalls[(e)->id]++, 1) : 0)
+    (__builtin_expect(qtn__tdirect[(e)->id], 1) ? (qtn__trow[(e)->id]++, 1) : 0)
 
 /*
  * The slow path of a stub: makes the call described by `edge` with `args`

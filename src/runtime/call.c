@@ -272,11 +272,14 @@ static void dispatch(qtn__thread *t, qtn__chan *ch, char *win) {
     char *globals = (char *)(fr->args + en->nparams);
     globals_copy(en->component, globals, false); /* the caller's values */
     qtn_val rv = {0};
+    uint64_t w0 = qtn__now_ns();
     en->thunk(fr->args, &rv);
+    uint64_t work = qtn__now_ns() - w0;
     globals_copy(en->component, globals, true); /* and back */
     t->dn--;
     t->top = save;
     ch->dret = rv; /* beside the sequence number: one line goes back */
+    ch->dwork = work;
     ch->dtype = QTN__MSG_RET;
     qtn__post(&ch->dseq, ++t->sent, &ch->hsleep);
 }
@@ -369,15 +372,7 @@ void qtn__domain_child(int d) {
 /* The host's edge for calls a domain makes on behalf of `caller`. */
 static qtn_edge *host_edge(const qtn_component *caller, const qtn_entry *en) {
     pthread_mutex_lock(&qtn__g.lock);
-    uint32_t n = atomic_load(&qtn__nedges);
-    qtn_edge *e = NULL;
-    for (uint32_t i = 1; i <= n; i++) {
-        qtn_edge *x = qtn__edges[i].edge;
-        if (x->caller == caller && x->entry == en) {
-            e = x;
-            break;
-        }
-    }
+    qtn_edge *e = qtn__edge_find_locked(caller, en);
     if (!e && (e = calloc(1, sizeof *e))) {
         e->caller = caller;
         e->entry = en;
@@ -536,6 +531,23 @@ static int untag_handle(qtn_val *v, uint32_t inc) {
     return 0;
 }
 
+/* A result as the caller's C type sees it (what the stub's cast keeps), so
+ * that it is checked as that: an int actual length of 0xffffffff00000400
+ * is 1024, not a negative 64-bit number. */
+static qtn_val as_type(qtn_val v, uint8_t t) {
+    switch (t) {
+    case QTN_T_VOID: v.u = 0; break;
+    case QTN_T_I8: v.i = (int8_t)v.u; break;
+    case QTN_T_U8: v.u = (uint8_t)v.u; break;
+    case QTN_T_I16: v.i = (int16_t)v.u; break;
+    case QTN_T_U16: v.u = (uint16_t)v.u; break;
+    case QTN_T_I32: v.i = (int32_t)v.u; break;
+    case QTN_T_U32: v.u = (uint32_t)v.u; break;
+    default: break; /* 64-bit values, pointers, doubles; a float's bits are its own */
+    }
+    return v;
+}
+
 static uint64_t deadline_of(const qtn_entry *en) {
     if (en->deadline_ms == QTN_NO_DEADLINE)
         return 0;
@@ -546,7 +558,7 @@ static uint64_t deadline_of(const qtn_entry *en) {
 
 static int cross(qtn__thread *t, qtn_edge *e, int d, qtn_val *args, qtn_val *ret) {
     const qtn_entry *en = e->entry;
-    uint64_t t0 = qtn__now_ns();
+    uint64_t t0 = qtn__now_ns(), work = 0, sent = 0;
     int r;
     bool shared = false;
     int k = -1;
@@ -622,10 +634,15 @@ static int cross(qtn__thread *t, qtn_edge *e, int d, qtn_val *args, qtn_val *ret
     ch->hdepth = depth;
     ch->hframe = (uint64_t)((char *)fr - win);
     ch->hend = a.top;
+    sent = a.top - save;
+    for (uint32_t b = 0; b < a.nbulk; b++)
+        sent += a.bulk[b].len;
     r = converse(st, I, (uint32_t)k, ch, win, en, deadline_of(en));
     qtn_val rv = {0};
     if (!r) {
         memcpy(&rv, (const void *)&ch->dret, sizeof rv); /* read once */
+        rv = as_type(rv, en->ret);
+        work = ch->dwork; /* the domain's word: it only shades its own statistics */
         r = qtn__unmarshal(en->params, rv, en->ret, &fx);
         if (r)
             qtn__dom_kill(d, I->inc, QTN_FAULT_CONTRACT, en,
@@ -652,7 +669,8 @@ done:
         qtn__chan_give_shared(I, k);
     if (I)
         qtn__inc_leave(I);
-    qtn__record_crossing(e->id, qtn__now_ns() - t0, r != 0);
+    uint64_t ns = qtn__now_ns() - t0;
+    qtn__record_crossing(e->id, ns, r != 0, sent, r ? 0 : ns - (work < ns ? work : ns));
     return r;
 }
 
@@ -671,7 +689,7 @@ int qtn_call(qtn_edge *e, qtn_val *args, qtn_val *ret) {
     uint32_t id = e->id;
     int c = en->component ? en->component->id : 0;
     int d = qtn__g.inited ? qtn__where(c) : qtn__g.self;
-    atomic_fetch_add_explicit(&qtn__edges[id].calls_slow, 1, memory_order_relaxed);
+    qtn__count_slow(id);
     if (d == qtn__g.self) {
         if (id && !t->tdirect[id]) {
             pthread_mutex_lock(&qtn__g.lock);

@@ -26,6 +26,7 @@
 #include <zlib.h>
 
 #include "internal.h"
+#include "statsfile.h"
 
 #define CRASH_FRAMES 64
 #define ALTSTACK_SIZE (64u << 10)
@@ -381,76 +382,36 @@ int qtn__hello_write(int fd) {
         }
         o_str(&b, "]}");
     }
-    o_str(&b, "]}");
+    /* the modules, for the frames of domain faults (domains are forks of
+     * the zygote, made at qtn_init: they have these modules at these
+     * addresses) */
+    o_str(&b, "],\"modules\":");
+    o_str(&b, modules[atomic_load(&mod_cur)]);
+    o_str(&b, "}");
     int r = b.n + 1 >= cap ? -1 : qtn__record_write(fd, p, b.n);
     free(p);
     return r;
 }
 
-/* One caller -> callee edge of a statistics record's "edges" array. */
-static void put_edge(void *ctx, const char *caller, const char *callee, const char *entry,
-                     const qtn_stats *st) {
-    obuf *b = ctx;
-    o_str(b, b->p[b->n - 1] == '[' ? "{\"caller\":" : ",{\"caller\":");
-    o_js(b, caller);
-    o_str(b, ",\"callee\":");
-    o_js(b, callee);
-    o_str(b, ",\"entry\":");
-    o_js(b, entry);
-    o_str(b, ",\"calls\":");
-    o_u(b, st->calls);
-    o_str(b, ",\"crossings\":");
-    o_u(b, st->crossings);
-    o_str(b, ",\"cross_ns\":");
-    o_u(b, st->cross_ns_total);
-    o_str(b, ",\"faults\":");
-    o_u(b, st->faults);
-    o_str(b, "}");
-}
-
-/* `{"type":"stats",...}`: per component, the totals so far and where the
- * plan puts it; per caller -> callee edge, the same totals (the policy's
- * call rates). */
+/* `{"type":"stats",...}`: made from the statistics area (statsfile.c), with
+ * the CPU the program has used so far, its domains' included. */
 int qtn__stats_write(int fd) {
     qtn__crash_plan();
-    size_t cap = 65536;
+    void *area = qtn__sf_area();
+    qtn__sf_head *h = area;
+    struct timespec w, cpu;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+    clock_gettime(CLOCK_REALTIME, &w);
+    int64_t now = (int64_t)w.tv_sec * 1000000000 + w.tv_nsec;
+    atomic_store(&h->cpu_ns, (uint64_t)cpu.tv_sec * 1000000000u + (uint64_t)cpu.tv_nsec +
+                                 qtn__domains_cpu_ns());
+    atomic_store(&h->cpu_at_ns, now);
+    size_t cap = 1 << 18;
     char *p = malloc(cap);
     if (!p)
         return -1;
-    obuf b = {p, cap, 0};
-    head(&b, "stats");
-    o_str(&b, ",\"work\":");
-    o_u(&b, atomic_load(&qtn__work));
-    o_str(&b, ",\"components\":[");
-    for (int c = 1; c <= qtn__ncomps; c++) {
-        const qtn_component *cp = qtn__comps[c];
-        qtn_stats st;
-        if (qtn_stats_component(cp->name, &st))
-            continue;
-        o_str(&b, b.p[b.n - 1] == '[' ? "{\"name\":" : ",{\"name\":");
-        o_js(&b, cp->name);
-        o_str(&b, ",\"domain\":");
-        o_i(&b, qtn_plan_domain(cp->name));
-        o_str(&b, ",\"calls\":");
-        o_u(&b, st.calls);
-        o_str(&b, ",\"crossings\":");
-        o_u(&b, st.crossings);
-        o_str(&b, ",\"cross_ns\":");
-        o_u(&b, st.cross_ns_total);
-        o_str(&b, ",\"faults\":");
-        o_u(&b, st.faults);
-        o_str(&b, ",\"domain_faults\":");
-        o_u(&b, st.domain_faults);
-        o_str(&b, ",\"recovery_ns_total\":");
-        o_u(&b, st.recovery_ns_total);
-        o_str(&b, ",\"recovery_ns_max\":");
-        o_u(&b, st.recovery_ns_max);
-        o_str(&b, "}");
-    }
-    o_str(&b, "],\"edges\":[");
-    qtn_stats_foreach(put_edge, &b);
-    o_str(&b, "]}");
-    int r = b.n + 1 >= cap ? -1 : qtn__record_write(fd, p, b.n);
+    int n = qtn__sf_json(area, QTN__SF_SIZE, now, p, cap);
+    int r = n < 0 ? -1 : qtn__record_write(fd, p, (size_t)n);
     free(p);
     return r;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "domain.h"
 
@@ -40,7 +41,7 @@ static int await_ready(qtn__dhdr *h, int pidfd) {
  * for it that sets itself up (handlers, init hooks, filter) and waits to be
  * told to serve. The warm spare of a recovery. dm->start held; the slot's
  * previous incarnation (inc - 2) must be gone. */
-static int inc_prepare(int d, uint32_t inc) {
+static int inc_prepare(int d, uint32_t inc, const uint8_t *plan) {
     qtn__dom *dm = &qtn__doms[d];
     qtn__inc *I = &dm->incs[inc & 1];
     if (atomic_load(&I->active) || I->pidfd >= 0)
@@ -64,8 +65,10 @@ static int inc_prepare(int d, uint32_t inc) {
     h->domain = (uint32_t)d;
     h->inc = inc;
     h->seccomp = qtn__g.seccomp;
-    for (int c = 1; c <= qtn__ncomps; c++)
-        atomic_store(&h->plan[c], atomic_load(&qtn__plan[c]));
+    for (int c = 1; c <= qtn__ncomps; c++) { /* its components set up before the filter */
+        I->setup[c] = plan ? plan[c] : atomic_load(&qtn__plan[c]);
+        atomic_store(&h->plan[c], I->setup[c]);
+    }
     pthread_mutex_lock(&dm->lock);
     /* serving threads start waiting on the channels held now */
     const qtn__inc *before = &dm->incs[(inc - 1) & 1];
@@ -135,11 +138,11 @@ static int inc_activate(int d, uint32_t inc, const qtn__inc *before) {
     return r;
 }
 
-int qtn__inc_start(int d, uint32_t inc, const qtn__inc *before) {
+int qtn__inc_start(int d, uint32_t inc, const qtn__inc *before, const uint8_t *plan) {
     qtn__dom *dm = &qtn__doms[d];
     qtn__inc *I = &dm->incs[inc & 1];
     if (!(I->prepared && I->inc == inc)) {
-        int r = inc_prepare(d, inc);
+        int r = inc_prepare(d, inc, plan);
         if (r)
             return r;
     }
@@ -154,14 +157,14 @@ void qtn__inc_serve(qtn__dom *dm, uint32_t inc) {
     qtn__monitor_poke(); /* prepare the next spare */
 }
 
-int qtn__dom_start_locked(int d) {
+int qtn__dom_start_locked(int d, const uint8_t *plan) {
     qtn__dom *dm = &qtn__doms[d];
     pthread_mutex_lock(&dm->start);
     int st = atomic_load(&dm->state), r = 0;
     if (st == QTN__DS_UP || st == QTN__DS_RESTARTING)
         goto out;
     uint32_t inc = dm->inc + 1;
-    if ((r = qtn__inc_start(d, inc, NULL)))
+    if ((r = qtn__inc_start(d, inc, NULL, plan)))
         goto out;
     dm->nrestart_at = 0; /* a fresh start forgets the restart history */
     qtn__inc_serve(dm, inc);
@@ -179,7 +182,7 @@ void qtn__prepare_spares(void) {
         uint32_t live = atomic_load(&dm->live), next = live + 1;
         qtn__inc *J = &dm->incs[next & 1];
         if (live && !(J->prepared && J->inc == next) && !atomic_load(&J->active) && J->pidfd < 0)
-            if (inc_prepare(d, next))
+            if (inc_prepare(d, next, NULL))
                 dm->prep_failed = true; /* a restart will try again, in line */
         pthread_mutex_unlock(&dm->start);
     }
@@ -236,4 +239,39 @@ void qtn__dom_kill(int d, uint32_t inc, int kind, const qtn_entry *en, const cha
         qtn__pidfd_kill(I->pidfd, SIGKILL);
     }
     pthread_mutex_unlock(&dm->lock);
+}
+
+uint64_t qtn__domains_cpu_ns(void) {
+    static long hz;
+    if (!hz)
+        hz = sysconf(_SC_CLK_TCK);
+    uint64_t total = 0;
+    for (int d = 1; d <= QTN_DOMAINS_MAX; d++) {
+        qtn__dom *dm = &qtn__doms[d];
+        pid_t pids[2] = {0, 0};
+        pthread_mutex_lock(&dm->lock);
+        for (int h = 0; h < 2; h++)
+            if (dm->incs[h].pidfd >= 0 && !dm->incs[h].dead)
+                pids[h] = dm->incs[h].pid;
+        pthread_mutex_unlock(&dm->lock);
+        for (int h = 0; h < 2; h++) {
+            if (!pids[h])
+                continue;
+            char path[64], buf[1024];
+            snprintf(path, sizeof path, "/proc/%d/stat", (int)pids[h]);
+            FILE *f = fopen(path, "re");
+            size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+            if (f)
+                fclose(f);
+            buf[n] = 0;
+            /* after the name in parentheses: state, then fields 4.. ; utime
+             * and stime are fields 14 and 15 */
+            char *s = strrchr(buf, ')');
+            unsigned long long ut, stm;
+            if (s && sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+                            &stm) == 2 && hz > 0)
+                total += (ut + stm) * (1000000000ull / (uint64_t)hz);
+        }
+    }
+    return total;
 }

@@ -35,9 +35,10 @@ void qtn__zygote_forget_exits(void) QTN__HIDDEN;
 /* ---- domain.c ------------------------------------------------------------- */
 
 /* Starts incarnation `inc` of domain d: the prepared spare if there is one,
- * else a new process now; `before` is the incarnation it takes over from
- * (its channels are served at once), or NULL. dm->start held. */
-int qtn__inc_start(int d, uint32_t inc, const qtn__inc *before) QTN__HIDDEN;
+ * else a new process now, set up for `plan` (NULL: the plan in force);
+ * `before` is the incarnation it takes over from (its channels are served
+ * at once), or NULL. dm->start held. */
+int qtn__inc_start(int d, uint32_t inc, const qtn__inc *before, const uint8_t *plan) QTN__HIDDEN;
 /* Makes incarnation inc the serving one and wakes callers waiting for it. */
 void qtn__inc_serve(qtn__dom *dm, uint32_t inc) QTN__HIDDEN;
 /* Monitor: gives every serving domain a prepared spare for its next

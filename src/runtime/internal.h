@@ -60,6 +60,7 @@ typedef struct qtn__chan {
     uint32_t dtype, ddepth;
     uint64_t did, did2, dframe, dend;
     qtn_val dret;            /* result of the call RET answers */
+    uint64_t dwork;          /* ns the callee spent in it (statistics only) */
 } qtn__chan;
 
 /* A frame in a channel window: result, then one value per parameter. */
@@ -162,19 +163,19 @@ int qtn__plan_apply_locked(const uint8_t *want, char *err, size_t errlen) QTN__H
 
 /* ---- threads and edges (thread.c) ------------------------------------ */
 
-typedef struct qtn__edgest {
-    qtn_edge *edge;
-    _Atomic uint64_t calls_gone;  /* direct calls of threads that exited */
-    _Atomic uint64_t calls_slow;  /* calls made through qtn_call */
-    _Atomic uint64_t crossings;
-    _Atomic uint64_t ns_total;
-    _Atomic uint64_t ns_max;
-    _Atomic uint64_t faults;
-} qtn__edgest;
-
-extern qtn__edgest qtn__edges[QTN__EDGE_MAX] QTN__HIDDEN;
+/* The qtn_edge standing for each edge id (one id per caller and entry). */
+extern qtn_edge *qtn__edge_rep[QTN__EDGE_MAX] QTN__HIDDEN;
 extern _Atomic uint32_t qtn__nedges QTN__HIDDEN;
-extern _Atomic uint64_t qtn__work QTN__HIDDEN; /* qtn_work_done() */
+/* The statistics area (statsfile.h): anonymous memory, or the supervisor's
+ * file once qtn_init adopted it. */
+extern void *qtn__sf QTN__HIDDEN;
+void *qtn__sf_area(void) QTN__HIDDEN;
+/* Counts from now on into the file behind fd (QTN_STATS_FD), with what was
+ * counted so far. Returns 0, QTN_EINVAL (not a statistics file) or QTN_ESYS. */
+int qtn__sf_adopt(int fd) QTN__HIDDEN;
+void qtn__sf_started(void) QTN__HIDDEN;             /* qtn_init: pid, time, build */
+void qtn__sf_component(int id, const char *name) QTN__HIDDEN;
+void qtn__sf_plan(int c, int d) QTN__HIDDEN;
 
 /* A host frame: what the caller must remember about one crossing. */
 typedef struct qtn__hframe {
@@ -196,7 +197,9 @@ typedef struct qtn__hstack {
 typedef struct qtn__thread {
     struct qtn__thread *next, *prev;
     uint8_t *tdirect;
-    uint64_t *tcalls;
+    uint64_t **trowp;  /* its qtn__trow */
+    uint64_t *row;     /* where its direct calls are counted */
+    int32_t rowi;      /* the row's index in the area, -1: a row of its own */
     /* host: the dedicated channel held per domain, -1 none */
     int32_t chan[QTN_DOMAINS_MAX + 1];
     uint32_t chan_inc[QTN_DOMAINS_MAX + 1]; /* incarnation it belongs to */
@@ -222,7 +225,11 @@ int qtn__edge_register_locked(qtn_edge *e) QTN__HIDDEN;
 /* Recomputes every registered thread's direct flags (lock held). */
 void qtn__threads_replan_locked(void) QTN__HIDDEN;
 void qtn__thread_replan_self(qtn__thread *t) QTN__HIDDEN;
-void qtn__record_crossing(uint32_t id, uint64_t ns, bool fault) QTN__HIDDEN;
+/* The registered edge for calls from `caller` into `en`, or NULL (lock held). */
+qtn_edge *qtn__edge_find_locked(const qtn_component *caller, const qtn_entry *en) QTN__HIDDEN;
+void qtn__count_slow(uint32_t id) QTN__HIDDEN;
+void qtn__record_crossing(uint32_t id, uint64_t ns, bool fault, uint64_t bytes,
+                          uint64_t overhead_ns) QTN__HIDDEN;
 
 /* ---- domains (zygote.c, domain.c, monitor.c, channel.c, bulk.c; domain.h) */
 
@@ -243,6 +250,7 @@ typedef struct qtn__inc {
     uint32_t seq[QTN__CHAN_MAX];   /* last sequence number sent per channel */
     uint32_t dseq[QTN__CHAN_MAX];  /* last sequence number received per channel */
     const qtn_entry *running[QTN__CHAN_MAX]; /* outermost entry in flight */
+    uint8_t setup[QTN_COMPONENTS_MAX + 1]; /* the plan its process set itself up for */
     uint32_t in_use, nserved;
     /* bulk area: sorted free list of [off, off+len) */
     struct qtn__span { size_t off, len; } *free_spans;
@@ -261,6 +269,7 @@ typedef struct qtn__dom {
     uint32_t inc;            /* the newest incarnation's number */
     uint32_t overflow_waits;
     bool prep_failed;        /* the last spare died unused: make none ahead */
+    _Atomic bool spare_stale; /* the spare was set up for another plan: killed, remade */
     /* host kill: why, set before the signal (monitor reads it) */
     _Atomic int kill_kind;
     char kill_reason[160];
@@ -277,8 +286,11 @@ extern qtn__dom qtn__doms[QTN_DOMAINS_MAX + 1] QTN__HIDDEN;
 
 int qtn__zygote_start(void) QTN__HIDDEN;
 void qtn__zygote_stop(void) QTN__HIDDEN;
-/* Starts domain d (off or parked) with the plan in force; lock held. */
-int qtn__dom_start_locked(int d) QTN__HIDDEN;
+/* Starts domain d (off or parked) for `plan`, the plan about to be in force
+ * (its components set up before the filter); lock held. */
+int qtn__dom_start_locked(int d, const uint8_t *plan) QTN__HIDDEN;
+/* CPU time of the live domain processes, in ns (from /proc). */
+uint64_t qtn__domains_cpu_ns(void) QTN__HIDDEN;
 int qtn__monitor_start(void) QTN__HIDDEN;
 /* Kills incarnation `inc` of domain d for `kind` (QTN_FAULT_DEADLINE or
  * QTN_FAULT_CONTRACT); its calls fail and the monitor restarts it. */
@@ -328,9 +340,16 @@ const char *qtn__build_id(void) QTN__HIDDEN;
 int qtn__hello_write(int fd) QTN__HIDDEN;
 int qtn__stats_write(int fd) QTN__HIDDEN;
 void qtn__report_stop(void) QTN__HIDDEN;
-/* Blames a domain fault on component c (statistics). */
+/* The report fd, or -1. */
+int qtn__report_fd(void) QTN__HIDDEN;
+
+/* ---- the control channel (control.c) --------------------------------- */
+
+/* Starts reading $QTN_CONTROL_FD, if set. Returns 0 or QTN_ESYS. */
+int qtn__control_start(void) QTN__HIDDEN;
+void qtn__control_stop(void) QTN__HIDDEN;
+/* Blames a domain fault on component c (statistics; thread.c). */
 void qtn__blame(const qtn_component *c, uint64_t recovery_ns) QTN__HIDDEN;
-void qtn__blame_get(int id, qtn_stats *st) QTN__HIDDEN;
 
 /* ---- waiting (wait.c) ------------------------------------------------ */
 

@@ -154,6 +154,8 @@ static void on_death(qtn__dom *dm, qtn__inc *I) {
         running[k] = __atomic_load_n(&I->running[k], __ATOMIC_RELAXED);
     if (I->prepared) { /* a spare died before it served */
         I->prepared = false;
+        if (atomic_exchange(&dm->spare_stale, false))
+            return; /* killed for a new plan: the next one is prepared now */
         dm->prep_failed = true; /* not again until a restart needs one */
         if (!qtn__stopping)
             qtn__warn("domain %d: the process prepared for incarnation %u died before use", dm->id,
@@ -189,7 +191,11 @@ static void on_death(qtn__dom *dm, qtn__inc *I) {
             reap_slot(dm, J); /* faults back to back: the slot's last process may linger */
         uint64_t tw = qtn__now_ns();
         bool warm = J->prepared && J->inc == next;
-        rs = qtn__inc_start(dm->id, next, I);
+        rs = qtn__inc_start(dm->id, next, I, NULL);
+        if (rs && warm) { /* the spare died before it could serve: a process now */
+            reap_slot(dm, J);
+            rs = qtn__inc_start(dm->id, next, I, NULL);
+        }
         if (getenv("QTN_DEBUG"))
             qtn__warn("debug: domain %d incarnation %u start: %d (pid %d, %s): wake %llu us, "
                       "start %llu us",
@@ -356,6 +362,9 @@ void qtn_shutdown(void) {
         pthread_mutex_unlock(&qtn__g.lock);
         return;
     }
+    pthread_mutex_unlock(&qtn__g.lock);
+    qtn__control_stop(); /* no plan comes in while domains go */
+    pthread_mutex_lock(&qtn__g.lock);
     qtn__stopping = true;
     pthread_mutex_unlock(&qtn__g.lock);
     if (mon_running) {

@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -251,6 +254,7 @@ int qtn_register(qtn_component *c) {
     }
     c->id = ++qtn__ncomps;
     qtn__comps[c->id] = c;
+    qtn__sf_component(c->id, c->name);
 out:
     pthread_mutex_unlock(&qtn__g.lock);
     return r;
@@ -356,15 +360,17 @@ int qtn__plan_apply_locked(const uint8_t *want, char *err, size_t errlen) {
     for (int d = 1; d <= QTN_DOMAINS_MAX; d++) {
         if (!need[d])
             continue;
-        int r = qtn__dom_start_locked(d); /* off or parked: a new process */
+        int r = qtn__dom_start_locked(d, want); /* off or parked: a new process */
         if (r) {
             if (err && errlen)
                 snprintf(err, errlen, "plan: cannot start domain %d: %s", d, qtn_strerror(r));
             return r; /* domains started so far idle until used */
         }
     }
-    for (int c = 1; c <= qtn__ncomps; c++)
+    for (int c = 1; c <= qtn__ncomps; c++) {
         atomic_store_explicit(&qtn__plan[c], want[c], memory_order_release);
+        qtn__sf_plan(c, want[c]);
+    }
     for (int d = 1; d <= QTN_DOMAINS_MAX; d++) {
         qtn__dom *dm = &qtn__doms[d];
         /* the serving incarnation; one starting now copies qtn__plan, and
@@ -372,7 +378,19 @@ int qtn__plan_apply_locked(const uint8_t *want, char *err, size_t errlen) {
         pthread_mutex_lock(&dm->start);
         uint32_t live = atomic_load(&dm->live);
         qtn__inc *spare = &dm->incs[(live + 1) & 1];
-        if (live && spare->prepared && spare->inc == live + 1) { /* the warm spare too */
+        bool joins = false; /* a component with an init hook the spare did not set up */
+        for (int c = 1; c <= qtn__ncomps; c++)
+            joins |= want[c] == d && spare->setup[c] != d && qtn__comps[c]->init;
+        if (live && spare->prepared && spare->inc == live + 1 && joins) {
+            /* the spare set itself up (init hooks, then the filter) for the
+             * plan before: it is replaced by one made for this plan */
+            pthread_mutex_lock(&dm->lock);
+            if (spare->pidfd >= 0 && !spare->dead) {
+                atomic_store(&dm->spare_stale, true);
+                syscall(SYS_pidfd_send_signal, spare->pidfd, SIGKILL, NULL, 0);
+            }
+            pthread_mutex_unlock(&dm->lock);
+        } else if (live && spare->prepared && spare->inc == live + 1) { /* the warm spare too */
             qtn__dhdr *sh = (qtn__dhdr *)spare->base;
             for (int c = 1; c <= qtn__ncomps; c++)
                 atomic_store_explicit(&sh->plan[c], want[c], memory_order_relaxed);

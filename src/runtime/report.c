@@ -31,25 +31,6 @@ static int out_fd = -1;
 static pthread_t writer;
 static bool writer_running, writer_stop;
 
-static struct {
-    _Atomic uint64_t faults, rec_total, rec_max;
-} blame[QTN_COMPONENTS_MAX + 1];
-
-void qtn__blame(const qtn_component *c, uint64_t recovery_ns) {
-    int id = c && c->id > 0 ? c->id : 0;
-    atomic_fetch_add(&blame[id].faults, 1);
-    atomic_fetch_add(&blame[id].rec_total, recovery_ns);
-    uint64_t m = atomic_load(&blame[id].rec_max);
-    while (recovery_ns > m && !atomic_compare_exchange_weak(&blame[id].rec_max, &m, recovery_ns))
-        ;
-}
-
-void qtn__blame_get(int id, qtn_stats *st) {
-    st->domain_faults = atomic_load(&blame[id].faults);
-    st->recovery_ns_total = atomic_load(&blame[id].rec_total);
-    st->recovery_ns_max = atomic_load(&blame[id].rec_max);
-}
-
 void qtn__report_push(const qtn_report *r) {
     pthread_mutex_lock(&lock);
     made++;
@@ -405,6 +386,13 @@ int qtn__report_start(void) {
     if (qtn__hello_write((int)fd) == 0) /* qtn_init holds the lock */
         fdatasync((int)fd);
     return qtn_report_to_fd((int)fd) ? -1 : (int)fd;
+}
+
+int qtn__report_fd(void) {
+    pthread_mutex_lock(&lock);
+    int fd = out_fd;
+    pthread_mutex_unlock(&lock);
+    return fd;
 }
 
 void qtn__report_stop(void) {

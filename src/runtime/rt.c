@@ -131,11 +131,25 @@ int qtn_init(const qtn_config *cfg) {
     }
     if ((r = qtn__zygote_start()))
         goto out;
+    /* the supervisor's statistics file: mapped after the zygote is made, so
+     * no domain process ever has it */
+    const char *sfd = getenv("QTN_STATS_FD");
+    if (sfd && *sfd) {
+        char *end;
+        long fd = strtol(sfd, &end, 10);
+        int ar = *end || fd < 0 || fd > INT32_MAX ? QTN_EINVAL : qtn__sf_adopt((int)fd);
+        if (ar)
+            qtn__warn("ignoring QTN_STATS_FD=%s: %s", sfd,
+                      ar == QTN_EINVAL ? "not a statistics file" : strerror(errno));
+        if (!*end && fd > 2)
+            close((int)fd); /* the mapping stays; programs it starts do not get the fd */
+    }
     if ((r = qtn__monitor_start())) {
         qtn__zygote_stop();
         goto out;
     }
     qtn__crash_prepare();
+    qtn__sf_started(); /* after the build id is known */
     int rfd = qtn__report_start();
     qtn__g.inited = true;
     pthread_mutex_unlock(&qtn__g.lock);
@@ -152,8 +166,11 @@ int qtn_init(const qtn_config *cfg) {
         r = qtn_plan_apply(plan, err, sizeof err);
         if (r)
             qtn__warn("%s", err);
-        return r == QTN_ENOENT ? QTN_EPLAN : r;
+        if (r)
+            return r == QTN_ENOENT ? QTN_EPLAN : r;
     }
+    if (qtn__control_start()) /* plans from a supervisor, from now on */
+        qtn__warn("cannot read the control channel: %s", strerror(errno));
     return 0;
 out:
     pthread_mutex_unlock(&qtn__g.lock);

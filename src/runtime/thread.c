@@ -2,31 +2,134 @@
  *
  * Each thread that reaches the slow path once is registered: its direct
  * flags (qtn__tdirect, read by QTN_DIRECT) are then kept up to date by plan
- * changes, and its call counters are summed when statistics are read and
- * folded into the edge totals when it exits. */
+ * changes, and it gets a row of the statistics area (statsfile.h) where its
+ * direct calls are counted (qtn__trow, the stub's increment). The row is
+ * folded into the edge totals when the thread exits. */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
+#include "statsfile.h"
 
 QTN_EXTERN __thread uint8_t qtn__tdirect[QTN__EDGE_MAX];
-QTN_EXTERN __thread uint64_t qtn__tcalls[QTN__EDGE_MAX];
+QTN_EXTERN __thread uint64_t *qtn__trow;
 
-qtn__edgest qtn__edges[QTN__EDGE_MAX];
+qtn_edge *qtn__edge_rep[QTN__EDGE_MAX];
 _Atomic uint32_t qtn__nedges;
-_Atomic uint64_t qtn__work;
-
-void qtn_work_done(uint64_t n) { atomic_fetch_add_explicit(&qtn__work, n, memory_order_relaxed); }
+void *qtn__sf;
 
 static __thread qtn__thread *tself;
 static pthread_key_t tkey;
 static pthread_once_t tonce = PTHREAD_ONCE_INIT;
 static qtn__thread *thead;
+/* rows given back by threads that exited, to give to new ones (lock held) */
+static uint32_t free_rows[QTN__SF_ROWS], nfree_rows;
+
+/* ---- the statistics area ----------------------------------------------- */
+
+static void sf_init(void *area) {
+    qtn__sf_head *h = area;
+    h->magic = QTN__SF_MAGIC;
+    h->version = QTN__SF_VERSION;
+    h->size = QTN__SF_SIZE;
+    h->rows = QTN__SF_ROWS;
+    h->edges_max = QTN__EDGE_MAX;
+    h->comps_max = QTN_COMPONENTS_MAX;
+    h->pid = (int32_t)getpid();
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    h->ncpu = n > 0 ? (uint32_t)n : 1;
+}
+
+static void sf_make(void) {
+    void *a = mmap(NULL, QTN__SF_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (a == MAP_FAILED)
+        qtn__fatal("cannot map the statistics area: %s", strerror(errno));
+    sf_init(a);
+    qtn__sf = a;
+}
+
+void *qtn__sf_area(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    if (!qtn__sf)
+        pthread_once(&once, sf_make);
+    return qtn__sf;
+}
+
+int qtn__sf_adopt(int fd) {
+    struct stat sb;
+    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size < QTN__SF_SIZE)
+        return QTN_EINVAL;
+    void *a = mmap(NULL, QTN__SF_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (a == MAP_FAILED)
+        return QTN_ESYS;
+    void *old = qtn__sf_area();
+    qtn__sf_head *oh = old;
+    uint32_t rows = atomic_load(&oh->rows_hwm);
+    /* what was counted before qtn_init comes along */
+    memcpy(a, old, QTN__SF_EDGES_OFF + QTN__EDGE_MAX * sizeof(qtn__sf_edge));
+    memcpy((char *)a + QTN__SF_ROWS_OFF, (char *)old + QTN__SF_ROWS_OFF,
+           (size_t)rows * QTN__SF_ROW_SIZE);
+    sf_init(a);
+    for (qtn__thread *t = thead; t; t = t->next)
+        if (t->rowi >= 0) {
+            t->row = qtn__sf_row(a, (uint32_t)t->rowi);
+            *t->trowp = t->row;
+        }
+    qtn__sf = a;
+    munmap(old, QTN__SF_SIZE);
+    return 0;
+}
+
+void qtn__sf_started(void) {
+    qtn__sf_head *h = qtn__sf_area();
+    struct timespec w;
+    clock_gettime(CLOCK_REALTIME, &w);
+    h->pid = (int32_t)getpid();
+    atomic_store(&h->start_ns, (int64_t)w.tv_sec * 1000000000 + w.tv_nsec);
+    snprintf(h->build_id, sizeof h->build_id, "%s", qtn__build_id());
+}
+
+void qtn__sf_component(int id, const char *name) {
+    qtn__sf_head *h = qtn__sf_area();
+    snprintf(qtn__sf_comps(h)[id].name, QTN__SF_NAME, "%s", name);
+    atomic_store(&h->ncomps, (uint32_t)id);
+}
+
+void qtn__sf_plan(int c, int d) {
+    atomic_store_explicit(&((qtn__sf_head *)qtn__sf_area())->plan[c], (uint8_t)d,
+                          memory_order_relaxed);
+}
+
+void qtn_work_done(uint64_t n) {
+    atomic_fetch_add_explicit(&((qtn__sf_head *)qtn__sf_area())->work, n, memory_order_relaxed);
+}
+
+/* ---- threads ------------------------------------------------------------- */
 
 static bool edge_direct(uint32_t id) {
-    const qtn_entry *en = qtn__edges[id].edge->entry;
+    const qtn_entry *en = qtn__edge_rep[id]->entry;
     int c = en->component ? en->component->id : 0;
     return qtn__where(c) == qtn__g.self;
+}
+
+/* Folds a row into the edge totals and empties it (lock held). */
+static void fold_row(uint64_t *row) {
+    qtn__sf_edge *e = qtn__sf_edges(qtn__sf_area());
+    uint32_t n = atomic_load(&qtn__nedges);
+    for (uint32_t i = 1; i <= n; i++) {
+        uint64_t v = __atomic_load_n(&row[i], __ATOMIC_RELAXED);
+        if (!v)
+            continue;
+        atomic_fetch_add_explicit(&e[i].calls_gone, v, memory_order_relaxed);
+        __atomic_store_n(&row[i], 0, __ATOMIC_RELAXED);
+    }
 }
 
 static void thread_gone(void *p) {
@@ -34,11 +137,14 @@ static void thread_gone(void *p) {
     qtn__chan_release_all(t);
     pthread_mutex_lock(&qtn__g.lock);
     uint32_t n = atomic_load(&qtn__nedges);
-    for (uint32_t i = 1; i <= n; i++) {
-        atomic_fetch_add_explicit(&qtn__edges[i].calls_gone, t->tcalls[i], memory_order_relaxed);
-        t->tcalls[i] = 0;
+    for (uint32_t i = 1; i <= n; i++)
         t->tdirect[i] = 0; /* later calls in this thread register it again */
-    }
+    fold_row(t->row);
+    if (t->rowi >= 0)
+        free_rows[nfree_rows++] = (uint32_t)t->rowi;
+    else
+        free(t->row);
+    *t->trowp = NULL;
     if (t->prev)
         t->prev->next = t->next;
     else
@@ -58,6 +164,24 @@ static void make_key(void) {
         qtn__fatal("pthread_key_create failed");
 }
 
+/* A row for a new thread: one of the area's, or, past QTN__SF_ROWS live
+ * threads, one of its own, counted at exit (lock held). */
+static void take_row(qtn__thread *t) {
+    qtn__sf_head *h = qtn__sf_area();
+    uint32_t r = UINT32_MAX;
+    if (nfree_rows)
+        r = free_rows[--nfree_rows];
+    else if (atomic_load(&h->rows_hwm) < QTN__SF_ROWS)
+        r = atomic_fetch_add(&h->rows_hwm, 1);
+    if (r != UINT32_MAX) {
+        t->rowi = (int32_t)r;
+        t->row = qtn__sf_row(h, r);
+    } else {
+        t->rowi = -1;
+        t->row = calloc(QTN__EDGE_MAX, sizeof *t->row);
+    }
+}
+
 qtn__thread *qtn__self_thread(void) {
     if (qtn__likely(tself != NULL))
         return tself;
@@ -66,13 +190,20 @@ qtn__thread *qtn__self_thread(void) {
     if (!t)
         return NULL;
     t->tdirect = qtn__tdirect;
-    t->tcalls = qtn__tcalls;
+    t->trowp = &qtn__trow;
     t->serving = -1;
     if (qtn__g.self == QTN_DOMAIN_HOST && qtn__g.inited)
         qtn__crash_thread(&t->altstack);
     for (int d = 0; d <= QTN_DOMAINS_MAX; d++)
         t->chan[d] = -1;
     pthread_mutex_lock(&qtn__g.lock);
+    take_row(t);
+    if (!t->row) {
+        pthread_mutex_unlock(&qtn__g.lock);
+        free(t);
+        return NULL;
+    }
+    qtn__trow = t->row;
     t->next = thead;
     if (thead)
         thead->prev = t;
@@ -87,29 +218,53 @@ qtn__thread *qtn__self_thread(void) {
 }
 
 /* In a new domain process: the threads of the process it was forked from
- * do not exist here. */
+ * do not exist here; their rows are free again. */
 void qtn__threads_forget(void) {
     thead = NULL;
     tself = NULL;
+    qtn__trow = NULL;
     memset(qtn__tdirect, 0, sizeof qtn__tdirect);
-    memset(qtn__tcalls, 0, sizeof qtn__tcalls);
+    nfree_rows = 0;
+    atomic_store(&((qtn__sf_head *)qtn__sf_area())->rows_hwm, 0);
 }
 
 int qtn__edge_register_locked(qtn_edge *e) {
     if (e->id)
         return 0;
     uint32_t n = atomic_load(&qtn__nedges);
+    /* one id per (caller, entry): stubs of the same call site class, and
+     * the host's edges for calls domains make, count together */
+    for (uint32_t i = 1; i <= n; i++)
+        if (qtn__edge_rep[i]->entry == e->entry && qtn__edge_rep[i]->caller == e->caller) {
+            __atomic_store_n(&e->id, i, __ATOMIC_RELEASE);
+            return 0;
+        }
     if (n + 1 >= QTN__EDGE_MAX)
         return QTN_ELIMIT;
     uint32_t id = n + 1;
-    memset(&qtn__edges[id], 0, sizeof qtn__edges[id]);
-    qtn__edges[id].edge = e;
+    qtn__edge_rep[id] = e;
+    qtn__sf_head *h = qtn__sf_area();
+    qtn__sf_edge *se = &qtn__sf_edges(h)[id];
+    se->caller = e->caller && e->caller->id > 0 ? (uint32_t)e->caller->id : 0;
+    se->callee = e->entry->component && e->entry->component->id > 0
+                     ? (uint32_t)e->entry->component->id
+                     : 0;
+    snprintf(se->entry, sizeof se->entry, "%s", e->entry->name);
     atomic_store(&qtn__nedges, id);
+    atomic_store(&h->nedges, id);
     bool direct = edge_direct(id);
     for (qtn__thread *t = thead; t; t = t->next)
         __atomic_store_n(&t->tdirect[id], direct, __ATOMIC_RELAXED);
     __atomic_store_n(&e->id, id, __ATOMIC_RELEASE);
     return 0;
+}
+
+qtn_edge *qtn__edge_find_locked(const qtn_component *caller, const qtn_entry *en) {
+    uint32_t n = atomic_load(&qtn__nedges);
+    for (uint32_t i = 1; i <= n; i++)
+        if (qtn__edge_rep[i]->caller == caller && qtn__edge_rep[i]->entry == en)
+            return qtn__edge_rep[i];
+    return NULL;
 }
 
 void qtn__threads_replan_locked(void) {
@@ -129,10 +284,19 @@ void qtn__thread_replan_self(qtn__thread *t) {
     pthread_mutex_unlock(&qtn__g.lock);
 }
 
-void qtn__record_crossing(uint32_t id, uint64_t ns, bool fault) {
-    qtn__edgest *s = &qtn__edges[id];
+void qtn__count_slow(uint32_t id) {
+    atomic_fetch_add_explicit(&qtn__sf_edges(qtn__sf_area())[id].calls_slow, 1,
+                              memory_order_relaxed);
+}
+
+void qtn__record_crossing(uint32_t id, uint64_t ns, bool fault, uint64_t bytes,
+                          uint64_t overhead_ns) {
+    qtn__sf_edge *s = &qtn__sf_edges(qtn__sf_area())[id];
     atomic_fetch_add_explicit(&s->crossings, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->ns_total, ns, memory_order_relaxed);
+    if (bytes)
+        atomic_fetch_add_explicit(&s->bytes, bytes, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->overhead_ns, overhead_ns, memory_order_relaxed);
     if (fault)
         atomic_fetch_add_explicit(&s->faults, 1, memory_order_relaxed);
     uint64_t m = atomic_load_explicit(&s->ns_max, memory_order_relaxed);
@@ -142,16 +306,28 @@ void qtn__record_crossing(uint32_t id, uint64_t ns, bool fault) {
         ;
 }
 
+void qtn__blame(const qtn_component *c, uint64_t recovery_ns) {
+    int id = c && c->id > 0 ? c->id : 0;
+    qtn__sf_comp *s = &qtn__sf_comps(qtn__sf_area())[id];
+    atomic_fetch_add(&s->domain_faults, 1);
+    atomic_fetch_add(&s->rec_total, recovery_ns);
+    uint64_t m = atomic_load(&s->rec_max);
+    while (recovery_ns > m && !atomic_compare_exchange_weak(&s->rec_max, &m, recovery_ns))
+        ;
+}
+
 /* ---- reading statistics ------------------------------------------------ */
 
 static const char *caller_name(const qtn_component *c) { return c ? c->name : "program"; }
 
 /* Totals of edge id, live threads included (lock held). */
 static void edge_totals_locked(uint32_t id, qtn_stats *st) {
-    qtn__edgest *s = &qtn__edges[id];
-    uint64_t calls = atomic_load(&s->calls_gone) + atomic_load(&s->calls_slow);
+    void *area = qtn__sf_area();
+    qtn__sf_edge *s = &qtn__sf_edges(area)[id];
+    uint64_t calls = qtn__sf_calls(area, id);
     for (qtn__thread *t = thead; t; t = t->next)
-        calls += __atomic_load_n(&t->tcalls[id], __ATOMIC_RELAXED);
+        if (t->rowi < 0) /* a row of its own, outside the area */
+            calls += __atomic_load_n(&t->row[id], __ATOMIC_RELAXED);
     st->calls = calls;
     st->crossings = atomic_load(&s->crossings);
     st->cross_ns_total = atomic_load(&s->ns_total);
@@ -187,12 +363,15 @@ int qtn_stats_component(const char *component, qtn_stats *out) {
     int r = QTN_ENOENT;
     for (int c = 1; c <= qtn__ncomps; c++)
         if (comp_named(qtn__comps[c], component)) {
-            qtn__blame_get(c, out);
+            qtn__sf_comp *s = &qtn__sf_comps(qtn__sf_area())[c];
+            out->domain_faults = atomic_load(&s->domain_faults);
+            out->recovery_ns_total = atomic_load(&s->rec_total);
+            out->recovery_ns_max = atomic_load(&s->rec_max);
             r = 0;
         }
     uint32_t n = atomic_load(&qtn__nedges);
     for (uint32_t i = 1; i <= n && !r; i++) {
-        if (!comp_named(qtn__edges[i].edge->entry->component, component))
+        if (!comp_named(qtn__edge_rep[i]->entry->component, component))
             continue;
         qtn_stats st;
         edge_totals_locked(i, &st);
@@ -212,7 +391,7 @@ int qtn_stats_edge(const char *caller, const char *callee, qtn_stats *out) {
     int r = comp_exists(callee) && (!caller || comp_exists(caller)) ? 0 : QTN_ENOENT;
     uint32_t n = atomic_load(&qtn__nedges);
     for (uint32_t i = 1; i <= n && !r; i++) {
-        const qtn_edge *e = qtn__edges[i].edge;
+        const qtn_edge *e = qtn__edge_rep[i];
         if (!comp_named(e->entry->component, callee))
             continue;
         if (caller ? !comp_named(e->caller, caller) : e->caller != NULL)
@@ -233,34 +412,21 @@ int qtn_stats_foreach(void (*fn)(void *ctx, const char *caller, const char *call
     pthread_mutex_lock(&qtn__g.lock);
     uint32_t n = atomic_load(&qtn__nedges);
     struct row {
-        const qtn_component *caller;
-        const qtn_entry *entry;
+        const qtn_edge *e;
         qtn_stats st;
     } *rows = calloc(n + 1, sizeof *rows);
-    int nrows = 0;
-    for (uint32_t i = 1; rows && i <= n; i++) {
-        const qtn_edge *e = qtn__edges[i].edge;
-        qtn_stats st;
-        edge_totals_locked(i, &st);
-        int j;
-        for (j = 0; j < nrows; j++)
-            if (rows[j].caller == e->caller && rows[j].entry == e->entry)
-                break;
-        if (j == nrows) {
-            rows[j].caller = e->caller;
-            rows[j].entry = e->entry;
-            nrows++;
-        }
-        stats_add(&rows[j].st, &st);
+    for (uint32_t i = 1; rows && i <= n; i++) { /* one id per (caller, entry) */
+        rows[i - 1].e = qtn__edge_rep[i];
+        edge_totals_locked(i, &rows[i - 1].st);
     }
     pthread_mutex_unlock(&qtn__g.lock);
     if (!rows)
         return QTN_ENOMEM;
-    for (int j = 0; j < nrows; j++) {
-        const qtn_component *c = rows[j].entry->component;
-        fn(ctx, caller_name(rows[j].caller), c ? c->name : "program", rows[j].entry->name,
+    for (uint32_t j = 0; j < n; j++) {
+        const qtn_component *c = rows[j].e->entry->component;
+        fn(ctx, caller_name(rows[j].e->caller), c ? c->name : "program", rows[j].e->entry->name,
            &rows[j].st);
     }
     free(rows);
-    return nrows;
+    return (int)n;
 }
