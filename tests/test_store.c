@@ -51,10 +51,10 @@ static void test_put_once_and_print(void **state) {
         fail_msg("%s", err);
     qs_frame fr[2] = {{0x401000, "codec_pack+0x10 (codec.c:12)", ""},
                       {0x402000, "main+0x20 (main.c:40)", ""}};
-    struct qs_blame bl = {"codec", 1};
+    struct qs_blame bl = {"codec", 1, "", 0};
     qs_report r = {"host-a", "run-1", 42, 1, 1000, "signal", "codec", "codec_pack", 11, 1,
                    250000, 3, "SIGSEGV (Segmentation fault)", "{\"report\":1}",
-                   "abc123", "codec=1", 2, fr, 1, &bl};
+                   "abc123", "codec=1", 2, fr, 1, &bl, ""};
     assert_int_equal(qs_put(s, &r, err, sizeof err), 1);
     assert_int_equal(qs_put(s, &r, err, sizeof err), 0); /* the same report: stored once */
     r.seq = 2;
@@ -63,15 +63,16 @@ static void test_put_once_and_print(void **state) {
     qs_frame hf[3] = {{0x403000, "parse_field+0x8 (parser.c:7)", "parser"},
                       {0x404000, "render_page+0x30 (render.c:9)", "render"},
                       {0x405000, "main+0x40 (main.c:50)", ""}};
-    struct qs_blame hb[2] = {{"parser", 2.0 / 3}, {"render", 1.0 / 3}};
+    struct qs_blame hb[2] = {{"parser", 2.0 / 3, "", 0}, {"render", 1.0 / 3, "", 0}};
     qs_report h = {"host-a", "run-1", 43, 0, 2000, "host-crash", "parser", "", 11, 0, 0, 0,
-                   "the program died of SIGSEGV", NULL, "abc123", "codec=1", 3, hf, 2, hb};
+                   "the program died of SIGSEGV", NULL, "abc123", "codec=1", 3, hf, 2, hb, ""};
     assert_int_equal(qs_put(s, &h, err, sizeof err), 1);
     qs_report u = {"host-a", "run-1", 44, 0, 3000, "host-crash", "", "", 6, 0, 0, 0,
-                   "the program died of SIGABRT", NULL, "", "", 0, NULL, 0, NULL};
+                   "the program died of SIGABRT", NULL, "", "", 0, NULL, 0, NULL, ""};
     assert_int_equal(qs_put(s, &u, err, sizeof err), 1);
     /* statistics: two snapshots of one process; the table takes the last */
-    qs_stat t = {"host-a", "run-1", 42, 500, "abc123", "codec=1", "codec", 1, 10, 10, 5000, 0};
+    qs_stat t = {"host-a", "run-1", 42, 500, "abc123", "codec=1", "codec", 1, 10, 10, 5000, 0,
+                 "", ""};
     assert_int_equal(qs_put_stat(s, &t, err, sizeof err), 1);
     assert_int_equal(qs_put_stat(s, &t, err, sizeof err), 0);
     t.time_ns = 900;
@@ -117,7 +118,7 @@ static void test_spool_offsets_are_transactional(void **state) {
     assert_int_equal(done, 0);
     assert_int_equal(qs_begin(s, err, sizeof err), 0);
     qs_report r = {"i", "r", 1, 1, 1, "signal", "c", "e", 11, 1, 0, 0, "x", NULL,
-                   "", "", 0, NULL, 0, NULL};
+                   "", "", 0, NULL, 0, NULL, ""};
     assert_int_equal(qs_put(s, &r, err, sizeof err), 1);
     assert_int_equal(qs_spool_set(s, "a.spool", 120, err, sizeof err), 0);
     qs_rollback(s);
@@ -149,7 +150,7 @@ static void test_locked_store_fails_clearly(void **state) {
     assert_int_equal(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
     qs_busy_ms(s, 50);
     qs_report r = {"i", "r", 1, 1, 1, "signal", "c", "e", 11, 1, 0, 0, "x", NULL,
-                   "", "", 0, NULL, 0, NULL};
+                   "", "", 0, NULL, 0, NULL, ""};
     assert_int_equal(qs_begin(s, err, sizeof err), -1);
     assert_non_null(strstr(err, "database is locked"));
     assert_non_null(strstr(err, path));
@@ -193,7 +194,7 @@ static void test_newer_schema_is_refused(void **state) {
     sqlite3_close(db);
     char err[512];
     assert_null(qs_open(path, 0, err, sizeof err));
-    assert_non_null(strstr(err, "schema version 99 is newer than this quarantine's (2)"));
+    assert_non_null(strstr(err, "schema version 99 is newer than this quarantine's (3)"));
     assert_non_null(strstr(err, path));
 }
 

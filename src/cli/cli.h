@@ -7,5 +7,6 @@ enum { QTN_EXIT_OK = 0, QTN_EXIT_INPUT = 1, QTN_EXIT_USAGE = 2, QTN_EXIT_OUTPUT 
 int qtn_cli_gen(int argc, char **argv);
 int qtn_cli_run(int argc, char **argv);
 int qtn_cli_report(int argc, char **argv);
+int qtn_cli_plan(int argc, char **argv);
 
 #endif

@@ -11,6 +11,7 @@ static void usage(FILE *f) {
           "  gen      generate stubs from annotated headers (quarantine gen --help)\n"
           "  run      run a program and restart it when it crashes (quarantine run --help)\n"
           "  report   what the store knows about faults (quarantine report --help)\n"
+          "  plan     the plan the policy chooses, and why (quarantine plan --help)\n"
           "\n"
           "exit codes: 0 success, 1 bad input (the messages say what and where),\n"
           "2 bad usage, 3 output could not be written\n",
@@ -32,6 +33,8 @@ int main(int argc, char **argv) {
         return qtn_cli_run(argc - 1, argv + 1);
     if (!strcmp(argv[1], "report"))
         return qtn_cli_report(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "plan"))
+        return qtn_cli_plan(argc - 1, argv + 1);
     fprintf(stderr, "quarantine: unknown command '%s' (try quarantine --help)\n", argv[1]);
     return 2;
 }

@@ -12,10 +12,11 @@
 #define FB_RESTART_S 1.0    /* a server takes about a second to be back */
 #define FB_INFLIGHT_S 0.01  /* requests in flight: 10 ms of work */
 #define FB_RECOVERY_S 0.001 /* a domain restart: a millisecond */
-#define FB_CROSSING_S 5e-6  /* a crossing in a loaded server: a few us */
+#define FB_CROSSING_S 2e-5  /* a crossing in a loaded server on a shared machine */
 #define FB_BYTE_S 0.5e-9    /* copying, twice, with the cache misses */
 #define FB_CALL_S 5e-5      /* a call's duration, for calls in flight */
-#define MIN_CPU 0.01        /* the program's own CPU, floor (cores) */
+#define MIN_CPU 1.0         /* the program counts as using a core at least: an idle
+                               program's boundaries cost latency, not capacity */
 
 static const char *const mode_names[] = {"adaptive", "optimistic", "pessimistic", "cooperative"};
 
@@ -629,12 +630,12 @@ static void explain(const model *m, const plan *p, const qp_settings *s, qp_why 
             double cost = capacity_loss(m, p->ov + marg) - capacity_loss(m, p->ov);
             if (gain > cost && share_of(m, p->ov + marg) > s->budget + 1e-12) {
                 char bud[32], tot[32];
-                pct(bud, sizeof bud, s->budget);
+                snprintf(bud, sizeof bud, "%.3g%%", 100 * s->budget);
                 pct(tot, sizeof tot, share_of(m, p->ov + marg));
                 n = snprintf(w->reason, sizeof w->reason,
-                             "%s: isolating costs %s CPU (%s in all), budget %s: stays in the "
+                             "isolating costs %s CPU (%s in all), budget %s: stays in the "
                              "host; %s; expected loss %s req/h in the host vs %s isolated",
-                             c->name ? c->name : "?", bs, tot, bud, ev, lh, li);
+                             bs, tot, bud, ev, lh, li);
             } else {
                 n = snprintf(w->reason, sizeof w->reason,
                              "in the host: %s; expected loss %s req/h in the host vs %s "
@@ -776,7 +777,8 @@ int qp_decide(const qp_comp *comps, int n, const qp_edge *edges, int ne, const q
     }
     plan_fill(&m, &cur);
     double ov_now = cur.ov;
-    m.base_cpu = cpu - ov_now > MIN_CPU ? cpu - ov_now : MIN_CPU;
+    double floor_cpu = ncpu < MIN_CPU ? ncpu : MIN_CPU;
+    m.base_cpu = cpu - ov_now > floor_cpu ? cpu - ov_now : floor_cpu;
     /* search from the plan in force and from everything in the host */
     memcpy(a.dom, cur.dom, sizeof *a.dom * (size_t)n);
     plan_fill(&m, &a);

@@ -21,7 +21,8 @@
 /* What the supervisor learned from a process's hello record. */
 typedef struct hello {
     int pid;
-    json_t *components; /* [{"name":..,"entries":[..]}] */
+    json_t *rec;        /* the record: components (with code ids), modules, exe */
+    char proc[40];      /* the process's identity */
 } hello;
 
 struct qs_spool {
@@ -32,8 +33,12 @@ struct qs_spool {
     long long logged;    /* bytes whose records were logged */
     long long stored;    /* bytes known to be in the store (-1: not known) */
     char installation[128], run[96];
+    int64_t start_ns, crash_ns; /* from the header: when the supervisor started the
+                                   program, and when the one before it crashed */
     hello *hellos;
     int nhellos;
+    qs_event_fn *on_event;
+    void *ev_ctx;
 };
 
 static int fail(char *err, size_t len, const char *path, const char *why) {
@@ -81,7 +86,8 @@ int qs_record_write(int fd, const char *json) {
 }
 
 qs_spool *qs_spool_create(const char *dir, const char *installation, const char *run, int n,
-                          int *wfd, char *err, size_t len) {
+                          int64_t start_ns, int64_t after_crash_ns, int *wfd, char *err,
+                          size_t len) {
     if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
         fail(err, len, dir, strerror(errno));
         return NULL;
@@ -101,8 +107,9 @@ qs_spool *qs_spool_create(const char *dir, const char *installation, const char 
         qs_spool_close(sp);
         return NULL;
     }
-    json_t *h = json_pack("{s:s, s:s, s:s}", "type", "spool", "installation", installation,
-                          "run", run);
+    json_t *h = json_pack("{s:s, s:s, s:s, s:I, s:I}", "type", "spool", "installation",
+                          installation, "run", run, "start_ns", (json_int_t)start_ns,
+                          "after_crash_ns", (json_int_t)after_crash_ns);
     char *js = h ? json_dumps(h, JSON_COMPACT) : NULL;
     int bad = !js || qs_record_write(fd, js) < 0 || fdatasync(fd) < 0;
     free(js);
@@ -139,13 +146,18 @@ const char *qs_spool_name(const qs_spool *sp) {
     return sp->name;
 }
 
+void qs_spool_on_event(qs_spool *sp, qs_event_fn *fn, void *ctx) {
+    sp->on_event = fn;
+    sp->ev_ctx = ctx;
+}
+
 void qs_spool_close(qs_spool *sp) {
     if (!sp)
         return;
     if (sp->fd >= 0)
         close(sp->fd); /* and with it this process's lock, if it held one */
     for (int i = 0; i < sp->nhellos; i++)
-        json_decref(sp->hellos[i].components);
+        json_decref(sp->hellos[i].rec);
     free(sp->hellos);
     free(sp->path);
     free(sp->name);
@@ -191,11 +203,23 @@ static long long num(json_t *o, const char *key) {
     return json_integer_value(json_object_get(o, key));
 }
 
-static json_t *components_of(qs_spool *sp, int pid) {
+static hello *hello_of(qs_spool *sp, int pid) {
     for (int i = sp->nhellos - 1; i >= 0; i--)
         if (sp->hellos[i].pid == pid)
-            return sp->hellos[i].components;
+            return &sp->hellos[i];
     return NULL;
+}
+
+static json_t *components_of(qs_spool *sp, int pid) {
+    hello *h = hello_of(sp, pid);
+    return h ? json_object_get(h->rec, "components") : NULL;
+}
+
+/* The process identity of pid's records ("" before its hello: a program
+ * without the runtime). */
+static const char *proc_of(qs_spool *sp, int pid) {
+    hello *h = hello_of(sp, pid);
+    return h ? h->proc : "";
 }
 
 /* Context: the file's header and each process's hello. */
@@ -204,19 +228,46 @@ static void learn(qs_spool *sp, json_t *rec) {
     if (!strcmp(type, "spool")) {
         snprintf(sp->installation, sizeof sp->installation, "%s", str(rec, "installation"));
         snprintf(sp->run, sizeof sp->run, "%s", str(rec, "run"));
+        sp->start_ns = num(rec, "start_ns");
+        sp->crash_ns = num(rec, "after_crash_ns");
     } else if (!strcmp(type, "hello")) {
         int pid = (int)num(rec, "pid");
-        if (components_of(sp, pid))
+        if (hello_of(sp, pid))
             return;
         hello *h = realloc(sp->hellos, (size_t)(sp->nhellos + 1) * sizeof *h);
         if (!h)
             return;
         sp->hellos = h;
         h[sp->nhellos].pid = pid;
-        h[sp->nhellos].components = json_incref(json_object_get(rec, "components"));
+        h[sp->nhellos].rec = json_incref(rec);
+        snprintf(h[sp->nhellos].proc, sizeof h[sp->nhellos].proc, "%s", str(rec, "proc"));
         sp->nhellos++;
     }
 }
+
+/* The identity of component name's code in pid's build ("" unknown). */
+static const char *code_of(qs_spool *sp, int pid, const char *name) {
+    json_t *jc = components_of(sp, pid);
+    for (size_t i = 0; i < json_array_size(jc); i++) {
+        json_t *o = json_array_get(jc, i);
+        if (!strcmp(str(o, "name"), name))
+            return *str(o, "code_id") ? str(o, "code_id") : "";
+    }
+    return "";
+}
+
+/* A component's code identity as the store keys evidence by it: the one
+ * its build gave, else one that changes with every build. */
+static void code_key(qs_spool *sp, int pid, const char *name, const char *build_id, char *out,
+                     size_t len) {
+    const char *c = code_of(sp, pid, name);
+    if (*c)
+        snprintf(out, len, "%s", c);
+    else
+        snprintf(out, len, "@%s:%s", build_id, name);
+}
+
+
 
 /* The blame of a host crash: the components on the stack, innermost first;
  * each one further out counts half as much as the one before it. */
@@ -231,6 +282,8 @@ static int blame_of(const qs_frame *fr, int n, struct qs_blame *out, int max) {
         if (!seen && k < max) {
             out[k].component = fr[i].component;
             out[k].share = k ? out[k - 1].share / 2 : 1;
+            out[k].code_id = NULL;
+            out[k].ambiguous = 0;
             k++;
         }
     }
@@ -265,54 +318,143 @@ static int comps_of(json_t *jc, qs_comp **comps, const char ***names) {
     return nc;
 }
 
+static void event(ictx *c, const qs_event *ev) {
+    if (c->sp->on_event && c->log_it)
+        c->sp->on_event(c->sp->ev_ctx, ev);
+}
+
+/* The modules of a record ("modules": [{"path","base","build_id"}]), for the
+ * symboliser; *n set. The strings point into rec. */
+static qs_module *modules_of(json_t *jm, int *n) {
+    *n = (int)json_array_size(jm);
+    qs_module *mods = calloc((size_t)*n + 1, sizeof *mods);
+    for (int i = 0; mods && i < *n; i++) {
+        json_t *m = json_array_get(jm, (size_t)i);
+        mods[i].path = str(m, "path");
+        mods[i].base = strtoull(str(m, "base"), NULL, 16);
+        mods[i].build_id = str(m, "build_id");
+    }
+    return mods;
+}
+
+/* Names frames and says whose code each is, with the modules and the
+ * components of pid's hello. Returns 0, or -1 out of memory. */
+static int attribute(ictx *c, int pid, const char *exe, json_t *jm, const uint64_t *addrs, int nf,
+                     qs_frame *fr) {
+    qs_spool *sp = c->sp;
+    int nm;
+    qs_module *mods = modules_of(jm, &nm);
+    qs_comp *comps = NULL;
+    const char **names = NULL;
+    int nc = comps_of(components_of(sp, pid), &comps, &names), r = -1;
+    if (mods && nc >= 0) {
+        char note[512] = "";
+        qs_symbolize(exe, mods, nm, comps, nc, addrs, nf, fr, note, sizeof note);
+        if (note[0])
+            logf_(c, "symbolize pid=%d note=\"%s\"", pid, note);
+        r = 0;
+    } else {
+        fail(c->err, c->errlen, sp->path, "out of memory");
+    }
+    free(mods);
+    free(comps);
+    free(names);
+    return r;
+}
+
 static int put_host_crash(ictx *c, json_t *rec) {
     qs_spool *sp = c->sp;
     int pid = (int)num(rec, "pid"), sig = (int)num(rec, "signal");
-    json_t *jm = json_object_get(rec, "modules"), *jf = json_object_get(rec, "frames");
-    int nm = (int)json_array_size(jm), nf = (int)json_array_size(jf);
+    json_t *jf = json_object_get(rec, "frames");
+    int nf = (int)json_array_size(jf);
     if (nf > FRAMES_MAX)
         nf = FRAMES_MAX;
     uint64_t addrs[FRAMES_MAX];
     qs_frame fr[FRAMES_MAX];
     for (int i = 0; i < nf; i++)
         addrs[i] = strtoull(json_string_value(json_array_get(jf, (size_t)i)) ?: "0", NULL, 16);
-    qs_module *mods = calloc((size_t)nm + 1, sizeof *mods);
-    qs_comp *comps = NULL;
-    const char **names = NULL;
-    int nc = comps_of(components_of(sp, pid), &comps, &names), r = -1;
-    if (!mods || nc < 0) {
-        fail(c->err, c->errlen, sp->path, "out of memory");
-        goto out;
-    }
-    for (int i = 0; i < nm; i++) {
-        json_t *m = json_array_get(jm, (size_t)i);
-        mods[i].path = str(m, "path");
-        mods[i].base = strtoull(str(m, "base"), NULL, 16);
-        mods[i].build_id = str(m, "build_id");
-    }
-    char note[512] = "";
-    qs_symbolize(str(rec, "exe"), mods, nm, comps, nc, addrs, nf, fr, note, sizeof note);
-    if (note[0])
-        logf_(c, "symbolize pid=%d note=\"%s\"", pid, note);
+    if (attribute(c, pid, str(rec, "exe"), json_object_get(rec, "modules"), addrs, nf, fr))
+        return -1;
     struct qs_blame bl[FRAMES_MAX];
+    char codes[FRAMES_MAX][80];
     int nb = blame_of(fr, nf, bl, FRAMES_MAX);
+    for (int i = 0; i < nb; i++) {
+        code_key(sp, pid, bl[i].component, str(rec, "build_id"), codes[i], sizeof codes[i]);
+        bl[i].code_id = codes[i];
+        bl[i].ambiguous = 0;
+    }
     char reason[400];
     snprintf(reason, sizeof reason, "the program died of SIG%s at %s in %s",
              sigabbrev_np(sig) ?: "?", str(rec, "fault_addr"), nf ? fr[0].symbol : "?");
     char *js = json_dumps(rec, JSON_COMPACT);
     qs_report q = {sp->installation, sp->run, pid, 0, num(rec, "time_ns"), "host-crash",
                    nb ? bl[0].component : "", "", sig, 0, 0, 0, reason, js,
-                   str(rec, "build_id"), str(rec, "plan"), nf, fr, nb, bl};
-    r = c->store_it ? qs_put(c->st, &q, c->err, c->errlen) : 0;
+                   str(rec, "build_id"), str(rec, "plan"), nf, fr, nb, bl, proc_of(sp, pid)};
+    int r = c->store_it ? qs_put(c->st, &q, c->err, c->errlen) : 0;
     free(js);
-    if (r >= 0)
+    if (r >= 0) {
         logf_(c, "host-crash pid=%d signal=SIG%s component=%s frames=%d top=\"%s\"", pid,
               sigabbrev_np(sig) ?: "?", nb ? bl[0].component : "-", nf, nf ? fr[0].symbol : "?");
-out:
-    free(mods);
-    free(comps);
-    free(names);
+        qs_event ev = {.type = QS_EV_HOST_CRASH, .pid = pid, .time_ns = num(rec, "time_ns"),
+                       .component = nb ? bl[0].component : ""};
+        event(c, &ev);
+    }
     return r < 0 ? -1 : 0;
+}
+
+/* The components plan text puts in domain d (names point into `names`,
+ * a copy of the text). Returns how many. */
+static int members(const char *plan, int d, char *names, size_t len, const char **out, int max) {
+    snprintf(names, len, "%s", plan);
+    int n = 0;
+    for (char *save = NULL, *tok = strtok_r(names, " \t\n,;", &save); tok;
+         tok = strtok_r(NULL, " \t\n,;", &save)) {
+        char *eq = strchr(tok, '=');
+        if (!eq)
+            continue;
+        *eq = 0;
+        char *end;
+        long v = !strcmp(eq + 1, "host") ? 0 : strtol(eq + 1, &end, 10);
+        if (v == d && d > 0 && n < max)
+            out[n++] = tok;
+    }
+    return n;
+}
+
+/* The blame of a domain fault. A domain of one component: that one. A
+ * domain several share: the frames say whose code faulted (as for a host
+ * crash); without frames that say (a deadline, a kill from outside), the
+ * blame is spread evenly over them, marked ambiguous: the policy splits
+ * such a domain to find the culprit. A contract fault is the answering
+ * component's. Returns how many components share the blame. */
+static int fault_blame(ictx *c, json_t *rec, int pid, const qs_frame *fr, int nf,
+                       struct qs_blame *bl, char (*codes)[80], char *mbuf, size_t mlen) {
+    const char *comp = str(rec, "component"), *kind = str(rec, "kind");
+    const char *m[FRAMES_MAX];
+    int nm = members(str(rec, "plan"), (int)num(rec, "domain"), mbuf, mlen, m, FRAMES_MAX), nb = 0;
+    if (nm > 1 && strcmp(kind, "contract")) {
+        qs_frame in[FRAMES_MAX]; /* the frames in code of the domain's components */
+        int k = 0;
+        for (int i = 0; i < nf; i++)
+            for (int j = 0; j < nm; j++)
+                if (fr[i].component[0] && !strcmp(fr[i].component, m[j]))
+                    in[k++] = fr[i];
+        nb = blame_of(in, k, bl, FRAMES_MAX);
+        for (int i = 0; i < nb; i++) /* blame_of points into `in`: to the names in the plan */
+            for (int j = 0; j < nm; j++)
+                if (!strcmp(bl[i].component, m[j]))
+                    bl[i].component = m[j];
+        if (!nb)
+            for (int j = 0; j < nm; j++)
+                bl[nb++] = (struct qs_blame){m[j], 1.0 / nm, NULL, 1};
+    } else if (*comp) {
+        bl[nb++] = (struct qs_blame){comp, 1, NULL, 0};
+    }
+    for (int i = 0; i < nb; i++) {
+        code_key(c->sp, pid, bl[i].component, str(rec, "build_id"), codes[i], sizeof codes[i]);
+        bl[i].code_id = codes[i];
+    }
+    return nb;
 }
 
 static int put_fault(ictx *c, json_t *rec) {
@@ -322,58 +464,151 @@ static int put_fault(ictx *c, json_t *rec) {
     if (nf > FRAMES_MAX)
         nf = FRAMES_MAX;
     qs_frame fr[FRAMES_MAX];
+    uint64_t addrs[FRAMES_MAX];
     for (int i = 0; i < nf; i++) { /* "0xADDR symbol (file:line)" */
         const char *s = json_string_value(json_array_get(bt, (size_t)i)) ?: "";
         char *rest;
-        fr[i].addr = strtoull(s, &rest, 16);
+        addrs[i] = fr[i].addr = strtoull(s, &rest, 16);
         while (*rest == ' ')
             rest++;
         snprintf(fr[i].symbol, sizeof fr[i].symbol, "%s", *rest ? rest : "?");
         fr[i].component[0] = 0;
     }
-    const char *comp = str(rec, "component");
-    struct qs_blame bl = {comp, 1};
     int pid = (int)num(rec, "host_pid");
+    char mbuf[4096];
+    const char *m[2];
+    hello *h = hello_of(sp, pid);
+    /* whose code each frame is: needed when the domain holds several */
+    if (nf && h && members(str(rec, "plan"), (int)num(rec, "domain"), mbuf, sizeof mbuf, m, 2) > 1) {
+        qs_frame named[FRAMES_MAX];
+        if (attribute(c, pid, str(h->rec, "exe"), json_object_get(h->rec, "modules"), addrs, nf,
+                      named))
+            return -1;
+        for (int i = 0; i < nf; i++)
+            memcpy(fr[i].component, named[i].component, sizeof fr[i].component);
+    }
+    struct qs_blame bl[FRAMES_MAX];
+    char codes[FRAMES_MAX][80];
+    int nb = fault_blame(c, rec, pid, fr, nf, bl, codes, mbuf, sizeof mbuf);
+    const char *comp = str(rec, "component");
     char *js = json_dumps(rec, JSON_COMPACT);
     qs_report q = {sp->installation, sp->run, pid, num(rec, "report"), num(rec, "time_ns"),
                    str(rec, "kind"), comp, str(rec, "entry"), (int)num(rec, "signal"),
                    (int)num(rec, "domain"), num(rec, "recovery_ns"), (int)num(rec, "calls_failed"),
                    str(rec, "reason"), js, str(rec, "build_id"), str(rec, "plan"), nf, fr,
-                   *comp ? 1 : 0, &bl};
+                   nb, bl, proc_of(sp, pid)};
     int r = c->store_it ? qs_put(c->st, &q, c->err, c->errlen) : 0;
     free(js);
-    if (r >= 0)
+    if (r >= 0) {
         logf_(c, "fault pid=%d domain=%lld domain_pid=%lld kind=%s component=%s entry=%s "
-                 "calls_failed=%lld recovery_ms=%.3f",
+                 "calls_failed=%lld recovery_ms=%.3f%s",
               pid, num(rec, "domain"), num(rec, "pid"), str(rec, "kind"), *comp ? comp : "-",
               *str(rec, "entry") ? str(rec, "entry") : "-", num(rec, "calls_failed"),
-              (double)num(rec, "recovery_ns") / 1e6);
+              (double)num(rec, "recovery_ns") / 1e6,
+              nb > 1 && bl[0].ambiguous ? " blame=ambiguous" : "");
+        qs_event ev = {.type = QS_EV_FAULT, .pid = pid, .time_ns = num(rec, "time_ns"),
+                       .component = comp};
+        event(c, &ev);
+    }
     return r < 0 ? -1 : 0;
 }
 
 static int put_stats(ictx *c, json_t *rec) {
-    if (!c->store_it)
-        return 0;
+    int pid = (int)num(rec, "pid");
+    const char *proc = proc_of(c->sp, pid);
     json_t *jc = json_object_get(rec, "components");
-    for (size_t i = 0; i < json_array_size(jc); i++) {
+    for (size_t i = 0; c->store_it && i < json_array_size(jc); i++) {
         json_t *o = json_array_get(jc, i);
-        qs_stat t = {c->sp->installation, c->sp->run, (int)num(rec, "pid"), num(rec, "time_ns"),
+        char code[80];
+        code_key(c->sp, pid, str(o, "name"), str(rec, "build_id"), code, sizeof code);
+        qs_stat t = {c->sp->installation, c->sp->run, pid, num(rec, "time_ns"),
                      str(rec, "build_id"), str(rec, "plan"), str(o, "name"),
                      (int)num(o, "domain"), num(o, "calls"), num(o, "crossings"),
-                     num(o, "cross_ns"), num(o, "faults")};
+                     num(o, "cross_ns"), num(o, "faults"), code, proc};
         if (qs_put_stat(c->st, &t, c->err, c->errlen) < 0)
             return -1;
     }
     json_t *je = json_object_get(rec, "edges");
-    for (size_t i = 0; i < json_array_size(je); i++) {
+    for (size_t i = 0; c->store_it && i < json_array_size(je); i++) {
         json_t *o = json_array_get(je, i);
-        qs_edge_stat t = {c->sp->installation, c->sp->run, (int)num(rec, "pid"),
-                          num(rec, "time_ns"), str(o, "caller"), str(o, "callee"),
-                          str(o, "entry"), num(o, "calls"), num(o, "crossings"),
-                          num(o, "cross_ns"), num(o, "faults")};
+        qs_edge_stat t = {c->sp->installation, c->sp->run, pid, num(rec, "time_ns"),
+                          str(o, "caller"), str(o, "callee"), str(o, "entry"), num(o, "calls"),
+                          num(o, "crossings"), num(o, "cross_ns"), num(o, "faults"),
+                          num(o, "bytes"), num(o, "overhead_ns"), proc};
         if (qs_put_edge_stat(c->st, &t, c->err, c->errlen) < 0)
             return -1;
     }
+    if (c->store_it && json_object_get(rec, "cpu_ns")) {
+        qs_proc_stat t = {c->sp->installation, c->sp->run, proc, pid, num(rec, "time_ns"),
+                          num(rec, "start_ns"), num(rec, "work"), num(rec, "cpu_ns"),
+                          num(rec, "cpu_at_ns"), (int)num(rec, "ncpu")};
+        if (qs_put_proc_stat(c->st, &t, c->err, c->errlen) < 0)
+            return -1;
+    }
+    qs_event ev = {.type = QS_EV_STATS, .pid = pid, .time_ns = num(rec, "time_ns")};
+    event(c, &ev);
+    return 0;
+}
+
+/* A process is ready: its start (how long it took, and how long the
+ * program was down after the crash before), its build's components. */
+static int put_hello(ictx *c, json_t *rec) {
+    qs_spool *sp = c->sp;
+    int pid = (int)num(rec, "pid");
+    int64_t t = num(rec, "time_ns");
+    const char *build = str(rec, "build_id");
+    json_t *jc = json_object_get(rec, "components");
+    for (size_t i = 0; c->store_it && i < json_array_size(jc); i++) {
+        json_t *o = json_array_get(jc, i);
+        char code[80], *entries = json_dumps(json_object_get(o, "entries"), JSON_COMPACT);
+        code_key(sp, pid, str(o, "name"), build, code, sizeof code);
+        qs_component q = {build, str(o, "name"), code, *str(o, "code_id") != 0,
+                          entries ? entries : "[]"};
+        int r = qs_put_component(c->st, &q, c->err, c->errlen);
+        free(entries);
+        if (r < 0)
+            return -1;
+    }
+    qs_start st = {sp->installation, sp->run, proc_of(sp, pid), pid, build, str(rec, "exe"),
+                   sp->start_ns, sp->start_ns && t > sp->start_ns ? t - sp->start_ns : 0,
+                   sp->crash_ns && t > sp->crash_ns ? t - sp->crash_ns : 0};
+    if (c->store_it && qs_put_start(c->st, &st, c->err, c->errlen) < 0)
+        return -1;
+    qs_event ev = {.type = QS_EV_HELLO, .pid = pid, .time_ns = t, .build_id = build,
+                   .proc = proc_of(sp, pid)};
+    event(c, &ev);
+    return 0;
+}
+
+/* A plan change the supervisor decided (its own record). */
+static int put_plan(ictx *c, json_t *rec) {
+    if (!c->store_it)
+        return 0;
+    char *numbers = json_dumps(json_object_get(rec, "numbers"), JSON_COMPACT);
+    qs_plan_change p = {c->sp->installation, c->sp->run, num(rec, "seq"), num(rec, "time_ns"),
+                        (int)num(rec, "pid"), str(rec, "mode"), str(rec, "from"),
+                        str(rec, "to"), str(rec, "reason"), numbers ? numbers : "{}"};
+    int r = qs_put_plan_change(c->st, &p, c->err, c->errlen);
+    free(numbers);
+    return r < 0 ? -1 : 0;
+}
+
+/* What the program said of a plan pushed to it. */
+static int put_plan_ack(ictx *c, json_t *rec) {
+    int ok = json_is_true(json_object_get(rec, "ok"));
+    if (c->store_it && qs_put_plan_ack(c->st, c->sp->installation, c->sp->run, num(rec, "seq"),
+                                       ok, str(rec, "error"), c->err, c->errlen) < 0)
+        return -1;
+    if (ok)
+        logf_(c, "plan-applied pid=%lld seq=%lld plan=\"%s\"", num(rec, "pid"), num(rec, "seq"),
+              str(rec, "plan"));
+    else
+        logf_(c, "plan-rejected pid=%lld seq=%lld error=\"%s\" plan=\"%s\"", num(rec, "pid"),
+              num(rec, "seq"), str(rec, "error"), str(rec, "plan"));
+    qs_event ev = {.type = QS_EV_PLAN_ACK, .pid = (int)num(rec, "pid"),
+                   .time_ns = num(rec, "time_ns"), .seq = num(rec, "seq"), .ok = ok,
+                   .plan = str(rec, "plan"), .error = str(rec, "error")};
+    event(c, &ev);
     return 0;
 }
 
@@ -381,11 +616,11 @@ static int put_stats(ictx *c, json_t *rec) {
  * record of the runtime's (a program without it, or a death no handler
  * sees) is stored from it, unattributed. */
 static int put_exit(ictx *c, json_t *rec) {
-    int sig = (int)num(rec, "signal");
+    int sig = (int)num(rec, "signal"), pid = (int)num(rec, "pid");
     if (!sig || !c->store_it)
         return 0;
-    return qs_put_exit_crash(c->st, c->sp->installation, c->sp->run, (int)num(rec, "pid"), sig,
-                             num(rec, "time_ns"), c->err, c->errlen) < 0 ? -1 : 0;
+    return qs_put_exit_crash(c->st, c->sp->installation, c->sp->run, proc_of(c->sp, pid), pid,
+                             sig, num(rec, "time_ns"), c->err, c->errlen) < 0 ? -1 : 0;
 }
 
 static int apply(ictx *c, json_t *rec) {
@@ -396,11 +631,17 @@ static int apply(ictx *c, json_t *rec) {
         return put_host_crash(c, rec);
     if (!strcmp(type, "stats"))
         return put_stats(c, rec);
+    if (!strcmp(type, "hello"))
+        return put_hello(c, rec);
+    if (!strcmp(type, "plan"))
+        return put_plan(c, rec);
+    if (!strcmp(type, "plan-ack"))
+        return put_plan_ack(c, rec);
     if (!strcmp(type, "exit"))
         return put_exit(c, rec);
     if (!strcmp(type, "dropped"))
         logf_(c, "dropped pid=%lld reports=%lld", num(rec, "pid"), num(rec, "dropped"));
-    return 0; /* spool, hello: context only */
+    return 0; /* spool: context only */
 }
 
 /* Checks and parses one line (without its newline); NULL and why if bad. */

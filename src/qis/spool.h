@@ -16,6 +16,7 @@
 #define QTN_SPOOL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "store.h"
 
@@ -24,12 +25,37 @@ typedef struct qs_spool qs_spool;
 /* Receives one log line: an event name and its key=value pairs. */
 typedef void qs_log_fn(void *ctx, const char *event);
 
+/* What an import met, for a supervisor to act on (each record once, the
+ * first time this process reads it). */
+typedef enum {
+    QS_EV_HELLO = 1, /* a program process is ready (build_id, proc) */
+    QS_EV_FAULT,     /* a domain fault (component) */
+    QS_EV_HOST_CRASH,/* the program crashed (component blamed most) */
+    QS_EV_STATS,     /* a statistics snapshot */
+    QS_EV_PLAN_ACK,  /* the program applied a plan (ok) or not (error) */
+} qs_ev_type;
+
+typedef struct qs_event {
+    qs_ev_type type;
+    int pid;
+    int64_t time_ns;
+    const char *build_id, *proc, *component;
+    int64_t seq;
+    int ok;
+    const char *plan, *error;
+} qs_event;
+
+typedef void qs_event_fn(void *ctx, const qs_event *ev);
+
 /* Makes spool file `<run>-<n>.spool` in dir (made if missing) for a new
- * program process, with its first record naming installation and run. *wfd
- * is the append-only fd to give the program (locked; close-on-exec set:
- * clear it in the child). Returns NULL and err on failure. */
+ * program process, with its first record naming installation and run, when
+ * the process starts (CLOCK_REALTIME ns) and when the one before it crashed
+ * (0: none), so that its hello tells how long it took to be ready. *wfd is
+ * the append-only fd to give the program (locked; close-on-exec set: clear
+ * it in the child). Returns NULL and err on failure. */
 qs_spool *qs_spool_create(const char *dir, const char *installation, const char *run, int n,
-                          int *wfd, char *err, size_t errlen);
+                          int64_t start_ns, int64_t after_crash_ns, int *wfd, char *err,
+                          size_t errlen);
 
 /* Opens spool file `name` in dir (one a killed supervisor left).
  * installation is used when the file does not say. */
@@ -37,6 +63,9 @@ qs_spool *qs_spool_open(const char *dir, const char *name, const char *installat
                         size_t errlen);
 
 const char *qs_spool_name(const qs_spool *sp);
+
+/* Calls fn for what the imports of sp meet from now on. */
+void qs_spool_on_event(qs_spool *sp, qs_event_fn *fn, void *ctx);
 
 /* Appends one record (the JSON object, one line) to fd. Returns 0 or -1. */
 int qs_record_write(int fd, const char *json);

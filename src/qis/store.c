@@ -49,6 +49,55 @@ static const char *const migrations[] = {
     " cross_ns INTEGER NOT NULL, faults INTEGER NOT NULL,"
     " UNIQUE (installation, run, pid, time_ns, caller, entry));"
     "CREATE TABLE spools (name TEXT PRIMARY KEY, done_bytes INTEGER NOT NULL);",
+    /* 3: a process's identity beside its pid (pids come again), code
+     * identities, starts, process totals, plan changes */
+    "CREATE TABLE reports3 ("
+    " id INTEGER PRIMARY KEY,"
+    " installation TEXT NOT NULL, run TEXT NOT NULL, proc TEXT NOT NULL, pid INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL, time_ns INTEGER NOT NULL, kind TEXT NOT NULL,"
+    " component TEXT NOT NULL, entry TEXT NOT NULL, signal INTEGER NOT NULL,"
+    " domain INTEGER NOT NULL, recovery_ns INTEGER NOT NULL, calls_failed INTEGER NOT NULL,"
+    " reason TEXT NOT NULL, json TEXT, build_id TEXT NOT NULL, plan TEXT NOT NULL,"
+    " UNIQUE (installation, run, proc, pid, kind, seq));"
+    "INSERT INTO reports3 SELECT id, installation, run, '', pid, seq, time_ns, kind, component,"
+    " entry, signal, domain, recovery_ns, calls_failed, reason, json, build_id, plan"
+    " FROM reports;"
+    "DROP TABLE reports;"
+    "ALTER TABLE reports3 RENAME TO reports;"
+    "CREATE INDEX reports_time ON reports (time_ns);"
+    "ALTER TABLE report_blame ADD COLUMN code_id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE report_blame ADD COLUMN ambiguous INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX report_blame_code ON report_blame (code_id);"
+    "ALTER TABLE stats ADD COLUMN code_id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE stats ADD COLUMN proc TEXT NOT NULL DEFAULT '';"
+    "CREATE INDEX stats_code ON stats (code_id, time_ns);"
+    "ALTER TABLE edge_stats ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE edge_stats ADD COLUMN overhead_ns INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE edge_stats ADD COLUMN proc TEXT NOT NULL DEFAULT '';"
+    "CREATE INDEX edge_stats_proc ON edge_stats (installation, run, proc, pid, time_ns);"
+    "CREATE INDEX stats_proc ON stats (installation, run, proc, pid, time_ns);"
+    "CREATE TABLE proc_stats ("
+    " installation TEXT NOT NULL, run TEXT NOT NULL, proc TEXT NOT NULL, pid INTEGER NOT NULL,"
+    " time_ns INTEGER NOT NULL, start_ns INTEGER NOT NULL, work INTEGER NOT NULL,"
+    " cpu_ns INTEGER NOT NULL, cpu_at_ns INTEGER NOT NULL, ncpu INTEGER NOT NULL,"
+    " UNIQUE (installation, run, proc, pid, time_ns));"
+    "CREATE TABLE starts ("
+    " installation TEXT NOT NULL, run TEXT NOT NULL, proc TEXT NOT NULL, pid INTEGER NOT NULL,"
+    " build_id TEXT NOT NULL, exe TEXT NOT NULL, start_ns INTEGER NOT NULL,"
+    " ready_ns INTEGER NOT NULL, down_ns INTEGER NOT NULL,"
+    " UNIQUE (installation, run, proc, pid));"
+    "CREATE TABLE components ("
+    " build_id TEXT NOT NULL, component TEXT NOT NULL, code_id TEXT NOT NULL,"
+    " known INTEGER NOT NULL, entries TEXT NOT NULL, PRIMARY KEY (build_id, component));"
+    "CREATE INDEX components_code ON components (code_id);"
+    "CREATE TABLE plan_changes ("
+    " id INTEGER PRIMARY KEY,"
+    " installation TEXT NOT NULL, run TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " time_ns INTEGER NOT NULL, pid INTEGER NOT NULL, mode TEXT NOT NULL,"
+    " from_plan TEXT NOT NULL, to_plan TEXT NOT NULL, reason TEXT NOT NULL,"
+    " numbers TEXT NOT NULL, applied INTEGER, ack_error TEXT,"
+    " UNIQUE (installation, run, seq));"
+    "CREATE INDEX plan_changes_time ON plan_changes (time_ns);",
 };
 
 static int fail(char *err, size_t len, const char *path, const char *what, const char *why) {
@@ -211,13 +260,17 @@ static int put_details(qs_store *s, const qs_report *r, sqlite3_int64 id, char *
             return -1;
     }
     for (int i = 0; i < r->nblame; i++) {
-        sqlite3_stmt *st = prep(s, "INSERT INTO report_blame (report_id, component, share)"
-                                   " VALUES (?,?,?)", err, len, "cannot store a report");
+        sqlite3_stmt *st = prep(s, "INSERT INTO report_blame (report_id, component, share,"
+                                   " code_id, ambiguous) VALUES (?,?,?,?,?)",
+                                err, len, "cannot store a report");
         if (!st)
             return -1;
         sqlite3_bind_int64(st, 1, id);
         sqlite3_bind_text(st, 2, r->blame[i].component, -1, SQLITE_STATIC);
         sqlite3_bind_double(st, 3, r->blame[i].share);
+        sqlite3_bind_text(st, 4, r->blame[i].code_id ? r->blame[i].code_id : "", -1,
+                          SQLITE_STATIC);
+        sqlite3_bind_int(st, 5, r->blame[i].ambiguous);
         if (step(s, st, err, len, "cannot store a report"))
             return -1;
     }
@@ -227,7 +280,7 @@ static int put_details(qs_store *s, const qs_report *r, sqlite3_int64 id, char *
 int qs_put(qs_store *s, const qs_report *r, char *err, size_t len) {
     const char *sql = "INSERT OR IGNORE INTO reports (installation, run, pid, seq, time_ns, kind,"
                       " component, entry, signal, domain, recovery_ns, calls_failed, reason, json,"
-                      " build_id, plan) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+                      " build_id, plan, proc) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
     if (exec(s, "SAVEPOINT put", err, len, "cannot store a report"))
         return -1;
     sqlite3_stmt *st = prep(s, sql, err, len, "cannot store a report");
@@ -252,6 +305,7 @@ int qs_put(qs_store *s, const qs_report *r, char *err, size_t len) {
         sqlite3_bind_null(st, 14);
     sqlite3_bind_text(st, 15, r->build_id ? r->build_id : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 16, r->plan ? r->plan : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 17, r->proc ? r->proc : "", -1, SQLITE_STATIC);
     if (step(s, st, err, len, "cannot store a report"))
         goto undo;
     int added = sqlite3_changes(s->db) ? 1 : 0;
@@ -265,13 +319,13 @@ undo:
     return -1;
 }
 
-int qs_put_exit_crash(qs_store *s, const char *installation, const char *run, int pid, int sig,
-                      int64_t time_ns, char *err, size_t len) {
+int qs_put_exit_crash(qs_store *s, const char *installation, const char *run, const char *proc,
+                      int pid, int sig, int64_t time_ns, char *err, size_t len) {
     char reason[96];
     snprintf(reason, sizeof reason, "the program died of SIG%s", sigabbrev_np(sig) ?: "?");
     /* number 0: the identity a record of the crash handler's has too */
     qs_report r = {installation, run, pid, 0, time_ns, "host-crash", "", "", sig, 0, 0, 0,
-                   reason, NULL, "", "", 0, NULL, 0, NULL};
+                   reason, NULL, "", "", 0, NULL, 0, NULL, proc};
     return qs_put(s, &r, err, len);
 }
 
@@ -299,8 +353,8 @@ static int put_counts(qs_store *s, sqlite3_stmt *st, int at, int64_t calls, int6
 
 int qs_put_stat(qs_store *s, const qs_stat *t, char *err, size_t len) {
     sqlite3_stmt *st = prep(s, "INSERT OR IGNORE INTO stats (installation, run, pid, time_ns,"
-                               " build_id, plan, component, domain, calls, crossings, cross_ns,"
-                               " faults) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                               " build_id, plan, component, domain, code_id, proc, calls,"
+                               " crossings, cross_ns, faults) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                             err, len, "cannot store statistics");
     if (!st)
         return -1;
@@ -309,13 +363,15 @@ int qs_put_stat(qs_store *s, const qs_stat *t, char *err, size_t len) {
     sqlite3_bind_text(st, 6, t->plan ? t->plan : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 7, t->component, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 8, t->domain);
-    return put_counts(s, st, 9, t->calls, t->crossings, t->cross_ns, t->faults, err, len);
+    sqlite3_bind_text(st, 9, t->code_id ? t->code_id : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 10, t->proc ? t->proc : "", -1, SQLITE_STATIC);
+    return put_counts(s, st, 11, t->calls, t->crossings, t->cross_ns, t->faults, err, len);
 }
 
 int qs_put_edge_stat(qs_store *s, const qs_edge_stat *t, char *err, size_t len) {
     sqlite3_stmt *st = prep(s, "INSERT OR IGNORE INTO edge_stats (installation, run, pid,"
-                               " time_ns, caller, callee, entry, calls, crossings, cross_ns,"
-                               " faults) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                               " time_ns, caller, callee, entry, bytes, overhead_ns, proc, calls,"
+                               " crossings, cross_ns, faults) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                             err, len, "cannot store statistics");
     if (!st)
         return -1;
@@ -323,8 +379,117 @@ int qs_put_edge_stat(qs_store *s, const qs_edge_stat *t, char *err, size_t len) 
     sqlite3_bind_text(st, 5, t->caller, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, t->callee, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 7, t->entry, -1, SQLITE_STATIC);
-    return put_counts(s, st, 8, t->calls, t->crossings, t->cross_ns, t->faults, err, len);
+    sqlite3_bind_int64(st, 8, t->bytes);
+    sqlite3_bind_int64(st, 9, t->overhead_ns);
+    sqlite3_bind_text(st, 10, t->proc ? t->proc : "", -1, SQLITE_STATIC);
+    return put_counts(s, st, 11, t->calls, t->crossings, t->cross_ns, t->faults, err, len);
 }
+
+/* Runs st and says whether it added a row: 1, 0, or -1. */
+static int put_row(qs_store *s, sqlite3_stmt *st, char *err, size_t len, const char *what) {
+    if (step(s, st, err, len, what))
+        return -1;
+    return sqlite3_changes(s->db) ? 1 : 0;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v) {
+    sqlite3_bind_text(st, i, v ? v : "", -1, SQLITE_STATIC);
+}
+
+int qs_put_proc_stat(qs_store *s, const qs_proc_stat *t, char *err, size_t len) {
+    sqlite3_stmt *st = prep(s, "INSERT OR IGNORE INTO proc_stats (installation, run, proc, pid,"
+                               " time_ns, start_ns, work, cpu_ns, cpu_at_ns, ncpu)"
+                               " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                            err, len, "cannot store statistics");
+    if (!st)
+        return -1;
+    bind_text(st, 1, t->installation);
+    bind_text(st, 2, t->run);
+    bind_text(st, 3, t->proc);
+    sqlite3_bind_int(st, 4, t->pid);
+    sqlite3_bind_int64(st, 5, t->time_ns);
+    sqlite3_bind_int64(st, 6, t->start_ns);
+    sqlite3_bind_int64(st, 7, t->work);
+    sqlite3_bind_int64(st, 8, t->cpu_ns);
+    sqlite3_bind_int64(st, 9, t->cpu_at_ns);
+    sqlite3_bind_int(st, 10, t->ncpu);
+    return put_row(s, st, err, len, "cannot store statistics");
+}
+
+int qs_put_start(qs_store *s, const qs_start *t, char *err, size_t len) {
+    sqlite3_stmt *st = prep(s, "INSERT OR IGNORE INTO starts (installation, run, proc, pid,"
+                               " build_id, exe, start_ns, ready_ns, down_ns)"
+                               " VALUES (?,?,?,?,?,?,?,?,?)",
+                            err, len, "cannot store a start");
+    if (!st)
+        return -1;
+    bind_text(st, 1, t->installation);
+    bind_text(st, 2, t->run);
+    bind_text(st, 3, t->proc);
+    sqlite3_bind_int(st, 4, t->pid);
+    bind_text(st, 5, t->build_id);
+    bind_text(st, 6, t->exe);
+    sqlite3_bind_int64(st, 7, t->start_ns);
+    sqlite3_bind_int64(st, 8, t->ready_ns);
+    sqlite3_bind_int64(st, 9, t->down_ns);
+    return put_row(s, st, err, len, "cannot store a start");
+}
+
+int qs_put_component(qs_store *s, const qs_component *c, char *err, size_t len) {
+    sqlite3_stmt *st = prep(s, "INSERT OR IGNORE INTO components (build_id, component, code_id,"
+                               " known, entries) VALUES (?,?,?,?,?)",
+                            err, len, "cannot store a component");
+    if (!st)
+        return -1;
+    bind_text(st, 1, c->build_id);
+    bind_text(st, 2, c->component);
+    bind_text(st, 3, c->code_id);
+    sqlite3_bind_int(st, 4, c->known);
+    bind_text(st, 5, c->entries);
+    return put_row(s, st, err, len, "cannot store a component");
+}
+
+int qs_put_plan_change(qs_store *s, const qs_plan_change *p, char *err, size_t len) {
+    sqlite3_stmt *st = prep(s, "INSERT OR IGNORE INTO plan_changes (installation, run, seq,"
+                               " time_ns, pid, mode, from_plan, to_plan, reason, numbers)"
+                               " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                            err, len, "cannot store a plan change");
+    if (!st)
+        return -1;
+    bind_text(st, 1, p->installation);
+    bind_text(st, 2, p->run);
+    sqlite3_bind_int64(st, 3, p->seq);
+    sqlite3_bind_int64(st, 4, p->time_ns);
+    sqlite3_bind_int(st, 5, p->pid);
+    bind_text(st, 6, p->mode);
+    bind_text(st, 7, p->from);
+    bind_text(st, 8, p->to);
+    bind_text(st, 9, p->reason);
+    bind_text(st, 10, p->numbers && *p->numbers ? p->numbers : "{}");
+    return put_row(s, st, err, len, "cannot store a plan change");
+}
+
+int qs_put_plan_ack(qs_store *s, const char *installation, const char *run, int64_t seq,
+                    int applied, const char *error, char *err, size_t len) {
+    sqlite3_stmt *st = prep(s, "UPDATE plan_changes SET applied = ?, ack_error = ?"
+                               " WHERE installation = ? AND run = ? AND seq = ?",
+                            err, len, "cannot store a plan change");
+    if (!st)
+        return -1;
+    sqlite3_bind_int(st, 1, applied);
+    if (error && *error)
+        sqlite3_bind_text(st, 2, error, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 2);
+    bind_text(st, 3, installation);
+    bind_text(st, 4, run);
+    sqlite3_bind_int64(st, 5, seq);
+    return put_row(s, st, err, len, "cannot store a plan change");
+}
+
+struct sqlite3 *qs_db(qs_store *s) { return s->db; }
+
+const char *qs_path(const qs_store *s) { return s->path; }
 
 int qs_spool_get(qs_store *s, const char *name, int64_t *done, char *err, size_t len) {
     sqlite3_stmt *st = prep(s, "SELECT done_bytes FROM spools WHERE name = ?", err, len,
@@ -555,6 +720,60 @@ static int frames(qs_store *s, sqlite3_int64 id, FILE *o, int json, char *err, s
     return 0;
 }
 
+/* The latest plan changes, newest first: when, the mode, from -> to, why,
+ * and whether the program applied it. Closes the JSON object. */
+static int plan_changes(qs_store *s, FILE *o, int json, int64_t since, int latest, char *err,
+                        size_t len) {
+    sqlite3_stmt *st = prep(s, "SELECT time_ns, mode, from_plan, to_plan, reason, applied,"
+                               " ack_error, pid, numbers FROM plan_changes WHERE time_ns >= ?"
+                               " ORDER BY time_ns DESC, id DESC LIMIT ?",
+                            err, len, "cannot read");
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, since);
+    sqlite3_bind_int(st, 2, latest);
+    fputs(json ? "],\"plan_changes\":[" : "\nplan changes:\n", o);
+    int n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        long long t_ns = sqlite3_column_int64(st, 0);
+        const char *applied = sqlite3_column_type(st, 5) == SQLITE_NULL ? "unknown"
+                              : sqlite3_column_int(st, 5)               ? "applied"
+                                                                        : "rejected";
+        int start = sqlite3_column_int(st, 7) == 0;
+        if (json) {
+            fprintf(o, "%s{\"time_ns\":%lld,\"mode\":", n ? "," : "", t_ns);
+            json_str(o, text(st, 1));
+            fputs(",\"from\":", o);
+            json_str(o, text(st, 2));
+            fputs(",\"to\":", o);
+            json_str(o, text(st, 3));
+            fputs(",\"reason\":", o);
+            json_str(o, text(st, 4));
+            fprintf(o, ",\"status\":\"%s\",\"for_restart\":%s,\"numbers\":%s}",
+                    start ? "at start" : applied, start ? "true" : "false",
+                    *text(st, 8) ? text(st, 8) : "{}");
+        } else {
+            time_t secs = (time_t)(t_ns / 1000000000);
+            struct tm tm;
+            char when[32];
+            gmtime_r(&secs, &tm);
+            strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+            fprintf(o, "  %s UTC  %-11s %s -> %s  (%s)\n      %s\n", when, text(st, 1),
+                    *text(st, 2) ? text(st, 2) : "(all in the host)", text(st, 3),
+                    start ? "for a start after a crash" : applied, text(st, 4));
+            if (!strcmp(applied, "rejected"))
+                fprintf(o, "      rejected: %s\n", text(st, 6));
+        }
+        n++;
+    }
+    sqlite3_finalize(st);
+    if (json)
+        fputs("]}\n", o);
+    else if (!n)
+        fputs("  (none)\n", o);
+    return 0;
+}
+
 int qs_print(qs_store *s, FILE *o, int json, int64_t since_ns, int latest, char *err,
              size_t len) {
     ctab t = {0};
@@ -618,9 +837,7 @@ int qs_print(qs_store *s, FILE *o, int json, int64_t since_ns, int latest, char 
         n++;
     }
     sqlite3_finalize(st);
-    if (json)
-        fputs("]}\n", o);
-    else if (!n)
+    if (!json && !n)
         fputs("  (none)\n", o);
-    return 0;
+    return plan_changes(s, o, json, since_ns, latest, err, len);
 }

@@ -35,7 +35,10 @@ typedef struct qs_report {
     const struct qs_blame {
         const char *component;
         double share;
+        const char *code_id;  /* the identity of its code then ("" unknown) */
+        int ambiguous;        /* spread over components sharing a domain: not pinned */
     } *blame;
+    const char *proc;         /* the process's identity (minted at qtn_init; "" none) */
 } qs_report;
 
 /* One component's totals in a statistics snapshot of one program process. */
@@ -47,6 +50,8 @@ typedef struct qs_stat {
     const char *component;
     int domain; /* where the plan put it: 0 the host */
     int64_t calls, crossings, cross_ns, faults;
+    const char *code_id; /* the identity of its code ("" unknown) */
+    const char *proc;
 } qs_stat;
 
 /* Opens (creating, migrating) the store at path. On failure returns NULL
@@ -75,17 +80,72 @@ typedef struct qs_edge_stat {
     int64_t time_ns;
     const char *caller, *callee, *entry;
     int64_t calls, crossings, cross_ns, faults;
+    int64_t bytes, overhead_ns; /* copied across; crossing time the callee did not work */
+    const char *proc;
 } qs_edge_stat;
+
+/* A program process's own totals in a snapshot: work done (qtn_work_done),
+ * CPU used (host and domains), when it started. */
+typedef struct qs_proc_stat {
+    const char *installation, *run, *proc;
+    int pid;
+    int64_t time_ns, start_ns, work, cpu_ns, cpu_at_ns;
+    int ncpu;
+} qs_proc_stat;
+
+/* A program process that said hello: which build, and how long it took
+ * from its start (and from the crash before it) to being ready. */
+typedef struct qs_start {
+    const char *installation, *run, *proc;
+    int pid;
+    const char *build_id, *exe;
+    int64_t start_ns; /* the supervisor started it (CLOCK_REALTIME) */
+    int64_t ready_ns; /* start -> hello */
+    int64_t down_ns;  /* the program before it crashed -> hello; 0: not after a crash */
+} qs_start;
+
+/* One component of a build, with the identity of its code. */
+typedef struct qs_component {
+    const char *build_id, *component;
+    const char *code_id; /* as the build says, or "@BUILD" when it says none */
+    int known;           /* 1: the build gave the identity */
+    const char *entries; /* JSON array of its entry names */
+} qs_component;
+
+/* A plan change the supervisor decided, with why and the numbers behind it. */
+typedef struct qs_plan_change {
+    const char *installation, *run;
+    int64_t seq, time_ns;
+    int pid;              /* the program it was pushed to; 0: for a start */
+    const char *mode, *from, *to, *reason;
+    const char *numbers;  /* JSON object */
+} qs_plan_change;
 
 /* Stores a crash of the program known only from its exit status (no
  * record of the runtime's: unattributed), once per process. Returns as
  * qs_put. */
-int qs_put_exit_crash(qs_store *s, const char *installation, const char *run, int pid, int sig,
-                      int64_t time_ns, char *err, size_t errlen);
+int qs_put_exit_crash(qs_store *s, const char *installation, const char *run, const char *proc,
+                      int pid, int sig, int64_t time_ns, char *err, size_t errlen);
 
 /* Stores one statistics row (once). Returns 1, 0 or -1 as qs_put. */
 int qs_put_stat(qs_store *s, const qs_stat *st, char *err, size_t errlen);
 int qs_put_edge_stat(qs_store *s, const qs_edge_stat *st, char *err, size_t errlen);
+int qs_put_proc_stat(qs_store *s, const qs_proc_stat *st, char *err, size_t errlen);
+
+/* A process's start, its build (seen now) and the build's components.
+ * Each returns 1, 0 or -1 as qs_put. */
+int qs_put_start(qs_store *s, const qs_start *st, char *err, size_t errlen);
+int qs_put_component(qs_store *s, const qs_component *c, char *err, size_t errlen);
+
+/* A plan change (once), and what the program said of it: applied (1) or
+ * not (0, with why). Return as qs_put. */
+int qs_put_plan_change(qs_store *s, const qs_plan_change *p, char *err, size_t errlen);
+int qs_put_plan_ack(qs_store *s, const char *installation, const char *run, int64_t seq,
+                    int applied, const char *error, char *err, size_t errlen);
+
+/* The underlying SQLite handle, for the readers of src/qis (evidence.c). */
+struct sqlite3 *qs_db(qs_store *s);
+const char *qs_path(const qs_store *s);
 
 /* How many bytes of spool file `name` are in the store (0 if none), and
  * setting it; forget when the file is gone. Each returns 0 or -1. */
@@ -101,6 +161,6 @@ int qs_spool_forget(qs_store *s, const char *name, char *err, size_t errlen);
 int qs_print(qs_store *s, FILE *out, int json, int64_t since_ns, int latest, char *err,
              size_t errlen);
 
-#define QS_SCHEMA_VERSION 2
+#define QS_SCHEMA_VERSION 3
 
 #endif

@@ -55,7 +55,7 @@ static size_t js(char *b, size_t cap, const char *s) {
     return n;
 }
 
-static void ack(long long seq, int ok, const char *error) {
+void qtn__control_ack(long long seq, int ok, const char *error) {
     int fd = qtn__report_fd();
     if (fd < 0)
         return;
@@ -69,10 +69,10 @@ static void ack(long long seq, int ok, const char *error) {
     qtn_plan_format(plan, LINE_MAX_);
     struct timespec w;
     clock_gettime(CLOCK_REALTIME, &w);
-    int n = snprintf(rec, cap, "{\"type\":\"plan-ack\",\"pid\":%d,\"time_ns\":%lld,\"seq\":%lld,"
-                               "\"ok\":%s,\"plan\":",
-                     (int)getpid(), (long long)w.tv_sec * 1000000000LL + w.tv_nsec, seq,
-                     ok ? "true" : "false");
+    int n = snprintf(rec, cap, "{\"type\":\"plan-ack\",\"pid\":%d,\"proc\":\"%s\","
+                               "\"time_ns\":%lld,\"seq\":%lld,\"ok\":%s,\"plan\":",
+                     (int)getpid(), qtn__proc_id(), (long long)w.tv_sec * 1000000000LL + w.tv_nsec,
+                     seq, ok ? "true" : "false");
     if (n > 0 && (size_t)n < cap) {
         n += (int)js(rec + n, cap - (size_t)n, plan);
         if (!ok && (size_t)n + 16 < cap) {
@@ -94,21 +94,21 @@ static void command(char *line) {
     if (strncmp(line, "plan ", 5) != 0) {
         char why[160];
         snprintf(why, sizeof why, "unknown command '%.40s' (expected: plan SEQ TEXT)", line);
-        ack(0, 0, why);
+        qtn__control_ack(-1, 0, why);
         return;
     }
     char *end;
     errno = 0;
     long long seq = strtoll(line + 5, &end, 10);
     if (end == line + 5 || errno || seq < 0 || (*end && *end != ' ')) {
-        ack(0, 0, "plan: SEQ is not a number");
+        qtn__control_ack(-1, 0, "plan: SEQ is not a number");
         return;
     }
     char err[256];
     int r = qtn_plan_apply(*end ? end + 1 : end, err, sizeof err);
     if (r && !err[0])
         snprintf(err, sizeof err, "%s", qtn_strerror(r));
-    ack(seq, r == 0, err);
+    qtn__control_ack(seq, r == 0, err);
     if (r)
         qtn__warn("control: plan %lld rejected: %s; the plan in force stays", seq, err);
 }
@@ -150,7 +150,7 @@ static void *control(void *arg) {
         have -= at;
         if (have == LINE_MAX_) { /* no newline in 64 KiB: refuse it, whole */
             if (!skipping)
-                ack(0, 0, "a command longer than 64 KiB");
+                qtn__control_ack(-1, 0, "a command longer than 64 KiB");
             skipping = true;
             have = 0;
         }

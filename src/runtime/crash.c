@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/random.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <ucontext.h>
@@ -41,6 +42,7 @@ static _Atomic int crash_fd = -1;
 static char modules[2][16384], plan_txt[2][1024];
 static _Atomic int mod_cur, plan_cur;
 static char build_id[2 * 20 + 1], exe[PATH_MAX];
+static char proc_id[33]; /* this process's identity: pids come again, this does not */
 
 /* ---- small formatting that is safe in a handler ------------------------------ */
 
@@ -193,6 +195,10 @@ const char *qtn__build_id(void) {
     return build_id;
 }
 
+const char *qtn__proc_id(void) {
+    return proc_id;
+}
+
 /* The common head of every record this process writes. */
 static void head(obuf *b, const char *type) {
     struct timespec w;
@@ -319,6 +325,19 @@ void qtn__crash_thread_gone(void *stack) {
 void qtn__crash_prepare(void) {
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[n > 0 ? n : 0] = 0;
+    unsigned char r[16];
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) { /* no entropy: time and pid */
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        uint64_t a = (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec, b = (uint64_t)getpid();
+        memcpy(r, &a, 8);
+        memcpy(r + 8, &b, 8);
+    }
+    for (int i = 0; i < 16; i++) {
+        proc_id[2 * i] = "0123456789abcdef"[r[i] >> 4];
+        proc_id[2 * i + 1] = "0123456789abcdef"[r[i] & 15];
+    }
+    proc_id[32] = 0;
     qtn__crash_modules();
 }
 

@@ -269,7 +269,6 @@ typedef struct qtn__dom {
     uint32_t inc;            /* the newest incarnation's number */
     uint32_t overflow_waits;
     bool prep_failed;        /* the last spare died unused: make none ahead */
-    _Atomic bool spare_stale; /* the spare was set up for another plan: killed, remade */
     /* host kill: why, set before the signal (monitor reads it) */
     _Atomic int kill_kind;
     char kill_reason[160];
@@ -337,6 +336,8 @@ void qtn__crash_plan(void) QTN__HIDDEN;
 void qtn__crash_thread(void **stack) QTN__HIDDEN;
 void qtn__crash_thread_gone(void *stack) QTN__HIDDEN;
 const char *qtn__build_id(void) QTN__HIDDEN;
+/* This process's identity (32 hex digits, minted at qtn_init). */
+const char *qtn__proc_id(void) QTN__HIDDEN;
 int qtn__hello_write(int fd) QTN__HIDDEN;
 int qtn__stats_write(int fd) QTN__HIDDEN;
 void qtn__report_stop(void) QTN__HIDDEN;
@@ -347,6 +348,9 @@ int qtn__report_fd(void) QTN__HIDDEN;
 
 /* Starts reading $QTN_CONTROL_FD, if set. Returns 0 or QTN_ESYS. */
 int qtn__control_start(void) QTN__HIDDEN;
+/* Answers plan seq on the report fd: applied (ok) or why not. Number 0
+ * tells the plan qtn_init started with. */
+void qtn__control_ack(long long seq, int ok, const char *error) QTN__HIDDEN;
 void qtn__control_stop(void) QTN__HIDDEN;
 /* Blames a domain fault on component c (statistics; thread.c). */
 void qtn__blame(const qtn_component *c, uint64_t recovery_ns) QTN__HIDDEN;

@@ -154,8 +154,6 @@ static void on_death(qtn__dom *dm, qtn__inc *I) {
         running[k] = __atomic_load_n(&I->running[k], __ATOMIC_RELAXED);
     if (I->prepared) { /* a spare died before it served */
         I->prepared = false;
-        if (atomic_exchange(&dm->spare_stale, false))
-            return; /* killed for a new plan: the next one is prepared now */
         dm->prep_failed = true; /* not again until a restart needs one */
         if (!qtn__stopping)
             qtn__warn("domain %d: the process prepared for incarnation %u died before use", dm->id,

@@ -385,10 +385,9 @@ int qtn__plan_apply_locked(const uint8_t *want, char *err, size_t errlen) {
             /* the spare set itself up (init hooks, then the filter) for the
              * plan before: it is replaced by one made for this plan */
             pthread_mutex_lock(&dm->lock);
-            if (spare->pidfd >= 0 && !spare->dead) {
-                atomic_store(&dm->spare_stale, true);
+            spare->prepared = false; /* no restart takes it now (they hold dm->start) */
+            if (spare->pidfd >= 0 && !spare->dead)
                 syscall(SYS_pidfd_send_signal, spare->pidfd, SIGKILL, NULL, 0);
-            }
             pthread_mutex_unlock(&dm->lock);
         } else if (live && spare->prepared && spare->inc == live + 1) { /* the warm spare too */
             qtn__dhdr *sh = (qtn__dhdr *)spare->base;

@@ -243,8 +243,10 @@ static int write_fault(int fd, const qtn_report *r, char *line, size_t cap) {
     char plan[1024];
     qtn_plan_format(plan, sizeof plan);
     int h = snprintf(line, cap,
-                     "{\"type\":\"fault\",\"host_pid\":%d,\"build_id\":\"%s\",\"plan\":\"%s\",",
-                     (int)getpid(), qtn__build_id(), plan); /* names and numbers: no escapes */
+                     "{\"type\":\"fault\",\"host_pid\":%d,\"proc\":\"%s\",\"build_id\":\"%s\","
+                     "\"plan\":\"%s\",",
+                     (int)getpid(), qtn__proc_id(), qtn__build_id(),
+                     plan); /* names and numbers: no escapes */
     if (h < 0 || (size_t)h >= cap)
         return -1;
     int n = qtn_report_format(r, line + h - 1, cap - (size_t)h + 1);
@@ -274,7 +276,9 @@ static void *write_reports(void *arg) {
     /* a snapshot is due at next_stats: periodically, and right after fault
      * reports (a crash of the program may follow them) */
     bool due = every > 0;
-    uint64_t next_stats = qtn__now_ns() + (uint64_t)every * 1000000u, last_stats = 0;
+    /* the first one soon: call rates are what a supervisor's policy weighs */
+    uint64_t first = every > 1000 ? 1000 : every;
+    uint64_t next_stats = qtn__now_ns() + first * 1000000u, last_stats = 0;
     pthread_mutex_lock(&lock);
     for (;;) {
         while (!writer_stop && fd_next > made) {

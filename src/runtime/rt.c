@@ -169,6 +169,7 @@ int qtn_init(const qtn_config *cfg) {
         if (r)
             return r == QTN_ENOENT ? QTN_EPLAN : r;
     }
+    qtn__control_ack(0, 1, ""); /* the supervisor learns the plan it starts with */
     if (qtn__control_start()) /* plans from a supervisor, from now on */
         qtn__warn("cannot read the control channel: %s", strerror(errno));
     return 0;

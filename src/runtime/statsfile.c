@@ -79,9 +79,16 @@ int qtn__sf_json(void *area, size_t len, int64_t time_ns, char *buf, size_t cap)
     for (char *s = bid; *s; s++)
         if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
             *s = '?';
+    char proc[sizeof h->proc + 1];
+    memcpy(proc, h->proc, sizeof h->proc);
+    proc[sizeof h->proc] = 0;
+    for (char *s = proc; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+            *s = '?';
     jbuf b = {buf, cap, 0, false};
-    put(&b, "{\"type\":\"stats\",\"pid\":%d,\"time_ns\":%lld,\"build_id\":\"%s\",\"plan\":\"", h->pid,
-        (long long)time_ns, bid);
+    put(&b, "{\"type\":\"stats\",\"pid\":%d,\"proc\":\"%s\",\"time_ns\":%lld,\"build_id\":\"%s\","
+            "\"plan\":\"",
+        h->pid, proc, (long long)time_ns, bid);
     for (uint32_t c = 1; c <= nc; c++) {
         uint8_t d = atomic_load(&h->plan[c]);
         char nm[QTN__SF_NAME + 3];

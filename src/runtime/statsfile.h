@@ -43,6 +43,7 @@ typedef struct qtn__sf_head {
     _Atomic int64_t cpu_at_ns; /* ... as of this time (CLOCK_REALTIME) */
     _Atomic int64_t final_ns;  /* the supervisor's: time of a dead program's last snapshot */
     char build_id[48];
+    char proc[40];             /* the process's identity */
     _Atomic uint8_t plan[QTN_COMPONENTS_MAX + 1]; /* domain per component id */
 } qtn__sf_head;
 

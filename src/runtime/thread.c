@@ -94,6 +94,7 @@ void qtn__sf_started(void) {
     h->pid = (int32_t)getpid();
     atomic_store(&h->start_ns, (int64_t)w.tv_sec * 1000000000 + w.tv_nsec);
     snprintf(h->build_id, sizeof h->build_id, "%s", qtn__build_id());
+    snprintf(h->proc, sizeof h->proc, "%s", qtn__proc_id());
 }
 
 void qtn__sf_component(int id, const char *name) {

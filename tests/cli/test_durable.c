@@ -357,7 +357,7 @@ static void test_report_reads_an_old_store(void **state) {
     assert_int_equal(system(cmd), 0);
     slurp();
     assert_non_null(strstr(log_text, "oldcomp          -                  0          0        1"));
-    assert_int_equal(query("PRAGMA user_version"), 2);
+    assert_int_equal(query("PRAGMA user_version"), 3);
 }
 
 /* Appends a record with its checksum (or a wrong one). */
