@@ -706,8 +706,13 @@ int qtn_call(qtn_edge *e, qtn_val *args, qtn_val *ret) {
             *ret = en->fault;
             return QTN_EDEAD;
         }
+        /* a generated stub does not know its caller: the entry this
+         * thread is running here does */
+        const qtn_component *caller = e->caller;
+        if (!caller && t->dn > 0)
+            caller = t->dst[t->dn - 1].entry->component;
         int r = domain_request(t, QTN__MSG_UP, (uint64_t)(uintptr_t)en,
-                               (uint64_t)(uintptr_t)e->caller, 0, en->params, en->nparams, args,
+                               (uint64_t)(uintptr_t)caller, 0, en->params, en->nparams, args,
                                en->ret, ret);
         if (r)
             *ret = en->fault;
