@@ -10,6 +10,7 @@
 #include "evidence.h"
 
 #define RATE_WINDOW_NS 300000000000LL /* call rates: the last five minutes */
+#define ASSUMED_CALLS_PER_S 100.0      /* before any was measured */
 
 typedef struct rd {
     qs_store *s;
@@ -424,8 +425,65 @@ static int load_rates(rd *r, qs_evidence *ev, const char *inst, const char *run,
     return 0;
 }
 
+/* The CPU a crossing costs, measured as what it is: between two snapshots
+ * of a process, CPU per unit of work against crossings per unit of work;
+ * across intervals whose plans crossed more or less, the slope of a
+ * least-squares line through them is the CPU of one crossing, whatever
+ * the machine's load did to how long each one waited. 0 when the
+ * intervals do not tell (no work counted, one plan only, a slope that
+ * makes no sense). */
+static double crossing_cpu(rd *r, const char *inst, int *npoints) {
+    sqlite3_stmt *st = q(r, "SELECT p.run, p.proc, p.pid, p.time_ns, p.work, p.cpu_ns,"
+                            " (SELECT SUM(e.crossings) FROM edge_stats e WHERE e.installation ="
+                            " p.installation AND e.run = p.run AND e.proc = p.proc AND e.pid ="
+                            " p.pid AND e.time_ns = p.time_ns)"
+                            " FROM proc_stats p WHERE p.installation = ? AND p.cpu_ns > 0"
+                            " ORDER BY p.run, p.proc, p.pid, p.time_ns DESC LIMIT 2000",
+                         "s", inst);
+    if (!st)
+        return 0;
+    char key[200] = "";
+    double sw = 0, sx = 0, sy = 0, sxx = 0, sxy = 0, pw = 0, pc = 0, px = 0;
+    int n = 0, rc;
+    bool have = false;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        char k[200];
+        snprintf(k, sizeof k, "%s/%s/%d", col(st, 0), col(st, 1), sqlite3_column_int(st, 2));
+        double w = sqlite3_column_double(st, 4), c = sqlite3_column_double(st, 5),
+               x = sqlite3_column_double(st, 6);
+        if (have && !strcmp(k, key) && pw > w) { /* rows come newest first */
+            double dw = pw - w, dc = pc - c, dx = px - x;
+            if (dw > 0 && dc >= 0 && dx >= 0) {
+                double xi = dx / dw, yi = dc / dw; /* per unit of work */
+                sw += dw, sx += dw * xi, sy += dw * yi, sxx += dw * xi * xi, sxy += dw * xi * yi;
+                n++;
+            }
+        }
+        snprintf(key, sizeof key, "%s", k);
+        pw = w, pc = c, px = x;
+        have = true;
+    }
+    done(r, st, rc);
+    *npoints = n;
+    if (n < 3 || sw <= 0)
+        return 0;
+    double mx = sx / sw, var = sxx / sw - mx * mx, cov = sxy / sw - mx * (sy / sw);
+    if (!(var > 0) || sqrt(var) < 0.05 * (mx > 0 ? mx : 1))
+        return 0; /* the crossings per request hardly varied: no slope to read */
+    double slope = cov / var / 1e9; /* seconds per crossing */
+    return slope >= 1e-7 && slope <= 1e-2 ? slope : 0;
+}
+
 /* What a restart and a recovery cost here. */
 static int load_costs(rd *r, qs_evidence *ev, const char *inst, double backoff_s) {
+    int pts = 0;
+    double cpu = crossing_cpu(r, inst, &pts);
+    if (cpu > 0) { /* one measure for every edge: the CPU, not the wait */
+        ev->costs.crossing_s = cpu;
+        ev->crossing_fit = pts;
+        for (int k = 0; k < ev->ne; k++)
+            ev->edges[k].cross_s = 0;
+    }
     double down = one_d(r, 0, q(r, "SELECT AVG(down_ns) FROM (SELECT down_ns FROM starts WHERE"
                                    " installation = ? AND down_ns > 0 ORDER BY start_ns DESC"
                                    " LIMIT 20)",
@@ -501,6 +559,25 @@ int qs_evidence_load(qs_store *s, const char *inst, const char *build_id, int64_
         goto out;
     if (ev->ne > nedges) /* cannot be: counted above */
         ev->ne = (int)nedges;
+    if (!ev->proc[0] && !ev->pid) {
+        /* the build's first process, before its first snapshot: its rates
+         * are not known, not zero (a sceptical mode isolates it at once,
+         * a trusting one does not); each component is taken to be called
+         * by the program at an assumed rate */
+        qp_edge *more = realloc(ev->edges, (size_t)(ev->ne + ev->n + 1) * sizeof *more);
+        if (!more) {
+            fail(&r, "out of memory");
+            goto out;
+        }
+        ev->edges = more;
+        for (int i = 0; i < ev->n; i++) {
+            ev->comps[i].calls_per_s = ASSUMED_CALLS_PER_S;
+            ev->comps[i].rate_assumed = 1;
+            ev->edges[ev->ne++] = (qp_edge){.caller = -1, .callee = i,
+                                            .calls_per_s = ASSUMED_CALLS_PER_S,
+                                            .bytes_per_call = -1};
+        }
+    }
     /* the plan in force: as given, or as the latest snapshot says */
     if (plan) {
         snprintf(ev->plan, sizeof ev->plan, "%s", plan);

@@ -25,6 +25,7 @@ typedef struct qs_evidence {
     qp_state state;       /* plan age and changes in the last hour */
     char plan[4096];      /* the plan in force, as text */
     double history_s;     /* how far back the evidence goes */
+    int crossing_fit;     /* intervals the CPU of a crossing was read from (0: not read so) */
 } qs_evidence;
 
 /* Loads the evidence for `build_id` (NULL or "": the build installation

@@ -15,6 +15,7 @@
 #define FB_CROSSING_S 2e-5  /* a crossing in a loaded server on a shared machine */
 #define FB_BYTE_S 0.5e-9    /* copying, twice, with the cache misses */
 #define FB_CALL_S 5e-5      /* a call's duration, for calls in flight */
+#define BUDGET_SLACK 0.25   /* a plan in force may exceed the budget by a quarter of it */
 #define MIN_CPU 1.0         /* the program counts as using a core at least: an idle
                                program's boundaries cost latency, not capacity */
 
@@ -168,6 +169,7 @@ typedef struct model {
     double *rt;     /* calls in flight (calls/s x call time) */
     double *ew;     /* per edge: CPU seconds per second while it crosses */
     int *adj, *adj_at; /* edges per component (CSR) */
+    int *order;     /* components, the most worth a boundary first */
     double chost;   /* requests lost per host crash */
     double rec;     /* domain recovery (s) */
     double rps, util, base_cpu;
@@ -363,7 +365,69 @@ static move best_move(const model *m, const plan *p, int i, int *cand, int *ncan
     return best;
 }
 
-/* Moves components one at a time while that lowers the objective. */
+/* Moves components one at a time, the most worth protecting first, while
+ * that lowers the objective. */
+static void improve(const model *m, plan *p, int *cand) {
+    for (int pass = 0; pass < 64; pass++) {
+        bool moved = false;
+        for (int k = 0; k < m->n; k++) {
+            int i = m->order[k];
+            move mv = best_move(m, p, i, cand, NULL);
+            if (mv.to >= 0 && mv.dj < -1e-12 * (1 + fabs(objective(m, p)))) {
+                apply_move(m, p, i, mv.to);
+                moved = true;
+            }
+        }
+        if (!moved)
+            break;
+    }
+}
+
+/* A component the budget keeps out, worth more than boundaries drawn for
+ * others: their boundaries go (the least worth first) when that makes
+ * room for its own and lowers the objective. Returns whether one did. */
+static bool swap_in(const model *m, plan *p) {
+    int moved_j[8], from_j[8];
+    for (int k = 0; k < m->n; k++) {
+        int i = m->order[k];
+        if (p->dom[i] || m->c[i].pinned || !(m->lr[i] > 0))
+            continue;
+        int f = fresh_domain(m, p);
+        if (f < 0)
+            continue;
+        double dov = delta_ov(m, p, i, f);
+        if (share_of(m, p->ov + dov) <= m->s->budget + 1e-12)
+            continue; /* not kept out by the budget */
+        double gain = delta_fail(m, p, i, f) + capacity_loss(m, p->ov + dov) -
+                      capacity_loss(m, p->ov);
+        if (gain >= 0)
+            continue; /* not worth a boundary even with room for it */
+        double before = objective(m, p);
+        int nj = 0;
+        for (int kk = m->n - 1; kk > k && nj < 8; kk--) {
+            int j = m->order[kk];
+            if (!p->dom[j] || m->c[j].pinned)
+                continue;
+            from_j[nj] = p->dom[j];
+            moved_j[nj++] = j;
+            apply_move(m, p, j, 0);
+            f = fresh_domain(m, p);
+            if (f < 0 || share_of(m, p->ov + delta_ov(m, p, i, f)) > m->s->budget + 1e-12)
+                continue;
+            apply_move(m, p, i, f);
+            if (objective(m, p) < before - 1e-12 * (1 + fabs(before)))
+                return true;
+            apply_move(m, p, i, 0);
+            break;
+        }
+        while (nj > 0) { /* no better: as it was */
+            nj--;
+            apply_move(m, p, moved_j[nj], from_j[nj]);
+        }
+    }
+    return false;
+}
+
 static void local_search(const model *m, plan *p, int *cand) {
     /* components with faults that could not be pinned on one of them do not
      * share a domain: split them (to a domain of their own, or the host) */
@@ -392,16 +456,9 @@ static void local_search(const model *m, plan *p, int *cand) {
             break;
         apply_move(m, p, bi, 0);
     }
-    for (int pass = 0; pass < 64; pass++) {
-        bool moved = false;
-        for (int i = 0; i < m->n; i++) {
-            move mv = best_move(m, p, i, cand, NULL);
-            if (mv.to >= 0 && mv.dj < -1e-12 * (1 + fabs(objective(m, p)))) {
-                apply_move(m, p, i, mv.to);
-                moved = true;
-            }
-        }
-        if (!moved)
+    for (int round = 0; round < 16; round++) {
+        improve(m, p, cand);
+        if (!swap_in(m, p))
             break;
     }
 }
@@ -549,6 +606,29 @@ static double judged_rate(const qp_comp *c, const qp_settings *s, qp_why *w) {
     return w->rate;
 }
 
+/* Orders the components by what a boundary of their own would save per
+ * unit of its overhead (ties: by index, so the order is deterministic). */
+static int by_worth(const void *a, const void *b, void *ctx) {
+    const double *key = ctx;
+    int i = *(const int *)a, j = *(const int *)b;
+    if (key[i] != key[j])
+        return key[i] > key[j] ? -1 : 1;
+    return i - j;
+}
+
+static void order_by_worth(const model *m, double *key) {
+    for (int i = 0; i < m->n; i++) {
+        double saves = m->wf * m->chost * m->lr[i] - dom_cost(m, m->lr[i], m->rt[i],
+                                                              m->c[i].calls_per_s);
+        double cost = 0;
+        for (int k = m->adj_at[i]; k < m->adj_at[i + 1]; k++)
+            cost += m->ew[m->adj[k]];
+        key[i] = saves / (cost + 1e-15);
+        m->order[i] = i;
+    }
+    qsort_r(m->order, (size_t)m->n, sizeof *m->order, by_worth, key);
+}
+
 static int check_input(const qp_comp *comps, int n, const qp_edge *edges, int ne,
                        const qp_settings *s, char *why, size_t len) {
     if (n < 0 || ne < 0 || (n && !comps) || (ne && !edges)) {
@@ -659,6 +739,9 @@ static void explain(const model *m, const plan *p, const qp_settings *s, qp_why 
             at += (size_t)snprintf(w->reason + at, sizeof w->reason - at,
                                    "; kept apart: faults in a shared domain could not be "
                                    "pinned on one component");
+        if (at < sizeof w->reason && c->rate_assumed)
+            at += (size_t)snprintf(w->reason + at, sizeof w->reason - at,
+                                   "; call rate not measured yet: %.0f/s assumed", r);
         if (at < sizeof w->reason)
             snprintf(w->reason + at, sizeof w->reason - at, " (%s, %s prior)", code, w->prior);
     }
@@ -703,10 +786,13 @@ int qp_decide(const qp_comp *comps, int n, const qp_edge *edges, int ne, const q
     m.ew = calloc((size_t)ne + 1, sizeof *m.ew);
     m.adj = calloc((size_t)2 * ne + 1, sizeof *m.adj);
     m.adj_at = calloc((size_t)n + 2, sizeof *m.adj_at);
+    m.order = calloc((size_t)n + 1, sizeof *m.order);
+    double *worth = calloc((size_t)n + 1, sizeof *worth);
     cand = calloc(2 + 16 + 1, sizeof *cand);
     map = calloc((size_t)m.maxd + 1, sizeof *map);
     taken = calloc((size_t)m.maxd + 1, sizeof *taken);
-    if (!m.lam || !m.lr || !m.rt || !m.ew || !m.adj || !m.adj_at || !cand || !map || !taken ||
+    if (!m.lam || !m.lr || !m.rt || !m.ew || !m.adj || !m.adj_at || !m.order || !worth || !cand ||
+        !map || !taken ||
         plan_alloc(&cur, n, m.maxd) || plan_alloc(&a, n, m.maxd) || plan_alloc(&b, n, m.maxd)) {
         snprintf(out->summary, sizeof out->summary, "out of memory");
         goto done;
@@ -776,6 +862,7 @@ int qp_decide(const qp_comp *comps, int n, const qp_edge *edges, int ne, const q
         cur.dom[i] = comps[i].domain;
     }
     plan_fill(&m, &cur);
+    order_by_worth(&m, worth);
     double ov_now = cur.ov;
     double floor_cpu = ncpu < MIN_CPU ? ncpu : MIN_CPU;
     m.base_cpu = cpu - ov_now > floor_cpu ? cpu - ov_now : floor_cpu;
@@ -799,7 +886,10 @@ int qp_decide(const qp_comp *comps, int n, const qp_edge *edges, int ne, const q
     int moves = 0;
     for (int i = 0; i < n; i++)
         moves += best->dom[i] != cur.dom[i];
-    bool over = out->overhead_now > s->budget + 1e-12, mixed = false;
+    /* the plan in force is held to the budget with some slack: measured
+     * costs move from snapshot to snapshot, and a plan must not flap on
+     * them (a new plan keeps to the budget itself) */
+    bool over = out->overhead_now > s->budget * (1 + BUDGET_SLACK) + 1e-12, mixed = false;
     for (int i = 0; i < n && !mixed; i++)
         mixed = cur.dom[i] && !comps[i].pinned && ambiguous_with(&m, &cur, i, cur.dom[i]);
     double gain = jnow - jnew, need = s->min_gain;
@@ -864,6 +954,8 @@ done:
     free(m.ew);
     free(m.adj);
     free(m.adj_at);
+    free(m.order);
+    free(worth);
     free(cand);
     free(map);
     free(taken);

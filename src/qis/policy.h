@@ -66,6 +66,9 @@ typedef struct qp_comp {
     double call_s;      /* mean time a call into it takes (s); <= 0: unknown */
     int domain;         /* in the plan in force: 0 the host, 1.. a domain */
     int pinned;         /* 1: stays where it is (the user fixed it) */
+    int rate_assumed;   /* calls_per_s not measured yet: a program just started
+                           for the first time; a rate is assumed (and the caller
+                           gives an edge from the program at it) */
 } qp_comp;
 
 /* A caller -> callee edge: calls from component `caller` (-1: the program,

@@ -137,9 +137,14 @@ static void cost_line(FILE *o, const qs_decision *d) {
     else
         fprintf(o, ", domain recovery %.3g ms (measured)", k->recovery_s * 1e3);
     if (fb & QP_F_CROSSING)
-        fprintf(o, ", crossing 5 us (not measured yet)");
+        fprintf(o, ", crossing 20 us (not measured yet)");
+    else if (d->ev.crossing_fit)
+        fprintf(o, ", crossing %.3g us of CPU (measured: CPU against crossings per request over "
+                   "%d intervals)",
+                k->crossing_s * 1e6, d->ev.crossing_fit);
     else
-        fprintf(o, ", crossing %.3g us (measured)", k->crossing_s * 1e6);
+        fprintf(o, ", crossing %.3g us (measured: its time less the callee's)",
+                k->crossing_s * 1e6);
     if (fb & QP_F_CPU)
         fprintf(o, ", CPU not measured yet (one core assumed)");
     else
