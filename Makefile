@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CTEST_ARGS ?= --output-on-failure --no-tests=error
 
-.PHONY: all deps build build-asan demo test test-release test-asan bench clean
+.PHONY: all deps build build-asan demo demo-tour test test-release test-asan bench clean
 
 all: build
 
@@ -21,9 +21,13 @@ build-asan: deps
 	    -DQTN_SANITIZE=ON -DQTN_FUZZ=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 
-# the example under the supervisor, its faults going to a store in the build
-# folder, and what the store then knows
+# the main demo: the document server under quarantine run --policy adaptive,
+# a concurrency bug on, under load; what happened, and what the store knows
 demo: build
+	@examples/server/demo.sh $(BUILD)
+
+# the tour of one component (faults, restarts, a host crash, attribution)
+demo-tour: build
 	@rm -f $(BUILD)/demo-store.db $(BUILD)/demo-store.db-wal $(BUILD)/demo-store.db-shm
 	@$(BUILD)/quarantine run --store $(BUILD)/demo-store.db -- $(BUILD)/examples/demo
 	@echo

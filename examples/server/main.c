@@ -18,7 +18,7 @@
 static const char usage[] =
     "usage: server [--port N] [--bind ADDR] [--threads N] [--cache-entries N]\n"
     "              [--rate R] [--burst B] [--gzip-level L] [--max-body BYTES]\n"
-    "              [--access-log FILE|-]\n"
+    "              [--access-log FILE|-] [--data FILE]\n"
     "A document store over HTTP: PUT/GET/DELETE /docs/{id}, GET /docs/{id}.html,\n"
     "POST /query, GET /health, GET /stats, GET /log.\n"
     "  --port N           port to listen on; 0 (the default): a free one\n"
@@ -31,6 +31,8 @@ static const char usage[] =
     "  --gzip-level L     1..9 (default 6)\n"
     "  --max-body BYTES   largest request body (default 1048576)\n"
     "  --access-log FILE  append access log lines to FILE ('-': stderr)\n"
+    "  --data FILE        keep the documents in FILE too, so they outlive a crash of\n"
+    "                     the server (default: in memory only)\n"
     "It prints \"listening on ADDR:PORT\" once it serves, and stops on SIGTERM or\n"
     "SIGINT (exit status 0).\n"
     "Environment: QTN_PLAN (which components run isolated, e.g. \"cache=1 query=2\";\n"
@@ -84,6 +86,8 @@ int main(int argc, char **argv) {
             ok = !number(a, v, 1UL << 30, &n) && ((cfg.max_body = n), 1);
         else if (!strcmp(a, "--access-log"))
             ok = v && ((cfg.access_log = v), 1);
+        else if (!strcmp(a, "--data"))
+            ok = v && *v && ((cfg.data = v), 1);
         else {
             fprintf(stderr, "server: unknown option '%s'\n%s", a, usage);
             return 2;

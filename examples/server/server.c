@@ -575,6 +575,11 @@ srv *srv_start(const srv_config *cfg, char *err, size_t errlen) {
         free(s);
         return NULL;
     }
+    if (cfg->data && store_persist(s->docs, cfg->data, err, errlen)) {
+        store_free(s->docs);
+        free(s);
+        return NULL;
+    }
     if (cfg->access_log) {
         s->log_fd = !strcmp(cfg->access_log, "-")
                         ? dup(STDERR_FILENO)

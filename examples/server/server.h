@@ -16,6 +16,7 @@ typedef struct srv_config {
     int gzip_level;          /* 1..9 */
     size_t max_body;         /* largest request body */
     const char *access_log;  /* file the access log lines go to; NULL: none */
+    const char *data;        /* file the documents are kept in too; NULL: none */
 } srv_config;
 
 typedef struct srv srv;

@@ -2,10 +2,14 @@
  * when it is full, under a readers-writer lock. */
 #include "store.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #define STORE_VER_MAX 21 /* a uint64_t in decimal, and its NUL */
 
@@ -23,6 +27,7 @@ struct store {
     size_t nb, n;
     uint64_t gen;
     size_t bytes; /* the most the records of a snapshot take */
+    int log;      /* the file puts and deletes are appended to, -1: none */
 };
 
 static uint64_t hash(const char *s) {
@@ -37,6 +42,7 @@ store *store_new(void) {
     if (!s)
         return NULL;
     s->nb = 256;
+    s->log = -1;
     s->b = calloc(s->nb, sizeof *s->b);
     if (!s->b || pthread_rwlock_init(&s->lock, NULL)) {
         free(s->b);
@@ -56,8 +62,98 @@ void store_free(store *s) {
             free(d);
         }
     free(s->b);
+    if (s->log >= 0)
+        close(s->log);
     pthread_rwlock_destroy(&s->lock);
     free(s);
+}
+
+/* ---- the file --------------------------------------------------------------
+ * One record a change: "P <id> <length>\n<json>\n" or "D <id>\n". */
+
+/* Appends one record with one write (write lock held). */
+static void log_put(store *s, const char *id, const char *json, size_t len) {
+    if (s->log < 0)
+        return;
+    char head[STORE_ID_MAX + 40];
+    int h = snprintf(head, sizeof head, "P %s %zu\n", id, len);
+    struct iovec v[3] = {{head, (size_t)h}, {(void *)json, len}, {"\n", 1}};
+    if (writev(s->log, v, 3) != (ssize_t)(h + len + 1))
+        fprintf(stderr, "server: the document file: %s\n", strerror(errno));
+}
+
+static void log_del(store *s, const char *id) {
+    if (s->log < 0)
+        return;
+    char rec[STORE_ID_MAX + 8];
+    int n = snprintf(rec, sizeof rec, "D %s\n", id);
+    if (write(s->log, rec, (size_t)n) != n)
+        fprintf(stderr, "server: the document file: %s\n", strerror(errno));
+}
+
+int store_persist(store *s, const char *path, char *err, size_t len) {
+    FILE *f = fopen(path, "re");
+    if (!f && errno != ENOENT) {
+        snprintf(err, len, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[STORE_ID_MAX + 64], id[STORE_ID_MAX + 1];
+    long records = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        size_t n;
+        if (sscanf(line, "P %128s %zu", id, &n) == 2 && store_id_ok(id) && n < (1u << 30)) {
+            char *json = malloc(n + 1);
+            if (!json || fread(json, 1, n + 1, f) != n + 1 || json[n] != '\n') {
+                free(json);
+                break; /* cut short by a crash: the rest is not there */
+            }
+            uint64_t ver;
+            if (store_put(s, id, json, n, &ver) < 0) {
+                free(json);
+                fclose(f);
+                snprintf(err, len, "%s: out of memory", path);
+                return -1;
+            }
+            free(json);
+        } else if (sscanf(line, "D %128s", id) == 1 && store_id_ok(id)) {
+            store_del(s, id);
+        } else {
+            break;
+        }
+        records++;
+    }
+    if (f)
+        fclose(f);
+    /* compacted: the documents alone, in a new file put in its place */
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, len, "%s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    s->log = fd;
+    pthread_rwlock_wrlock(&s->lock);
+    for (size_t i = 0; i < s->nb; i++)
+        for (doc *d = s->b[i]; d; d = d->next)
+            log_put(s, d->id, d->json, d->len);
+    pthread_rwlock_unlock(&s->lock);
+    if (fsync(fd) < 0 || rename(tmp, path) < 0) {
+        snprintf(err, len, "%s: %s", path, strerror(errno));
+        close(fd);
+        s->log = -1;
+        unlink(tmp);
+        return -1;
+    }
+    int afd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    close(fd);
+    s->log = afd;
+    if (afd < 0) {
+        snprintf(err, len, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    (void)records;
+    return 0;
 }
 
 int store_id_ok(const char *id) {
@@ -148,6 +244,7 @@ int store_put(store *s, const char *id, const char *json, size_t len, uint64_t *
     doc *d = *p;
     d->ver = ++s->gen;
     *ver = d->ver;
+    log_put(s, id, json, len);
     if (s->n > s->nb)
         grow(s);
     pthread_rwlock_unlock(&s->lock);
@@ -165,6 +262,7 @@ int store_del(store *s, const char *id) {
         s->n--;
         s->bytes -= strlen(d->id) + 1 + STORE_VER_MAX + d->len + 1;
         s->gen++;
+        log_del(s, d->id);
     }
     pthread_rwlock_unlock(&s->lock);
     if (!d)

@@ -18,6 +18,14 @@ typedef struct store store;
 store *store_new(void);
 void store_free(store *s);
 
+/* Keeps the documents in file `path` too, so that they outlive the process
+ * (a crash of the server itself loses none): what the file holds is read
+ * first (a last record cut short by a crash is dropped), the file is then
+ * written again with the documents alone (compacted), and each put and
+ * delete from now on is appended to it with one write, before it is
+ * answered. Returns 0, or -1 with why in err (the file is left as it was). */
+int store_persist(store *s, const char *path, char *err, size_t errlen);
+
 /* Ids are 1..STORE_ID_MAX bytes of letters, digits, '-', '_' and '.'. */
 int store_id_ok(const char *id);
 
