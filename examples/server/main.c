@@ -116,12 +116,16 @@ int main(int argc, char **argv) {
     json_object_seed(seed);
 
     /* before libmicrohttpd starts its threads: domain processes are forked
-     * from the state at this point; the plan comes from QTN_PLAN */
+     * from the state at this point; the plan comes from QTN_PLAN. (The
+     * plain build, server-plain, has no stubs and starts no runtime: the
+     * baseline the benchmark compares with.) */
+#ifndef SERVER_PLAIN
     int r = qtn_init(NULL);
     if (r) {
         fprintf(stderr, "server: qtn_init: %s\n", qtn_strerror(r));
         return 1;
     }
+#endif
     /* the signals that stop it are taken by sigwait below, so every thread
      * started from here on has them blocked */
     sigset_t stop;
