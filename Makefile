@@ -51,6 +51,8 @@ bench: build
 	@bench/stubcost.sh $(BUILD)/bench/stubcost
 	@echo
 	@$(BUILD)/bench/plan
+	@echo
+	@bench/availability.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

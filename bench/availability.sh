@@ -86,7 +86,7 @@ for bugs in 0 1; do
     run adaptive$s $bugs "$B/examples/server/server" "" --policy adaptive
 done
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b > 0 ? a / b : 0 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
 echo "host/plain $(ratio "$R_host" "$R_plain") x"
 echo "isolated/plain $(ratio "$R_isolated" "$R_plain") x"
 echo "adaptive_bugs/plain $(ratio "$R_adaptive_bugs" "$R_plain") x"
