@@ -124,7 +124,9 @@ static void test_pessimistic(void **state) {
                                 " -- " PROG " run 8 8 --pause-us 200"),
                      0);
     assert_int_equal(count("event=start"), 1); /* no restart */
-    has("to=\"parser=1 render=2 checksum=3 g1=host g2=host\"");
+    /* at first, before any rate is measured: everything */
+    has("to=\"parser=1 render=2 checksum=3 g1=4 g2=5\"");
+    has("call rate not measured yet: 100/s assumed (new code, sceptical prior)");
     has("event=plan-applied pid=");
     /* the merge: a later plan puts them back in the host */
     const char *iso = strstr(log_text, "plan=\"parser=1 render=2 checksum=3");
