@@ -277,8 +277,13 @@ typedef struct qtn_entry {
  * A component: a name and its entries. Registered with qtn_register().
  * `init`, if set, runs in every new domain process that hosts the component
  * (a domain starts from the program's state at qtn_init, so this is where a
- * component rebuilds what it set up later). `syscalls` lists system calls the
- * component needs beyond the domain filter's defaults, by name, NULL-ended.
+ * component rebuilds what it set up later): before the process serves,
+ * under its set-up filter (files may be opened, threads started; nothing
+ * outside the process reached); or, for a component a plan moves into a
+ * domain already serving, at its first call there, under the call-time
+ * filter (see "Domain processes" below). `syscalls` lists system calls the
+ * component needs beyond the call-time filter's defaults, by name,
+ * NULL-ended; they never allow what the set-up filter denies.
  */
 /* A global variable of a component, synced on each crossing into it: the
  * caller's value is copied to the callee's domain before the call and back
@@ -372,11 +377,76 @@ typedef struct qtn_config {
     const char *plan;     /* plan applied by qtn_init ($QTN_PLAN) */
     int32_t deadline_ms;  /* default deadline of a call (10000,
                              $QTN_DEADLINE_MS); negative: none */
-    uint32_t restart_max; /* restarts allowed within restart_window_ms before */
-    uint32_t restart_window_ms; /* a domain is parked (10 in 10000) */
-    int32_t seccomp;      /* domain filter: 0 default (on; $QTN_SECCOMP=0
-                             turns it off), 1 on, -1 off */
+    /* Parking is a cost decision. Within any restart_window_ms (10000,
+     * $QTN_RESTART_WINDOW_MS), the first restart_max restarts of a domain
+     * (10, $QTN_RESTART_MAX) never park it; past them it is parked once its
+     * restarts took more than $QTN_RESTART_SHARE percent (10) of the
+     * window's wall time (recovery: fault noticed -> new process serving;
+     * a restart costs about a millisecond), or at once when it cannot start
+     * at all. A parked domain's calls fail at once (QTN_EPARKED, counted as
+     * parked_calls); it is started again after 1 s, then 2 s, 4 s ... up to
+     * 60 s while it keeps being parked, or when a plan names it.
+     * QTN_RESTART_SHARE=0 parks past restart_max restarts, whatever they
+     * cost. */
+    uint32_t restart_max;
+    uint32_t restart_window_ms;
+    int32_t seccomp;      /* domain call-time filter: 0 default (on;
+                             $QTN_SECCOMP=0 turns it off), 1 on, -1 off; the
+                             set-up filter and the rest of the sandbox stay */
+    /* The sandbox of a domain process (see "Domain processes" below). For
+     * these, 0 in the environment and negative here mean none. */
+    int32_t domain_threads;    /* threads a domain process may have at once, its
+                                  serving threads (one per channel, shared ones
+                                  too) and main thread among them (channels + 8
+                                  + 64, $QTN_DOMAIN_THREADS) */
+    int32_t domain_memory_mib; /* address space a domain process may map beyond
+                                  what it starts with, in MiB (the machine's
+                                  memory, at least 4096, $QTN_DOMAIN_MEMORY_MIB) */
+    int32_t domain_oom_score_adj; /* its OOM score adjustment, 1..1000 (1000: the
+                                  OOM killer's first choice,
+                                  $QTN_DOMAIN_OOM_SCORE_ADJ); none: inherited */
+    int32_t landlock;          /* Landlock for domains: 0 default (on where the
+                                  kernel has it; $QTN_LANDLOCK=0 turns it off),
+                                  1 on, -1 off. Without it the host is made
+                                  non-dumpable instead (see below) */
 } qtn_config;
+
+/*
+ * Domain processes. A domain is treated as hostile: whatever its code
+ * does, it cannot reach the host. Before any component code runs in it
+ * (init hooks included), a new domain process
+ *   - has stdin on /dev/null and stdout and stderr on a pipe the host
+ *     reads: each line reaches the program's stderr prefixed
+ *     `quarantine[HOSTPID] domain N: `, control characters escaped as \xNN,
+ *     cut past 1024 bytes, dropped and counted when the program's stderr is
+ *     not read fast enough (the host never waits for it);
+ *   - is in a session of its own, without a controlling terminal;
+ *   - has an oom_score_adj of domain_oom_score_adj, no core file, an address
+ *     space limit (domain_memory_mib over its start), no capabilities (nor
+ *     a way back to them: no_new_privs, bounding set dropped where allowed);
+ *   - is not dumpable, and with Landlock is in a Landlock domain of its own:
+ *     it cannot trace or open the memory of the host, the zygote or another
+ *     domain, whatever its uid, and cannot write files under /proc (its
+ *     own included) or /sys. Without Landlock, qtn_init makes the host (and
+ *     the zygote) non-dumpable, which denies the same to a process without
+ *     capabilities; the host then writes no core file;
+ *   - runs under a set-up filter that stays for its life: it denies ptrace,
+ *     process_vm_readv/writev, kcmp, pidfd_open/getfd/send_signal,
+ *     process_madvise, perf_event_open, io_uring, unshare, setns, fork and
+ *     vfork, signals to any other process (kill, tgkill, tkill,
+ *     rt_sigqueueinfo, F_SETOWN, FIOSETOWN), prlimit, scheduling and
+ *     priority changes of other processes, and typing into a terminal
+ *     (TIOCSTI, TIOCLINUX); it hands each clone to the zygote, which lets
+ *     a thread through while the process has fewer than domain_threads
+ *     (where the kernel can, Linux 5.5 and later; elsewhere threads are
+ *     not counted).
+ * Init hooks then run under that filter: they may open the program's
+ * files, make sockets and start threads. Then the call-time filter
+ * (qtn_config.seccomp) covers every thread of the process, those an init
+ * hook started included, before the first call arrives: on fds 0-2 it
+ * allows write and the ioctls TCGETS and TIOCGWINSZ only. A component's
+ * `syscalls` widen the call-time filter, never the set-up filter.
+ */
 
 /*
  * Starts the runtime: reserves the shared address range and forks the zygote

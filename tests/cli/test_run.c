@@ -16,14 +16,28 @@
 #include <signal.h>
 
 static char log_text[1 << 16];
+/* this run's files, apart from any other run of these tests */
+static char dir[64], db[96], logp[96], reportp[96], countp[96], siglog[96];
+
+static void paths(void) {
+    snprintf(dir, sizeof dir, "/tmp/qtn-run-test-%d", (int)getpid());
+    snprintf(db, sizeof db, "%s/store.db", dir);
+    snprintf(logp, sizeof logp, "%s/run.log", dir);
+    snprintf(reportp, sizeof reportp, "%s/report.txt", dir);
+    snprintf(countp, sizeof countp, "%s/count", dir);
+    snprintf(siglog, sizeof siglog, "%s/sig.log", dir);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
+    if (system(cmd))
+        fail_msg("cannot make %s", dir);
+}
 
 /* Runs `quarantine run ARGS`; returns its exit status, stderr in log_text. */
 static int run(const char *args) {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "QTN_STORE=/tmp/qtn-run-test.db %s run %s 2>/tmp/qtn-run-test.log",
-             QTN_BIN, args);
+    snprintf(cmd, sizeof cmd, "QTN_STORE=%s %s run %s 2>%s", db, QTN_BIN, args, logp);
     int st = system(cmd);
-    FILE *f = fopen("/tmp/qtn-run-test.log", "r");
+    FILE *f = fopen(logp, "r");
     size_t n = f ? fread(log_text, 1, sizeof log_text - 1, f) : 0;
     log_text[n] = 0;
     if (f)
@@ -49,12 +63,14 @@ static void test_exit_status_passes_through(void **state) {
 
 static void test_crashes_are_restarted(void **state) {
     (void)state;
-    unlink("/tmp/qtn-run-count");
-    assert_int_equal(run("--backoff-ms 10 -- " CRASHY " crash-until /tmp/qtn-run-count 3"), 0);
+    unlink(countp);
+    char args[256];
+    snprintf(args, sizeof args, "--backoff-ms 10 -- " CRASHY " crash-until %s 3", countp);
+    assert_int_equal(run(args), 0);
     assert_int_equal(count("event=crash"), 2);
     assert_int_equal(count("signal=SIGSEGV"), 2);
     assert_int_equal(count("event=start"), 3);
-    unlink("/tmp/qtn-run-count");
+    unlink(countp);
 }
 
 static void test_gives_up_past_the_intensity_limit(void **state) {
@@ -68,18 +84,18 @@ static void test_gives_up_past_the_intensity_limit(void **state) {
 
 static void test_signals_are_forwarded(void **state) {
     (void)state;
-    unlink("/tmp/qtn-run-sig.log");
+    unlink(siglog);
     pid_t p = fork();
     if (p == 0) {
-        if (!freopen("/tmp/qtn-run-sig.log", "w", stderr))
+        if (!freopen(siglog, "w", stderr))
             _exit(98);
-        setenv("QTN_STORE", "/tmp/qtn-run-test.db", 1);
+        setenv("QTN_STORE", db, 1);
         execl(QTN_BIN, QTN_BIN, "run", "--", CRASHY, "wait", (char *)NULL);
         _exit(99);
     }
     /* once it has started the program, its signals are its to handle */
     for (int i = 0; i < 1000; i++) {
-        FILE *f = fopen("/tmp/qtn-run-sig.log", "r");
+        FILE *f = fopen(siglog, "r");
         size_t n = f ? fread(log_text, 1, sizeof log_text - 1, f) : 0;
         log_text[n] = 0;
         if (f)
@@ -106,14 +122,15 @@ static void test_isolated_faults_are_relayed(void **state) {
 
 static void test_reports_are_stored(void **state) {
     (void)state;
-    system("rm -f /tmp/qtn-run-test.db /tmp/qtn-run-test.db-wal /tmp/qtn-run-test.db-shm");
+    char rm[512];
+    snprintf(rm, sizeof rm, "rm -rf %s %s-wal %s-shm %s.spool", db, db, db, db);
+    assert_int_equal(system(rm), 0);
     assert_int_equal(run("-- " CRASHY " isolated-fault"), 0);
     assert_int_equal(run("--max-restarts 1 --backoff-ms 5 -- " CRASHY " always-crash"), 111);
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "%s report --store /tmp/qtn-run-test.db >/tmp/qtn-report.txt",
-             QTN_BIN);
+    snprintf(cmd, sizeof cmd, "%s report --store %s >%s", QTN_BIN, db, reportp);
     assert_int_equal(system(cmd), 0);
-    FILE *f = fopen("/tmp/qtn-report.txt", "r");
+    FILE *f = fopen(reportp, "r");
     size_t n = fread(log_text, 1, sizeof log_text - 1, f);
     log_text[n] = 0;
     fclose(f);
@@ -123,7 +140,7 @@ static void test_reports_are_stored(void **state) {
     assert_non_null(strstr(log_text, "fx.fx_crash  SIGSEGV"));
     /* crashy's always-crash never starts the runtime: stored from its exit status */
     assert_non_null(strstr(log_text, "host-crash -  the program died of SIGSEGV\n"));
-    snprintf(cmd, sizeof cmd, "%s report --store /tmp/no-such.db 2>/dev/null", QTN_BIN);
+    snprintf(cmd, sizeof cmd, "%s report --store %s/no-such.db 2>/dev/null", QTN_BIN, dir);
     assert_int_equal(WEXITSTATUS(system(cmd)), 1);
     snprintf(cmd, sizeof cmd, "%s report --since 5x 2>/dev/null", QTN_BIN);
     assert_int_equal(WEXITSTATUS(system(cmd)), 2);
@@ -159,5 +176,12 @@ int main(void) {
         cmocka_unit_test(test_program_runs_on_without_a_store),
         cmocka_unit_test(test_usage),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    paths();
+    int r = cmocka_run_group_tests(tests, NULL, NULL);
+    if (!r) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        (void)!system(cmd);
+    }
+    return r;
 }
