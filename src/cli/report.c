@@ -8,6 +8,10 @@
 
 #include "../qis/store.h"
 #include "cli.h"
+#include "opts.h"
+
+#define SINCE_MAX (36500 * 86400.0) /* --since: a hundred years at most */
+#define LATEST_MAX 1000000
 
 static void help(FILE *f) {
     fputs("usage: quarantine report [--store PATH] [--json] [--since DURATION] [--latest N]\n"
@@ -16,15 +20,18 @@ static void help(FILE *f) {
           "snapshots quarantine run stores), faults of its domain while isolated, host\n"
           "crashes blamed on it (a crash with several components on the stack is shared\n"
           "among them, the innermost most; the share column is its part of all host\n"
-          "crashes), recovery times, and where the plan last put it. Then the latest\n"
-          "reports, newest first, with their backtraces (each frame with the component\n"
-          "whose code it is in).\n"
+          "crashes), recovery times, and where the plan last put it; the domains\n"
+          "parked (restarted too often: their calls fail at once), since when, and the\n"
+          "calls that failed meanwhile. Then the latest reports, newest first, with\n"
+          "their backtraces (each frame with the component whose code it is in).\n"
           "\n"
           "  --store PATH      the store (default: $QTN_STORE, else\n"
           "                    ~/.local/state/quarantine/store.db)\n"
           "  --json            one JSON object instead of tables\n"
-          "  --since DURATION  only reports of the last DURATION: 90s, 15m, 2h, 7d\n"
-          "  --latest N        how many reports to list (default 5)\n"
+          "  --since DURATION  only what happened in the last DURATION: 90 (seconds),\n"
+          "                    90s, 15m, 2h, 7d (at most 36500d)\n"
+          "  --latest N        how many reports and plan changes to list (default 5;\n"
+          "                    0 to 1000000)\n"
           "\n"
           "example:\n"
           "  quarantine report --since 1h\n"
@@ -41,35 +48,42 @@ int qtn_cli_report(int argc, char **argv) {
     long long since = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        char *end = NULL;
+        double v;
+        int takes = !strcmp(a, "--store") || !strcmp(a, "--latest") || !strcmp(a, "--since");
+        if (takes && i + 1 >= argc) {
+            fprintf(stderr, "quarantine: report: %s needs a value (try quarantine report "
+                            "--help)\n", a);
+            return QTN_EXIT_USAGE;
+        }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             help(stdout);
             return QTN_EXIT_OK;
         } else if (!strcmp(a, "--json")) {
             json = 1;
-        } else if (i + 1 < argc && !strcmp(a, "--store")) {
+        } else if (!strcmp(a, "--store")) {
             path = argv[++i];
-        } else if (i + 1 < argc && !strcmp(a, "--latest")) {
-            latest = (int)strtol(argv[++i], &end, 10);
-            if (*end || latest < 0)
-                goto bad;
-        } else if (i + 1 < argc && !strcmp(a, "--since")) {
-            double v = strtod(argv[++i], &end);
-            double unit = !strcmp(end, "s") ? 1 : !strcmp(end, "m") ? 60 : !strcmp(end, "h") ? 3600
-                          : !strcmp(end, "d") ? 86400 : -1;
-            if (unit < 0 || v < 0 || end == argv[i])
-                goto bad;
+        } else if (!strcmp(a, "--latest")) {
+            if (qtn_opt_num(argv[++i], 0, LATEST_MAX, &v) || v != (int)v) {
+                fprintf(stderr, "quarantine: report: --latest: '%s' is not a whole number, 0 to "
+                                "%d\n", argv[i], LATEST_MAX);
+                return QTN_EXIT_USAGE;
+            }
+            latest = (int)v;
+        } else if (!strcmp(a, "--since")) {
+            if (qtn_opt_duration(argv[++i], SINCE_MAX, &v)) {
+                fprintf(stderr, "quarantine: report: --since: '%s' is not a duration: 90 "
+                                "(seconds), 90s, 15m, 2h, 7d, at most 36500d\n", argv[i]);
+                return QTN_EXIT_USAGE;
+            }
             struct timespec w;
             clock_gettime(CLOCK_REALTIME, &w);
-            since = ((long long)w.tv_sec - (long long)(v * unit)) * 1000000000LL;
+            long long now = (long long)w.tv_sec * 1000000000LL + w.tv_nsec;
+            long long back = (long long)(v * 1e9); /* at most 3.2e18: no overflow */
+            since = now > back ? now - back : 0;
         } else {
             fprintf(stderr, "quarantine: report: unknown option '%s' (try quarantine report --help)\n", a);
             return QTN_EXIT_USAGE;
         }
-        continue;
-    bad:
-        fprintf(stderr, "quarantine: report: %s: bad value '%s'\n", a, argv[i]);
-        return QTN_EXIT_USAGE;
     }
     if (!path || !*path) {
         const char *home = getenv("HOME");

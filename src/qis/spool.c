@@ -15,15 +15,28 @@
 
 #include "spool.h"
 
-#define CHUNK (4u << 20) /* bytes read per import round at most */
+#define RECORD_MAX (4u << 20) /* no record is longer: a longer line is damage */
+#define ROUND_MAX (64u << 20) /* bytes of new records one import round takes at most */
+#define TRIES_MAX 64          /* places tried per damaged line for a record glued to it */
 #define FRAMES_MAX 64
 
-/* What the supervisor learned from a process's hello record. */
+/* What the supervisor learned from a process's hello record. A pid can say
+ * hello twice (a program that execs itself keeps its pid): each hello is
+ * the context of the records of its pid after it. */
 typedef struct hello {
     int pid;
+    long long at;       /* where the hello is in the file */
     json_t *rec;        /* the record: components (with code ids), modules, exe */
-    char proc[40];      /* the process's identity */
+    char proc[40];      /* the process's identity, as its hello says ("" none) */
+    char seen[40];      /* else: the identity the first record after it carries */
+    long long seen_at;  /* where that record is (-1: none yet) */
 } hello;
+
+/* A host-crash record, for the supervisor's record of the same death. */
+typedef struct crashed {
+    int pid, sig;
+    long long at;
+} crashed;
 
 struct qs_spool {
     char *path, *name;
@@ -37,6 +50,8 @@ struct qs_spool {
                                    program, and when the one before it crashed */
     hello *hellos;
     int nhellos;
+    crashed *crashes;
+    int ncrashes;
     qs_event_fn *on_event;
     void *ev_ctx;
 };
@@ -159,6 +174,7 @@ void qs_spool_close(qs_spool *sp) {
     for (int i = 0; i < sp->nhellos; i++)
         json_decref(sp->hellos[i].rec);
     free(sp->hellos);
+    free(sp->crashes);
     free(sp->path);
     free(sp->name);
     free(sp);
@@ -181,6 +197,10 @@ typedef struct ictx {
     char *err;
     size_t errlen;
     int store_it, log_it; /* for the record at hand */
+    long long at;         /* where the record at hand is */
+    long long done, upto; /* bytes in the store before this round, and after it */
+    int count, bad;       /* records stored; a record could not be stored */
+    char standin[256];    /* a process identity made up for records that carry none */
 } ictx;
 
 static void logf_(ictx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -203,51 +223,92 @@ static long long num(json_t *o, const char *key) {
     return json_integer_value(json_object_get(o, key));
 }
 
-static hello *hello_of(qs_spool *sp, int pid) {
+/* The program process a record is of (a fault's "pid" is its domain's). */
+static int pid_of(json_t *rec) {
+    return (int)num(rec, !strcmp(str(rec, "type"), "fault") ? "host_pid" : "pid");
+}
+
+/* The hello of pid at or before offset `at` (the latest, if it said hello
+ * twice; a hello is its own), or NULL. Offsets, not the order records were
+ * learned in: records already learned are read again when the store
+ * failed. */
+static hello *hello_at(qs_spool *sp, int pid, long long at) {
     for (int i = sp->nhellos - 1; i >= 0; i--)
-        if (sp->hellos[i].pid == pid)
+        if (sp->hellos[i].pid == pid && sp->hellos[i].at <= at)
             return &sp->hellos[i];
     return NULL;
 }
 
-static json_t *components_of(qs_spool *sp, int pid) {
-    hello *h = hello_of(sp, pid);
+static json_t *components_of(qs_spool *sp, int pid, long long at) {
+    hello *h = hello_at(sp, pid, at);
     return h ? json_object_get(h->rec, "components") : NULL;
 }
 
-/* The process identity of pid's records ("" before its hello: a program
- * without the runtime). */
-static const char *proc_of(qs_spool *sp, int pid) {
-    hello *h = hello_of(sp, pid);
-    return h ? h->proc : "";
+/* The stand-in identity of the process whose hello is at `at` and says no
+ * identity (-1: records of a pid without a hello, a program without the
+ * runtime): unique per spool file and hello, so that a pid that comes
+ * again is another process. */
+static const char *standin(ictx *c, long long at) {
+    if (at < 0)
+        snprintf(c->standin, sizeof c->standin, "@%s", c->sp->name);
+    else
+        snprintf(c->standin, sizeof c->standin, "@%s:%lld", c->sp->name, at);
+    return c->standin;
 }
 
-/* Context: the file's header and each process's hello. */
-static void learn(qs_spool *sp, json_t *rec) {
+/* The identity of the process of record rec (of pid, at c->at): the one
+ * it carries (the runtime mints one at qtn_init: pids come again); else
+ * its hello's; else the one the first record after its hello carried;
+ * else a stand-in. Valid until the next call. */
+static const char *proc_of(ictx *c, json_t *rec, int pid) {
+    const char *own = str(rec, "proc");
+    if (*own)
+        return own;
+    hello *h = hello_at(c->sp, pid, c->at);
+    if (h && h->proc[0])
+        return h->proc;
+    if (h && h->seen_at >= 0 && h->seen_at < c->at)
+        return h->seen;
+    return standin(c, h ? h->at : -1);
+}
+
+/* Context, each record once, in the file's order: the file's header, each
+ * process's hello, the identity a process's records carry when its hello
+ * carries none, the host crashes. */
+static void learn(qs_spool *sp, json_t *rec, long long at) {
     const char *type = str(rec, "type");
+    int pid = pid_of(rec);
     if (!strcmp(type, "spool")) {
         snprintf(sp->installation, sizeof sp->installation, "%s", str(rec, "installation"));
         snprintf(sp->run, sizeof sp->run, "%s", str(rec, "run"));
         sp->start_ns = num(rec, "start_ns");
         sp->crash_ns = num(rec, "after_crash_ns");
     } else if (!strcmp(type, "hello")) {
-        int pid = (int)num(rec, "pid");
-        if (hello_of(sp, pid))
-            return;
         hello *h = realloc(sp->hellos, (size_t)(sp->nhellos + 1) * sizeof *h);
         if (!h)
             return;
         sp->hellos = h;
-        h[sp->nhellos].pid = pid;
-        h[sp->nhellos].rec = json_incref(rec);
-        snprintf(h[sp->nhellos].proc, sizeof h[sp->nhellos].proc, "%s", str(rec, "proc"));
-        sp->nhellos++;
+        h += sp->nhellos++;
+        *h = (hello){.pid = pid, .at = at, .rec = json_incref(rec), .seen_at = -1};
+        snprintf(h->proc, sizeof h->proc, "%s", str(rec, "proc"));
+        return;
+    } else if (!strcmp(type, "host-crash")) {
+        crashed *k = realloc(sp->crashes, (size_t)(sp->ncrashes + 1) * sizeof *k);
+        if (k) {
+            sp->crashes = k;
+            k[sp->ncrashes++] = (crashed){pid, (int)num(rec, "signal"), at};
+        }
+    }
+    hello *h = *str(rec, "proc") ? hello_at(sp, pid, at) : NULL;
+    if (h && !h->proc[0] && h->seen_at < 0) {
+        snprintf(h->seen, sizeof h->seen, "%s", str(rec, "proc"));
+        h->seen_at = at;
     }
 }
 
 /* The identity of component name's code in pid's build ("" unknown). */
-static const char *code_of(qs_spool *sp, int pid, const char *name) {
-    json_t *jc = components_of(sp, pid);
+static const char *code_of(qs_spool *sp, int pid, long long at, const char *name) {
+    json_t *jc = components_of(sp, pid, at);
     for (size_t i = 0; i < json_array_size(jc); i++) {
         json_t *o = json_array_get(jc, i);
         if (!strcmp(str(o, "name"), name))
@@ -258,16 +319,14 @@ static const char *code_of(qs_spool *sp, int pid, const char *name) {
 
 /* A component's code identity as the store keys evidence by it: the one
  * its build gave, else one that changes with every build. */
-static void code_key(qs_spool *sp, int pid, const char *name, const char *build_id, char *out,
+static void code_key(ictx *ic, int pid, const char *name, const char *build_id, char *out,
                      size_t len) {
-    const char *c = code_of(sp, pid, name);
+    const char *c = code_of(ic->sp, pid, ic->at, name);
     if (*c)
         snprintf(out, len, "%s", c);
     else
         snprintf(out, len, "@%s:%s", build_id, name);
 }
-
-
 
 /* The blame of a host crash: the components on the stack, innermost first;
  * each one further out counts half as much as the one before it. */
@@ -346,7 +405,7 @@ static int attribute(ictx *c, int pid, const char *exe, json_t *jm, const uint64
     qs_module *mods = modules_of(jm, &nm);
     qs_comp *comps = NULL;
     const char **names = NULL;
-    int nc = comps_of(components_of(sp, pid), &comps, &names), r = -1;
+    int nc = comps_of(components_of(sp, pid, c->at), &comps, &names), r = -1;
     if (mods && nc >= 0) {
         char note[512] = "";
         qs_symbolize(exe, mods, nm, comps, nc, addrs, nf, fr, note, sizeof note);
@@ -379,7 +438,7 @@ static int put_host_crash(ictx *c, json_t *rec) {
     char codes[FRAMES_MAX][80];
     int nb = blame_of(fr, nf, bl, FRAMES_MAX);
     for (int i = 0; i < nb; i++) {
-        code_key(sp, pid, bl[i].component, str(rec, "build_id"), codes[i], sizeof codes[i]);
+        code_key(c, pid, bl[i].component, str(rec, "build_id"), codes[i], sizeof codes[i]);
         bl[i].code_id = codes[i];
         bl[i].ambiguous = 0;
     }
@@ -389,7 +448,7 @@ static int put_host_crash(ictx *c, json_t *rec) {
     char *js = json_dumps(rec, JSON_COMPACT);
     qs_report q = {sp->installation, sp->run, pid, 0, num(rec, "time_ns"), "host-crash",
                    nb ? bl[0].component : "", "", sig, 0, 0, 0, reason, js,
-                   str(rec, "build_id"), str(rec, "plan"), nf, fr, nb, bl, proc_of(sp, pid)};
+                   str(rec, "build_id"), str(rec, "plan"), nf, fr, nb, bl, proc_of(c, rec, pid)};
     int r = c->store_it ? qs_put(c->st, &q, c->err, c->errlen) : 0;
     free(js);
     if (r >= 0) {
@@ -451,7 +510,7 @@ static int fault_blame(ictx *c, json_t *rec, int pid, const qs_frame *fr, int nf
         bl[nb++] = (struct qs_blame){comp, 1, NULL, 0};
     }
     for (int i = 0; i < nb; i++) {
-        code_key(c->sp, pid, bl[i].component, str(rec, "build_id"), codes[i], sizeof codes[i]);
+        code_key(c, pid, bl[i].component, str(rec, "build_id"), codes[i], sizeof codes[i]);
         bl[i].code_id = codes[i];
     }
     return nb;
@@ -477,7 +536,7 @@ static int put_fault(ictx *c, json_t *rec) {
     int pid = (int)num(rec, "host_pid");
     char mbuf[4096];
     const char *m[2];
-    hello *h = hello_of(sp, pid);
+    hello *h = hello_at(sp, pid, c->at);
     /* whose code each frame is: needed when the domain holds several */
     if (nf && h && members(str(rec, "plan"), (int)num(rec, "domain"), mbuf, sizeof mbuf, m, 2) > 1) {
         qs_frame named[FRAMES_MAX];
@@ -496,7 +555,7 @@ static int put_fault(ictx *c, json_t *rec) {
                    str(rec, "kind"), comp, str(rec, "entry"), (int)num(rec, "signal"),
                    (int)num(rec, "domain"), num(rec, "recovery_ns"), (int)num(rec, "calls_failed"),
                    str(rec, "reason"), js, str(rec, "build_id"), str(rec, "plan"), nf, fr,
-                   nb, bl, proc_of(sp, pid)};
+                   nb, bl, proc_of(c, rec, pid)};
     int r = c->store_it ? qs_put(c->st, &q, c->err, c->errlen) : 0;
     free(js);
     if (r >= 0) {
@@ -515,16 +574,18 @@ static int put_fault(ictx *c, json_t *rec) {
 
 static int put_stats(ictx *c, json_t *rec) {
     int pid = (int)num(rec, "pid");
-    const char *proc = proc_of(c->sp, pid);
+    const char *proc = proc_of(c, rec, pid);
     json_t *jc = json_object_get(rec, "components");
     for (size_t i = 0; c->store_it && i < json_array_size(jc); i++) {
         json_t *o = json_array_get(jc, i);
         char code[80];
-        code_key(c->sp, pid, str(o, "name"), str(rec, "build_id"), code, sizeof code);
+        code_key(c, pid, str(o, "name"), str(rec, "build_id"), code, sizeof code);
+        json_t *parked = json_object_get(o, "parked"); /* 1 (or true): its domain is parked */
         qs_stat t = {c->sp->installation, c->sp->run, pid, num(rec, "time_ns"),
                      str(rec, "build_id"), str(rec, "plan"), str(o, "name"),
                      (int)num(o, "domain"), num(o, "calls"), num(o, "crossings"),
-                     num(o, "cross_ns"), num(o, "faults"), code, proc};
+                     num(o, "cross_ns"), num(o, "faults"), code, proc, num(o, "parked_calls"),
+                     json_is_true(parked) || json_integer_value(parked) != 0};
         if (qs_put_stat(c->st, &t, c->err, c->errlen) < 0)
             return -1;
     }
@@ -561,7 +622,7 @@ static int put_hello(ictx *c, json_t *rec) {
     for (size_t i = 0; c->store_it && i < json_array_size(jc); i++) {
         json_t *o = json_array_get(jc, i);
         char code[80], *entries = json_dumps(json_object_get(o, "entries"), JSON_COMPACT);
-        code_key(sp, pid, str(o, "name"), build, code, sizeof code);
+        code_key(c, pid, str(o, "name"), build, code, sizeof code);
         qs_component q = {build, str(o, "name"), code, *str(o, "code_id") != 0,
                           entries ? entries : "[]"};
         int r = qs_put_component(c->st, &q, c->err, c->errlen);
@@ -569,13 +630,17 @@ static int put_hello(ictx *c, json_t *rec) {
         if (r < 0)
             return -1;
     }
-    qs_start st = {sp->installation, sp->run, proc_of(sp, pid), pid, build, str(rec, "exe"),
+    /* a hello that carries no identity: its start is stored under a stand-in,
+     * renamed when a record of the process says (see rename) */
+    hello *h = hello_at(sp, pid, c->at);
+    const char *proc = h && h->proc[0] ? h->proc : standin(c, c->at);
+    qs_start st = {sp->installation, sp->run, proc, pid, build, str(rec, "exe"),
                    sp->start_ns, sp->start_ns && t > sp->start_ns ? t - sp->start_ns : 0,
                    sp->crash_ns && t > sp->crash_ns ? t - sp->crash_ns : 0};
     if (c->store_it && qs_put_start(c->st, &st, c->err, c->errlen) < 0)
         return -1;
     qs_event ev = {.type = QS_EV_HELLO, .pid = pid, .time_ns = t, .build_id = build,
-                   .proc = proc_of(sp, pid)};
+                   .proc = h ? h->proc : ""};
     event(c, &ev);
     return 0;
 }
@@ -619,12 +684,35 @@ static int put_exit(ictx *c, json_t *rec) {
     int sig = (int)num(rec, "signal"), pid = (int)num(rec, "pid");
     if (!sig || !c->store_it)
         return 0;
-    return qs_put_exit_crash(c->st, c->sp->installation, c->sp->run, proc_of(c->sp, pid), pid,
+    /* the crash handler's record of this death came first (the supervisor
+     * writes its own once the program is gone): it stands. A pid that never
+     * said hello here ran the program under another (a wrapper, a pid
+     * namespace): its crash handler's record of the same signal stands. */
+    int wrapped = !hello_at(c->sp, pid, c->at);
+    for (int i = 0; i < c->sp->ncrashes; i++) {
+        const crashed *k = &c->sp->crashes[i];
+        if (k->at < c->at && (k->pid == pid || (wrapped && k->sig == sig)))
+            return 0;
+    }
+    return qs_put_exit_crash(c->st, c->sp->installation, c->sp->run, proc_of(c, rec, pid), pid,
                              sig, num(rec, "time_ns"), c->err, c->errlen) < 0 ? -1 : 0;
+}
+
+/* The first record that carries the identity of a process whose hello
+ * carried none: what was stored under its stand-in takes it. */
+static int rename_proc(ictx *c, json_t *rec) {
+    int pid = pid_of(rec);
+    hello *h = c->store_it ? hello_at(c->sp, pid, c->at) : NULL;
+    if (!h || h->proc[0] || h->seen_at != c->at)
+        return 0;
+    return qs_rename_proc(c->st, c->sp->installation, c->sp->run, pid, standin(c, h->at), h->seen,
+                          c->err, c->errlen);
 }
 
 static int apply(ictx *c, json_t *rec) {
     const char *type = str(rec, "type");
+    if (rename_proc(c, rec))
+        return -1;
     if (!strcmp(type, "fault"))
         return put_fault(c, rec);
     if (!strcmp(type, "host-crash"))
@@ -670,23 +758,158 @@ static json_t *parse(const char *line, size_t n, char *why, size_t wlen) {
     return rec;
 }
 
-/* Reads what is past `from`, at most CHUNK bytes. */
-static char *tail(qs_spool *sp, long long from, long long size, size_t *got, char *err,
-                  size_t len) {
-    size_t want = (size_t)(size - from) > CHUNK ? CHUNK : (size_t)(size - from);
-    char *buf = malloc(want ? want : 1);
-    if (!buf) {
-        fail(err, len, sp->path, "out of memory");
-        return NULL;
+/* ---- reading the file ----------------------------------------------------------- */
+
+/* Reads n bytes at off (fewer at the end of the file). Returns how many, or
+ * -1 (err). */
+static ssize_t read_at(qs_spool *sp, char *buf, size_t n, long long off, char *err, size_t len) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = pread(sp->fd, buf + got, n - got, (off_t)(off + (long long)got));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return fail(err, len, sp->path, strerror(errno));
+        if (k == 0)
+            break;
+        got += (size_t)k;
     }
-    ssize_t k = pread(sp->fd, buf, want, from);
+    return (ssize_t)got;
+}
+
+static int is_hex(char ch) {
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
+}
+
+/* A record glued to the end of damage (a block of NUL bytes, a torn record,
+ * garbage, with no newline between): where in p[lo, n) one starts that
+ * runs to the end (n, the line's end), with *rec parsed; -1 when none. The
+ * places that look like a record's start are tried from the end, at most
+ * TRIES_MAX of them; with skip0, p itself was tried already. */
+static long long glued(const char *p, size_t n, size_t lo, int skip0, json_t **rec) {
+    char why[160];
+    int tries = 0;
+    *rec = NULL;
+    for (size_t i = n >= 10 ? n - 10 + 1 : 0; i-- > lo && tries < TRIES_MAX;) {
+        if (p[i + 8] != ' ' || p[i + 9] != '{' || (skip0 && i == 0))
+            continue;
+        int hex = 1;
+        for (int j = 0; j < 8 && hex; j++)
+            hex = is_hex(p[i + (size_t)j]);
+        if (!hex)
+            continue;
+        tries++;
+        if ((*rec = parse(p + i, n - i, why, sizeof why)))
+            return (long long)i;
+    }
+    return -1;
+}
+
+/* One record at offset `at`: context learnt, stored and logged as far as
+ * this round has not yet done so. */
+static void record(ictx *c, long long at, json_t *rec) {
+    qs_spool *sp = c->sp;
+    if (at >= sp->learned)
+        learn(sp, rec, at);
+    c->at = at;
+    c->store_it = c->st && at >= c->done;
+    c->log_it = at >= sp->logged;
+    if ((c->store_it || c->log_it) && apply(c, rec))
+        c->bad = 1;
+    else
+        c->count += c->store_it;
+}
+
+/* A damaged stretch, skipped: one log line with where it is and how long. */
+static void damage(ictx *c, long long at, long long bytes, const char *why) {
+    c->log_it = at >= c->sp->logged;
+    logf_(c, "bad-record spool=%s offset=%lld bytes=%lld why=\"%s\"", c->sp->path, at, bytes, why);
+}
+
+/* Everything before `next` is handled. */
+static void advance(ictx *c, long long next) {
+    qs_spool *sp = c->sp;
+    if (c->st && next > c->upto)
+        c->upto = next;
+    if (next > sp->learned)
+        sp->learned = next;
+    if (next > sp->logged)
+        sp->logged = next;
+}
+
+/* One line (p[0, n), its newline at p[n]) at offset at: a record; or damage,
+ * perhaps with a record glued to its end. A record holds no NUL byte, so
+ * one can only start after the last. */
+static void line(ictx *c, long long at, const char *p, size_t n) {
+    char why[160];
+    const char *nul = memrchr(p, 0, n);
+    json_t *rec = nul ? NULL : parse(p, n, why, sizeof why);
+    if (rec) {
+        record(c, at, rec);
+        json_decref(rec);
+        return;
+    }
+    long long k = glued(p, n, nul ? (size_t)(nul - p) + 1 : 0, !nul, &rec);
     if (k < 0) {
-        fail(err, len, sp->path, strerror(errno));
-        free(buf);
-        return NULL;
+        damage(c, at, (long long)n + 1, nul ? "NUL bytes" : why);
+        return;
     }
-    *got = (size_t)k;
-    return buf;
+    if (!nul)
+        json_decref(parse(p, (size_t)k, why, sizeof why)); /* what is wrong with the damage */
+    damage(c, at, k, nul ? "NUL bytes" : why);
+    record(c, at + k, rec);
+    json_decref(rec);
+}
+
+/* A line longer than any record (buf holds its first RECORD_MAX + 1 bytes,
+ * at `at`; cap is buf's size): its end is looked for without holding more
+ * of it in memory; a record glued to its end is in its last RECORD_MAX
+ * bytes, after its last NUL. Without an end yet (the end of the file), the
+ * damage is skipped up to the last RECORD_MAX bytes, where a record being
+ * written could begin (a reader may see a block not yet written as zeros).
+ * Returns where to go on from, or -1 (err). */
+static long long long_line(ictx *c, long long at, char *buf, size_t cap, long long size) {
+    long long first = -1, nul = -1, e = -1, q = at; /* first and last NUL, the newline */
+    while (q < size && e < 0) {
+        ssize_t k = read_at(c->sp, buf, (size_t)(size - q) < cap ? (size_t)(size - q) : cap, q,
+                            c->err, c->errlen);
+        if (k < 0)
+            return -1;
+        if (k == 0)
+            break;
+        char *nl = memchr(buf, '\n', (size_t)k);
+        size_t upto = nl ? (size_t)(nl - buf) : (size_t)k;
+        char *z = memrchr(buf, 0, upto);
+        if (z)
+            nul = q + (z - buf);
+        if (z && first < 0)
+            first = q + ((char *)memchr(buf, 0, upto) - buf);
+        if (nl)
+            e = q + (nl - buf);
+        q += k;
+    }
+    long long end = e >= 0 ? e : size;
+    long long w = end - (long long)RECORD_MAX; /* a record there starts at w or later */
+    if (e >= 0)
+        w = w > nul + 1 ? w : nul + 1;
+    w = w > at ? w : at;
+    const char *why = first >= 0 && first < w ? "NUL bytes"
+                                              : "no newline in 4 MiB (longer than any record)";
+    if (e < 0) {
+        damage(c, at, w - at, why);
+        return w;
+    }
+    ssize_t k = read_at(c->sp, buf, (size_t)(e - w), w, c->err, c->errlen);
+    if (k < 0)
+        return -1;
+    json_t *rec = NULL;
+    long long i = k == e - w ? glued(buf, (size_t)k, 0, 0, &rec) : -1;
+    damage(c, at, (i >= 0 ? w + i : e + 1) - at, why);
+    if (i >= 0) {
+        record(c, w + i, rec);
+        json_decref(rec);
+    }
+    return e + 1;
 }
 
 int qs_spool_import(qs_spool *sp, qs_store *st, qs_log_fn *log, void *lctx, char *err,
@@ -703,64 +926,64 @@ int qs_spool_import(qs_spool *sp, qs_store *st, qs_log_fn *log, void *lctx, char
         qs_rollback(st);
         return -1;
     }
-    long long from = sp->learned;
-    if (done < from)
-        from = done;
-    if (sp->logged < from)
-        from = sp->logged;
-    size_t got = 0;
-    char *buf = from < sb.st_size ? tail(sp, from, sb.st_size, &got, err, len) : NULL;
-    if (from < sb.st_size && !buf) {
+    long long size = sb.st_size, pos = sp->learned, read = 0;
+    if (done < pos)
+        pos = done;
+    if (sp->logged < pos)
+        pos = sp->logged;
+    /* a window holds any record with its newline; what does not fit is damage */
+    size_t cap = size - pos > (long long)RECORD_MAX ? RECORD_MAX + 1 : (size_t)(size - pos);
+    char *buf = pos < size ? malloc(cap) : NULL;
+    if (pos < size && !buf) {
         if (st)
             qs_rollback(st);
-        return -1;
+        return fail(err, len, sp->path, "out of memory");
     }
-    ictx c = {sp, st, log, lctx, err, len, 0, 0};
-    int count = 0, bad = 0;
-    size_t pos = 0;
-    long long upto = done;
-    char *nl;
-    while (buf && pos < got && (nl = memchr(buf + pos, '\n', got - pos))) {
-        long long at = from + (long long)pos;
-        size_t n = (size_t)(nl - (buf + pos));
-        char why[160];
-        json_t *rec = parse(buf + pos, n, why, sizeof why);
-        if (rec && at >= sp->learned)
-            learn(sp, rec);
-        c.store_it = st && at >= done;
-        c.log_it = at >= sp->logged;
-        if (!rec && c.log_it) {
-            c.log_it = 1;
-            logf_(&c, "bad-record spool=%s offset=%lld why=\"%s\"", sp->path, at, why);
-        } else if (rec && (c.store_it || c.log_it)) {
-            if (apply(&c, rec))
-                bad = 1;
-            else
-                count += c.store_it;
-        }
-        json_decref(rec);
-        if (bad)
+    ictx c = {sp, st, log, lctx, err, len, 0, 0, 0, done, done, 0, 0, ""};
+    int failed = 0;
+    while (!c.bad && !failed && pos < size && read < (long long)ROUND_MAX) {
+        size_t want = (size_t)(size - pos) < cap ? (size_t)(size - pos) : cap;
+        ssize_t k = read_at(sp, buf, want, pos, err, len);
+        if (k <= 0) {
+            failed = k < 0;
             break;
-        pos += n + 1;
-        long long next = from + (long long)pos;
-        if (c.store_it)
-            upto = next;
-        if (next > sp->learned)
-            sp->learned = next;
-        if (next > sp->logged)
-            sp->logged = next;
+        }
+        size_t p = 0;
+        char *nl;
+        while (!c.bad && p < (size_t)k && (nl = memchr(buf + p, '\n', (size_t)k - p))) {
+            size_t n = (size_t)(nl - (buf + p));
+            line(&c, pos + (long long)p, buf + p, n);
+            p += n + 1;
+            if (!c.bad)
+                advance(&c, pos + (long long)p);
+        }
+        if (c.bad)
+            break;
+        if (pos + (long long)p > done) /* what is read again for context only is cheap */
+            read += pos + (long long)p - (pos > done ? pos : done);
+        if (p == 0 && (size_t)k > RECORD_MAX) { /* no newline in a window: damage */
+            long long next = long_line(&c, pos, buf, cap, size);
+            failed = next < 0 || c.bad;
+            if (!failed)
+                advance(&c, next);
+            pos = next;
+        } else if (p == 0) {
+            break; /* the last line, unfinished: a record may be being written */
+        } else {
+            pos += (long long)p;
+        }
     }
     free(buf);
     if (!st)
-        return 0;
-    if (bad || qs_spool_set(st, sp->name, upto, err, len)) {
+        return failed ? -1 : 0;
+    if (c.bad || failed || qs_spool_set(st, sp->name, c.upto, err, len)) {
         qs_rollback(st);
         return -1;
     }
     if (qs_commit(st, err, len))
         return -1;
-    sp->stored = upto;
-    return count;
+    sp->stored = c.upto;
+    return c.count;
 }
 
 int qs_spool_finish(qs_spool *sp, qs_store *st, int keep, qs_log_fn *log, void *lctx, char *err,
@@ -774,16 +997,22 @@ int qs_spool_finish(qs_spool *sp, qs_store *st, int keep, qs_log_fn *log, void *
     if (qs_spool_get(st, sp->name, &done, err, len))
         return -1;
     if (done < sb.st_size) {
-        /* a last record without its newline: its writer died writing it */
-        size_t got = 0;
-        char *rest = tail(sp, done, sb.st_size, &got, err, len);
+        /* a last record without its newline: its writer died writing it.
+         * Anything an import would take (a newline, more than a record) is
+         * imported first. */
+        size_t want = sb.st_size - done > (long long)RECORD_MAX ? RECORD_MAX + 1
+                                                                : (size_t)(sb.st_size - done);
+        char *rest = malloc(want);
         if (!rest)
-            return -1;
-        int complete = memchr(rest, '\n', got) != NULL || got == CHUNK;
+            return fail(err, len, sp->path, "out of memory");
+        ssize_t got = read_at(sp, rest, want, done, err, len);
+        int left = got < 0 || (size_t)got > RECORD_MAX || memchr(rest, '\n', (size_t)got);
         free(rest);
-        if (complete)
-            return 0; /* records left: import them first */
-        ictx c = {sp, st, log, lctx, err, len, 0, 1};
+        if (got < 0)
+            return -1;
+        if (left)
+            return 0;
+        ictx c = {sp, st, log, lctx, err, len, 0, 1, 0, 0, 0, 0, 0, ""};
         logf_(&c, "torn-record spool=%s offset=%lld bytes=%lld", sp->path, (long long)done,
               (long long)(sb.st_size - done));
     }

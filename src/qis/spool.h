@@ -11,7 +11,15 @@
  *
  * The supervisor holds an flock on the file through the fd it gives the
  * program; when the lock can be taken, no writer is left, and the file is
- * removed once all of it is in the store. */
+ * removed once all of it is in the store.
+ *
+ * Each record is stored under the identity of its program process (proc,
+ * which the runtime mints at qtn_init and its records carry), not its pid
+ * alone: pids come again. Damage of any length (a block of NUL bytes, a
+ * stretch with no newline longer than a record can be, 4 MiB) is skipped,
+ * logged once per stretch with its offset and length, and counted as
+ * imported; a record glued to its end is found. The file is read in
+ * windows, never whole. */
 #ifndef QTN_SPOOL_H
 #define QTN_SPOOL_H
 
@@ -71,9 +79,12 @@ void qs_spool_on_event(qs_spool *sp, qs_event_fn *fn, void *ctx);
 int qs_record_write(int fd, const char *json);
 
 /* Imports the records not yet in the store, with the count of bytes done,
- * in one transaction; records that are damaged are logged and skipped.
- * Returns the number of records imported, or -1 (err says why; nothing of
- * this round is kept, it is tried again next time). */
+ * in one transaction (about 64 MiB of new records a round at most; the
+ * next round goes on, and qs_spool_finish waits for it); damaged stretches
+ * are logged (`bad-record spool=F offset=N bytes=N why="..."`) and
+ * skipped. Without a store, records are only logged. Returns the number
+ * of records imported, or -1 (err says why; nothing of this round is kept,
+ * it is tried again next time). */
 int qs_spool_import(qs_spool *sp, qs_store *st, qs_log_fn *log, void *ctx, char *err,
                     size_t errlen);
 

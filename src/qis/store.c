@@ -98,7 +98,26 @@ static const char *const migrations[] = {
     " numbers TEXT NOT NULL, applied INTEGER, ack_error TEXT,"
     " UNIQUE (installation, run, seq));"
     "CREATE INDEX plan_changes_time ON plan_changes (time_ns);",
+    /* 4: parked domains: calls failed at once because the component's
+     * domain was parked, and whether it was */
+    ("ALTER TABLE stats ADD COLUMN parked_calls INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE stats ADD COLUMN parked INTEGER NOT NULL DEFAULT 0;"),
 };
+
+_Static_assert(sizeof migrations / sizeof migrations[0] == QS_SCHEMA_VERSION,
+               "one migration per schema version");
+
+/* The tables each migration adds (space-separated): a store of version v
+ * made before stores had an application id is known by those of 1..v. */
+static const char *const tables_added[] = {
+    "reports",
+    "report_frames report_blame stats edge_stats spools",
+    "proc_stats starts components plan_changes",
+    "",
+};
+
+_Static_assert(sizeof tables_added / sizeof tables_added[0] == QS_SCHEMA_VERSION,
+               "the tables of each schema version");
 
 static int fail(char *err, size_t len, const char *path, const char *what, const char *why) {
     if (err && len)
@@ -115,14 +134,76 @@ static int exec(qs_store *s, const char *sql, char *err, size_t len, const char 
     return -1;
 }
 
-static int user_version(qs_store *s, int *v) {
+/* One integer a statement yields (a PRAGMA's): 0, or -1. */
+static int int_of(qs_store *s, const char *sql, int *v) {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
         return -1;
     int rc = sqlite3_step(st);
     *v = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
     sqlite3_finalize(st);
     return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* Whether the file is some other application's database (1, with why), or
+ * a store, or empty (0). Ours: our application id; or, for a store made
+ * before stores had one, no id, a version we know and the tables of that
+ * version; or nothing at all yet (a new store). Decided before anything is
+ * written: another application's file is never converted. -1: unreadable. */
+static int foreign(qs_store *s, int v, int known, char *why, size_t len) {
+    int app;
+    if (int_of(s, "PRAGMA application_id", &app))
+        return -1;
+    if (app == QS_APPLICATION_ID)
+        return 0;
+    if (app != 0) {
+        snprintf(why, len, "its application id is 0x%08x, another application's (quarantine's is "
+                 "0x%08x)", (unsigned)app, (unsigned)QS_APPLICATION_ID);
+        return 1;
+    }
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT name FROM sqlite_master WHERE type = 'table' AND"
+                                  " name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    char names[4096] = "", list[400] = "";
+    int n = 0, rc;
+    size_t at = 0, lat = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(st, 0);
+        int k = snprintf(names + at, sizeof names - at, " %s ", t ? t : "");
+        at = k > 0 && (size_t)k < sizeof names - at ? at + (size_t)k - 1 : at;
+        if (n < 8) {
+            k = snprintf(list + lat, sizeof list - lat, "%s%s", n ? ", " : "", t ? t : "");
+            lat = k > 0 && (size_t)k < sizeof list - lat ? lat + (size_t)k : lat;
+        } else if (n == 8) {
+            snprintf(list + lat, sizeof list - lat, ", ...");
+        }
+        n++;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return -1;
+    if (v == 0 && n == 0)
+        return 0; /* nothing here yet: a new store */
+    int ours = v > 0; /* the tables of every version up to v (of ours, as far as we know) */
+    for (int i = 0; ours && i < (v < known ? v : known); i++) {
+        char want[256];
+        snprintf(want, sizeof want, "%s", tables_added[i]);
+        char *save = NULL;
+        for (char *t = strtok_r(want, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+            char key[80];
+            snprintf(key, sizeof key, " %s ", t);
+            ours &= strstr(names, key) != NULL;
+        }
+    }
+    if (ours)
+        return 0;
+    if (n)
+        snprintf(why, len, "it holds tables of another application (%s)", list);
+    else
+        snprintf(why, len, "its user_version is %d, but it holds none of quarantine's tables", v);
+    return 1;
 }
 
 qs_store *qs_open(const char *path, int readonly, char *err, size_t len) {
@@ -142,15 +223,16 @@ qs_store *qs_open(const char *path, int readonly, char *err, size_t len) {
         return NULL;
     }
     sqlite3_busy_timeout(s->db, 5000); /* a reader or another writer: wait a little */
-    int v;
-    if (user_version(s, &v)) { /* not a database, or unreadable */
-        fail(err, len, path, "not a quarantine store", sqlite3_errmsg(s->db));
+    int v, known = QS_SCHEMA_VERSION, app = 0;
+    char why[512];
+    int other = int_of(s, "PRAGMA user_version", &v) ? -1 : foreign(s, v, known, why, sizeof why);
+    if (other) { /* not a database, unreadable, or another application's */
+        fail(err, len, path, "not a quarantine store", other < 0 ? sqlite3_errmsg(s->db) : why);
         qs_close(s);
         return NULL;
     }
-    int known = (int)(sizeof migrations / sizeof migrations[0]);
+    int_of(s, "PRAGMA application_id", &app);
     if (v > known) {
-        char why[96];
         snprintf(why, sizeof why, "schema version %d is newer than this quarantine's (%d)", v,
                  known);
         fail(err, len, path, "cannot use it", why);
@@ -176,9 +258,17 @@ qs_store *qs_open(const char *path, int readonly, char *err, size_t len) {
         qs_close(s);
         return NULL;
     }
-    if (v == known)
+    if (v == known && app == QS_APPLICATION_ID)
         return s;
     if (exec(s, "BEGIN IMMEDIATE", err, len, "migrating")) {
+        qs_close(s);
+        return NULL;
+    }
+    /* another process may have migrated it meanwhile */
+    if (int_of(s, "PRAGMA user_version", &v) || v > known) {
+        fail(err, len, path, "migrating", v > known ? "a newer quarantine migrated it meanwhile"
+                                                    : sqlite3_errmsg(s->db));
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         qs_close(s);
         return NULL;
     }
@@ -188,8 +278,9 @@ qs_store *qs_open(const char *path, int readonly, char *err, size_t len) {
             qs_close(s);
             return NULL;
         }
-    char sql[64];
-    snprintf(sql, sizeof sql, "PRAGMA user_version=%d; COMMIT", known);
+    char sql[96];
+    snprintf(sql, sizeof sql, "PRAGMA application_id=%d; PRAGMA user_version=%d; COMMIT",
+             QS_APPLICATION_ID, known);
     if (exec(s, sql, err, len, "migrating")) {
         qs_close(s);
         return NULL;
@@ -353,19 +444,22 @@ static int put_counts(qs_store *s, sqlite3_stmt *st, int at, int64_t calls, int6
 
 int qs_put_stat(qs_store *s, const qs_stat *t, char *err, size_t len) {
     sqlite3_stmt *st = prep(s, "INSERT OR IGNORE INTO stats (installation, run, pid, time_ns,"
-                               " build_id, plan, component, domain, code_id, proc, calls,"
-                               " crossings, cross_ns, faults) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                               " build_id, plan, component, domain, code_id, proc, parked_calls,"
+                               " parked, calls, crossings, cross_ns, faults)"
+                               " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                             err, len, "cannot store statistics");
     if (!st)
         return -1;
     bind_origin(st, t->installation, t->run, t->pid, t->time_ns);
+    sqlite3_bind_int64(st, 11, t->parked_calls);
+    sqlite3_bind_int(st, 12, t->parked != 0);
     sqlite3_bind_text(st, 5, t->build_id ? t->build_id : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, t->plan ? t->plan : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 7, t->component, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 8, t->domain);
     sqlite3_bind_text(st, 9, t->code_id ? t->code_id : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 10, t->proc ? t->proc : "", -1, SQLITE_STATIC);
-    return put_counts(s, st, 11, t->calls, t->crossings, t->cross_ns, t->faults, err, len);
+    return put_counts(s, st, 13, t->calls, t->crossings, t->cross_ns, t->faults, err, len);
 }
 
 int qs_put_edge_stat(qs_store *s, const qs_edge_stat *t, char *err, size_t len) {
@@ -487,6 +581,27 @@ int qs_put_plan_ack(qs_store *s, const char *installation, const char *run, int6
     return put_row(s, st, err, len, "cannot store a plan change");
 }
 
+int qs_rename_proc(qs_store *s, const char *installation, const char *run, int pid,
+                   const char *from, const char *to, char *err, size_t len) {
+    static const char *const tables[] = {"reports", "stats", "edge_stats", "proc_stats", "starts"};
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+        char sql[160];
+        snprintf(sql, sizeof sql, "UPDATE OR IGNORE %s SET proc = ? WHERE installation = ? AND"
+                 " run = ? AND pid = ? AND proc = ?", tables[i]);
+        sqlite3_stmt *st = prep(s, sql, err, len, "cannot write");
+        if (!st)
+            return -1;
+        bind_text(st, 1, to);
+        bind_text(st, 2, installation);
+        bind_text(st, 3, run);
+        sqlite3_bind_int(st, 4, pid);
+        bind_text(st, 5, from);
+        if (step(s, st, err, len, "cannot write"))
+            return -1;
+    }
+    return 0;
+}
+
 struct sqlite3 *qs_db(qs_store *s) { return s->db; }
 
 const char *qs_path(const qs_store *s) { return s->path; }
@@ -545,6 +660,8 @@ typedef struct crow {
     long long faults, failed;     /* faults of its domain while isolated */
     double rec_mean, rec_max;     /* ns */
     double blamed;                /* host crashes, shares summed */
+    long long parked_calls;       /* calls failed at once: its domain was parked */
+    int parked;                   /* the newest snapshot: its domain is parked */
 } crow;
 
 typedef struct ctab {
@@ -595,13 +712,16 @@ static void on_stats(ctab *t, sqlite3_stmt *st) {
     if (r) {
         r->calls = sqlite3_column_int64(st, 1);
         r->crossings = sqlite3_column_int64(st, 2);
+        r->parked_calls = sqlite3_column_int64(st, 3);
     }
 }
 
 static void on_where(ctab *t, sqlite3_stmt *st) {
     crow *r = row(t, text(st, 0));
-    if (r)
+    if (r) {
         r->domain = sqlite3_column_int(st, 1);
+        r->parked = sqlite3_column_int(st, 2) != 0;
+    }
 }
 
 static void on_faults(ctab *t, sqlite3_stmt *st) {
@@ -623,12 +743,14 @@ static void on_blame(ctab *t, sqlite3_stmt *st) {
 /* Per component: totals of each process's last snapshot, where the newest
  * snapshot puts it, its domain's faults, and its share of host crashes. */
 static int table(qs_store *s, int64_t since, ctab *t, long long *host, char *err, size_t len) {
-    if (each(s, "SELECT component, SUM(calls), SUM(crossings) FROM stats s WHERE time_ns >= ?"
-                " AND time_ns = (SELECT MAX(time_ns) FROM stats l WHERE l.installation ="
-                " s.installation AND l.run = s.run AND l.pid = s.pid AND l.component ="
-                " s.component) GROUP BY component ORDER BY component",
+    /* a process is its pid and its identity: pids come again */
+    if (each(s, "SELECT component, SUM(calls), SUM(crossings), SUM(parked_calls) FROM stats s"
+                " WHERE time_ns >= ? AND time_ns = (SELECT MAX(time_ns) FROM stats l WHERE"
+                " l.installation = s.installation AND l.run = s.run AND l.proc = s.proc AND"
+                " l.pid = s.pid AND l.component = s.component) GROUP BY component"
+                " ORDER BY component",
              since, on_stats, t, err, len) ||
-        each(s, "SELECT component, domain FROM stats s WHERE time_ns >= ? AND time_ns ="
+        each(s, "SELECT component, domain, parked FROM stats s WHERE time_ns >= ? AND time_ns ="
                 " (SELECT MAX(time_ns) FROM stats l WHERE l.component = s.component)",
              since, on_where, t, err, len) ||
         each(s, "SELECT component, COUNT(*), SUM(calls_failed),"
@@ -684,11 +806,83 @@ static void json_table(FILE *o, const ctab *t, long long host) {
         json_str(o, r->name);
         fprintf(o, ",\"domain\":%d,\"calls\":%lld,\"crossings\":%lld,\"domain_faults\":%lld,"
                    "\"calls_failed\":%lld,\"host_crashes_blamed\":%.4f,\"blame_fraction\":%.4f,"
-                   "\"recovery_ms_mean\":%.3f,\"recovery_ms_max\":%.3f}",
+                   "\"recovery_ms_mean\":%.3f,\"recovery_ms_max\":%.3f,\"parked\":%s,"
+                   "\"parked_calls\":%lld}",
                 r->domain, r->calls, r->crossings, r->faults, r->failed, r->blamed,
-                host ? r->blamed / (double)host : 0.0, r->rec_mean / 1e6, r->rec_max / 1e6);
+                host ? r->blamed / (double)host : 0.0, r->rec_mean / 1e6, r->rec_max / 1e6,
+                r->parked ? "true" : "false", r->parked_calls);
     }
     fprintf(o, "],\"host_crashes\":%lld", host);
+}
+
+static void utc(long long t_ns, char *out, size_t len) {
+    time_t secs = (time_t)(t_ns / 1000000000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    strftime(out, len, "%Y-%m-%d %H:%M:%S UTC", &tm);
+}
+
+/* The domains parked at each process's last snapshot (since `since`):
+ * per component in them, since when (the report that parked the domain,
+ * else the first snapshot that saw it parked, after the last that did not)
+ * and the calls that failed at once meanwhile. Printed only when there are
+ * any; in JSON always, as "parked_domains". */
+static int parked_domains(qs_store *s, FILE *o, int json, int64_t since, char *err, size_t len) {
+    sqlite3_stmt *st = prep(
+        s,
+        "SELECT s.component, s.domain, s.pid, s.proc, s.parked_calls, s.time_ns,"
+        " COALESCE(u.time_ns, -1), COALESCE(u.parked_calls, 0),"
+        " (SELECT MIN(p.time_ns) FROM stats p WHERE p.installation = s.installation AND"
+        "  p.run = s.run AND p.proc = s.proc AND p.pid = s.pid AND p.component = s.component"
+        "  AND p.parked = 1 AND p.time_ns > COALESCE(u.time_ns, -1)),"
+        " (SELECT MIN(r.time_ns) FROM reports r WHERE r.installation = s.installation AND"
+        "  r.run = s.run AND r.proc = s.proc AND r.pid = s.pid AND r.domain = s.domain AND"
+        "  r.kind <> 'host-crash' AND r.time_ns > COALESCE(u.time_ns, -1) AND"
+        "  r.time_ns <= s.time_ns AND"
+        "  CASE WHEN json_valid(r.json) THEN json_extract(r.json, '$.parked') END = 1)"
+        " FROM stats s LEFT JOIN stats u ON u.id = (SELECT v.id FROM stats v WHERE"
+        "  v.installation = s.installation AND v.run = s.run AND v.proc = s.proc AND"
+        "  v.pid = s.pid AND v.component = s.component AND v.parked = 0"
+        "  ORDER BY v.time_ns DESC LIMIT 1)"
+        " WHERE s.parked = 1 AND s.time_ns >= ? AND s.time_ns = (SELECT MAX(l.time_ns) FROM"
+        "  stats l WHERE l.installation = s.installation AND l.run = s.run AND l.proc = s.proc"
+        "  AND l.pid = s.pid AND l.component = s.component)"
+        " ORDER BY s.time_ns DESC, s.component",
+        err, len, "cannot read");
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, since);
+    int n = 0, rc;
+    fputs(json ? ",\"parked_domains\":[" : "", o);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        long long calls = sqlite3_column_int64(st, 4) - sqlite3_column_int64(st, 7);
+        long long from = sqlite3_column_int64(st, 8);
+        if (sqlite3_column_type(st, 9) != SQLITE_NULL && sqlite3_column_int64(st, 9) < from)
+            from = sqlite3_column_int64(st, 9);
+        calls = calls < 0 ? sqlite3_column_int64(st, 4) : calls; /* the count began again */
+        if (json) {
+            fprintf(o, "%s{\"component\":", n ? "," : "");
+            json_str(o, text(st, 0));
+            fprintf(o, ",\"domain\":%d,\"pid\":%d,\"proc\":", sqlite3_column_int(st, 1),
+                    sqlite3_column_int(st, 2));
+            json_str(o, text(st, 3));
+            fprintf(o, ",\"since_ns\":%lld,\"calls_failed_while_parked\":%lld}", from, calls);
+        } else {
+            char when[40], dom[24];
+            if (!n)
+                fputs("\nparked domains (their calls fail at once, with the fault value, until a"
+                      " plan names the domain again):\n", o);
+            utc(from, when, sizeof when);
+            snprintf(dom, sizeof dom, "domain %d", sqlite3_column_int(st, 1));
+            fprintf(o, "  %-16s %-9s since %s  %lld call(s) failed while parked  (pid %d)\n",
+                    text(st, 0), dom, when, calls, sqlite3_column_int(st, 2));
+        }
+        n++;
+    }
+    sqlite3_finalize(st);
+    if (json)
+        fputc(']', o);
+    return rc == SQLITE_DONE ? 0 : fail(err, len, s->path, "cannot read", sqlite3_errmsg(s->db));
 }
 
 /* The backtrace of report `id`: printed, or as a JSON array. */
@@ -786,7 +980,7 @@ int qs_print(qs_store *s, FILE *o, int json, int64_t since_ns, int latest, char 
             print_table(o, &t, host);
     }
     free(t.rows);
-    if (r)
+    if (r || parked_domains(s, o, json, since_ns, err, len))
         return -1;
     sqlite3_stmt *st = prep(s, "SELECT id, time_ns, kind, component, entry, signal, domain, pid,"
                                " reason, build_id, plan FROM reports WHERE time_ns >= ?"

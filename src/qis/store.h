@@ -52,10 +52,14 @@ typedef struct qs_stat {
     int64_t calls, crossings, cross_ns, faults;
     const char *code_id; /* the identity of its code ("" unknown) */
     const char *proc;
+    int64_t parked_calls; /* calls failed at once: its domain was parked */
+    int parked;           /* 1: its domain was parked */
 } qs_stat;
 
 /* Opens (creating, migrating) the store at path. On failure returns NULL
- * and writes why, naming the file, to err. */
+ * and writes why, naming the file, to err. Another application's SQLite
+ * file (its application id, or tables and no store's schema) is refused
+ * ("not a quarantine store: ...") before anything is written to it. */
 qs_store *qs_open(const char *path, int readonly, char *err, size_t errlen);
 void qs_close(qs_store *s);
 
@@ -143,6 +147,12 @@ int qs_put_plan_change(qs_store *s, const qs_plan_change *p, char *err, size_t e
 int qs_put_plan_ack(qs_store *s, const char *installation, const char *run, int64_t seq,
                     int applied, const char *error, char *err, size_t errlen);
 
+/* A process whose hello carried no identity had its rows stored under a
+ * stand-in, `from`; a later record says its identity: they take `to`.
+ * Returns 0 or -1. */
+int qs_rename_proc(qs_store *s, const char *installation, const char *run, int pid,
+                   const char *from, const char *to, char *err, size_t errlen);
+
 /* The underlying SQLite handle, for the readers of src/qis (evidence.c). */
 struct sqlite3 *qs_db(qs_store *s);
 const char *qs_path(const qs_store *s);
@@ -155,12 +165,15 @@ int qs_spool_forget(qs_store *s, const char *name, char *err, size_t errlen);
 
 /* Prints the per-component table (calls, crossings, faults while isolated,
  * host crashes blamed and the blame fraction, recovery times, where the
- * plan puts it) and the latest reports with their backtraces, since
+ * plan puts it), the domains parked (since when, calls failed while
+ * parked) and the latest reports with their backtraces, since
  * `since_ns` (CLOCK_REALTIME ns; 0: all), or the same as JSON. Returns 0 or
  * -1. */
 int qs_print(qs_store *s, FILE *out, int json, int64_t since_ns, int latest, char *err,
              size_t errlen);
 
-#define QS_SCHEMA_VERSION 3
+#define QS_SCHEMA_VERSION 4
+/* PRAGMA application_id of the stores quarantine makes ("QTNS") */
+#define QS_APPLICATION_ID 0x51544e53
 
 #endif

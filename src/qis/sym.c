@@ -8,12 +8,16 @@
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "sym.h"
 
@@ -114,6 +118,48 @@ static void file_build_id(Dwfl_Module *m, char *hex, size_t len) {
     hex[j] = 0;
 }
 
+/* What a file that is not a regular file is, for the note. */
+static const char *kind_of(mode_t m) {
+    return S_ISFIFO(m)  ? "a FIFO"
+           : S_ISCHR(m) ? "a character device"
+           : S_ISBLK(m) ? "a block device"
+           : S_ISDIR(m) ? "a directory"
+           : S_ISSOCK(m) ? "a socket"
+                         : "a special file";
+}
+
+/* Opens a module's file for reading, or returns -1 having said why in the
+ * note. The path comes from a record a crashed (or any) program wrote: only
+ * a regular file is opened (symlinks to one are followed), never a FIFO,
+ * whose open would block the supervisor for ever, nor a device, whose open
+ * can act (a tape rewinds, a watchdog starts). O_NONBLOCK covers a file
+ * swapped for a FIFO between the stat and the open. */
+static int open_module(ctx *c, const char *path) {
+    struct stat before, sb;
+    if (stat(path, &before) != 0) {
+        say(&c->note, "cannot read %s: %s; its frames are left unnamed", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(before.st_mode)) {
+        say(&c->note, "cannot read %s: %s, not a regular file (not opened); its frames are left "
+            "unnamed", path, kind_of(before.st_mode));
+        return -1;
+    }
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        say(&c->note, "cannot read %s: %s; its frames are left unnamed", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_dev != before.st_dev ||
+        sb.st_ino != before.st_ino) {
+        say(&c->note, "cannot read %s: it changed while being opened; its frames are left "
+            "unnamed", path);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 /* Reports one recorded module; a file that cannot be read, or that is now
  * another build, is said in the note (the latter stays reported, marked bad,
  * so that its addresses are known to be its own and left unnamed). */
@@ -121,8 +167,13 @@ static void report_module(ctx *c, mod *md) {
     const qs_module *r = md->rec;
     if (!r->path || !r->path[0])
         return;
-    Dwfl_Module *m = dwfl_report_elf(c->dwfl, r->path, r->path, -1, r->base, false);
+    int fd = open_module(c, r->path);
+    if (fd < 0)
+        return;
+    /* libdwfl keeps fd with the module (closed by dwfl_end), not on failure */
+    Dwfl_Module *m = dwfl_report_elf(c->dwfl, r->path, r->path, fd, r->base, false);
     if (!m) {
+        close(fd);
         say(&c->note, "cannot read %s: %s; its frames are left unnamed", r->path, dwfl_errmsg(-1));
         return;
     }

@@ -14,7 +14,10 @@
  *     component only (a third-party library isolated as one component) is
  *     wholly that component's.
  * A module whose file now has another build id than the one that crashed is
- * not read (its frames stay raw, and the note says so). */
+ * not read (its frames stay raw, and the note says so). Module paths come
+ * from what a program wrote: only regular files (or symlinks to them) are
+ * opened, non-blocking; a FIFO, a device, a directory or a socket is not
+ * opened at all, and the note says what it is. */
 #ifndef QTN_SYM_H
 #define QTN_SYM_H
 

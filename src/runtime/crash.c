@@ -207,6 +207,8 @@ static void head(obuf *b, const char *type) {
     o_js(b, type);
     o_str(b, ",\"pid\":");
     o_i(b, getpid());
+    o_str(b, ",\"proc\":");
+    o_js(b, proc_id);
     o_str(b, ",\"time_ns\":");
     o_i(b, (long long)w.tv_sec * 1000000000 + w.tv_nsec);
     o_str(b, ",\"build_id\":");

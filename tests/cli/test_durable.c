@@ -1,8 +1,11 @@
 /* test_durable.c - nothing handed over is lost, nothing is stored twice:
  * the supervisor is SIGKILLed again and again while a program faults
  * without pause; the store is locked, then read-only, while reports come;
- * a spool file holds damaged records. Each time the store must end up with
- * exactly the records the runtime wrote to its spool files. */
+ * a spool file holds damaged records; the program's pid comes again (a pid
+ * namespace). Each time the store must end up with exactly the records the
+ * runtime wrote to its spool files. Another application's database given
+ * as the store is refused and left alone; a leftover spool naming a FIFO
+ * as a module does not hold the supervisor up. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -42,7 +45,7 @@ static void slurp(void) {
 
 /* Runs `quarantine run ARGS` to its end; its exit status, log in log_text. */
 static int run(const char *args) {
-    char cmd[1024];
+    char cmd[2048];
     snprintf(cmd, sizeof cmd, "QTN_QUIET_FAULTS=1 timeout 120 %s run --store %s %s 2>%s",
              QTN_BIN, db, args, logpath);
     int st = system(cmd);
@@ -309,10 +312,12 @@ static void test_unusable_stores_hold_reports(void **state) {
             for (int i = 0; i < 8192; i++)
                 fputc((i * 7919) & 0xff, f);
             fclose(f);
-        } else {
+        } else { /* a newer quarantine's: its application id */
             sqlite3 *h;
             assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
-            assert_int_equal(sqlite3_exec(h, "PRAGMA user_version=99", NULL, NULL, NULL),
+            assert_int_equal(sqlite3_exec(h, "PRAGMA application_id=1364479571;"
+                                             "PRAGMA user_version=99",
+                                          NULL, NULL, NULL),
                              SQLITE_OK);
             sqlite3_close(h);
         }
@@ -357,7 +362,8 @@ static void test_report_reads_an_old_store(void **state) {
     assert_int_equal(system(cmd), 0);
     slurp();
     assert_non_null(strstr(log_text, "oldcomp          -                  0          0        1"));
-    assert_int_equal(query("PRAGMA user_version"), 3);
+    assert_int_equal(query("PRAGMA user_version"), 4);
+    assert_int_equal(query("PRAGMA application_id"), 0x51544e53);
 }
 
 /* Appends a record with its checksum (or a wrong one). */
@@ -381,6 +387,7 @@ static void test_damaged_spool_records(void **state) {
            "\"component\":\"a\",\"entry\":\"f\",\"reason\":\"x\",\"backtrace\":[]}", 1);
     long bad_at = ftell(f);
     put(f, "{\"type\":\"fault\",\"host_pid\":7,\"report\":2,\"time_ns\":6,\"kind\":\"signal\"}", 0);
+    long bad_len = ftell(f) - bad_at;
     fputs("garbage without a checksum\n", f);
     put(f, "{\"type\":\"fault\",\"host_pid\":7,\"report\":3,\"time_ns\":7,\"kind\":\"signal\","
            "\"component\":\"a\",\"entry\":\"f\",\"reason\":\"y\",\"backtrace\":[\"0x10 f+0x1\"]}", 1);
@@ -389,8 +396,9 @@ static void test_damaged_spool_records(void **state) {
     fclose(f);
     assert_int_equal(run("-- " CRASHY " exit 0"), 0);
     char want[512];
-    snprintf(want, sizeof want, "event=bad-record spool=%s offset=%ld why=\"checksum mismatch\"",
-             path, bad_at);
+    snprintf(want, sizeof want,
+             "event=bad-record spool=%s offset=%ld bytes=%ld why=\"checksum mismatch\"", path,
+             bad_at, bad_len);
     assert_non_null(strstr(log_text, want));
     assert_non_null(strstr(log_text, "why=\"not a record\""));
     assert_non_null(strstr(log_text, "why=\"bad JSON: not an object\""));
@@ -398,6 +406,160 @@ static void test_damaged_spool_records(void **state) {
     assert_int_equal(query("SELECT COUNT(*) FROM reports WHERE installation = 'box'"), 2);
     assert_int_equal(query("SELECT COUNT(*) FROM report_frames"), 1);
     assert_int_equal(files_ending(".spool"), 0);
+}
+
+/* The bytes of a file, to see it was left as it was. */
+static char *bytes_of(const char *p, size_t *n) {
+    FILE *f = fopen(p, "rb");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    *n = (size_t)ftell(f);
+    rewind(f);
+    char *b = malloc(*n + 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, *n, f), *n);
+    fclose(f);
+    return b;
+}
+
+/* Another application's SQLite database given as the store (a browser's
+ * history, which numbers its schema in user_version too): quarantine run
+ * says it is not a store, naming it and its tables, runs the program and
+ * holds its records in the spool; quarantine report refuses it too; the
+ * file is left exactly as it was: no tables added, no user_version, no WAL. */
+static void test_foreign_database_is_left_alone(void **state) {
+    (void)state;
+    fresh();
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(h,
+                     "CREATE TABLE moz_places (id INTEGER PRIMARY KEY, url LONGVARCHAR,"
+                     " title LONGVARCHAR, visit_count INTEGER DEFAULT 0, frecency INTEGER);"
+                     "CREATE TABLE moz_historyvisits (id INTEGER PRIMARY KEY, from_visit INTEGER,"
+                     " place_id INTEGER, visit_date INTEGER, visit_type INTEGER);"
+                     "CREATE INDEX moz_places_frecencyindex ON moz_places (frecency);"
+                     "INSERT INTO moz_places VALUES (1, 'https://example.org/', 'Example', 3, 100);"
+                     "INSERT INTO moz_historyvisits VALUES (1, 0, 1, 1700000000000000, 1);"
+                     "PRAGMA user_version=74;",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(h);
+    size_t n0, n1;
+    char *before = bytes_of(db, &n0);
+    assert_int_equal(run("-- " CRASHY " isolated-fault"), 0);
+    char want[512];
+    snprintf(want, sizeof want,
+             "event=store-error store %s: not a quarantine store: it holds tables of another "
+             "application (moz_historyvisits, moz_places)",
+             db);
+    if (!strstr(log_text, want))
+        fail_msg("missing: %s\nin:\n%s", want, log_text);
+    assert_non_null(strstr(log_text, "event=start pid="));  /* the program ran */
+    assert_non_null(strstr(log_text, "event=held spool=")); /* its records wait */
+    assert_int_equal(files_ending(".spool"), 1);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s report --store %s >%s 2>&1", QTN_BIN, db, logpath);
+    int st = system(cmd);
+    slurp();
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 1);
+    snprintf(want, sizeof want,
+             "quarantine: report: store %s: not a quarantine store: it holds tables of another "
+             "application (moz_historyvisits, moz_places)\n",
+             db);
+    assert_string_equal(log_text, want);
+    char *after = bytes_of(db, &n1);
+    assert_int_equal(n0, n1);
+    assert_memory_equal(before, after, n0);
+    free(before);
+    free(after);
+    char wal[128];
+    snprintf(wal, sizeof wal, "%s-wal", db);
+    assert_int_equal(access(wal, F_OK), -1);
+    assert_int_equal(query("PRAGMA user_version"), 74);
+    assert_int_equal(query("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"), 2);
+}
+
+/* A leftover spool file (its supervisor was killed) whose host-crash
+ * record names a FIFO as the program and as a module: the next supervisor
+ * adopts it, says why the module was not read, stores the crash and starts
+ * its own program (it used to block in open() for ever). */
+static void test_fifo_module_in_leftover_spool(void **state) {
+    (void)state;
+    fresh();
+    mkdir(spool, 0700);
+    char fifo[256], path[256], rec[1024];
+    snprintf(fifo, sizeof fifo, "%s/libevil.so", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    snprintf(path, sizeof path, "%s/1-1-1.spool", spool);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    put(f, "{\"type\":\"spool\",\"installation\":\"box\",\"run\":\"1-1\"}", 1);
+    snprintf(rec, sizeof rec,
+             "{\"type\":\"host-crash\",\"pid\":77,\"time_ns\":5,\"build_id\":\"\",\"plan\":\"\","
+             "\"signal\":11,\"fault_addr\":\"0x0\",\"exe\":\"%s\",\"frames\":[\"0x1000\"],"
+             "\"modules\":[{\"path\":\"%s\",\"base\":\"0x0\",\"build_id\":\"\"}]}",
+             fifo, fifo);
+    put(f, rec, 1);
+    fclose(f);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "QTN_QUIET_FAULTS=1 timeout -k 5 20 %s run --store %s -- %s exit 0 2>%s", QTN_BIN,
+             db, CRASHY, logpath);
+    int st = system(cmd);
+    slurp();
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_msg("the supervisor did not finish (status %d); its log:\n%s", st, log_text);
+    assert_non_null(strstr(log_text, "event=adopt spool="));
+    char want[512];
+    snprintf(want, sizeof want, "cannot read %s: a FIFO, not a regular file (not opened)", fifo);
+    assert_non_null(strstr(log_text, want));
+    assert_non_null(strstr(log_text, "event=start pid="));
+    assert_int_equal(query("SELECT COUNT(*) FROM reports WHERE kind = 'host-crash' AND pid = 77"),
+                     1);
+}
+
+/* The program in a pid namespace of its own (as in a container): it is
+ * pid 2 there at every start, in one run of the supervisor. Each start's
+ * fault reports 1..N are all stored (they used to be taken for the first
+ * start's, and dropped). */
+static void test_pid_namespace_restarts(void **state) {
+    (void)state;
+    if (system("unshare --pid --fork --mount-proc true >/dev/null 2>&1") != 0 &&
+        system("unshare --user --map-root-user --pid --fork --mount-proc true >/dev/null 2>&1") !=
+            0) {
+        fprintf(stderr, "test_pid_namespace_restarts: skipped: no pid namespaces here "
+                        "(unshare --pid fails); the crafted test in tests/qis/test_spool.c "
+                        "covers it\n");
+        skip();
+    }
+    const char *user = system("unshare --pid --fork --mount-proc true >/dev/null 2>&1") == 0
+                           ? ""
+                           : "--user --map-root-user ";
+    fresh();
+    char count[128], args[1024];
+    snprintf(count, sizeof count, "%s/starts", dir);
+    /* in the namespace: sh is pid 1, the faulting program pid 2; then sh
+     * becomes a program that crashes the first time, so the supervisor
+     * starts it all again */
+    snprintf(args, sizeof args,
+             "--keep-spool --max-restarts 3 -- unshare %s--pid --fork --mount-proc sh -c '%s "
+             "faults 4 1 && exec %s crash-until %s 2'",
+             user, CRASHY, CRASHY, count);
+    assert_int_equal(run(args), 0);
+    if (!strstr(log_text, "event=crash "))
+        fail_msg("no restart after the crash; the log:\n%s", log_text);
+    int spooled, distinct;
+    count_spooled(&spooled, &distinct); /* distinct (pid, number): one start's */
+    long long stored = query("SELECT COUNT(*) FROM reports WHERE kind <> 'host-crash'");
+    long long pids = query("SELECT COUNT(DISTINCT pid) FROM reports WHERE kind <> 'host-crash'");
+    long long procs = query("SELECT COUNT(DISTINCT proc) FROM reports WHERE kind <> 'host-crash'");
+    if (stored != spooled || spooled <= distinct || pids != 1 || procs != 2)
+        fail_msg("%d reports handed over (%d numbers), %lld stored, of %lld pid(s) and %lld "
+                 "process(es): want all of them, of 1 pid and 2 processes; the log:\n%s",
+                 spooled, distinct, stored, pids, procs, log_text);
+    assert_int_equal(query("SELECT COUNT(*) FROM reports WHERE kind = 'host-crash'"), 1);
 }
 
 int main(void) {
@@ -413,6 +575,9 @@ int main(void) {
         cmocka_unit_test(test_damaged_spool_records),
         cmocka_unit_test(test_crash_without_a_spool),
         cmocka_unit_test(test_report_reads_an_old_store),
+        cmocka_unit_test(test_foreign_database_is_left_alone),
+        cmocka_unit_test(test_fifo_module_in_leftover_spool),
+        cmocka_unit_test(test_pid_namespace_restarts),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     if (r) { /* kept to look at */

@@ -1,17 +1,20 @@
 /* test_sym.c - the crash symboliser on this test's own code: frames named,
  * attributed by compilation unit, mark, function and library, and a file
  * changed or gone since the crash said in the note, never a crash. */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <elf.h>
 #include <limits.h>
 #include <link.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -283,6 +286,82 @@ static void test_odd_input(void **state) {
     assert_non_null(strstr(note, "cannot read /"));
 }
 
+/* Open file descriptors of this process. */
+static int open_fds(void) {
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+static void blocked(int sig) {
+    (void)sig;
+    static const char msg[] = "test_sym: qs_symbolize blocked (opening a FIFO?)\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    _exit(1);
+}
+
+/* Module paths come from what a program wrote: a FIFO (whose open would
+ * block for ever), a device (whose open can act), a directory are not
+ * opened, and the note says what each is; a symlink to a regular file is
+ * read as the file; no descriptor is left open. */
+static void test_only_regular_files_are_opened(void **state) {
+    (void)state;
+    char dir[] = "/tmp/qtn-sym-XXXXXX", fifo[64], dev[64], link[64], junk[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(fifo, sizeof fifo, "%s/libfifo.so", dir);
+    snprintf(dev, sizeof dev, "%s/libdev.so", dir);
+    snprintf(link, sizeof link, "%s/libz-link.so", dir);
+    snprintf(junk, sizeof junk, "%s/libjunk.so", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(symlink("/dev/zero", dev), 0);
+    const qs_module *z = module_named("libz.so");
+    assert_int_equal(symlink(z->path, link), 0);
+    FILE *f = fopen(junk, "w");
+    assert_non_null(f);
+    fputs("not an ELF file\n", f);
+    fclose(f);
+    qs_module ms[5] = {{fifo, 0x10000000, ""}, {dev, 0x20000000, ""},
+                       {link, z->base, z->build_id}, {junk, 0x30000000, ""},
+                       {"/dev/null", 0x40000000, ""}};
+    uint64_t v = lib_func("libz.so.1", "zlibVersion");
+    uint64_t addrs[] = {0x10000040, v + 1, 0x20000040};
+    qs_frame fr[3];
+    char note[2048];
+    const qs_comp whole[] = {{"zlib", zlib_entries, 2}};
+    int fds = open_fds();
+    signal(SIGALRM, blocked);
+    alarm(20);
+    /* the FIFO as the program too: rule 3 compares it, never opens it */
+    assert_int_equal(qs_symbolize(fifo, ms, 5, whole, 1, addrs, 3, fr, note, sizeof note), 0);
+    alarm(0);
+    assert_int_equal(open_fds(), fds);
+    char want[256];
+    snprintf(want, sizeof want, "cannot read %s: a FIFO, not a regular file (not opened)", fifo);
+    if (!strstr(note, want))
+        fail_msg("missing: %s\nin: %s", want, note);
+    snprintf(want, sizeof want, "cannot read %s: a character device, not a regular file", dev);
+    if (!strstr(note, want))
+        fail_msg("missing: %s\nin: %s", want, note);
+    assert_non_null(strstr(note, "cannot read /dev/null: a character device"));
+    snprintf(want, sizeof want, "cannot read %s: ", junk); /* opened, not ELF, closed */
+    assert_non_null(strstr(note, want));
+    assert_null(strstr(note, "libz-link.so")); /* read through its symlink */
+    assert_string_equal(fr[0].symbol, "?");
+    assert_true(!strncmp(fr[1].symbol, "zlibVersion+0x1 (", 17));
+    assert_string_equal(fr[1].component, "zlib");
+    assert_string_equal(fr[2].symbol, "?");
+    unlink(fifo);
+    unlink(dev);
+    unlink(link);
+    unlink(junk);
+    rmdir(dir);
+}
+
 static int setup(void **state) {
     (void)state;
     load_modules();
@@ -300,6 +379,7 @@ int main(void) {
         cmocka_unit_test(test_build_id_mismatch),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_odd_input),
+        cmocka_unit_test(test_only_regular_files_are_opened),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
