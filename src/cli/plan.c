@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -93,20 +92,7 @@ int qtn_cli_plan(int argc, char **argv) {
         path = qtn_opt_store(defstore, sizeof defstore, 0);
     if (!inst[0] && gethostname(inst, sizeof inst - 1))
         strcpy(inst, "unknown");
-    struct stat sb;
-    if (stat(path, &sb) != 0) {
-        fprintf(stderr, "quarantine: plan: store %s: no such file (quarantine run makes it)\n",
-                path);
-        return QTN_EXIT_INPUT;
-    }
-    qs_store *s = qs_open(path, 1, err, sizeof err);
-    if (!s && strstr(err, "an older schema")) { /* migrate it, if it may be written */
-        char werr[512];
-        qs_store *w = qs_open(path, 0, werr, sizeof werr);
-        qs_close(w);
-        if (w)
-            s = qs_open(path, 1, err, sizeof err);
-    }
+    qs_store *s = qs_open_to_read(path, err, sizeof err);
     if (!s) {
         fprintf(stderr, "quarantine: plan: %s\n", err);
         return QTN_EXIT_INPUT;

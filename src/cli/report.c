@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "../qis/store.h"
@@ -85,25 +84,10 @@ int qtn_cli_report(int argc, char **argv) {
             return QTN_EXIT_USAGE;
         }
     }
-    if (!path || !*path) {
-        const char *home = getenv("HOME");
-        snprintf(def, sizeof def, "%s/.local/state/quarantine/store.db", home ? home : ".");
-        path = def;
-    }
-    struct stat sb;
-    if (stat(path, &sb) != 0) {
-        fprintf(stderr, "quarantine: report: store %s: no such file (quarantine run makes it)\n", path);
-        return QTN_EXIT_INPUT;
-    }
+    if (!path || !*path)
+        path = qtn_opt_store(def, sizeof def, 0);
     char err[512];
-    qs_store *s = qs_open(path, 1, err, sizeof err);
-    if (!s && strstr(err, "an older schema")) { /* migrate it, if it may be written */
-        char werr[512];
-        qs_store *w = qs_open(path, 0, werr, sizeof werr);
-        qs_close(w);
-        if (w)
-            s = qs_open(path, 1, err, sizeof err);
-    }
+    qs_store *s = qs_open_to_read(path, err, sizeof err);
     if (!s) {
         fprintf(stderr, "quarantine: report: %s\n", err);
         return QTN_EXIT_INPUT;

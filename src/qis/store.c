@@ -1,7 +1,9 @@
 /* store.c - the local store: one SQLite file, WAL, a versioned schema. */
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -288,6 +290,23 @@ qs_store *qs_open(const char *path, int readonly, char *err, size_t len) {
     return s;
 }
 
+qs_store *qs_open_to_read(const char *path, char *err, size_t len) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        snprintf(err, len, "store %s: no such file (quarantine run makes it)", path);
+        return NULL;
+    }
+    qs_store *s = qs_open(path, 1, err, len);
+    if (!s && strstr(err, "an older schema")) { /* migrate it, if it may be written */
+        char werr[512];
+        qs_store *w = qs_open(path, 0, werr, sizeof werr);
+        qs_close(w);
+        if (w)
+            s = qs_open(path, 1, err, len);
+    }
+    return s;
+}
+
 void qs_close(qs_store *s) {
     if (!s)
         return;
@@ -334,72 +353,78 @@ static sqlite3_stmt *prep(qs_store *s, const char *sql, char *err, size_t len, c
     return st;
 }
 
+/* Prepares sql, binds its parameters in order as `types` says (s: text,
+ * NULL as ""; n: text, NULL or "" as NULL; i: int; l: int64; d: double)
+ * and runs it: 1 when it changed a row, 0 when not (a row there already),
+ * -1 with err set (`what` failed). */
+static int put(qs_store *s, char *err, size_t len, const char *what, const char *sql,
+               const char *types, ...) {
+    sqlite3_stmt *st = prep(s, sql, err, len, what);
+    if (!st)
+        return -1;
+    if ((size_t)sqlite3_bind_parameter_count(st) != strlen(types)) {
+        sqlite3_finalize(st);
+        return fail(err, len, s->path, what, "parameters and values do not match");
+    }
+    va_list ap;
+    va_start(ap, types);
+    for (int i = 1; types[i - 1]; i++) {
+        const char *v;
+        switch (types[i - 1]) {
+        case 's':
+            v = va_arg(ap, const char *);
+            sqlite3_bind_text(st, i, v ? v : "", -1, SQLITE_TRANSIENT);
+            break;
+        case 'n':
+            v = va_arg(ap, const char *);
+            if (v && *v)
+                sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+            else
+                sqlite3_bind_null(st, i);
+            break;
+        case 'i': sqlite3_bind_int(st, i, va_arg(ap, int)); break;
+        case 'l': sqlite3_bind_int64(st, i, va_arg(ap, int64_t)); break;
+        default: sqlite3_bind_double(st, i, va_arg(ap, double)); break;
+        }
+    }
+    va_end(ap);
+    if (step(s, st, err, len, what))
+        return -1;
+    return sqlite3_changes(s->db) ? 1 : 0;
+}
+
 static int put_details(qs_store *s, const qs_report *r, sqlite3_int64 id, char *err, size_t len) {
     for (int i = 0; i < r->nframes; i++) {
-        sqlite3_stmt *st = prep(s, "INSERT INTO report_frames (report_id, n, addr, symbol, component)"
-                                   " VALUES (?,?,?,?,?)", err, len, "cannot store a report");
-        if (!st)
-            return -1;
         char addr[24];
         snprintf(addr, sizeof addr, "0x%llx", (unsigned long long)r->frames[i].addr);
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_int(st, 2, i);
-        sqlite3_bind_text(st, 3, addr, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 4, r->frames[i].symbol, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, r->frames[i].component, -1, SQLITE_STATIC);
-        if (step(s, st, err, len, "cannot store a report"))
+        if (put(s, err, len, "cannot store a report",
+                "INSERT INTO report_frames (report_id, n, addr, symbol, component)"
+                " VALUES (?,?,?,?,?)",
+                "lisss", (int64_t)id, i, addr, r->frames[i].symbol, r->frames[i].component) < 0)
             return -1;
     }
-    for (int i = 0; i < r->nblame; i++) {
-        sqlite3_stmt *st = prep(s, "INSERT INTO report_blame (report_id, component, share,"
-                                   " code_id, ambiguous) VALUES (?,?,?,?,?)",
-                                err, len, "cannot store a report");
-        if (!st)
+    for (int i = 0; i < r->nblame; i++)
+        if (put(s, err, len, "cannot store a report",
+                "INSERT INTO report_blame (report_id, component, share, code_id, ambiguous)"
+                " VALUES (?,?,?,?,?)",
+                "lsdsi", (int64_t)id, r->blame[i].component, r->blame[i].share,
+                r->blame[i].code_id, r->blame[i].ambiguous) < 0)
             return -1;
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_text(st, 2, r->blame[i].component, -1, SQLITE_STATIC);
-        sqlite3_bind_double(st, 3, r->blame[i].share);
-        sqlite3_bind_text(st, 4, r->blame[i].code_id ? r->blame[i].code_id : "", -1,
-                          SQLITE_STATIC);
-        sqlite3_bind_int(st, 5, r->blame[i].ambiguous);
-        if (step(s, st, err, len, "cannot store a report"))
-            return -1;
-    }
     return 0;
 }
 
 int qs_put(qs_store *s, const qs_report *r, char *err, size_t len) {
-    const char *sql = "INSERT OR IGNORE INTO reports (installation, run, pid, seq, time_ns, kind,"
-                      " component, entry, signal, domain, recovery_ns, calls_failed, reason, json,"
-                      " build_id, plan, proc) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
     if (exec(s, "SAVEPOINT put", err, len, "cannot store a report"))
         return -1;
-    sqlite3_stmt *st = prep(s, sql, err, len, "cannot store a report");
-    if (!st)
+    int added = put(s, err, len, "cannot store a report",
+                    "INSERT OR IGNORE INTO reports (installation, run, pid, seq, time_ns, kind,"
+                    " component, entry, signal, domain, recovery_ns, calls_failed, reason, json,"
+                    " build_id, plan, proc) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "ssillsssiilisnsss", r->installation, r->run, r->pid, r->seq, r->time_ns,
+                    r->kind, r->component, r->entry, r->signal, r->domain, r->recovery_ns,
+                    r->calls_failed, r->reason, r->json, r->build_id, r->plan, r->proc);
+    if (added < 0)
         goto undo;
-    sqlite3_bind_text(st, 1, r->installation, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, r->run, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, r->pid);
-    sqlite3_bind_int64(st, 4, r->seq);
-    sqlite3_bind_int64(st, 5, r->time_ns);
-    sqlite3_bind_text(st, 6, r->kind, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 7, r->component ? r->component : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 8, r->entry ? r->entry : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 9, r->signal);
-    sqlite3_bind_int(st, 10, r->domain);
-    sqlite3_bind_int64(st, 11, r->recovery_ns);
-    sqlite3_bind_int(st, 12, r->calls_failed);
-    sqlite3_bind_text(st, 13, r->reason ? r->reason : "", -1, SQLITE_STATIC);
-    if (r->json)
-        sqlite3_bind_text(st, 14, r->json, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 14);
-    sqlite3_bind_text(st, 15, r->build_id ? r->build_id : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 16, r->plan ? r->plan : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 17, r->proc ? r->proc : "", -1, SQLITE_STATIC);
-    if (step(s, st, err, len, "cannot store a report"))
-        goto undo;
-    int added = sqlite3_changes(s->db) ? 1 : 0;
     if (added && put_details(s, r, sqlite3_last_insert_rowid(s->db), err, len))
         goto undo;
     if (exec(s, "RELEASE put", err, len, "cannot store a report"))
@@ -420,165 +445,63 @@ int qs_put_exit_crash(qs_store *s, const char *installation, const char *run, co
     return qs_put(s, &r, err, len);
 }
 
-/* Parameters 1-4 of a statistics row: which process, when. */
-static void bind_origin(sqlite3_stmt *st, const char *installation, const char *run, int pid,
-                        int64_t time_ns) {
-    sqlite3_bind_text(st, 1, installation, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, run, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, pid);
-    sqlite3_bind_int64(st, 4, time_ns);
-}
-
-/* The four totals of a statistics row from parameter `at` on, then the
- * insert: 1 stored, 0 there already, -1. */
-static int put_counts(qs_store *s, sqlite3_stmt *st, int at, int64_t calls, int64_t crossings,
-                      int64_t cross_ns, int64_t faults, char *err, size_t len) {
-    sqlite3_bind_int64(st, at, calls);
-    sqlite3_bind_int64(st, at + 1, crossings);
-    sqlite3_bind_int64(st, at + 2, cross_ns);
-    sqlite3_bind_int64(st, at + 3, faults);
-    if (step(s, st, err, len, "cannot store statistics"))
-        return -1;
-    return sqlite3_changes(s->db) ? 1 : 0;
-}
-
 int qs_put_stat(qs_store *s, const qs_stat *t, char *err, size_t len) {
-    sqlite3_stmt *st = prep(s, "INSERT OR IGNORE INTO stats (installation, run, pid, time_ns,"
-                               " build_id, plan, component, domain, code_id, proc, parked_calls,"
-                               " parked, calls, crossings, cross_ns, faults)"
-                               " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                            err, len, "cannot store statistics");
-    if (!st)
-        return -1;
-    bind_origin(st, t->installation, t->run, t->pid, t->time_ns);
-    sqlite3_bind_int64(st, 11, t->parked_calls);
-    sqlite3_bind_int(st, 12, t->parked != 0);
-    sqlite3_bind_text(st, 5, t->build_id ? t->build_id : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, t->plan ? t->plan : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 7, t->component, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 8, t->domain);
-    sqlite3_bind_text(st, 9, t->code_id ? t->code_id : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 10, t->proc ? t->proc : "", -1, SQLITE_STATIC);
-    return put_counts(s, st, 13, t->calls, t->crossings, t->cross_ns, t->faults, err, len);
+    return put(s, err, len, "cannot store statistics",
+               "INSERT OR IGNORE INTO stats (installation, run, pid, time_ns, build_id, plan,"
+               " component, domain, code_id, proc, parked_calls, parked, calls, crossings,"
+               " cross_ns, faults) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+               "ssilsssisslillll", t->installation, t->run, t->pid, t->time_ns, t->build_id,
+               t->plan, t->component, t->domain, t->code_id, t->proc, t->parked_calls,
+               t->parked != 0, t->calls, t->crossings, t->cross_ns, t->faults);
 }
 
 int qs_put_edge_stat(qs_store *s, const qs_edge_stat *t, char *err, size_t len) {
-    sqlite3_stmt *st = prep(s, "INSERT OR IGNORE INTO edge_stats (installation, run, pid,"
-                               " time_ns, caller, callee, entry, bytes, overhead_ns, proc, calls,"
-                               " crossings, cross_ns, faults) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                            err, len, "cannot store statistics");
-    if (!st)
-        return -1;
-    bind_origin(st, t->installation, t->run, t->pid, t->time_ns);
-    sqlite3_bind_text(st, 5, t->caller, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, t->callee, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 7, t->entry, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 8, t->bytes);
-    sqlite3_bind_int64(st, 9, t->overhead_ns);
-    sqlite3_bind_text(st, 10, t->proc ? t->proc : "", -1, SQLITE_STATIC);
-    return put_counts(s, st, 11, t->calls, t->crossings, t->cross_ns, t->faults, err, len);
-}
-
-/* Runs st and says whether it added a row: 1, 0, or -1. */
-static int put_row(qs_store *s, sqlite3_stmt *st, char *err, size_t len, const char *what) {
-    if (step(s, st, err, len, what))
-        return -1;
-    return sqlite3_changes(s->db) ? 1 : 0;
-}
-
-static void bind_text(sqlite3_stmt *st, int i, const char *v) {
-    sqlite3_bind_text(st, i, v ? v : "", -1, SQLITE_STATIC);
+    return put(s, err, len, "cannot store statistics",
+               "INSERT OR IGNORE INTO edge_stats (installation, run, pid, time_ns, caller, callee,"
+               " entry, bytes, overhead_ns, proc, calls, crossings, cross_ns, faults)"
+               " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+               "ssilsssllsllll", t->installation, t->run, t->pid, t->time_ns, t->caller,
+               t->callee, t->entry, t->bytes, t->overhead_ns, t->proc, t->calls, t->crossings,
+               t->cross_ns, t->faults);
 }
 
 int qs_put_proc_stat(qs_store *s, const qs_proc_stat *t, char *err, size_t len) {
-    sqlite3_stmt *st = prep(s, "INSERT OR IGNORE INTO proc_stats (installation, run, proc, pid,"
-                               " time_ns, start_ns, work, cpu_ns, cpu_at_ns, ncpu)"
-                               " VALUES (?,?,?,?,?,?,?,?,?,?)",
-                            err, len, "cannot store statistics");
-    if (!st)
-        return -1;
-    bind_text(st, 1, t->installation);
-    bind_text(st, 2, t->run);
-    bind_text(st, 3, t->proc);
-    sqlite3_bind_int(st, 4, t->pid);
-    sqlite3_bind_int64(st, 5, t->time_ns);
-    sqlite3_bind_int64(st, 6, t->start_ns);
-    sqlite3_bind_int64(st, 7, t->work);
-    sqlite3_bind_int64(st, 8, t->cpu_ns);
-    sqlite3_bind_int64(st, 9, t->cpu_at_ns);
-    sqlite3_bind_int(st, 10, t->ncpu);
-    return put_row(s, st, err, len, "cannot store statistics");
+    return put(s, err, len, "cannot store statistics",
+               "INSERT OR IGNORE INTO proc_stats (installation, run, proc, pid, time_ns, start_ns,"
+               " work, cpu_ns, cpu_at_ns, ncpu) VALUES (?,?,?,?,?,?,?,?,?,?)",
+               "sssillllli", t->installation, t->run, t->proc, t->pid, t->time_ns,
+               t->start_ns, t->work, t->cpu_ns, t->cpu_at_ns, t->ncpu);
 }
 
 int qs_put_start(qs_store *s, const qs_start *t, char *err, size_t len) {
-    sqlite3_stmt *st = prep(s, "INSERT OR IGNORE INTO starts (installation, run, proc, pid,"
-                               " build_id, exe, start_ns, ready_ns, down_ns)"
-                               " VALUES (?,?,?,?,?,?,?,?,?)",
-                            err, len, "cannot store a start");
-    if (!st)
-        return -1;
-    bind_text(st, 1, t->installation);
-    bind_text(st, 2, t->run);
-    bind_text(st, 3, t->proc);
-    sqlite3_bind_int(st, 4, t->pid);
-    bind_text(st, 5, t->build_id);
-    bind_text(st, 6, t->exe);
-    sqlite3_bind_int64(st, 7, t->start_ns);
-    sqlite3_bind_int64(st, 8, t->ready_ns);
-    sqlite3_bind_int64(st, 9, t->down_ns);
-    return put_row(s, st, err, len, "cannot store a start");
+    return put(s, err, len, "cannot store a start",
+               "INSERT OR IGNORE INTO starts (installation, run, proc, pid, build_id, exe,"
+               " start_ns, ready_ns, down_ns) VALUES (?,?,?,?,?,?,?,?,?)",
+               "sssisslll", t->installation, t->run, t->proc, t->pid, t->build_id,
+               t->exe, t->start_ns, t->ready_ns, t->down_ns);
 }
 
 int qs_put_component(qs_store *s, const qs_component *c, char *err, size_t len) {
-    sqlite3_stmt *st = prep(s, "INSERT OR IGNORE INTO components (build_id, component, code_id,"
-                               " known, entries) VALUES (?,?,?,?,?)",
-                            err, len, "cannot store a component");
-    if (!st)
-        return -1;
-    bind_text(st, 1, c->build_id);
-    bind_text(st, 2, c->component);
-    bind_text(st, 3, c->code_id);
-    sqlite3_bind_int(st, 4, c->known);
-    bind_text(st, 5, c->entries);
-    return put_row(s, st, err, len, "cannot store a component");
+    return put(s, err, len, "cannot store a component",
+               "INSERT OR IGNORE INTO components (build_id, component, code_id, known, entries)"
+               " VALUES (?,?,?,?,?)",
+               "sssis", c->build_id, c->component, c->code_id, c->known, c->entries);
 }
 
 int qs_put_plan_change(qs_store *s, const qs_plan_change *p, char *err, size_t len) {
-    sqlite3_stmt *st = prep(s, "INSERT OR IGNORE INTO plan_changes (installation, run, seq,"
-                               " time_ns, pid, mode, from_plan, to_plan, reason, numbers)"
-                               " VALUES (?,?,?,?,?,?,?,?,?,?)",
-                            err, len, "cannot store a plan change");
-    if (!st)
-        return -1;
-    bind_text(st, 1, p->installation);
-    bind_text(st, 2, p->run);
-    sqlite3_bind_int64(st, 3, p->seq);
-    sqlite3_bind_int64(st, 4, p->time_ns);
-    sqlite3_bind_int(st, 5, p->pid);
-    bind_text(st, 6, p->mode);
-    bind_text(st, 7, p->from);
-    bind_text(st, 8, p->to);
-    bind_text(st, 9, p->reason);
-    bind_text(st, 10, p->numbers && *p->numbers ? p->numbers : "{}");
-    return put_row(s, st, err, len, "cannot store a plan change");
+    return put(s, err, len, "cannot store a plan change",
+               "INSERT OR IGNORE INTO plan_changes (installation, run, seq, time_ns, pid, mode,"
+               " from_plan, to_plan, reason, numbers) VALUES (?,?,?,?,?,?,?,?,?,?)",
+               "ssllisssss", p->installation, p->run, p->seq, p->time_ns, p->pid, p->mode,
+               p->from, p->to, p->reason, p->numbers && *p->numbers ? p->numbers : "{}");
 }
 
 int qs_put_plan_ack(qs_store *s, const char *installation, const char *run, int64_t seq,
                     int applied, const char *error, char *err, size_t len) {
-    sqlite3_stmt *st = prep(s, "UPDATE plan_changes SET applied = ?, ack_error = ?"
-                               " WHERE installation = ? AND run = ? AND seq = ?",
-                            err, len, "cannot store a plan change");
-    if (!st)
-        return -1;
-    sqlite3_bind_int(st, 1, applied);
-    if (error && *error)
-        sqlite3_bind_text(st, 2, error, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 2);
-    bind_text(st, 3, installation);
-    bind_text(st, 4, run);
-    sqlite3_bind_int64(st, 5, seq);
-    return put_row(s, st, err, len, "cannot store a plan change");
+    return put(s, err, len, "cannot store a plan change",
+               "UPDATE plan_changes SET applied = ?, ack_error = ?"
+               " WHERE installation = ? AND run = ? AND seq = ?",
+               "inssl", applied, error, installation, run, seq);
 }
 
 int qs_rename_proc(qs_store *s, const char *installation, const char *run, int pid,
@@ -588,15 +511,7 @@ int qs_rename_proc(qs_store *s, const char *installation, const char *run, int p
         char sql[160];
         snprintf(sql, sizeof sql, "UPDATE OR IGNORE %s SET proc = ? WHERE installation = ? AND"
                  " run = ? AND pid = ? AND proc = ?", tables[i]);
-        sqlite3_stmt *st = prep(s, sql, err, len, "cannot write");
-        if (!st)
-            return -1;
-        bind_text(st, 1, to);
-        bind_text(st, 2, installation);
-        bind_text(st, 3, run);
-        sqlite3_bind_int(st, 4, pid);
-        bind_text(st, 5, from);
-        if (step(s, st, err, len, "cannot write"))
+        if (put(s, err, len, "cannot write", sql, "sssis", to, installation, run, pid, from) < 0)
             return -1;
     }
     return 0;
@@ -621,22 +536,17 @@ int qs_spool_get(qs_store *s, const char *name, int64_t *done, char *err, size_t
 }
 
 int qs_spool_set(qs_store *s, const char *name, int64_t done, char *err, size_t len) {
-    sqlite3_stmt *st = prep(s, "INSERT OR REPLACE INTO spools (name, done_bytes) VALUES (?,?)",
-                            err, len, "cannot write");
-    if (!st)
-        return -1;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, done);
-    return step(s, st, err, len, "cannot write");
+    return put(s, err, len, "cannot write",
+               "INSERT OR REPLACE INTO spools (name, done_bytes) VALUES (?,?)", "sl", name,
+               done) < 0 ? -1 : 0;
 }
 
 int qs_spool_forget(qs_store *s, const char *name, char *err, size_t len) {
-    sqlite3_stmt *st = prep(s, "DELETE FROM spools WHERE name = ?", err, len, "cannot write");
-    if (!st)
-        return -1;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    return step(s, st, err, len, "cannot write");
+    return put(s, err, len, "cannot write", "DELETE FROM spools WHERE name = ?", "s", name) < 0
+               ? -1
+               : 0;
 }
+
 static void json_str(FILE *o, const char *s) {
     fputc('"', o);
     for (; s && *s; s++) {

@@ -61,6 +61,10 @@ typedef struct qs_stat {
  * file (its application id, or tables and no store's schema) is refused
  * ("not a quarantine store: ...") before anything is written to it. */
 qs_store *qs_open(const char *path, int readonly, char *err, size_t errlen);
+/* Opens the store at path to read, for a command that shows it: a missing
+ * file is an error ("no such file (quarantine run makes it)"), an older
+ * schema is migrated first when the file may be written. */
+qs_store *qs_open_to_read(const char *path, char *err, size_t errlen);
 void qs_close(qs_store *s);
 
 /* How long a write waits for another writer before it fails (default 5 s). */
