@@ -104,17 +104,22 @@ FILENAME ~ /load.out$/ { v[$1] = $2 }
 END {
     if (faults > 1)
         printf "  ...        %d faults in isolated domains in all, %d calls failed with them\n", faults, failed_calls
-    # phases: before the first crash, the restart, after it
+    # phases: before the first host crash; after it, the seconds a restart
+    # fell in (the server down for part of them) and the others
     printf "\nrequests, per phase:\n"
-    p1 = crashes ? int(crash_t[1]) : secs; p2 = crashes ? int(back_t[1]) + 1 : secs
+    p1 = crashes ? int(crash_t[1]) : secs
     for (i = 0; i < secs; i++) {
-        ph = i < p1 ? 1 : i < p2 ? 2 : 3
-        o[ph] += ok[i]; b[ph] += bad[i]
+        down = 0
+        for (k = 1; k <= crashes; k++)
+            if (i + 1 > crash_t[k] && i < (k in back_t ? back_t[k] : secs))
+                down = 1
+        ph = i < p1 ? 1 : down ? 2 : 3
+        o[ph] += ok[i]; b[ph] += bad[i]; nsec[ph]++
     }
     if (crashes) {
-        printf "  %3d-%-3d s  before the host crash     served %7d, failed %6d\n", 0, p1, o[1], b[1]
-        printf "  %3d-%-3d s  while it restarted       served %7d, failed %6d (refused: nobody listening)\n", p1, p2, o[2], b[2]
-        printf "  %3d-%-3d s  after: the bug isolated  served %7d, failed %6d (the calls in flight in its domain)\n", p2, secs, o[3], b[3]
+        printf "  %-48s served %7d, failed %6d\n", sprintf("%d-%d s, before the first host crash", 0, p1), o[1], b[1]
+        printf "  %-48s served %7d, failed %6d (mostly refused: nobody listening)\n", sprintf("%d s after it, a restart in each (%d in all)", nsec[2], crashes), o[2], b[2]
+        printf "  %-48s served %7d, failed %6d (calls in flight at faults in isolated domains)\n", sprintf("%d s after it with the server up", nsec[3]), o[3], b[3]
     } else {
         printf "  %3d-%-3d s  served %7d, failed %6d: no host crash at all\n", 0, secs, o[1], b[1]
     }
