@@ -431,7 +431,8 @@ static int load_rates(rd *r, qs_evidence *ev, const char *inst, const char *run,
  * least-squares line through them is the CPU of one crossing, whatever
  * the machine's load did to how long each one waited. 0 when the
  * intervals do not tell (no work counted, one plan only, a slope that
- * makes no sense). */
+ * makes no sense), and never more than all the CPU the intervals used
+ * per crossing. */
 static double crossing_cpu(rd *r, const char *inst, int *npoints) {
     sqlite3_stmt *st = q(r, "SELECT p.run, p.proc, p.pid, p.time_ns, p.work, p.cpu_ns,"
                             " (SELECT SUM(e.crossings) FROM edge_stats e WHERE e.installation ="
@@ -443,7 +444,7 @@ static double crossing_cpu(rd *r, const char *inst, int *npoints) {
     if (!st)
         return 0;
     char key[200] = "";
-    double sw = 0, sx = 0, sy = 0, sxx = 0, sxy = 0, pw = 0, pc = 0, px = 0;
+    double sw = 0, sx = 0, sy = 0, sxx = 0, sxy = 0, pw = 0, pc = 0, px = 0, tc = 0, tx = 0;
     int n = 0, rc;
     bool have = false;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -457,6 +458,7 @@ static double crossing_cpu(rd *r, const char *inst, int *npoints) {
                 double xi = dx / dw, yi = dc / dw; /* per unit of work */
                 sw += dw, sx += dw * xi, sy += dw * yi, sxx += dw * xi * xi, sxy += dw * xi * yi;
                 n++;
+                tc += dc, tx += dx;
             }
         }
         snprintf(key, sizeof key, "%s", k);
@@ -471,6 +473,10 @@ static double crossing_cpu(rd *r, const char *inst, int *npoints) {
     if (!(var > 0) || sqrt(var) < 0.05 * (mx > 0 ? mx : 1))
         return 0; /* the crossings per request hardly varied: no slope to read */
     double slope = cov / var / 1e9; /* seconds per crossing */
+    /* a line through a few noisy intervals can be steeper than they allow:
+     * the crossings cannot have cost more than all the CPU they used */
+    if (tx > 0 && slope > tc / tx / 1e9)
+        slope = tc / tx / 1e9;
     return slope >= 1e-7 && slope <= 1e-2 ? slope : 0;
 }
 
