@@ -15,12 +15,16 @@
 
 static char dir[64], db[96], out[128], text[1 << 16];
 
-/* Runs `quarantine report --store DB ARGS`: its exit status; what it wrote
- * (stdout and stderr) in text. */
-static int report(const char *args) {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s report --store %s %s >%s 2>&1", QTN_BIN, db, args, out);
-    int st = system(cmd);
+/* Runs the shell command `fmt`: its exit status; what it wrote (stdout and
+ * stderr) in text. */
+static int run(const char *fmt, ...) {
+    char cmd[1024], line[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    snprintf(line, sizeof line, "%s >%s 2>&1", cmd, out);
+    int st = system(line);
     FILE *f = fopen(out, "r");
     size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
     text[n] = 0;
@@ -28,6 +32,9 @@ static int report(const char *args) {
         fclose(f);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
+
+/* Runs `quarantine report --store DB ARGS`, as run(). */
+static int report(const char *args) { return run("%s report --store %s %s", QTN_BIN, db, args); }
 
 static void refused(const char *args, const char *message) {
     int st = report(args);
@@ -85,6 +92,18 @@ static void test_latest_is_read_strictly(void **state) {
                        "--help)\n");
 }
 
+/* Without --store, the store is $QTN_STORE's; a missing one is named. */
+static void test_default_store_is_qtn_store(void **state) {
+    (void)state;
+    assert_int_equal(run("QTN_STORE=%s HOME=%s/nohome %s report", db, dir, QTN_BIN), 0);
+    assert_non_null(strstr(text, "host crashes: 1"));
+    assert_int_equal(run("QTN_STORE=%s/missing.db %s report", dir, QTN_BIN), 1);
+    char want[256];
+    snprintf(want, sizeof want, "quarantine: report: store %s/missing.db: no such file "
+             "(quarantine run makes it)\n", dir);
+    assert_string_equal(text, want);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/qtn-report-%d", (int)getpid());
     snprintf(db, sizeof db, "%s/store.db", dir);
@@ -102,6 +121,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_since_is_read_strictly),
         cmocka_unit_test(test_latest_is_read_strictly),
+        cmocka_unit_test(test_default_store_is_qtn_store),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
