@@ -398,6 +398,38 @@ static void test_cli(void **state) {
     assert_non_null(strstr(buf, "\npessimistic "));
     assert_null(strstr(buf, "\noptimistic "));
 
+    /* --series: a CSV time series per mode, cumulative to the end */
+    char csv[160];
+    snprintf(csv, sizeof csv, "%s/series.csv", dir);
+    snprintf(cmd, sizeof cmd, "%s sim %s --modes optimistic,adaptive --series %s >/dev/null",
+             QTN_BIN, path, csv);
+    assert_int_equal(system(cmd), 0);
+    f = fopen(csv, "r");
+    assert_non_null(f);
+    char line[512];
+    assert_non_null(fgets(line, sizeof line, f));
+    assert_int_equal(strncmp(line, "mode,seed,t_s,host_crashes,", 27), 0);
+    int rows[4] = {0};
+    double last_t = -1, last_crashes = -1;
+    while (fgets(line, sizeof line, f)) {
+        char mode[32];
+        unsigned long long sd;
+        double t, hc;
+        assert_int_equal(sscanf(line, "%31[a-z],%llu,%lf,%lf,", mode, &sd, &t, &hc), 4);
+        int m = qp_mode_parse(mode);
+        assert_true(m == QP_OPTIMISTIC || m == QP_ADAPTIVE);
+        assert_int_equal(sd, 1);
+        if (m == QP_OPTIMISTIC)
+            last_t = t, last_crashes = hc;
+        rows[m]++;
+    }
+    fclose(f);
+    assert_true(rows[QP_OPTIMISTIC] >= 10);
+    assert_int_equal(rows[QP_OPTIMISTIC], rows[QP_ADAPTIVE]);
+    assert_float_equal(last_t, 20 * 86400.0, 1);
+    assert_true(last_crashes >= 10); /* optimistic's host crashes, most of 30 */
+    unlink(csv);
+
     /* a bad file: exit 1, file:line: error: */
     snprintf(cmd, sizeof cmd, "%s sim %s 2>&1", QTN_BIN, bad);
     p = popen(cmd, "r");
