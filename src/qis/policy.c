@@ -315,18 +315,44 @@ typedef struct move {
     double dj, dov;
 } move;
 
+/* What best_move asks of the domains, valid while the plan does not change:
+ * the first unused domain, and the used ones with the least load, the first
+ * of equals (lo1), and the same without lo1 (lo2); -1 for none. `exact` is
+ * false if a load is NaN (the order of a scan then matters). */
+typedef struct doms {
+    int fresh, lo1, lo2;
+    bool exact;
+} doms;
+
+static void doms_scan(const model *m, const plan *p, doms *s) {
+    s->fresh = fresh_domain(m, p);
+    s->lo1 = s->lo2 = -1;
+    s->exact = true;
+    for (int d = 1; d <= m->maxd; d++)
+        if (p->cnt[d]) {
+            s->exact &= !isnan(p->A[d]);
+            if (s->lo1 < 0 || p->A[d] < p->A[s->lo1])
+                s->lo1 = d;
+        }
+    for (int d = 1; d <= m->maxd; d++)
+        if (p->cnt[d] && d != s->lo1 && (s->lo2 < 0 || p->A[d] < p->A[s->lo2]))
+            s->lo2 = d;
+}
+
 /* The best move for component i, or to = -1. Moves that lower the
  * overhead are always allowed (the budget is repaired by them); others must
  * keep it within the budget. */
-static move best_move(const model *m, const plan *p, int i, int *cand, int *ncand_out) {
+static move best_move(const model *m, const plan *p, const doms *ds, int i, int *cand) {
     move best = {-1, 0, 0};
     if (m->c[i].pinned)
         return best;
     int from = p->dom[i], nc = 0;
     cand[nc++] = 0;
     if (!(from > 0 && p->cnt[from] == 1)) {
-        int f = fresh_domain(m, p);
-        if (f < 0) /* none left: the least loaded one */
+        int f = ds->fresh;
+        if (f < 0 && ds->exact) /* none left: the least loaded one */
+            f = ds->lo1 != from ? ds->lo1 : ds->lo2;
+        else if (f < 0)
             for (int d = 1; d <= m->maxd; d++)
                 if (p->cnt[d] && d != from && (f < 0 || p->A[d] < p->A[f]))
                     f = d;
@@ -360,21 +386,22 @@ static move best_move(const model *m, const plan *p, int i, int *cand, int *ncan
             best.dov = dov;
         }
     }
-    if (ncand_out)
-        *ncand_out = nc;
     return best;
 }
 
 /* Moves components one at a time, the most worth protecting first, while
  * that lowers the objective. */
 static void improve(const model *m, plan *p, int *cand) {
+    doms ds;
+    doms_scan(m, p, &ds);
     for (int pass = 0; pass < 64; pass++) {
         bool moved = false;
         for (int k = 0; k < m->n; k++) {
             int i = m->order[k];
-            move mv = best_move(m, p, i, cand, NULL);
+            move mv = best_move(m, p, &ds, i, cand);
             if (mv.to >= 0 && mv.dj < -1e-12 * (1 + fabs(objective(m, p)))) {
                 apply_move(m, p, i, mv.to);
+                doms_scan(m, p, &ds);
                 moved = true;
             }
         }
