@@ -52,6 +52,8 @@ bench: build
 	@echo
 	@$(BUILD)/bench/plan
 	@echo
+	@$(BUILD)/bench/sim
+	@echo
 	@bench/availability.sh $(BUILD)
 
 clean:

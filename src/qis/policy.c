@@ -315,18 +315,44 @@ typedef struct move {
     double dj, dov;
 } move;
 
+/* What best_move asks of the domains, valid while the plan does not change:
+ * the first unused domain, and the used ones with the least load, the first
+ * of equals (lo1), and the same without lo1 (lo2); -1 for none. `exact` is
+ * false if a load is NaN (the order of a scan then matters). */
+typedef struct doms {
+    int fresh, lo1, lo2;
+    bool exact;
+} doms;
+
+static void doms_scan(const model *m, const plan *p, doms *s) {
+    s->fresh = fresh_domain(m, p);
+    s->lo1 = s->lo2 = -1;
+    s->exact = true;
+    for (int d = 1; d <= m->maxd; d++)
+        if (p->cnt[d]) {
+            s->exact &= !isnan(p->A[d]);
+            if (s->lo1 < 0 || p->A[d] < p->A[s->lo1])
+                s->lo1 = d;
+        }
+    for (int d = 1; d <= m->maxd; d++)
+        if (p->cnt[d] && d != s->lo1 && (s->lo2 < 0 || p->A[d] < p->A[s->lo2]))
+            s->lo2 = d;
+}
+
 /* The best move for component i, or to = -1. Moves that lower the
  * overhead are always allowed (the budget is repaired by them); others must
  * keep it within the budget. */
-static move best_move(const model *m, const plan *p, int i, int *cand, int *ncand_out) {
+static move best_move(const model *m, const plan *p, const doms *ds, int i, int *cand) {
     move best = {-1, 0, 0};
     if (m->c[i].pinned)
         return best;
     int from = p->dom[i], nc = 0;
     cand[nc++] = 0;
     if (!(from > 0 && p->cnt[from] == 1)) {
-        int f = fresh_domain(m, p);
-        if (f < 0) /* none left: the least loaded one */
+        int f = ds->fresh;
+        if (f < 0 && ds->exact) /* none left: the least loaded one */
+            f = ds->lo1 != from ? ds->lo1 : ds->lo2;
+        else if (f < 0)
             for (int d = 1; d <= m->maxd; d++)
                 if (p->cnt[d] && d != from && (f < 0 || p->A[d] < p->A[f]))
                     f = d;
@@ -360,21 +386,22 @@ static move best_move(const model *m, const plan *p, int i, int *cand, int *ncan
             best.dov = dov;
         }
     }
-    if (ncand_out)
-        *ncand_out = nc;
     return best;
 }
 
 /* Moves components one at a time, the most worth protecting first, while
  * that lowers the objective. */
 static void improve(const model *m, plan *p, int *cand) {
+    doms ds;
+    doms_scan(m, p, &ds);
     for (int pass = 0; pass < 64; pass++) {
         bool moved = false;
         for (int k = 0; k < m->n; k++) {
             int i = m->order[k];
-            move mv = best_move(m, p, i, cand, NULL);
+            move mv = best_move(m, p, &ds, i, cand);
             if (mv.to >= 0 && mv.dj < -1e-12 * (1 + fabs(objective(m, p)))) {
                 apply_move(m, p, i, mv.to);
+                doms_scan(m, p, &ds);
                 moved = true;
             }
         }
@@ -465,37 +492,36 @@ static void local_search(const model *m, plan *p, int *cand) {
 
 /* Renumbers the domains of `dom` to keep those of the plan in force where
  * they hold the same components (a domain that keeps its number keeps its
- * process). */
-static void renumber(const model *m, int *dom, int *map, int *taken) {
+ * process). `size` and `tally` are scratch for maxd + 1 counts each. */
+static void renumber(const model *m, int *dom, int *map, int *taken, int *size, int *tally) {
     int maxd = m->maxd;
     for (int d = 0; d <= maxd; d++)
-        map[d] = -1, taken[d] = 0;
+        map[d] = -1, taken[d] = 0, size[d] = tally[d] = 0;
     map[0] = 0;
     taken[0] = 1;
+    for (int i = 0; i < m->n; i++)
+        size[dom[i]]++;
     /* each new domain takes the number of the old domain most of its members had */
     for (int d = 1; d <= maxd; d++) {
+        if (!size[d])
+            continue;
+        for (int i = 0; i < m->n; i++)
+            if (dom[i] == d)
+                tally[m->c[i].domain]++;
         int best = -1, bestn = 0;
         for (int old = 1; old <= maxd; old++) {
-            if (taken[old])
-                continue;
-            int k = 0;
-            for (int i = 0; i < m->n; i++)
-                k += dom[i] == d && m->c[i].domain == old;
-            if (k > bestn)
-                best = old, bestn = k;
+            if (!taken[old] && tally[old] > bestn)
+                best = old, bestn = tally[old];
+            tally[old] = 0;
         }
+        tally[0] = 0;
         if (best > 0) {
             map[d] = best;
             taken[best] = 1;
         }
     }
     for (int d = 1; d <= maxd; d++) {
-        if (map[d] >= 0)
-            continue;
-        bool used = false;
-        for (int i = 0; i < m->n && !used; i++)
-            used = dom[i] == d;
-        if (!used)
+        if (map[d] >= 0 || !size[d])
             continue;
         for (int nd = 1; nd <= maxd; nd++)
             if (!taken[nd]) {
@@ -572,8 +598,15 @@ static const char *code_words(qp_code c) {
 
 /* ---- deciding ------------------------------------------------------------- */
 
+/* The last quantile of Gamma(shape, 1) computed in a decision: most
+ * components share their prior's shape (no faults yet), and the quantile
+ * costs a root search. */
+typedef struct qcache {
+    double shape, q, x;
+} qcache;
+
 /* The rate component c is judged by, and the prior's name. */
-static double judged_rate(const qp_comp *c, const qp_settings *s, qp_why *w) {
+static double judged_rate(const qp_comp *c, const qp_settings *s, qp_why *w, qcache *qc) {
     double a, b;
     bool upper;
     double pk = c->pool_faults + c->pool_host_blame, pn = c->pool_calls;
@@ -591,7 +624,7 @@ static double judged_rate(const qp_comp *c, const qp_settings *s, qp_why *w) {
         w->prior = c->pool_installations > 0 ? "pooled" : "trusting";
         break;
     default:
-        if (c->code == QP_CODE_SAME && c->clean_calls >= s->trust_calls) {
+        if (c->clean_calls >= s->trust_calls) {
             a = s->trusting_a + pk, b = s->trusting_b + pn, upper = false;
             w->prior = c->pool_installations > 0 ? "pooled, trusting" : "trusting";
         } else {
@@ -601,7 +634,16 @@ static double judged_rate(const qp_comp *c, const qp_settings *s, qp_why *w) {
     }
     double k = c->faults + c->host_blame, n = c->calls;
     w->rate_mean = (a + k) / (b + n);
-    w->rate_upper = qp_gamma_quantile(a + k, b + n, s->confidence);
+    if (!(a + k > 0) || !(b + n > 0)) {
+        w->rate_upper = INFINITY;
+    } else {
+        if (qc->shape != a + k || qc->q != s->confidence) {
+            qc->shape = a + k;
+            qc->q = s->confidence;
+            qc->x = gamma1_quantile(a + k, s->confidence);
+        }
+        w->rate_upper = qc->x / (b + n); /* qp_gamma_quantile(a + k, b + n, confidence) */
+    }
     w->rate = upper ? w->rate_upper : w->rate_mean;
     return w->rate;
 }
@@ -661,7 +703,7 @@ static int check_input(const qp_comp *comps, int n, const qp_edge *edges, int ne
     return 0;
 }
 
-static void explain(const model *m, const plan *p, const qp_settings *s, qp_why *why) {
+static void explain(const model *m, const plan *p, const qp_settings *s, qp_why *why, int terse) {
     double base = m->base_cpu + p->ov;
     for (int i = 0; i < m->n; i++) {
         const qp_comp *c = &m->c[i];
@@ -688,6 +730,10 @@ static void explain(const model *m, const plan *p, const qp_settings *s, qp_why 
                 marg += m->ew[m->adj[k]];
         }
         w->boundary_share = marg / (base + (d ? 0 : marg));
+        if (terse) {
+            w->reason[0] = 0;
+            continue;
+        }
         char ev[160], lh[32], li[32], bs[32];
         evidence_words(c, ev, sizeof ev);
         per_hour(lh, sizeof lh, w->loss_host_h);
@@ -779,7 +825,7 @@ int qp_decide(const qp_comp *comps, int n, const qp_edge *edges, int ne, const q
     model m = {.n = n, .ne = ne, .maxd = s->max_domains, .c = comps, .e = edges, .s = s,
                .wf = s->failure_weight};
     plan cur = {0}, a = {0}, b = {0};
-    int *cand = NULL, *map = NULL, *taken = NULL, rc = -1;
+    int *cand = NULL, *map = NULL, *taken = NULL, *size = NULL, *tally = NULL, rc = -1;
     m.lam = calloc((size_t)n + 1, sizeof *m.lam);
     m.lr = calloc((size_t)n + 1, sizeof *m.lr);
     m.rt = calloc((size_t)n + 1, sizeof *m.rt);
@@ -791,8 +837,10 @@ int qp_decide(const qp_comp *comps, int n, const qp_edge *edges, int ne, const q
     cand = calloc(2 + 16 + 1, sizeof *cand);
     map = calloc((size_t)m.maxd + 1, sizeof *map);
     taken = calloc((size_t)m.maxd + 1, sizeof *taken);
+    size = calloc((size_t)m.maxd + 1, sizeof *size);
+    tally = calloc((size_t)m.maxd + 1, sizeof *tally);
     if (!m.lam || !m.lr || !m.rt || !m.ew || !m.adj || !m.adj_at || !m.order || !worth || !cand ||
-        !map || !taken ||
+        !map || !taken || !size || !tally ||
         plan_alloc(&cur, n, m.maxd) || plan_alloc(&a, n, m.maxd) || plan_alloc(&b, n, m.maxd)) {
         snprintf(out->summary, sizeof out->summary, "out of memory");
         goto done;
@@ -855,8 +903,9 @@ int qp_decide(const qp_comp *comps, int n, const qp_edge *edges, int ne, const q
     }
     free(fill);
     /* rates */
+    qcache qc = {-1, -1, 0};
     for (int i = 0; i < n; i++) {
-        m.lam[i] = judged_rate(&comps[i], s, &out->why[i]);
+        m.lam[i] = judged_rate(&comps[i], s, &out->why[i], &qc);
         m.lr[i] = m.lam[i] * comps[i].calls_per_s;
         m.rt[i] = comps[i].calls_per_s * (comps[i].call_s > 0 ? comps[i].call_s : FB_CALL_S);
         cur.dom[i] = comps[i].domain;
@@ -876,7 +925,7 @@ int qp_decide(const qp_comp *comps, int n, const qp_edge *edges, int ne, const q
     plan_fill(&m, &b);
     local_search(&m, &b, cand);
     plan *best = objective(&m, &b) < objective(&m, &a) - 1e-12 * (1 + objective(&m, &a)) ? &b : &a;
-    renumber(&m, best->dom, map, taken);
+    renumber(&m, best->dom, map, taken, size, tally);
     plan_fill(&m, best);
     double jnow = objective(&m, &cur), jnew = objective(&m, best);
     out->objective_now = jnow;
@@ -945,7 +994,7 @@ int qp_decide(const qp_comp *comps, int n, const qp_edge *edges, int ne, const q
                      moves > 1 ? "s" : "", g, on, nw);
     }
     memcpy(out->domain, chosen->dom, sizeof *out->domain * (size_t)n);
-    explain(&m, chosen, s, out->why);
+    explain(&m, chosen, s, out->why, out->terse);
     rc = 0;
 done:
     free(m.lam);
@@ -959,6 +1008,8 @@ done:
     free(cand);
     free(map);
     free(taken);
+    free(size);
+    free(tally);
     plan_free(&cur);
     plan_free(&a);
     plan_free(&b);

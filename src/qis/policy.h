@@ -137,6 +137,8 @@ typedef struct qp_why {
 typedef struct qp_result {
     int *domain;          /* per component (the caller's array, ncomps long) */
     qp_why *why;          /* per component (the caller's array) */
+    int terse;            /* set by the caller: 1 leaves why[].reason empty (the numbers
+                             are filled), for callers that need only the plan */
     int changed;          /* domain[] differs from the plan in force */
     int held;             /* a better plan exists; hysteresis keeps the one in force */
     double objective_now; /* requests/s the plan in force loses (weighted) */

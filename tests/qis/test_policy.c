@@ -174,6 +174,16 @@ static void test_modes(void **state) {
     decide(&y);
     assert_int_equal(y.dom[a], 1);
     assert_non_null(strstr(y.why[a].reason, "changed code"));
+    /* ... until the new code itself has run trust_calls calls without a fault */
+    y.c[a].calls = y.c[a].clean_calls = 2e6;
+    y.c[a].domain = 1;
+    decide(&y);
+    assert_string_equal(y.why[a].prior, "trusting");
+    assert_int_equal(y.dom[a], 0);
+    y.c[a].code = QP_CODE_NEW;
+    y.c[a].clean_calls = 0.5e6; /* not yet */
+    decide(&y);
+    assert_string_equal(y.why[a].prior, "sceptical");
     /* cooperative: the fleet's evidence is the prior */
     sys_init(&y, QP_COOPERATIVE);
     a = comp(&y, "a", 100);
