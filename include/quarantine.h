@@ -266,7 +266,9 @@ typedef struct qtn_entry {
     const qtn_param *params;
     qtn_val fault;   /* returned when the callee faults */
     uint32_t deadline_ms; /* 0: the default (qtn_config.deadline_ms);
-                             QTN_NO_DEADLINE: none */
+                             QTN_NO_DEADLINE: none. Bounds the whole
+                             crossing from its start: waiting for a
+                             channel, the callbacks and calls up it makes */
 } qtn_entry;
 
 #define QTN_NO_DEADLINE UINT32_MAX

@@ -34,22 +34,24 @@ void qtn__zygote_forget_exits(void) QTN__HIDDEN;
 
 /* ---- domain.c ------------------------------------------------------------- */
 
-/* Starts incarnation `inc` of domain d: the prepared spare if there is one,
- * else a new process now, set up for `plan` (NULL: the plan in force);
- * `before` is the incarnation it takes over from (its channels are served
- * at once), or NULL. dm->start held. */
+/* Starts incarnation `inc` of domain d and makes it the serving one: the
+ * prepared spare if there is one, else a new process now, set up for
+ * `plan` (NULL: the plan in force); `before` is the incarnation it takes
+ * over from (its channels are served at once), or NULL. The slot must be
+ * free (no callers of inc - 2 in it, its process reaped). Returns 0 or a
+ * QTN_E* code (the new process, if any, is killed). dm->start held. */
 int qtn__inc_start(int d, uint32_t inc, const qtn__inc *before, const uint8_t *plan) QTN__HIDDEN;
-/* Makes incarnation inc the serving one and wakes callers waiting for it. */
-void qtn__inc_serve(qtn__dom *dm, uint32_t inc) QTN__HIDDEN;
 /* Monitor: gives every serving domain a prepared spare for its next
- * incarnation, once the slot is free. */
-void qtn__prepare_spares(void) QTN__HIDDEN;
+ * incarnation, once the slot is free. True when a domain was busy (being
+ * started or restarted) and should be looked at again soon. */
+bool qtn__prepare_spares(void) QTN__HIDDEN;
 
 /* ---- monitor.c ------------------------------------------------------------ */
 
 extern _Atomic bool qtn__stopping QTN__HIDDEN; /* qtn_shutdown has begun */
 /* Wakes the monitor: the set of processes to watch changed. */
 void qtn__monitor_poke(void) QTN__HIDDEN;
+
 
 /* ---- channel.c ------------------------------------------------------------ */
 
