@@ -1,7 +1,9 @@
 /* domain.h - how the host runs domain processes, split by job: the zygote
  * that forks them (zygote.c), their incarnations (domain.c), the monitor
- * that notices their deaths and restarts them (monitor.c), the channels
- * calls travel on (channel.c) and the bulk area for large buffers (bulk.c).
+ * that notices their deaths (monitor.c), the restart thread of each domain
+ * (restart.c), the thread that sends fault reports on (reporter.c), the
+ * channels calls travel on (channel.c) and the bulk area for large buffers
+ * (bulk.c).
  * Internal to those files; internal.h has what the rest of the runtime
  * uses. */
 #ifndef QTN_DOMAIN_H
@@ -52,6 +54,51 @@ extern _Atomic bool qtn__stopping QTN__HIDDEN; /* qtn_shutdown has begun */
 /* Wakes the monitor: the set of processes to watch changed. */
 void qtn__monitor_poke(void) QTN__HIDDEN;
 
+/* One death of a serving incarnation: what the monitor saw when it was
+ * noticed, and what its restart made of it. One report. */
+typedef struct qtn__death {
+    qtn__inc *I;
+    uint32_t inc;
+    uint64_t noticed;
+    bool restarted; /* by the monitor, at once (a warm spare) */
+    int rs;         /* the restart: 0, or why the domain could not start */
+    bool parked;
+    /* seen before the failing calls unwound or anything else moved */
+    qtn__crash cr;
+    int kill_kind;
+    char kill_reason[160];
+    const qtn_entry *kill_entry, *on_chan, *first;
+    const qtn_entry *blamed;
+    qtn_report r;
+} qtn__death;
+
+/* ---- restart.c ------------------------------------------------------------ */
+
+/* Before the monitor starts: no restart thread yet. */
+void qtn__restart_init(void) QTN__HIDDEN;
+/* Monitor: restarts dm after death x at once when that is only a word flip
+ * (a ready spare, not to be parked, nothing else going on in the domain).
+ * True when done. */
+bool qtn__restart_quick(qtn__dom *dm, qtn__death *x) QTN__HIDDEN;
+/* Monitor: hands death x (its cause described) to dm's restart thread,
+ * which restarts dm unless x->restarted, or parks it, then reports x; NULL:
+ * try the parked dm again. */
+void qtn__restart_post(qtn__dom *dm, qtn__death *x) QTN__HIDDEN;
+/* Monitor: parked domains whose backoff passed go to their restart thread;
+ * returns the ms until the next one is due (-1: none). */
+int qtn__restart_due(void) QTN__HIDDEN;
+/* Shutdown (qtn__stopping set): the restart threads finish what they were
+ * given (the deaths noticed before are reported) and end. */
+void qtn__restart_stop(void) QTN__HIDDEN;
+
+/* ---- reporter.c ----------------------------------------------------------- */
+
+/* Restart thread: hands a report to the reporter, which names its frames,
+ * blames the component and queues it (waits while 64 are on their way: the
+ * symboliser cannot keep up with a crash loop). */
+void qtn__reporter_post(const qtn_report *r, const qtn_component *blamed) QTN__HIDDEN;
+/* Shutdown: the reports on their way go out, then the reporter ends. */
+void qtn__reporter_stop(void) QTN__HIDDEN;
 
 /* ---- channel.c ------------------------------------------------------------ */
 
