@@ -8,10 +8,22 @@
  * exact size, so AddressSanitizer catches any write past them; the checks
  * below catch a write outside what was declared.
  *
+ * The result is read as the entry's C type first (as a crossing does):
+ * the input picks the type, and whatever the cast makes of the 8 bytes,
+ * no more elements than the caller's type says come back.
+ *
  * Part 2 (a request from the domain): the input is a frame a domain wrote
  * for a callback or upcall; the host imports it (every pointer checked
  * against the frame) and exports results into it. The frame is allocated to
- * its exact size. */
+ * its exact size. When the input says so, a second thread flips bytes of
+ * the frame (a NUL to a letter and back) while the host imports it, as a
+ * domain thread could: the private copies must still be what the checks
+ * saw (every string ends with its NUL inside its copy), and every handle
+ * the host goes on with, argument or struct field, is one it issued. */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +45,7 @@ typedef struct fz_named {
     const char *name;
     uint8_t *tag; /* 4 bytes, inout */
     int32_t weight;
+    void *h; /* a handle */
 } fz_named;
 
 static const qtn_param f_stream[] = {
@@ -43,8 +56,9 @@ static const qtn_param f_stream[] = {
 static const qtn_struct s_stream = {"fz_stream", sizeof(fz_stream), 2, f_stream};
 static const qtn_param f_named[] = {
     {.kind = QTN_K_STRING, .offset = offsetof(fz_named, name)},
-    {.kind = QTN_K_INOUT, .elem_size = 1, .len = 4, .offset = offsetof(fz_named, tag)}};
-static const qtn_struct s_named = {"fz_named", sizeof(fz_named), 2, f_named};
+    {.kind = QTN_K_INOUT, .elem_size = 1, .len = 4, .offset = offsetof(fz_named, tag)},
+    {.kind = QTN_K_HANDLE, .offset = offsetof(fz_named, h)}};
+static const qtn_struct s_named = {"fz_named", sizeof(fz_named), 3, f_named};
 
 enum { CAP = 24, NIN = 16, NOUT = 12, NNAMES = 3 };
 
@@ -81,7 +95,7 @@ static void answer(const uint8_t *data, size_t size) {
     *st = (fz_stream){in, NIN, out, NOUT, 9};
     memset(tags, 't', NNAMES * 4);
     for (int i = 0; i < NNAMES; i++)
-        names[i] = (fz_named){i == 1 ? NULL : "nm", tags + 4 * i, i};
+        names[i] = (fz_named){i == 1 ? NULL : "nm", tags + 4 * i, i, (void *)(uintptr_t)(i + 1)};
     memset(ints, 0x11, CAP * sizeof *ints);
     qtn_val args[NPARAMS] = {{.u = CAP}, {.p = buf}, {.p = got}, {.p = st},
                              {.p = str}, {.p = names}, {.p = ints}, {.p = (void *)0x1234}};
@@ -91,12 +105,34 @@ static void answer(const uint8_t *data, size_t size) {
     qtn__frame *fr = (qtn__frame *)qtn__alloc_take(&a, sizeof *fr + NPARAMS * sizeof(qtn_val));
     if (!fr || qtn__marshal(params, NPARAMS, args, fr->args, &a, &fx))
         abort(); /* the harness itself is wrong */
-    qtn_val ret = {0};
+    static const uint8_t rtypes[] = {QTN_T_I8,  QTN_T_U8,  QTN_T_I16, QTN_T_U16,
+                                     QTN_T_I32, QTN_T_U32, QTN_T_I64, QTN_T_U64};
+    uint8_t rtype = QTN_T_I32;
+    if (size >= 1) {
+        rtype = rtypes[data[0] % sizeof rtypes];
+        data++;
+        size--;
+    }
+    qtn_val raw = {0};
     if (size >= 8) {
-        memcpy(&ret, data, 8);
+        memcpy(&raw, data, 8);
         data += 8;
         size -= 8;
     }
+    /* as a crossing reads it: the entry's C type, whatever the upper bytes */
+    qtn_val ret = qtn__as_type(raw, rtype);
+    int64_t as_c; /* what the stub's cast makes of it, as a count */
+    switch (rtype) {
+    case QTN_T_I8: as_c = (int8_t)raw.u; break;
+    case QTN_T_U8: as_c = (uint8_t)raw.u; break;
+    case QTN_T_I16: as_c = (int16_t)raw.u; break;
+    case QTN_T_U16: as_c = (uint16_t)raw.u; break;
+    case QTN_T_I32: as_c = (int32_t)raw.u; break;
+    case QTN_T_U32: as_c = (uint32_t)raw.u; break;
+    case QTN_T_I64: as_c = (int64_t)raw.u; break;
+    default: as_c = raw.u > INT64_MAX ? INT64_MAX : (int64_t)raw.u; break;
+    }
+    size_t actual = as_c < 0 ? 0 : (size_t)as_c;
     /* the domain rewrites the window: data bytes, and sometimes pointers
      * aimed at or near the buffers that crossed */
     size_t n = size < a.top ? size : a.top;
@@ -108,8 +144,14 @@ static void answer(const uint8_t *data, size_t size) {
             memcpy(win + off, &p, sizeof p);
     }
     fz_stream before = *st;
-    int r = qtn__unmarshal(params, ret, QTN_T_I32, &fx);
+    int r = qtn__unmarshal(params, ret, rtype, &fx);
     if (r == 0) {
+        /* the ints came back up to what the caller's type says, no further */
+        if (actual > CAP)
+            abort();
+        for (size_t i = actual; i < CAP; i++)
+            if (ints[i] != 0x11111111)
+                abort();
         /* what came back stays inside what was sent */
         if (*got > CAP)
             abort();
@@ -125,15 +167,77 @@ static void answer(const uint8_t *data, size_t size) {
             abort();
         if (memcmp(&before, st, sizeof before) != 0 || *got != 5)
             abort(); /* nothing is written unless everything checks out */
+        for (size_t i = 0; i < CAP; i++)
+            if (ints[i] != 0x11111111)
+                abort();
     }
     qtn__fixv_free(&fx);
     free(buf), free(got), free(in), free(out), free(st), free(str), free(names), free(tags),
         free(ints);
 }
 
+/* The second thread: flips the bytes at `at` in `frame` while `go`. */
+static struct {
+    _Atomic int go, busy;
+    char *_Atomic frame;
+    size_t at[4];
+} flip;
+
+static void *flipper(void *arg) {
+    (void)arg;
+    for (;;) {
+        while (!atomic_load(&flip.go))
+            sched_yield();
+        atomic_store(&flip.busy, 1);
+        char *f = atomic_load(&flip.frame);
+        while (atomic_load(&flip.go))
+            for (int i = 0; i < 4; i++) {
+                volatile char *c = f + flip.at[i];
+                *c = *c ? 0 : 'A';
+            }
+        atomic_store(&flip.busy, 0);
+    }
+    return NULL;
+}
+
+static void flipper_start(void) {
+    pthread_t th;
+    if (pthread_create(&th, NULL, flipper, NULL))
+        abort();
+    pthread_detach(th);
+}
+
+/* Starts flipping bytes of frame (chosen by sel) and returns once the
+ * flipper is at it. */
+static void flip_start(char *frame, size_t size, const uint8_t *sel) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, flipper_start);
+    for (int i = 0; i < 4; i++)
+        flip.at[i] = ((size_t)sel[2 * i] << 8 | sel[2 * i + 1]) % size; /* < 64 KiB */
+    atomic_store(&flip.frame, frame);
+    atomic_store(&flip.go, 1);
+    while (!atomic_load(&flip.busy))
+        sched_yield();
+}
+
+static void flip_stop(void) {
+    atomic_store(&flip.go, 0);
+    while (atomic_load(&flip.busy))
+        sched_yield();
+}
+
+/* The handles the host "issued" (to the domain the request comes from). */
+static bool issued(uint64_t v) { return v % 3 != 0; }
+static bool issued_ok(void *ctx, uint64_t v) {
+    (void)ctx;
+    return issued(v);
+}
+
 static void request(const uint8_t *data, size_t size) {
     if (size < NPARAMS * 8 + 1)
         return;
+    /* the first byte: flip the frame during import (odd); then what to flip */
+    bool flipping = size > NPARAMS * 8 + 9 && (data[0] & 1);
     char *frame = malloc(size);
     if (!frame)
         abort();
@@ -144,10 +248,46 @@ static void request(const uint8_t *data, size_t size) {
     for (int i = 0; i < NPARAMS; i++)
         if (params[i].kind != QTN_K_SCALAR && params[i].kind != QTN_K_HANDLE && args[i].u & 1)
             args[i].p = frame + (args[i].u >> 1) % (size + 16);
+    if (flipping) {
+        /* the string alone, and the first flip at its NUL: the host finds
+         * the NUL, then copies; a domain thread moves it in between */
+        for (int i = 1; i < NPARAMS; i++)
+            if (params[i].kind != QTN_K_SCALAR && params[i].kind != QTN_K_HANDLE)
+                args[i].p = NULL;
+        size_t o = (NPARAMS * 8 + data[9] % 64) % size, nul = o;
+        while (nul < size && frame[nul])
+            nul++;
+        args[4].p = frame + o;
+        uint8_t sel[8];
+        memcpy(sel, data + 1, sizeof sel);
+        if (nul < size)
+            sel[0] = (uint8_t)(nul >> 8), sel[1] = (uint8_t)nul;
+        flip_start(frame, size, sel);
+    }
     qtn__fixv fx;
     qtn__fixv_init(&fx);
-    int r = qtn__import(params, NPARAMS, args, frame, frame + size, &fx);
+    const qtn__hcheck hc = {issued_ok, NULL};
+    int r = qtn__import_checked(params, NPARAMS, args, frame, frame + size, &fx, &hc);
+    if (flipping)
+        flip_stop();
     if (r == 0) {
+        /* every handle the host goes on with is one it issued: the one
+         * argument, and those in the private copies of structs */
+        if (args[7].u && !issued(args[7].u))
+            abort();
+        for (uint32_t i = 0; i < fx.n; i++)
+            if (fx.v[i].p->st == &s_named)
+                for (size_t e = 0; e < fx.v[i].count; e++) {
+                    const fz_named *nm = (const fz_named *)fx.v[i].mine + e;
+                    if (nm->h && !issued((uint64_t)(uintptr_t)nm->h))
+                        abort();
+                }
+        /* what the host copied is what it checked: each string ends in its copy */
+        for (uint32_t i = 0; i < fx.n; i++)
+            if (fx.v[i].p->kind == QTN_K_STRING &&
+                (!fx.v[i].count || fx.v[i].mine[fx.v[i].count - 1] != 0 ||
+                 strlen(fx.v[i].mine) >= fx.v[i].count))
+                abort();
         qtn_val ret = {.i = data[0] % 40 - 3};
         /* the callee side writes into its private copies; export goes back */
         for (uint32_t i = 0; i < fx.n; i++) {

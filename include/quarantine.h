@@ -266,7 +266,9 @@ typedef struct qtn_entry {
     const qtn_param *params;
     qtn_val fault;   /* returned when the callee faults */
     uint32_t deadline_ms; /* 0: the default (qtn_config.deadline_ms);
-                             QTN_NO_DEADLINE: none */
+                             QTN_NO_DEADLINE: none. Bounds the whole
+                             crossing from its start: waiting for a
+                             channel, the callbacks and calls up it makes */
 } qtn_entry;
 
 #define QTN_NO_DEADLINE UINT32_MAX
@@ -380,12 +382,13 @@ typedef struct qtn_config {
     /* Parking is a cost decision. Within any restart_window_ms (10000,
      * $QTN_RESTART_WINDOW_MS), the first restart_max restarts of a domain
      * (10, $QTN_RESTART_MAX) never park it; past them it is parked once its
-     * restarts took more than $QTN_RESTART_SHARE percent (10) of the
-     * window's wall time (recovery: fault noticed -> new process serving;
-     * a restart costs about a millisecond), or at once when it cannot start
-     * at all. A parked domain's calls fail at once (QTN_EPARKED, counted as
-     * parked_calls); it is started again after 1 s, then 2 s, 4 s ... up to
-     * 60 s while it keeps being parked, or when a plan names it.
+     * restarts took more than $QTN_RESTART_SHARE percent (10; 0 to 100)
+     * of the window's wall time (recovery: fault noticed -> new process
+     * serving; a restart costs about a millisecond), or at once when it
+     * cannot start at all. A parked domain's calls fail at once
+     * (QTN_EPARKED, counted as parked_calls); it is started again after
+     * 1 s, then 2 s, 4 s ... up to 60 s while it keeps being parked, or
+     * when a plan names it.
      * QTN_RESTART_SHARE=0 parks past restart_max restarts, whatever they
      * cost. */
     uint32_t restart_max;

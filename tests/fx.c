@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -14,15 +15,32 @@
 #include "fx.h"
 
 int fx_last_err;
+char fx_init_file[256];
 
 static _Atomic int inside;
 static _Atomic int init_runs;
 
-static void fx_init(void) { atomic_fetch_add(&init_runs, 1); }
-
 static void nap_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
     nanosleep(&ts, NULL);
+}
+
+/* Runs in each new domain process that hosts fx, before its filter. */
+static void fx_init(void) {
+    atomic_fetch_add(&init_runs, 1);
+    if (!fx_init_file[0])
+        return;
+    FILE *f = fopen(fx_init_file, "re");
+    if (!f)
+        return;
+    int ms = 0, crash = 0;
+    if (fscanf(f, "%d %d", &ms, &crash) < 1)
+        ms = 0;
+    fclose(f);
+    if (ms > 0)
+        nap_ms(ms);
+    if (crash)
+        abort(); /* this process can never serve */
 }
 
 static volatile int recurse_on = 1;

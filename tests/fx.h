@@ -23,6 +23,9 @@ enum {
 
 extern qtn_component fx_component, fy_component;
 extern int fx_last_err; /* qtn_call's result in the last stub slow path */
+/* Set before qtn_init: fx's init hook reads "<ms> [crash]" from this file
+ * in every new domain process: it sleeps ms, then aborts if crash is 1. */
+extern char fx_init_file[256];
 
 int fx_crash(int32_t kind);  /* faults as told; deadline 400 ms */
 int fx_wait(int32_t ms);     /* sleeps in the domain, counted as inside */

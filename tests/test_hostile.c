@@ -1,6 +1,8 @@
-/* test_hostile.c - a domain that breaks the contract: lies about lengths,
- * moves pointers where it was given none, and scribbles on its half of the
- * channel (sequence numbers, message types, frame offsets, entry pointers).
+/* test_hostile.c - a domain that breaks the contract: lies about lengths
+ * (also through the upper half of a narrower result), moves pointers where
+ * it was given none, scribbles on its half of the channel (sequence
+ * numbers, message types, frame offsets, entry pointers), moves a string's
+ * NUL while the host copies it, and hands the host handles it never got.
  * Each time the call must return its fault value, the caller's memory must
  * stay untouched outside what it declared, the host must live on, and the
  * domain must be killed. */
@@ -11,10 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <dirent.h>
+#include <malloc.h>
+#include <pthread.h>
 
 #include "internal.h"
 #include "tk.h"
@@ -112,6 +117,226 @@ static int evil(int32_t mode, int *err) {
     return (int)r.i;
 }
 
+/* ---- "flip": a second domain thread moves a string's NUL ---------------------- */
+
+/* The string of each callback request: 64 'A', the byte that flips between
+ * NUL and 'A', 64 'B', NUL. A host that finds the first NUL and then copies
+ * that many bytes may copy 65 bytes ending in 'A': a string longer than
+ * its buffer. */
+#define FLIP_AT 64
+#define FLIP_LEN 130
+
+static volatile int flip_go;
+
+static void *flipper(void *p) {
+    volatile char *c = p;
+    while (flip_go)
+        *c = *c ? 0 : 'A';
+    return NULL;
+}
+
+/* Makes `rounds` callback requests by hand (the frame where it chooses),
+ * with another thread flipping the byte all along. */
+static int flip_real(int32_t rounds, int (*cb)(const char *s)) {
+    (void)cb;
+    qtn__thread *t = qtn__self_thread();
+    qtn__chan *ch = qtn__chan_in(qtn__my_slot(), (uint32_t)t->serving);
+    char *win = qtn__win_in(qtn__my_slot(), (uint32_t)t->serving);
+    uint64_t fo = (t->top + 15) & ~(uint64_t)15;
+    qtn__frame *fr = (qtn__frame *)(win + fo);
+    char *str = win + fo + 64;
+    memset(str, 'A', FLIP_LEN - 1);
+    str[FLIP_AT] = 0;
+    str[FLIP_LEN - 1] = 0;
+    memset(str + FLIP_AT + 1, 'B', FLIP_LEN - FLIP_AT - 2);
+    flip_go = 1;
+    pthread_t th;
+    if (pthread_create(&th, NULL, flipper, str + FLIP_AT))
+        abort();
+    int ok = 0;
+    for (int32_t i = 0; i < rounds; i++) {
+        fr->nargs = 1;
+        fr->args[0].p = str;
+        ch->dtype = QTN__MSG_CB;
+        ch->did = 1; /* parameter 1 is the callback */
+        ch->did2 = 0;
+        ch->ddepth = t->dst[t->dn - 1].depth;
+        ch->dframe = fo;
+        ch->dend = fo + 64 + FLIP_LEN;
+        qtn__post(&ch->dseq, ++t->sent, &ch->hsleep);
+        if (qtn__await(&ch->hseq, t->seen, t->seen + 1, &ch->dsleep, NULL, 0, 0))
+            abort();
+        t->seen++;
+        if (ch->htype != QTN__MSG_RET)
+            abort();
+        ok += fr->ret.i == 1;
+    }
+    flip_go = 0;
+    pthread_join(th, NULL);
+    return ok;
+}
+
+static void flip_thunk(qtn_val *a, qtn_val *r) {
+    r->i = flip_real((int32_t)a[0].i, (int (*)(const char *))a[1].p);
+}
+static const qtn_param flip_params[] = {QTN_P_SCALAR(QTN_T_I32), QTN_P_CALLBACK(&cbsig)};
+static qtn_component flip_component;
+static const qtn_entry flip_entry = {.name = "flip", .component = &flip_component,
+                                     .thunk = flip_thunk, .ret = QTN_T_I32, .nparams = 2,
+                                     .params = flip_params, .fault = {.i = -77}};
+static const qtn_entry *const flip_entries[] = {&flip_entry};
+static qtn_component flip_component = {.name = "flip", .nentries = 1, .entries = flip_entries};
+static qtn_edge flip_edge = QTN_EDGE_INIT(NULL, &flip_entry);
+
+static _Atomic int flip_seen, flip_bad;
+
+/* The host's callback: sees the host's private copy of the string. */
+static int flip_cb(const char *s) {
+    flip_seen++;
+    /* a copy of 65 bytes must end at the byte that flips */
+    if (s[FLIP_AT] != 0 && malloc_usable_size((void *)s) < FLIP_LEN) {
+        flip_bad++;
+        return 0;
+    }
+    size_t n = strlen(s);
+    if (n != FLIP_AT && n != FLIP_LEN - 1)
+        flip_bad++;
+    return 1;
+}
+
+static int flip(int32_t rounds, int *err) {
+    qtn_val v[2] = {{.i = rounds}, {.p = (void *)flip_cb}}, r;
+    *err = qtn_call(&flip_edge, v, &r);
+    return (int)r.i;
+}
+
+/* ---- "hx" in the host hands out handles; "hy", isolated, uses them ----------- */
+
+static int64_t hx_secret; /* the host's: its domains have their own copy */
+
+struct hx_box {
+    int32_t v;
+};
+static void *hx_new_real(int32_t v) {
+    struct hx_box *b = malloc(sizeof *b);
+    if (b)
+        b->v = v;
+    return b;
+}
+static int32_t hx_get_real(void *h) { return ((struct hx_box *)h)->v; }
+static void hx_free_real(void *h) { free(h); }
+
+static void hx_new_thunk(qtn_val *a, qtn_val *r) { r->p = hx_new_real((int32_t)a[0].i); }
+static void hx_get_thunk(qtn_val *a, qtn_val *r) { r->i = hx_get_real(a[0].p); }
+static void hx_free_thunk(qtn_val *a, qtn_val *r) {
+    (void)r;
+    hx_free_real(a[0].p);
+}
+static const qtn_param hx_p_i32[] = {QTN_P_SCALAR(QTN_T_I32)};
+static const qtn_param hx_p_plain[] = {QTN_P_HANDLE};
+static const qtn_param hx_p_owned[] = {{.kind = QTN_K_HANDLE, .flags = QTN_F_OWNED}};
+static qtn_component hx_component, hy_component;
+static const qtn_entry hx_new_entry = {.name = "hx_new", .component = &hx_component,
+                                       .thunk = hx_new_thunk, .ret = QTN_T_HANDLE,
+                                       .nparams = 1, .params = hx_p_i32, .fault = {.p = NULL}};
+static const qtn_entry hx_get_entry = {.name = "hx_get", .component = &hx_component,
+                                       .thunk = hx_get_thunk, .ret = QTN_T_I32, .nparams = 1,
+                                       .params = hx_p_plain, .fault = {.i = -1}};
+static const qtn_entry hx_free_entry = {.name = "hx_free", .component = &hx_component,
+                                        .thunk = hx_free_thunk, .ret = QTN_T_VOID,
+                                        .nparams = 1, .params = hx_p_owned};
+static const qtn_entry *const hx_entries[] = {&hx_new_entry, &hx_get_entry, &hx_free_entry};
+static qtn_component hx_component = {.name = "hx", .nentries = 3, .entries = hx_entries};
+
+/* hx's stubs, as hy calls them */
+static qtn_edge hx_new_edge = QTN_EDGE_INIT(&hy_component, &hx_new_entry);
+static qtn_edge hx_get_edge = QTN_EDGE_INIT(&hy_component, &hx_get_entry);
+static qtn_edge hx_free_edge = QTN_EDGE_INIT(&hy_component, &hx_free_entry);
+static void *hx_new(int32_t v) {
+    if (QTN_DIRECT(&hx_new_edge))
+        return hx_new_real(v);
+    qtn_val a[1] = {{.i = v}}, r;
+    qtn_call(&hx_new_edge, a, &r);
+    return r.p;
+}
+static int32_t hx_get(void *h) {
+    if (QTN_DIRECT(&hx_get_edge))
+        return hx_get_real(h);
+    qtn_val a[1] = {{.p = h}}, r;
+    qtn_call(&hx_get_edge, a, &r);
+    return (int32_t)r.i;
+}
+static void hx_free(void *h) {
+    if (QTN_DIRECT(&hx_free_edge)) {
+        hx_free_real(h);
+        return;
+    }
+    qtn_val a[1] = {{.p = h}}, r;
+    qtn_call(&hx_free_edge, a, &r);
+}
+
+enum { HY_HONEST, HY_FORGED_GET, HY_FORGED_FREE, HY_GET, HY_NEW };
+
+/* In its domain: uses hx's handles, honestly or not. */
+static int64_t hy_probe_real(int32_t mode, int64_t arg) {
+    switch (mode) {
+    case HY_HONEST: {
+        void *h = hx_new(42);
+        int32_t v = hx_get(h);
+        hx_free(h);
+        return v;
+    }
+    case HY_FORGED_GET: return hx_get(&hx_secret); /* the host's secret, at the same address */
+    case HY_FORGED_FREE: hx_free((void *)(uintptr_t)arg); return 0;
+    case HY_GET: return hx_get((void *)(uintptr_t)arg);
+    case HY_NEW: return (int64_t)(uintptr_t)hx_new((int32_t)arg);
+    default: return -2;
+    }
+}
+
+/* Calls the host's callback with its ctx, or (mode 1) with another; mode
+ * 2 hands ctx (a handle hx made, passed down) back to hx. */
+static int hy_cb_real(int32_t mode, int (*cb)(void *ctx, int32_t x), void *ctx) {
+    if (mode >= 2)
+        return hx_get(ctx);
+    return cb(mode ? (void *)&hx_secret : ctx, 5);
+}
+
+static void hy_probe_thunk(qtn_val *a, qtn_val *r) {
+    r->i = hy_probe_real((int32_t)a[0].i, a[1].i);
+}
+static void hy_cb_thunk(qtn_val *a, qtn_val *r) {
+    r->i = hy_cb_real((int32_t)a[0].i, (int (*)(void *, int32_t))a[1].p, a[2].p);
+}
+static const qtn_param hy_p_probe[] = {QTN_P_SCALAR(QTN_T_I32), QTN_P_SCALAR(QTN_T_I64)};
+static const qtn_param hy_cbp[] = {QTN_P_HANDLE, QTN_P_SCALAR(QTN_T_I32)};
+static const qtn_sig hy_cbsig = {QTN_T_I32, 2, hy_cbp};
+static const qtn_param hy_p_cb[] = {QTN_P_SCALAR(QTN_T_I32), QTN_P_CALLBACK(&hy_cbsig),
+                                    QTN_P_HANDLE};
+static const qtn_entry hy_probe_entry = {.name = "hy_probe", .component = &hy_component,
+                                         .thunk = hy_probe_thunk, .ret = QTN_T_I64,
+                                         .nparams = 2, .params = hy_p_probe, .fault = {.i = -1}};
+static const qtn_entry hy_cb_entry = {.name = "hy_cb", .component = &hy_component,
+                                      .thunk = hy_cb_thunk, .ret = QTN_T_I32, .nparams = 3,
+                                      .params = hy_p_cb, .fault = {.i = -1}};
+static const qtn_entry *const hy_entries[] = {&hy_probe_entry, &hy_cb_entry};
+static qtn_component hy_component = {.name = "hy", .nentries = 2, .entries = hy_entries};
+static qtn_edge hy_probe_edge = QTN_EDGE_INIT(NULL, &hy_probe_entry);
+static qtn_edge hy_cb_edge = QTN_EDGE_INIT(NULL, &hy_cb_entry);
+static qtn_edge hy_cb_edge_hx = QTN_EDGE_INIT(&hx_component, &hy_cb_entry); /* hx calls */
+
+static int64_t hy_probe(int32_t mode, int64_t arg, int *err) {
+    qtn_val v[2] = {{.i = mode}, {.i = arg}}, r;
+    *err = qtn_call(&hy_probe_edge, v, &r);
+    return r.i;
+}
+
+static int hy_cb(int32_t mode, int (*cb)(void *ctx, int32_t x), void *ctx, int *err) {
+    qtn_val v[3] = {{.i = mode}, {.p = (void *)cb}, {.p = ctx}}, r;
+    *err = qtn_call(mode == 3 ? &hy_cb_edge_hx : &hy_cb_edge, v, &r);
+    return (int)r.i;
+}
+
 /* ---- helpers ------------------------------------------------------------------------ */
 
 static uint32_t incarnation(int d) {
@@ -140,6 +365,9 @@ static int setup(void **state) {
     assert_int_equal(qtn_register(&tk_component), 0);
     assert_int_equal(qtn_register(&tk2_component), 0);
     assert_int_equal(qtn_register(&evil_component), 0);
+    assert_int_equal(qtn_register(&flip_component), 0);
+    assert_int_equal(qtn_register(&hx_component), 0);
+    assert_int_equal(qtn_register(&hy_component), 0);
     qtn_config cfg = {.restart_max = 1000};
     assert_int_equal(qtn_init(&cfg), 0);
     return 0;
@@ -221,10 +449,159 @@ static void test_channel_garbage(void **state) {
     tu_plan("tk=host");
 }
 
+/* ---- a result wider than its type ---------------------------------------------------- */
+
+/* An int entry whose actual length is its result: a domain answering
+ * 0xffffffff00000400 for a 16-byte buffer said 1024 (what the stub's int
+ * keeps), not "an error" (the 64-bit value is negative). */
+static void test_actual_length_through_int(void **state) {
+    (void)state;
+    tu_plan("tk=1");
+    char buf[16 + 8];
+    memset(buf, 'g', sizeof buf);
+    assert_int_equal(tk_lie_ret(0, buf, 16), 16); /* honest */
+    assert_int_equal(tk_last_err, 0);
+    assert_int_equal(buf[15], 'x');
+    assert_int_equal(buf[16], 'g');
+    memset(buf, 'g', sizeof buf);
+    uint32_t inc = incarnation(1);
+    int r = tk_lie_ret(1, buf, 16);
+    if (r != -99 || tk_last_err != QTN_ECONTRACT)
+        fail_msg("an actual length of 1024 for 16 bytes: got %d (%s), want the fault value", r,
+                 qtn_strerror(tk_last_err));
+    expect_contract_fault(1, inc, "tk_lie_ret");
+    for (size_t i = 0; i < sizeof buf; i++)
+        assert_int_equal(buf[i], 'g'); /* the caller's buffer untouched */
+    assert_int_equal(tk_nop(), 7);
+    tu_plan("tk=host");
+}
+
+/* ---- shared memory read twice ---------------------------------------------------------- */
+
+static double secs(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* While the host copies a callback's string, a second domain thread moves
+ * its NUL. The callback must get a string that ends inside its own buffer;
+ * a request whose string lost its NUL in between is a contract fault. */
+static void test_string_moved_during_import(void **state) {
+    (void)state;
+    tu_plan("flip=2");
+    flip_bad = flip_seen = 0;
+    int hits = 0;
+    double t0 = secs();
+    while (hits < 3 && secs() - t0 < 20) {
+        uint32_t inc = incarnation(2);
+        int err = 0;
+        int r = flip(20000, &err);
+        if (flip_bad)
+            fail_msg("the host gave the callback a string without its NUL %d times (of %d)",
+                     (int)flip_bad, (int)flip_seen);
+        if (err == QTN_ECONTRACT) { /* the race was hit, and caught */
+            assert_int_equal(r, -77);
+            expect_contract_fault(2, inc, "flip");
+            hits++;
+        } else {
+            assert_int_equal(err, 0);
+            assert_int_equal(r, 20000);
+        }
+    }
+    print_message("string moved during import: %d of %d callbacks, %d caught, %.1f s\n",
+                  (int)flip_seen, (int)flip_seen + hits, hits, secs() - t0);
+    assert_true(hits > 0); /* the race was run, not only tried */
+    tu_plan("flip=host");
+}
+
+/* ---- handles into the host --------------------------------------------------------------- */
+
+static int add_to(void *ctx, int32_t x) {
+    *(int64_t *)ctx += x;
+    return 0;
+}
+
+static void expect_hy_contract(int64_t r, int err, uint32_t inc, const char *what) {
+    if (r != -1 || err != QTN_ECONTRACT)
+        fail_msg("%s: got %lld (%s), want the fault value", what, (long long)r,
+                 qtn_strerror(err));
+    qtn_report rep;
+    assert_int_equal(qtn_report_next(&rep, 10000), 1);
+    assert_int_equal(rep.kind, QTN_FAULT_CONTRACT);
+    assert_int_equal(rep.incarnation, inc);
+    assert_string_equal(rep.component, "hy");
+    assert_int_equal(qtn_report_next(&rep, 0), 0);
+}
+
+/* A domain may hand the host only handles the host gave it: a forged one
+ * would make the host read any address, or free() it. */
+static void test_forged_handles(void **state) {
+    (void)state;
+    tu_plan("hx=host hy=1");
+    hx_secret = 0x5ec7e7;
+    int err = 0;
+    int64_t r;
+    assert_int_equal(hy_probe(HY_HONEST, 0, &err), 42);
+    assert_int_equal(err, 0);
+    /* issued in one call, used in the next: fine */
+    int64_t h = hy_probe(HY_NEW, 7, &err);
+    assert_true(h != 0 && err == 0);
+    assert_int_equal(hy_probe(HY_GET, h, &err), 7);
+    assert_int_equal(err, 0);
+    /* the host's own variable, as a handle */
+    uint32_t inc = incarnation(1);
+    r = hy_probe(HY_FORGED_GET, 0, &err);
+    expect_hy_contract(r, err, inc, "hx_get(&hx_secret)");
+    /* free() of an address the host never gave out */
+    inc = incarnation(1);
+    r = hy_probe(HY_FORGED_FREE, (int64_t)(uintptr_t)&hx_secret, &err);
+    expect_hy_contract(r, err, inc, "hx_free(&hx_secret)");
+    /* the handle of an earlier incarnation */
+    inc = incarnation(1);
+    r = hy_probe(HY_GET, h, &err);
+    expect_hy_contract(r, err, inc, "hx_get(old handle)");
+    /* a handle the host issued to another domain */
+    tu_plan("hx=host hy=2");
+    int64_t h2 = hy_probe(HY_NEW, 9, &err);
+    assert_int_equal(err, 0);
+    tu_plan("hx=host hy=1");
+    inc = incarnation(1);
+    r = hy_probe(HY_GET, h2, &err);
+    expect_hy_contract(r, err, inc, "hx_get(domain 2's handle)");
+    /* a callback's ctx is the one the host passed */
+    int64_t sum = 0;
+    assert_int_equal(hy_cb(0, add_to, &sum, &err), 0);
+    assert_int_equal(err, 0);
+    assert_int_equal(sum, 5);
+    inc = incarnation(1);
+    r = hy_cb(1, add_to, &sum, &err);
+    expect_hy_contract(r, err, inc, "callback with a forged ctx");
+    assert_int_equal(sum, 5);
+    /* a handle the host passed down (the program, or hx itself) may come
+     * back up to hx */
+    void *mine = hx_new_real(11), *hx_own = hx_new_real(12);
+    assert_int_equal(hy_cb(2, add_to, mine, &err), 11);
+    assert_int_equal(err, 0);
+    assert_int_equal(hy_cb(3, add_to, hx_own, &err), 12); /* mode 3: as 2, hx the caller */
+    assert_int_equal(err, 0);
+    hx_free_real(mine);
+    hx_free_real(hx_own);
+    assert_int_equal(hx_secret, 0x5ec7e7); /* untouched */
+    /* and the domain serves again */
+    assert_int_equal(hy_probe(HY_HONEST, 0, &err), 42);
+    tu_plan("hx=host hy=host");
+    hx_free_real((void *)(uintptr_t)h); /* host objects the domains were given */
+    hx_free_real((void *)(uintptr_t)h2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lying_lengths_and_pointers),
         cmocka_unit_test(test_channel_garbage),
+        cmocka_unit_test(test_actual_length_through_int),
+        cmocka_unit_test(test_string_moved_during_import),
+        cmocka_unit_test(test_forged_handles),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -89,6 +89,15 @@ static const tcase cases[] = {
      "1e3",
      0,
      {"ignoring QTN_RESTART_WINDOW_MS=1e3: not a number: takes a number of milliseconds"}},
+    {"QTN_RESTART_SHARE",
+     "150",
+     0,
+     {"ignoring QTN_RESTART_SHARE=150: out of range: takes a percentage of the restart window "
+      "from 0 to 100; using 10"}},
+    {"QTN_RESTART_SHARE",
+     "10%",
+     0,
+     {"ignoring QTN_RESTART_SHARE=10%: not a number: takes a percentage"}},
     {"QTN_SECCOMP",
      "2",
      0,
@@ -129,6 +138,7 @@ static const char *const good[][2] = {
     {"QTN_DOMAIN_OOM_SCORE_ADJ", "0"}, {"QTN_LANDLOCK", "0"},
     {"QTN_DEADLINE_MS", "0"},          {"QTN_SECCOMP", "0"},
     {"QTN_CHANNELS", "503"},           {"QTN_CRASH_HANDLER", "1"},
+    {"QTN_RESTART_SHARE", "0"},        {"QTN_RESTART_SHARE", "100"},
 };
 
 static void test_messages(void **state) {

@@ -167,6 +167,20 @@ static int tk_lie_real(int32_t mode, char *buf, size_t cap, size_t *got, tk_stre
     }
 }
 
+static void nap_ms(int32_t ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) && errno == EINTR)
+        ;
+}
+
+static int tk_tick_real(int32_t n, int32_t ms, int (*cb)(void *ctx), void *ctx) {
+    for (int32_t i = 0; i < n; i++) {
+        nap_ms(ms);
+        cb(ctx);
+    }
+    return n;
+}
+
 static int32_t tk2_counter;
 int32_t tk2_twice_real(int32_t a) { return 2 * a + 0 * ++tk2_counter; }
 
@@ -202,6 +216,17 @@ THUNK(tk_counter) { (void)a; r->i = tk_counter_real(); }
 THUNK(tk_scribble) { (void)r; tk_scribble_real(a[0].p, a[1].u); }
 THUNK(tk_lie) { r->i = tk_lie_real((int32_t)a[0].i, a[1].p, a[2].u, a[3].p, a[4].p); }
 THUNK(tk2_twice) { r->i = tk2_twice_real((int32_t)a[0].i); }
+/* hostile on purpose: the result's upper half is set, its int is 1024 */
+THUNK(tk_lie_ret) {
+    memset(a[1].p, 'x', a[2].u);
+    if (a[0].i == 1)
+        r->u = 0xffffffff00000400ull;
+    else
+        r->i = (int)a[2].u;
+}
+THUNK(tk_tick) {
+    r->i = tk_tick_real((int32_t)a[0].i, (int32_t)a[1].i, (int (*)(void *))a[2].p, a[3].p);
+}
 
 static const qtn_param p_add[] = {QTN_P_SCALAR(QTN_T_I32), QTN_P_SCALAR(QTN_T_I64),
                                   QTN_P_SCALAR(QTN_T_U8), QTN_P_SCALAR(QTN_T_I16)};
@@ -264,6 +289,16 @@ static const qtn_param p_lie[] = {
     {.kind = QTN_K_INOUT, .elem_size = sizeof(tk_stream), .len = 1, .st = &s_stream,
      .flags = QTN_F_NULLABLE}};
 
+static const qtn_param p_lie_ret[] = {
+    QTN_P_SCALAR(QTN_T_I32),
+    {.kind = QTN_K_OUT, .elem_size = 1, .len_kind = QTN_LEN_PARAM, .len = 2,
+     .actual = QTN_ACTUAL_RET},
+    QTN_P_SCALAR(QTN_T_U64)};
+static const qtn_param cbp_tick[] = {QTN_P_HANDLE};
+static const qtn_sig sig_tick = {QTN_T_I32, 1, cbp_tick};
+static const qtn_param p_tick[] = {QTN_P_SCALAR(QTN_T_I32), QTN_P_SCALAR(QTN_T_I32),
+                                   QTN_P_CALLBACK(&sig_tick), QTN_P_HANDLE};
+
 #define ENTRY(nm, rt, params_, faultv)                                                   \
     static const qtn_entry nm##_entry = {.name = #nm, .component = &tk_component,         \
                                            .thunk = nm##_thunk, .ret = rt,              \
@@ -300,6 +335,11 @@ ENTRY0(tk_getpid, QTN_T_I32, -1);
 ENTRY0(tk_counter, QTN_T_I32, -1);
 ENTRY(tk_scribble, QTN_T_VOID, p_scribble, 0);
 ENTRY(tk_lie, QTN_T_I32, p_lie, -99);
+ENTRY(tk_lie_ret, QTN_T_I32, p_lie_ret, -99);
+static const qtn_entry tk_tick_entry = {.name = "tk_tick", .component = &tk_component,
+                                        .thunk = tk_tick_thunk, .ret = QTN_T_I32, .nparams = 4,
+                                        .params = p_tick, .fault = {.i = -1},
+                                        .deadline_ms = 500};
 static const qtn_entry tk2_twice_entry = {.name = "tk2_twice", .component = &tk2_component,
                                           .thunk = tk2_twice_thunk, .ret = QTN_T_I32,
                                           .nparams = 1, .params = p_i32, .fault = {.i = -1}};
@@ -310,7 +350,8 @@ static const qtn_entry *const tk_entries[] = {
     &tk_points_flip_entry, &tk_names_weigh_entry, &tk_handle_new_entry, &tk_handle_get_entry,
     &tk_handle_free_entry,
     &tk_each_entry, &tk_transform_entry, &tk_via_entry, &tk_meet_entry, &tk_invert_entry,
-    &tk_getpid_entry, &tk_counter_entry, &tk_scribble_entry, &tk_lie_entry};
+    &tk_getpid_entry, &tk_counter_entry, &tk_scribble_entry, &tk_lie_entry,
+    &tk_lie_ret_entry, &tk_tick_entry};
 static const qtn_entry *const tk2_entries[] = {&tk2_twice_entry};
 
 qtn_component tk_component = {.name = "tk",
@@ -347,6 +388,8 @@ EDGE(tk_getpid);
 EDGE(tk_counter);
 EDGE(tk_scribble);
 EDGE(tk_lie);
+EDGE(tk_lie_ret);
+EDGE(tk_tick);
 static qtn_edge tk2_twice_edge = QTN_EDGE_INIT(&tk_component, &tk2_twice_entry);
 
 int tk_nop(void) {
@@ -542,6 +585,26 @@ int tk_lie(int32_t mode, char *buf, size_t cap, size_t *got, tk_stream *s) {
         return tk_lie_real(mode, buf, cap, got, s);
     qtn_val v[5] = {{.i = mode}, {.p = buf}, {.u = cap}, {.p = got}, {.p = s}}, r;
     qtn_call(&tk_lie_edge, v, &r);
+    return (int)r.i;
+}
+
+int tk_last_err;
+
+int tk_lie_ret(int32_t mode, char *buf, size_t cap) {
+    if (QTN_DIRECT(&tk_lie_ret_edge)) {
+        memset(buf, 'x', cap);
+        return (int)cap;
+    }
+    qtn_val v[3] = {{.i = mode}, {.p = buf}, {.u = cap}}, r;
+    tk_last_err = qtn_call(&tk_lie_ret_edge, v, &r);
+    return (int)r.i;
+}
+
+int tk_tick(int32_t n, int32_t ms, int (*cb)(void *ctx), void *ctx) {
+    if (QTN_DIRECT(&tk_tick_edge))
+        return tk_tick_real(n, ms, cb, ctx);
+    qtn_val v[4] = {{.i = n}, {.i = ms}, {.p = (void *)cb}, {.p = ctx}}, r;
+    tk_last_err = qtn_call(&tk_tick_edge, v, &r);
     return (int)r.i;
 }
 

@@ -52,6 +52,13 @@ int32_t tk_getpid(void);
 int32_t tk_counter(void);                    /* private state of the domain */
 void tk_scribble(const uint8_t *buf, size_t n); /* writes its in-buffer */
 int tk_lie(int32_t mode, char *buf, size_t cap, size_t *got, tk_stream *s);
+/* writes cap bytes of buf; returns cap (mode 0), or, mode 1, a result whose
+ * int is 1024 but whose upper 32 bits are set (the actual length of buf) */
+int tk_lie_ret(int32_t mode, char *buf, size_t cap);
+/* n times: sleeps ms, then calls cb(ctx); returns n. Deadline 500 ms. */
+int tk_tick(int32_t n, int32_t ms, int (*cb)(void *ctx), void *ctx);
+
+extern int tk_last_err; /* qtn_call's result in tk_lie_ret's and tk_tick's stubs */
 
 int32_t tk2_twice(int32_t a);
 

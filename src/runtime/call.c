@@ -317,7 +317,9 @@ void qtn__domain_child(int d) {
     qtn__guard_install();
     qtn__guard_thread();
     qtn__dhdr *h = qtn__my_hdr();
-    /* components placed here set up now, before the filter */
+    /* components placed here set up now, before the first call: confined
+     * already (zygote.c), under the set-up filter, before the call-time
+     * filter, which then covers every thread their init hooks started */
     for (int c = 1; c <= qtn__ncomps; c++)
         if (atomic_load(&h->plan[c]) == qtn__g.self)
             qtn__comp_ready(qtn__comps[c]);
@@ -369,28 +371,211 @@ void qtn__domain_child(int d) {
 
 /* ---- host side ------------------------------------------------------------------- */
 
-/* The host's edge for calls a domain makes on behalf of `caller`. */
-static qtn_edge *host_edge(const qtn_component *caller, const qtn_entry *en) {
+static int call_edge(qtn__thread *t, qtn_edge *e, qtn_val *args, qtn_val *ret);
+
+/* The host's edge for calls a domain makes on behalf of `caller`; past
+ * QTN__EDGE_MAX edges, `spare` (the caller's) filled in: such calls count
+ * in the overflow bucket, and a domain naming ever new pairs allocates
+ * nothing here. */
+static qtn_edge *host_edge(const qtn_component *caller, const qtn_entry *en, qtn_edge *spare) {
     pthread_mutex_lock(&qtn__g.lock);
     qtn_edge *e = qtn__edge_find_locked(caller, en);
-    if (!e && (e = calloc(1, sizeof *e))) {
+    if (!e && atomic_load(&qtn__nedges) + 1 < QTN__EDGE_MAX && (e = calloc(1, sizeof *e))) {
         e->caller = caller;
         e->entry = en;
-        if (qtn__edge_register_locked(e))
-            e->id = 0; /* counted in the overflow bucket */
+        if (qtn__edge_register_locked(e)) {
+            free(e);
+            e = NULL;
+        }
     }
     pthread_mutex_unlock(&qtn__g.lock);
+    if (!e) {
+        *spare = (qtn_edge)QTN_EDGE_INIT(caller, en);
+        e = spare;
+    }
     return e;
 }
 
-/* Serves a CB or UP request that arrived on channel k of domain d. Returns
- * 0 when answered, QTN_ECONTRACT when the request breaks the contract. */
-static int serve_request(qtn__hstack *st, qtn__chan *ch, char *win, uint32_t type) {
+/* ---- handles host components issued to domains --------------------------------- */
+
+/* A handle that reaches the host from a domain must be one the host gave
+ * that domain, or the host would read any address a domain names, or free
+ * it. A component placed in the host issues a handle to domain d when one
+ * of its entries, called by d, returns a QTN_T_HANDLE (or a handle field in
+ * a struct going back), or when it passes one to an entry in d as an
+ * argument (those the program passes outside any component count for
+ * every component); d may then pass it to that component's entries
+ * until the incarnation it was issued to ends (a restart forgets them all)
+ * or, past HANDLES_MAX handles issued to d since, it expires. The host
+ * cannot tell when a component frees the object behind one: a domain that
+ * passes a handle after that makes the component use what it freed, as a
+ * caller in the host would. */
+#define HANDLES_MAX 16384u /* per domain; the oldest expire first */
+
+typedef struct hent {
+    uint64_t v; /* 0: empty slot */
+    uint32_t c, inc;
+} hent;
+
+typedef struct htab {
+    hent *e; /* open addressing by (v, c), linear probing */
+    uint32_t cap, n;
+    hent *ring; /* the same, in the order they were issued */
+    uint32_t rcap, rn, head;
+} htab;
+
+static htab htabs[QTN_DOMAINS_MAX + 1];
+static pthread_mutex_t hlocks[QTN_DOMAINS_MAX + 1] = {
+    [0 ... QTN_DOMAINS_MAX] = PTHREAD_MUTEX_INITIALIZER}; /* one per table */
+
+static uint32_t hslot(const htab *h, uint64_t v, uint32_t c) {
+    uint64_t x = (v ^ (uint64_t)c << 52) * 0x9e3779b97f4a7c15ull;
+    return (uint32_t)(x >> 32) & (h->cap - 1);
+}
+
+static hent *hfind(htab *h, uint64_t v, uint32_t c) {
+    if (!h->cap)
+        return NULL;
+    for (uint32_t i = hslot(h, v, c);; i = (i + 1) & (h->cap - 1)) {
+        hent *e = &h->e[i];
+        if (!e->v)
+            return NULL;
+        if (e->v == v && e->c == c)
+            return e;
+    }
+}
+
+static void hinsert(htab *h, hent x) {
+    uint32_t i = hslot(h, x.v, x.c);
+    while (h->e[i].v)
+        i = (i + 1) & (h->cap - 1);
+    h->e[i] = x;
+    h->n++;
+}
+
+/* Removes (v, c), shifting later entries of its run back into the hole. */
+static void hdel(htab *h, uint64_t v, uint32_t c) {
+    hent *e = hfind(h, v, c);
+    if (!e)
+        return;
+    uint32_t m = h->cap - 1, i = (uint32_t)(e - h->e);
+    for (uint32_t j = (i + 1) & m; h->e[j].v; j = (j + 1) & m) {
+        uint32_t home = hslot(h, h->e[j].v, h->e[j].c);
+        if (((j - home) & m) >= ((j - i) & m)) { /* the hole lies on its way home */
+            h->e[i] = h->e[j];
+            i = j;
+        }
+    }
+    h->e[i].v = 0;
+    h->n--;
+}
+
+/* Component c issued handle v to incarnation inc of domain d. */
+static void handle_issue(int d, uint32_t inc, uint32_t c, uint64_t v) {
+    htab *h = &htabs[d];
+    pthread_mutex_lock(&hlocks[d]);
+    hent *e = hfind(h, v, c);
+    if (e) {
+        e->inc = inc;
+        goto out;
+    }
+    if ((h->n + 1) * 2 > h->cap) { /* keep it half empty */
+        uint32_t ncap = h->cap ? h->cap * 2 : 64;
+        hent *ne = calloc(ncap, sizeof *ne), *old = h->e;
+        if (!ne)
+            goto out; /* not issued: the domain's use of it will fail */
+        uint32_t ocap = h->cap;
+        h->e = ne;
+        h->cap = ncap;
+        h->n = 0;
+        for (uint32_t i = 0; i < ocap; i++)
+            if (old[i].v)
+                hinsert(h, old[i]);
+        free(old);
+    }
+    hent x = {v, c, inc};
+    if (h->rn == HANDLES_MAX) { /* the oldest expires */
+        hdel(h, h->ring[h->head].v, h->ring[h->head].c);
+        h->ring[h->head] = x;
+        h->head = (h->head + 1) % HANDLES_MAX;
+    } else {
+        if (h->rn == h->rcap) {
+            uint32_t ncap = h->rcap ? h->rcap * 2 : 64;
+            hent *nr = realloc(h->ring, ncap * sizeof *nr);
+            if (!nr)
+                goto out;
+            h->ring = nr;
+            h->rcap = ncap;
+        }
+        h->ring[h->rn++] = x;
+    }
+    hinsert(h, x);
+out:
+    pthread_mutex_unlock(&hlocks[d]);
+}
+
+void qtn__handles_forget(int d) {
+    htab *h = &htabs[d];
+    pthread_mutex_lock(&hlocks[d]);
+    free(h->e);
+    free(h->ring);
+    memset(h, 0, sizeof *h);
+    pthread_mutex_unlock(&hlocks[d]);
+}
+
+/* A request from incarnation inc of domain d to an entry of component c,
+ * which runs in the host. */
+typedef struct upctx {
+    int d;
+    uint32_t inc, c;
+} upctx;
+
+static bool up_handle_ok(void *ctx, uint64_t v) {
+    const upctx *u = ctx;
+    pthread_mutex_lock(&hlocks[u->d]);
+    hent *e = hfind(&htabs[u->d], v, u->c);
+    if (!e || e->inc != u->inc) /* one the program (no component) passed down */
+        e = hfind(&htabs[u->d], v, 0);
+    bool ok = e && e->inc == u->inc;
+    pthread_mutex_unlock(&hlocks[u->d]);
+    return ok;
+}
+
+static void up_issue(void *ctx, uint64_t v) {
+    const upctx *u = ctx;
+    handle_issue(u->d, u->inc, u->c, v);
+}
+
+/* A callback runs host code: a handle it gets must be one of those the
+ * host passed in the calls in progress on the channel (its `ctx`). */
+static bool cb_handle_ok(void *ctx, uint64_t v) {
+    const qtn__hstack *st = ctx;
+    for (uint32_t f = 0; f < st->depth; f++) {
+        const qtn_entry *en = st->fr[f].entry;
+        for (unsigned i = 0; i < en->nparams; i++) {
+            if (en->params[i].kind != QTN_K_HANDLE)
+                continue;
+            uint64_t a = st->fr[f].args[i].u;
+            if (a == v || ((en->params[i].flags & QTN_F_OWNED) &&
+                           (a & ((1ull << 48) - 1)) == v)) /* as the domain got it */
+                return true;
+        }
+    }
+    return false;
+}
+
+/* Serves a CB or UP request that arrived on channel k of incarnation I.
+ * Everything the domain wrote is read once. Returns NULL when answered,
+ * or how the request breaks the contract. */
+static const char *serve_request(qtn__thread *t, qtn__inc *I, qtn__hstack *st, qtn__chan *ch,
+                                 char *win, uint32_t type) {
+    const char *bad = type == QTN__MSG_CB ? "the domain sent a malformed callback request"
+                                          : "the domain sent a malformed call request";
     uint32_t depth = ch->ddepth;
     uint64_t id = ch->did, id2 = ch->did2, fo = ch->dframe, end = ch->dend;
     size_t wsz = qtn__g.lay.win_size;
     if (fo < st->top || end > wsz || fo > end || (fo & 7) || end - fo < sizeof(qtn__frame))
-        return QTN_ECONTRACT;
+        return bad;
     const qtn_param *params;
     unsigned n;
     uint8_t rtype;
@@ -399,15 +584,18 @@ static int serve_request(qtn__hstack *st, qtn__chan *ch, char *win, uint32_t typ
     const qtn_component *caller = NULL;
     const qtn_sig *sig = NULL;
     qtn_val fault = {0};
+    upctx up = {I->d, I->inc, 0};
+    qtn__hcheck hc = {cb_handle_ok, (void *)st};
+    bool in_host = false;
     if (type == QTN__MSG_CB) {
         if (depth >= st->depth)
-            return QTN_ECONTRACT;
+            return bad;
         const qtn_entry *en = st->fr[depth].entry;
         if (id >= en->nparams || en->params[id].kind != QTN_K_CALLBACK)
-            return QTN_ECONTRACT;
+            return bad;
         fn = st->fr[depth].args[id].p;
         if (!fn)
-            return QTN_ECONTRACT;
+            return bad;
         sig = en->params[id].sig;
         params = sig->params;
         n = sig->nparams;
@@ -419,28 +607,34 @@ static int serve_request(qtn__hstack *st, qtn__chan *ch, char *win, uint32_t typ
         bool ok = qtn__entry_known(target) && (!caller || qtn__comp_known(caller));
         pthread_mutex_unlock(&qtn__g.lock);
         if (!ok)
-            return QTN_ECONTRACT;
+            return bad;
         params = target->params;
         n = target->nparams;
         rtype = target->ret;
         fault = target->fault;
+        /* into a component in the host: its handles only; into another
+         * domain, handles are that domain's (tagged, see cross) */
+        in_host = qtn__where(target->component->id) == QTN_DOMAIN_HOST;
+        up.c = (uint32_t)target->component->id;
+        hc = (qtn__hcheck){up_handle_ok, &up};
     }
     if (end - fo < sizeof(qtn__frame) + n * sizeof(qtn_val))
-        return QTN_ECONTRACT;
+        return bad;
     qtn__frame *fr = (qtn__frame *)(win + fo);
     qtn_val args[QTN_PARAMS_MAX];
     memcpy(args, fr->args, n * sizeof *args);
     qtn__fixv fx;
     qtn__fixv_init(&fx);
-    int r = qtn__import(params, n, args, win + fo, win + end, &fx);
+    int r = qtn__import_checked(params, n, args, win + fo, win + end, &fx,
+                                type == QTN__MSG_CB || in_host ? &hc : NULL);
     if (r == QTN_EINVAL) { /* a callback into the domain cannot cross here */
         qtn__import_drop(&fx);
         memcpy(&fr->ret, &fault, sizeof fault);
-        return 0;
+        return NULL;
     }
     if (r) {
         qtn__import_drop(&fx);
-        return QTN_ECONTRACT;
+        return r == QTN_ESTALE ? "the domain passed the host a handle the host never gave it" : bad;
     }
     uint64_t save = st->top;
     st->top = (end + QTN__ALIGN - 1) & ~(uint64_t)(QTN__ALIGN - 1);
@@ -456,37 +650,41 @@ static int serve_request(qtn__hstack *st, qtn__chan *ch, char *win, uint32_t typ
             rv = from_ffi_ret(rbuf, rtype);
         }
     } else {
-        qtn_edge *e = host_edge(caller, target);
-        if (e)
-            qtn_call(e, args, &rv);
-        else
-            rv = fault;
+        qtn_edge spare, *e = host_edge(caller, target, &spare);
+        call_edge(t, e, args, &rv);
+        if (in_host && rtype == QTN_T_HANDLE && rv.p)
+            handle_issue(up.d, up.inc, up.c, rv.u);
     }
     st->top = save;
-    qtn__export(params, rv, rtype, &fx);
+    qtn__export_issuing(params, rv, rtype, &fx, in_host ? up_issue : NULL, &up);
     memcpy(&fr->ret, &rv, sizeof rv);
-    return 0;
+    return NULL;
+}
+
+static uint64_t deadline_of(const qtn_entry *en) {
+    if (en->deadline_ms == QTN_NO_DEADLINE)
+        return 0;
+    if (en->deadline_ms)
+        return (uint64_t)en->deadline_ms * 1000000u;
+    return qtn__g.deadline_ns;
 }
 
 /* Sends the CALL prepared in ch and serves requests until the domain
- * answers RET. Returns 0, QTN_EFAULT (the domain died), QTN_EDEADLINE or
- * QTN_ECONTRACT (the domain was killed for it). */
-static int converse(qtn__hstack *st, qtn__inc *I, uint32_t k, qtn__chan *ch, char *win,
-                    const qtn_entry *en, uint64_t deadline_ns) {
+ * answers RET. `until` (0: none) bounds the whole call, the callbacks and
+ * calls up it makes included: past it the domain is killed. Returns 0,
+ * QTN_EFAULT (the domain died), QTN_EDEADLINE or QTN_ECONTRACT (the domain
+ * was killed for it). */
+static int converse(qtn__thread *t, qtn__hstack *st, qtn__inc *I, uint32_t k, qtn__chan *ch,
+                    char *win, const qtn_entry *en, uint64_t until) {
     qtn__dom *dm = &qtn__doms[I->d];
     qtn__post(&ch->hseq, ++I->seq[k], &ch->dsleep);
     for (;;) {
         uint32_t cur = I->dseq[k];
-        int w = qtn__await(&ch->dseq, cur, cur + 1, &ch->hsleep, &dm->live, I->inc, deadline_ns);
+        int w = qtn__await(&ch->dseq, cur, cur + 1, &ch->hsleep, &dm->live, I->inc, until);
         if (w == 1)
             return QTN_EFAULT;
-        if (w == 2) {
-            char why[160];
-            snprintf(why, sizeof why, "%s did not return within its deadline of %llu ms",
-                     en->name, (unsigned long long)(deadline_ns / 1000000));
-            qtn__dom_kill(I->d, I->inc, QTN_FAULT_DEADLINE, en, why);
-            return QTN_EDEADLINE;
-        }
+        if (w == 2)
+            goto late;
         if (w < 0) {
             qtn__dom_kill(I->d, I->inc, QTN_FAULT_CONTRACT, en,
                           "the domain broke the channel's sequence numbers");
@@ -501,15 +699,22 @@ static int converse(qtn__hstack *st, qtn__inc *I, uint32_t k, qtn__chan *ch, cha
                           "the domain sent a message of unknown type");
             return QTN_ECONTRACT;
         }
-        if (serve_request(st, ch, win, type)) {
-            qtn__dom_kill(I->d, I->inc, QTN_FAULT_CONTRACT, en,
-                          type == QTN__MSG_CB ? "the domain sent a malformed callback request"
-                                              : "the domain sent a malformed call request");
+        const char *bad = serve_request(t, I, st, ch, win, type);
+        if (bad) {
+            qtn__dom_kill(I->d, I->inc, QTN_FAULT_CONTRACT, en, bad);
             return QTN_ECONTRACT;
         }
+        if (until && qtn__now_ns() >= until)
+            goto late; /* the request took the rest of the call's time */
         ch->htype = QTN__MSG_RET;
         qtn__post(&ch->hseq, ++I->seq[k], &ch->dsleep);
     }
+late:;
+    char why[160];
+    snprintf(why, sizeof why, "%s did not return within its deadline of %llu ms", en->name,
+             (unsigned long long)(deadline_of(en) / 1000000));
+    qtn__dom_kill(I->d, I->inc, QTN_FAULT_DEADLINE, en, why);
+    return QTN_EDEADLINE;
 }
 
 /* Handles a domain issued carry its incarnation in their top bits, so one
@@ -531,69 +736,68 @@ static int untag_handle(qtn_val *v, uint32_t inc) {
     return 0;
 }
 
-/* A result as the caller's C type sees it (what the stub's cast keeps), so
- * that it is checked as that: an int actual length of 0xffffffff00000400
- * is 1024, not a negative 64-bit number. */
-static qtn_val as_type(qtn_val v, uint8_t t) {
-    switch (t) {
-    case QTN_T_VOID: v.u = 0; break;
-    case QTN_T_I8: v.i = (int8_t)v.u; break;
-    case QTN_T_U8: v.u = (uint8_t)v.u; break;
-    case QTN_T_I16: v.i = (int16_t)v.u; break;
-    case QTN_T_U16: v.u = (uint16_t)v.u; break;
-    case QTN_T_I32: v.i = (int32_t)v.u; break;
-    case QTN_T_U32: v.u = (uint32_t)v.u; break;
-    default: break; /* 64-bit values, pointers, doubles; a float's bits are its own */
-    }
-    return v;
-}
-
-static uint64_t deadline_of(const qtn_entry *en) {
-    if (en->deadline_ms == QTN_NO_DEADLINE)
-        return 0;
-    if (en->deadline_ms)
-        return (uint64_t)en->deadline_ms * 1000000u;
-    return qtn__g.deadline_ns;
-}
-
 static int cross(qtn__thread *t, qtn_edge *e, int d, qtn_val *args, qtn_val *ret) {
     const qtn_entry *en = e->entry;
     uint64_t t0 = qtn__now_ns(), work = 0, sent = 0;
+    uint64_t dl = deadline_of(en), until = dl ? t0 + dl : 0; /* for the whole call */
     int r;
     bool shared = false;
     int k = -1;
-    qtn__hstack local = {0}, *st = &local;
+    qtn__hstack local, *st = &local; /* set up only when used: it is large */
+    qtn__bind saved = t->bind[d];
     qtn__fixv fx;
     qtn__fixv_init(&fx);
     qtn__alloc a = {0};
-    qtn__inc *I = qtn__inc_enter(d, &r);
-    if (!I)
-        goto done;
     unsigned n = en->nparams;
     qtn_val targs[QTN_PARAMS_MAX];
+    qtn__inc *I;
+again:
+    if (!(I = qtn__inc_enter(d, until, &r))) {
+        if (r == QTN_EPARKED)
+            qtn__count_parked(en->component ? en->component->id : 0);
+        goto done;
+    }
     if (n)
         memcpy(targs, args, n * sizeof *args);
     for (unsigned i = 0; i < n; i++)
         if (en->params[i].kind == QTN_K_HANDLE && (en->params[i].flags & QTN_F_OWNED) &&
             (r = untag_handle(&targs[i], I->inc)))
             goto done;
-    k = qtn__chan_take(t, I, &shared);
-    if (k < 0) {
-        r = k;
-        goto done;
-    }
-    if (!shared) {
-        if (!t->hst[d] && !(t->hst[d] = calloc(1, sizeof *t->hst[d]))) {
-            r = QTN_ENOMEM;
+    if (qtn__g.self == QTN_DOMAIN_HOST)
+        for (unsigned i = 0; i < n; i++) /* the domain may pass them back up */
+            if (en->params[i].kind == QTN_K_HANDLE && !(en->params[i].flags & QTN_F_OWNED) &&
+                targs[i].u)
+                handle_issue(d, I->inc, e->caller ? (uint32_t)e->caller->id : 0, targs[i].u);
+    if (saved.st && saved.inc == I->inc) {
+        /* from a callback of a crossing into d in progress: nest on its
+         * channel (taking another could wait for ever on ones held by
+         * threads doing the same) */
+        k = saved.k;
+        st = saved.st;
+    } else {
+        k = qtn__chan_take(t, I, until, &shared);
+        if (k == QTN_EFAULT) { /* I died before the call went out: the next one takes it */
+            qtn__inc_leave(I);
+            goto again;
+        }
+        if (k < 0) {
+            r = k;
             goto done;
         }
-        st = t->hst[d];
-        if (st->inc != I->inc) {
-            if (st->depth == 0) /* a new incarnation: a new stack */
-                st->inc = I->inc, st->top = 0;
-            else /* frames of a dead incarnation are still unwinding */
-                st = &local;
+        if (!shared) {
+            qtn__hstack *h = t->hst[d];
+            if (!h && !(h = t->hst[d] = calloc(1, sizeof *h))) {
+                r = QTN_ENOMEM;
+                goto done;
+            }
+            if (h->inc != I->inc && h->depth == 0) /* a new incarnation: a new stack */
+                h->inc = I->inc, h->top = 0;
+            if (h->inc == I->inc) /* else frames of a dead incarnation still unwind there */
+                st = h;
         }
+        if (st == &local)
+            local.inc = I->inc, local.depth = 0, local.top = 0;
+        t->bind[d] = (qtn__bind){st, k, I->inc};
     }
     if (st->depth >= QTN__DEPTH_MAX) {
         r = QTN_ELIMIT;
@@ -611,6 +815,8 @@ static int cross(qtn__thread *t, qtn_edge *e, int d, qtn_val *args, qtn_val *ret
     qtn_val margs[QTN_PARAMS_MAX];
     if (n && (r = qtn__marshal(en->params, n, targs, margs, &a, &fx)))
         goto done;
+    if (qtn__unlikely(a.nbulk) && until) /* copying hundreds of MiB in takes the host's */
+        until = qtn__now_ns() + dl;      /* time: the deadline counts once they are in */
     size_t gsize = globals_size(en->component);
     qtn__frame *fr =
         (qtn__frame *)qtn__alloc_take(&a, sizeof *fr + n * sizeof(qtn_val) + gsize);
@@ -637,11 +843,11 @@ static int cross(qtn__thread *t, qtn_edge *e, int d, qtn_val *args, qtn_val *ret
     sent = a.top - save;
     for (uint32_t b = 0; b < a.nbulk; b++)
         sent += a.bulk[b].len;
-    r = converse(st, I, (uint32_t)k, ch, win, en, deadline_of(en));
+    r = converse(t, st, I, (uint32_t)k, ch, win, en, until);
     qtn_val rv = {0};
     if (!r) {
         memcpy(&rv, (const void *)&ch->dret, sizeof rv); /* read once */
-        rv = as_type(rv, en->ret);
+        rv = qtn__as_type(rv, en->ret);
         work = ch->dwork; /* the domain's word: it only shades its own statistics */
         r = qtn__unmarshal(en->params, rv, en->ret, &fx);
         if (r)
@@ -667,6 +873,7 @@ done:
     qtn__fixv_free(&fx);
     if (shared)
         qtn__chan_give_shared(I, k);
+    t->bind[d] = saved;
     if (I)
         qtn__inc_leave(I);
     uint64_t ns = qtn__now_ns() - t0;
@@ -674,18 +881,9 @@ done:
     return r;
 }
 
-int qtn_call(qtn_edge *e, qtn_val *args, qtn_val *ret) {
+/* qtn_call once the edge has its id (0: the overflow bucket). */
+static int call_edge(qtn__thread *t, qtn_edge *e, qtn_val *args, qtn_val *ret) {
     const qtn_entry *en = e->entry;
-    qtn__thread *t = qtn__self_thread();
-    if (qtn__unlikely(!t)) {
-        *ret = en->fault;
-        return QTN_ENOMEM;
-    }
-    if (qtn__unlikely(!__atomic_load_n(&e->id, __ATOMIC_ACQUIRE))) {
-        pthread_mutex_lock(&qtn__g.lock);
-        qtn__edge_register_locked(e); /* on failure id stays 0: the overflow bucket */
-        pthread_mutex_unlock(&qtn__g.lock);
-    }
     uint32_t id = e->id;
     int c = en->component ? en->component->id : 0;
     int d = qtn__g.inited ? qtn__where(c) : qtn__g.self;
@@ -719,4 +917,18 @@ int qtn_call(qtn_edge *e, qtn_val *args, qtn_val *ret) {
         return r;
     }
     return cross(t, e, d, args, ret);
+}
+
+int qtn_call(qtn_edge *e, qtn_val *args, qtn_val *ret) {
+    qtn__thread *t = qtn__self_thread();
+    if (qtn__unlikely(!t)) {
+        *ret = e->entry->fault;
+        return QTN_ENOMEM;
+    }
+    if (qtn__unlikely(!__atomic_load_n(&e->id, __ATOMIC_ACQUIRE))) {
+        pthread_mutex_lock(&qtn__g.lock);
+        qtn__edge_register_locked(e); /* on failure id stays 0: the overflow bucket */
+        pthread_mutex_unlock(&qtn__g.lock);
+    }
+    return call_edge(t, e, args, ret);
 }

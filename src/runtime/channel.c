@@ -1,7 +1,9 @@
 /* channel.c - the channels of a domain's incarnation: one dedicated to each
  * calling thread while it lives, and a few shared ones lent call by call
  * once the dedicated ones run out. */
+#include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "domain.h"
 
@@ -16,13 +18,19 @@ void qtn__want_served(qtn__inc *I, uint32_t k) {
     qtn__wake_all(&h->bell);
 }
 
-int qtn__chan_take(qtn__thread *t, qtn__inc *I, bool *shared) {
+int qtn__chan_take(qtn__thread *t, qtn__inc *I, uint64_t until, bool *shared) {
     int d = I->d;
     qtn__dom *dm = &qtn__doms[d];
     *shared = false;
     if (t->chan[d] >= 0 && t->chan_inc[d] == I->inc)
-        return t->chan[d];
+        return t->chan[d]; /* served since it was taken: the monitor wakes it */
     pthread_mutex_lock(&dm->lock);
+    /* under the lock the monitor flips channels with: if I died before
+     * this, its callers were woken already and this one would never be */
+    if (atomic_load(&dm->live) != I->inc) {
+        pthread_mutex_unlock(&dm->lock);
+        return QTN_EFAULT;
+    }
     int k = -1;
     for (uint32_t i = 0; i < qtn__g.lay.channels; i++)
         if (!I->used[i]) {
@@ -41,10 +49,6 @@ int qtn__chan_take(qtn__thread *t, qtn__inc *I, bool *shared) {
     /* every dedicated channel is held: borrow a shared one for this call */
     bool waited = false;
     for (;;) {
-        if (atomic_load(&dm->live) != I->inc) {
-            pthread_mutex_unlock(&dm->lock);
-            return QTN_EFAULT;
-        }
         for (uint32_t i = qtn__g.lay.channels; i < qtn__g.lay.nchan; i++)
             if (!I->used[i]) {
                 k = (int)i;
@@ -52,12 +56,26 @@ int qtn__chan_take(qtn__thread *t, qtn__inc *I, bool *shared) {
             }
         if (k >= 0)
             break;
+        if (!waited)
+            dm->overflow_waits++;
         waited = true;
-        pthread_cond_wait(&dm->shared_cv, &dm->lock);
+        if (until) {
+            struct timespec ts = {(time_t)(until / 1000000000u), (long)(until % 1000000000u)};
+            if (pthread_cond_clockwait(&dm->shared_cv, &dm->lock, CLOCK_MONOTONIC, &ts) ==
+                    ETIMEDOUT &&
+                atomic_load(&dm->live) == I->inc) {
+                pthread_mutex_unlock(&dm->lock);
+                return QTN_ELIMIT; /* busy until the call's deadline */
+            }
+        } else {
+            pthread_cond_wait(&dm->shared_cv, &dm->lock);
+        }
+        if (atomic_load(&dm->live) != I->inc) {
+            pthread_mutex_unlock(&dm->lock);
+            return QTN_EFAULT;
+        }
     }
     I->used[k] = 1;
-    if (waited)
-        dm->overflow_waits++;
     qtn__want_served(I, (uint32_t)k);
     pthread_mutex_unlock(&dm->lock);
     *shared = true;

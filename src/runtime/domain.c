@@ -17,10 +17,11 @@
 
 qtn__dom qtn__doms[QTN_DOMAINS_MAX + 1];
 
-
-/* Waits until the process of h says it serves, or dies, or 10 s pass;
- * spins first: this is the heart of a recovery. */
-static int await_ready(qtn__dhdr *h, int pidfd) {
+/* Waits until the process of I says it serves, or dies (the monitor marks
+ * it dead), or 10 s pass, or shutdown begins; spins first: this is the
+ * heart of a recovery. */
+static int await_ready(qtn__inc *I) {
+    qtn__dhdr *h = (qtn__dhdr *)I->base;
     uint64_t t0 = qtn__now_ns(), until = t0 + 10000000000ull;
     while (qtn__now_ns() - t0 < 2000000)
         if (atomic_load_explicit(&h->ready, memory_order_acquire))
@@ -28,12 +29,12 @@ static int await_ready(qtn__dhdr *h, int pidfd) {
     for (;;) {
         if (atomic_load_explicit(&h->ready, memory_order_acquire))
             return 0;
-        struct pollfd p = {.fd = pidfd, .events = POLLIN};
-        if (poll(&p, 1, 0) > 0)
+        if (__atomic_load_n(&I->dead, __ATOMIC_ACQUIRE))
             return QTN_EDEAD; /* died starting: an init hook crashed? */
-        if (qtn__now_ns() > until)
+        uint64_t now = qtn__now_ns();
+        if (now > until || atomic_load(&qtn__stopping))
             return QTN_EDEAD;
-        qtn__await(&h->ready, 0, 1, &h->ready_sleep, NULL, 0, 1000000);
+        qtn__await(&h->ready, 0, 1, &h->ready_sleep, NULL, 0, now + 1000000);
     }
 }
 
@@ -117,13 +118,39 @@ static int inc_prepare(int d, uint32_t inc, const uint8_t *plan) {
     return 0;
 }
 
-/* Makes sure prepared incarnation `inc` can serve: its process has set
- * itself up, with threads waiting on the channels the incarnation before
- * served (any it lacks are asked for now). dm->start held. */
-static int inc_activate(int d, uint32_t inc, const qtn__inc *before) {
+/* Makes incarnation I the serving one (dm->start and dm->lock held): its
+ * header follows the plan in force (the plan may have changed since the
+ * process was prepared), then callers waiting for it are woken. */
+static void serve_locked(qtn__dom *dm, qtn__inc *I, const uint8_t *plan) {
+    qtn__dhdr *h = (qtn__dhdr *)I->base;
+    bool changed = false;
+    for (int c = 1; c <= qtn__ncomps; c++) {
+        uint8_t want = plan ? plan[c] : atomic_load(&qtn__plan[c]);
+        if (atomic_load_explicit(&h->plan[c], memory_order_relaxed) != want) {
+            atomic_store_explicit(&h->plan[c], want, memory_order_relaxed);
+            changed = true;
+        }
+    }
+    if (changed) {
+        atomic_fetch_add_explicit(&h->plan_gen, 1, memory_order_release);
+        atomic_fetch_add_explicit(&h->bell, 1, memory_order_release);
+        qtn__wake_all(&h->bell);
+    }
+    I->prepared = false;
+    dm->inc = I->inc;
+    atomic_store(&dm->state, QTN__DS_UP);
+    atomic_store(&dm->live, I->inc);
+    qtn__wake_all(&dm->live);
+}
+
+/* Makes prepared incarnation `inc` serve: its process has set itself up,
+ * with threads waiting on the channels the incarnation before served (any
+ * it lacks are asked for now). Whether it died meanwhile is decided under
+ * dm->lock, where the monitor marks it dead, so a process the monitor saw
+ * die never becomes the serving one. dm->start held. */
+static int inc_activate(int d, uint32_t inc, const qtn__inc *before, const uint8_t *plan) {
     qtn__dom *dm = &qtn__doms[d];
     qtn__inc *I = &dm->incs[inc & 1];
-    qtn__dhdr *h = (qtn__dhdr *)I->base;
     if (before) {
         pthread_mutex_lock(&dm->lock);
         for (uint32_t k = 0; k < qtn__g.lay.nchan; k++)
@@ -131,10 +158,20 @@ static int inc_activate(int d, uint32_t inc, const qtn__inc *before) {
                 qtn__want_served(I, k);
         pthread_mutex_unlock(&dm->lock);
     }
-    int r = await_ready(h, I->pidfd);
-    if (r)
-        qtn__pidfd_kill(I->pidfd, SIGKILL); /* the monitor reaps it */
-    I->prepared = false;
+    int r = await_ready(I);
+    pthread_mutex_lock(&dm->lock);
+    if (!r && I->dead)
+        r = QTN_EDEAD;
+    if (r) {
+        if (I->pidfd >= 0 && !I->dead)
+            qtn__pidfd_kill(I->pidfd, SIGKILL); /* the monitor reaps it */
+        I->prepared = false;
+    } else {
+        serve_locked(dm, I, plan);
+    }
+    pthread_mutex_unlock(&dm->lock);
+    if (!r)
+        qtn__monitor_poke(); /* prepare the next spare */
     return r;
 }
 
@@ -146,15 +183,7 @@ int qtn__inc_start(int d, uint32_t inc, const qtn__inc *before, const uint8_t *p
         if (r)
             return r;
     }
-    return inc_activate(d, inc, before);
-}
-
-void qtn__inc_serve(qtn__dom *dm, uint32_t inc) {
-    dm->inc = inc;
-    atomic_store(&dm->state, QTN__DS_UP);
-    atomic_store(&dm->live, inc);
-    qtn__wake_all(&dm->live);
-    qtn__monitor_poke(); /* prepare the next spare */
+    return inc_activate(d, inc, before, plan);
 }
 
 int qtn__dom_start_locked(int d, const uint8_t *plan) {
@@ -166,31 +195,47 @@ int qtn__dom_start_locked(int d, const uint8_t *plan) {
     uint32_t inc = dm->inc + 1;
     if ((r = qtn__inc_start(d, inc, NULL, plan)))
         goto out;
-    dm->nrestart_at = 0; /* a fresh start forgets the restart history */
-    qtn__inc_serve(dm, inc);
+    /* a fresh start forgets the restart history */
+    memset(dm->rcost, 0, sizeof dm->rcost);
+    dm->backoff_ns = 0;
+    __atomic_store_n(&dm->retry_at, 0, __ATOMIC_RELEASE);
+    dm->up_since = qtn__now_ns();
+    qtn__sf_parked(d, 0);
 out:
     pthread_mutex_unlock(&dm->start);
+    qtn__monitor_poke(); /* its spare, now that dm->start is free */
     return r;
 }
 
-void qtn__prepare_spares(void) {
+bool qtn__prepare_spares(void) {
+    bool again = false;
     for (int d = 1; d <= QTN_DOMAINS_MAX; d++) {
         qtn__dom *dm = &qtn__doms[d];
         if (atomic_load(&dm->state) != QTN__DS_UP || dm->prep_failed || qtn__stopping)
             continue;
-        pthread_mutex_lock(&dm->start);
+        /* a start or restart of this domain holds dm->start, perhaps for
+         * seconds (an init hook): never wait for it here */
+        if (pthread_mutex_trylock(&dm->start)) {
+            again = true;
+            continue;
+        }
         uint32_t live = atomic_load(&dm->live), next = live + 1;
         qtn__inc *J = &dm->incs[next & 1];
-        if (live && !(J->prepared && J->inc == next) && !atomic_load(&J->active) && J->pidfd < 0)
-            if (inc_prepare(d, next, NULL))
-                dm->prep_failed = true; /* a restart will try again, in line */
+        pthread_mutex_lock(&dm->lock);
+        bool slot_free = !(J->prepared && J->inc == next) && !atomic_load(&J->active) &&
+                         J->pidfd < 0 && atomic_load(&dm->rs_holds) != J;
+        again |= atomic_load(&dm->rs_holds) == J; /* its report is being made */
+        pthread_mutex_unlock(&dm->lock);
+        if (live && slot_free && inc_prepare(d, next, NULL))
+            dm->prep_failed = true; /* a restart will try again, in line */
         pthread_mutex_unlock(&dm->start);
     }
+    return again;
 }
 
-qtn__inc *qtn__inc_enter(int d, int *err) {
+qtn__inc *qtn__inc_enter(int d, uint64_t until, int *err) {
     qtn__dom *dm = &qtn__doms[d];
-    uint64_t until = 0;
+    uint64_t first = 0;
     for (;;) {
         uint32_t inc = atomic_load(&dm->live);
         if (inc) {
@@ -207,20 +252,30 @@ qtn__inc *qtn__inc_enter(int d, int *err) {
             return NULL;
         } /* UP with none live: the monitor is between the two; a restart */
         /* a restart takes a fraction of a millisecond: wait for it (spin
-         * first) rather than fail */
+         * first) rather than fail, but not past the call's deadline */
         uint64_t now = qtn__now_ns();
-        if (!until)
-            until = now + 10000000000ull;
-        else if (now > until) {
+        if (!first) {
+            first = now;
+            if (!until || until > now + 10000000000ull)
+                until = now + 10000000000ull;
+        } else if (now >= until) {
             *err = QTN_EDEAD;
             return NULL;
         }
-        if (now + 9990000000ull < until) { /* the first 10 ms */
+        /* the first 10 ms, as many spinning at once as waiters may: a crowd
+         * spinning here would take the CPU the restart needs */
+        if (now - first < 10000000 &&
+            atomic_fetch_add_explicit(&qtn__g.spinners, 1, memory_order_relaxed) <
+                qtn__g.spin_cap) {
             for (int i = 0; i < 256 && !atomic_load(&dm->live); i++)
                 qtn__cpu_relax();
+            atomic_fetch_sub_explicit(&qtn__g.spinners, 1, memory_order_relaxed);
             continue;
         }
-        qtn__await(&dm->live, 0, 0, &dm->live_sleep, NULL, 0, 100000000);
+        if (now - first < 10000000)
+            atomic_fetch_sub_explicit(&qtn__g.spinners, 1, memory_order_relaxed);
+        uint64_t nap = now + (now - first < 10000000 ? 1000000 : 100000000);
+        qtn__await(&dm->live, 0, 0, &dm->live_sleep, NULL, 0, nap < until ? nap : until);
     }
 }
 

@@ -117,6 +117,7 @@ typedef struct qtn__rt {
     int dying_fd;        /* in a domain process: tells the host it is dying */
     uint64_t deadline_ns; /* default deadline of a call, 0: none */
     uint32_t restart_max, restart_window_ms;
+    uint32_t restart_share; /* % of the restart window restarts may take before parking */
     int seccomp;
     pid_t host_pid;
     char *range;         /* reserved address range, one slot per domain */
@@ -193,6 +194,16 @@ typedef struct qtn__hstack {
     qtn__hframe fr[QTN__DEPTH_MAX];
 } qtn__hstack;
 
+/* The channel, incarnation and frames the innermost crossing of a thread
+ * into one domain uses: a crossing made while one is in progress (from a
+ * callback) nests on the same channel instead of taking another, so a
+ * thread never waits for a channel while it holds one of that domain. */
+typedef struct qtn__bind {
+    qtn__hstack *st; /* NULL: no crossing into the domain in progress */
+    int32_t k;
+    uint32_t inc;
+} qtn__bind;
+
 /* Per-thread state, registered on the thread's first slow-path call. */
 typedef struct qtn__thread {
     struct qtn__thread *next, *prev;
@@ -204,6 +215,7 @@ typedef struct qtn__thread {
     int32_t chan[QTN_DOMAINS_MAX + 1];
     uint32_t chan_inc[QTN_DOMAINS_MAX + 1]; /* incarnation it belongs to */
     qtn__hstack *hst[QTN_DOMAINS_MAX + 1];
+    qtn__bind bind[QTN_DOMAINS_MAX + 1];
     /* domain process: the channel this thread serves, -1 none */
     int serving;
     uint32_t seen;     /* last sequence number received */
@@ -230,6 +242,10 @@ qtn_edge *qtn__edge_find_locked(const qtn_component *caller, const qtn_entry *en
 void qtn__count_slow(uint32_t id) QTN__HIDDEN;
 void qtn__record_crossing(uint32_t id, uint64_t ns, bool fault, uint64_t bytes,
                           uint64_t overhead_ns) QTN__HIDDEN;
+/* A call into component c failed because its domain is parked. */
+void qtn__count_parked(int c) QTN__HIDDEN;
+/* Domain d is parked (1) or not (0), for statistics records. */
+void qtn__sf_parked(int d, int parked) QTN__HIDDEN;
 
 /* ---- domains (zygote.c, domain.c, monitor.c, channel.c, bulk.c; domain.h) */
 
@@ -273,10 +289,22 @@ typedef struct qtn__dom {
     _Atomic int kill_kind;
     char kill_reason[160];
     const qtn_entry *kill_entry;
-    /* restart intensity */
-    uint64_t restart_at[64];
-    uint32_t nrestart_at;
+    /* what restarts cost lately (monitor.c): restarts and recovery time per
+     * slice of the restart window, the slice's number beside them */
+    struct qtn__rslice {
+        uint64_t n, cost_ns, slice;
+    } rcost[32];
     uint64_t restarts, recovery_total, recovery_max;
+    /* parked: when the monitor tries it again, and the wait after that */
+    uint64_t retry_at, backoff_ns, up_since;
+    /* the domain's restart thread (monitor.c): deaths to handle, in order */
+    pthread_mutex_t rs_lock;
+    pthread_cond_t rs_cv;
+    pthread_t rs_thread;
+    bool rs_running, rs_stop, rs_busy, rs_retry;
+    struct qtn__death *rs_q[2];
+    uint32_t rs_head, rs_n;
+    struct qtn__inc *_Atomic rs_holds; /* a dead incarnation it still counts calls of */
 } qtn__dom;
 
 enum { QTN__DS_OFF = 0, QTN__DS_UP, QTN__DS_RESTARTING, QTN__DS_PARKED };
@@ -297,12 +325,16 @@ void qtn__dom_kill(int d, uint32_t inc, int kind, const qtn_entry *en, const cha
 /* Binds the calling thread to the serving incarnation of d: returns it with
  * its `active` count raised (drop it with qtn__inc_leave), or NULL with
  * *err set (QTN_EDEAD, QTN_EPARKED) when none serves. Waits while d
- * restarts. */
-qtn__inc *qtn__inc_enter(int d, int *err) QTN__HIDDEN;
+ * restarts, at most 10 s and not past `until` (qtn__now_ns(); 0: none). */
+qtn__inc *qtn__inc_enter(int d, uint64_t until, int *err) QTN__HIDDEN;
 void qtn__inc_leave(qtn__inc *I) QTN__HIDDEN;
 /* Takes a channel of I for the calling thread; returns its index or a
- * negative QTN_E*. *shared is set when the channel is lent for one call. */
-int qtn__chan_take(qtn__thread *t, qtn__inc *I, bool *shared) QTN__HIDDEN;
+ * negative QTN_E* (QTN_EFAULT: I died; QTN_ELIMIT: every channel stayed
+ * busy until `until`, 0: no limit). *shared is set when the channel is lent
+ * for one call. A channel is handed out only while I serves (checked under
+ * the domain's lock, which the monitor holds to wake the callers of a dead
+ * incarnation), so no caller waits on a channel nobody will wake. */
+int qtn__chan_take(qtn__thread *t, qtn__inc *I, uint64_t until, bool *shared) QTN__HIDDEN;
 void qtn__chan_give_shared(qtn__inc *I, int k) QTN__HIDDEN;
 void qtn__chan_release_all(qtn__thread *t) QTN__HIDDEN;
 void *qtn__bulk_alloc(qtn__inc *I, size_t len) QTN__HIDDEN;
@@ -354,6 +386,9 @@ void qtn__control_ack(long long seq, int ok, const char *error) QTN__HIDDEN;
 void qtn__control_stop(void) QTN__HIDDEN;
 /* Blames a domain fault on component c (statistics; thread.c). */
 void qtn__blame(const qtn_component *c, uint64_t recovery_ns) QTN__HIDDEN;
+/* call.c: handles host components issued to domain d, forgotten when the
+ * incarnation they went to ends. */
+void qtn__handles_forget(int d) QTN__HIDDEN;
 
 /* ---- waiting (wait.c) ------------------------------------------------ */
 
@@ -363,11 +398,11 @@ void qtn__post(_Atomic uint32_t *word, uint32_t seq, _Atomic uint32_t *peer_slee
 /* Waits while *word == cur, spinning first, then sleeping. Returns 0 when
  * it became `want`; 1 if it moved otherwise and *live (when not NULL) is no
  * longer `inc` (the monitor flips the words of a dead incarnation); 2 when
- * `timeout` ns (0: none; counted from when it starts to sleep) passed; -1 if
- * it took another value (a peer breaking protocol). */
-int qtn__await(_Atomic uint32_t *word, uint32_t cur, uint32_t want,
-               _Atomic uint32_t *my_sleep, _Atomic uint32_t *live, uint32_t inc,
-               uint64_t timeout) QTN__HIDDEN;
+ * qtn__now_ns() reached `until` (0: never; looked at only before sleeping,
+ * so a quick answer reads no clock); -1 if it took another value (a peer
+ * breaking protocol). */
+int qtn__await(_Atomic uint32_t *word, uint32_t cur, uint32_t want, _Atomic uint32_t *my_sleep,
+               _Atomic uint32_t *live, uint32_t inc, uint64_t until) QTN__HIDDEN;
 void qtn__wake_all(_Atomic uint32_t *word) QTN__HIDDEN;
 
 #endif

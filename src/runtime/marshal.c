@@ -20,6 +20,20 @@ size_t qtn__type_size(uint8_t t) {
     }
 }
 
+qtn_val qtn__as_type(qtn_val v, uint8_t t) {
+    switch (t) {
+    case QTN_T_VOID: v.u = 0; break;
+    case QTN_T_I8: v.i = (int8_t)v.u; break;
+    case QTN_T_U8: v.u = (uint8_t)v.u; break;
+    case QTN_T_I16: v.i = (int16_t)v.u; break;
+    case QTN_T_U16: v.u = (uint16_t)v.u; break;
+    case QTN_T_I32: v.i = (int32_t)v.u; break;
+    case QTN_T_U32: v.u = (uint32_t)v.u; break;
+    default: break; /* 64-bit values, pointers, doubles; a float's bits are its own */
+    }
+    return v;
+}
+
 /* An integer of type t stored at p, as a count: negative counts are invalid. */
 static int read_count(const void *p, uint8_t t, size_t *out) {
     int64_t s;
@@ -340,19 +354,27 @@ int qtn__unmarshal(const qtn_param *params, qtn_val ret, uint8_t rtype, qtn__fix
 
 static int import_ptr(const qtn_param *params, const qtn_param *p, const qtn_val *args,
                       const char *elem, char *v, char **out, const char *lo, const char *hi,
-                      qtn__fixv *fx, int32_t parent, uint32_t pidx, size_t eidx);
+                      qtn__fixv *fx, int32_t parent, uint32_t pidx, size_t eidx,
+                      const qtn__hcheck *hc);
+
+static bool handle_ok(const qtn__hcheck *hc, uint64_t v) { return !v || !hc || hc->ok(hc->ctx, v); }
 
 static int import_fields(const qtn_struct *st, char *mine, size_t count, const char *lo,
-                         const char *hi, qtn__fixv *fx, int32_t parent) {
+                         const char *hi, qtn__fixv *fx, int32_t parent, const qtn__hcheck *hc) {
     for (size_t e = 0; e < count; e++) {
         char *me = mine + e * st->size;
         for (uint32_t i = 0; i < st->nfields; i++) {
             const qtn_param *f = &st->fields[i];
-            if (f->kind == QTN_K_HANDLE || f->kind == QTN_K_SCALAR)
-                continue;
             char *v, *nv = NULL;
-            memcpy(&v, me + f->offset, sizeof v);
-            int r = import_ptr(NULL, f, NULL, me, v, &nv, lo, hi, fx, parent, i, e);
+            memcpy(&v, me + f->offset, sizeof v); /* the private copy: read once */
+            if (f->kind == QTN_K_HANDLE) {
+                if (!handle_ok(hc, (uint64_t)(uintptr_t)v))
+                    return QTN_ESTALE;
+                continue;
+            }
+            if (f->kind == QTN_K_SCALAR)
+                continue;
+            int r = import_ptr(NULL, f, NULL, me, v, &nv, lo, hi, fx, parent, i, e, hc);
             if (r)
                 return r;
             memcpy(me + f->offset, &nv, sizeof nv);
@@ -363,7 +385,8 @@ static int import_fields(const qtn_struct *st, char *mine, size_t count, const c
 
 static int import_ptr(const qtn_param *params, const qtn_param *p, const qtn_val *args,
                       const char *elem, char *v, char **out, const char *lo, const char *hi,
-                      qtn__fixv *fx, int32_t parent, uint32_t pidx, size_t eidx) {
+                      qtn__fixv *fx, int32_t parent, uint32_t pidx, size_t eidx,
+                      const qtn__hcheck *hc) {
     size_t count, bytes;
     if (!v) {
         *out = NULL;
@@ -392,6 +415,12 @@ static int import_ptr(const qtn_param *params, const qtn_param *p, const qtn_val
         memset(mine, 0, bytes);
     else
         memcpy(mine, v, bytes);
+    /* the domain may have moved the NUL found above since: what counts is
+     * the copy, which must still end with it (read once, then checked) */
+    if (p->kind == QTN_K_STRING && (!bytes || mine[bytes - 1] != 0)) {
+        free(mine);
+        return QTN_ECONTRACT;
+    }
     qtn__fix *f = fix_add(fx);
     if (!f) {
         free(mine);
@@ -406,26 +435,36 @@ static int import_ptr(const qtn_param *params, const qtn_param *p, const qtn_val
     f->elem = eidx;
     *out = mine;
     if (p->st && p->st->nfields && p->kind != QTN_K_OUT)
-        return import_fields(p->st, mine, count, lo, hi, fx, (int32_t)(fx->n - 1));
+        return import_fields(p->st, mine, count, lo, hi, fx, (int32_t)(fx->n - 1), hc);
     return 0;
 }
 
 int qtn__import(const qtn_param *params, unsigned n, qtn_val *args, const char *lo,
                 const char *hi, qtn__fixv *fx) {
+    return qtn__import_checked(params, n, args, lo, hi, fx, NULL);
+}
+
+int qtn__import_checked(const qtn_param *params, unsigned n, qtn_val *args, const char *lo,
+                        const char *hi, qtn__fixv *fx, const qtn__hcheck *hc) {
     /* counts come from scalar arguments, so read them before any pointer */
     qtn_val orig[QTN_PARAMS_MAX];
     memcpy(orig, args, n * sizeof *args);
     for (unsigned i = 0; i < n; i++) {
         const qtn_param *p = &params[i];
-        if (p->kind == QTN_K_SCALAR || p->kind == QTN_K_HANDLE)
+        if (p->kind == QTN_K_SCALAR)
             continue;
+        if (p->kind == QTN_K_HANDLE) {
+            if (!handle_ok(hc, orig[i].u))
+                return QTN_ESTALE; /* not one the host gave this domain (now) */
+            continue;
+        }
         if (p->kind == QTN_K_CALLBACK) {
             if (orig[i].p)
                 return QTN_EINVAL; /* a domain's function cannot run here */
             continue;
         }
         char *mine;
-        int r = import_ptr(params, p, orig, NULL, orig[i].p, &mine, lo, hi, fx, -1, i, 0);
+        int r = import_ptr(params, p, orig, NULL, orig[i].p, &mine, lo, hi, fx, -1, i, 0, hc);
         if (r)
             return r;
         args[i].p = mine;
@@ -440,6 +479,11 @@ void qtn__import_drop(qtn__fixv *fx) {
 }
 
 void qtn__export(const qtn_param *params, qtn_val ret, uint8_t rtype, qtn__fixv *fx) {
+    qtn__export_issuing(params, ret, rtype, fx, NULL, NULL);
+}
+
+void qtn__export_issuing(const qtn_param *params, qtn_val ret, uint8_t rtype, qtn__fixv *fx,
+                         void (*issue)(void *ctx, uint64_t v), void *ctx) {
     (void)params; /* the host's own lengths need no type checks */
     for (uint32_t i = 0; i < fx->n; i++) {
         qtn__fix *f = &fx->v[i];
@@ -466,10 +510,15 @@ void qtn__export(const qtn_param *params, qtn_val ret, uint8_t rtype, qtn__fixv 
                 char *me = f->mine + e * p->st->size;
                 for (uint32_t k = 0; k < p->st->nfields; k++) {
                     const qtn_param *fd = &p->st->fields[k];
-                    if (fd->kind == QTN_K_HANDLE || fd->kind == QTN_K_SCALAR)
-                        continue;
                     char *v, *nv = NULL;
                     memcpy(&v, me + fd->offset, sizeof v);
+                    if (fd->kind == QTN_K_HANDLE) { /* the domain may send it back */
+                        if (v && issue)
+                            issue(ctx, (uint64_t)(uintptr_t)v);
+                        continue;
+                    }
+                    if (fd->kind == QTN_K_SCALAR)
+                        continue;
                     for (uint32_t j = 0; j < fx->n; j++) {
                         const qtn__fix *c = &fx->v[j];
                         if (c->parent != (int32_t)i || c->elem != e || c->pidx != k)

@@ -72,18 +72,40 @@ int qtn__marshal(const qtn_param *params, unsigned n, const qtn_val *args, qtn_v
  * QTN_ECONTRACT. */
 int qtn__unmarshal(const qtn_param *params, qtn_val ret, uint8_t rtype, qtn__fixv *fx);
 
+/* Which handles a domain may send the host: ok(ctx, v) for each non-NULL
+ * QTN_K_HANDLE parameter and struct field; false refuses the request. */
+typedef struct qtn__hcheck {
+    bool (*ok)(void *ctx, uint64_t v);
+    void *ctx;
+} qtn__hcheck;
+
 /* Callee side (host): args[] holds private copies of the frame's values;
- * every pointer must lie in [lo, hi). Replaces them with private copies.
- * Returns 0, QTN_ECONTRACT or QTN_ENOMEM (callback parameters: QTN_EINVAL). */
+ * every pointer must lie in [lo, hi), every handle pass `hc` (NULL: any).
+ * Replaces them with private copies; shared memory is read once (a string
+ * is copied, then its NUL checked in the copy), so a domain thread writing
+ * the frame meanwhile changes nothing the checks saw. Returns 0,
+ * QTN_ECONTRACT, QTN_ESTALE (a handle `hc` refused) or QTN_ENOMEM
+ * (callback parameters: QTN_EINVAL). */
+int qtn__import_checked(const qtn_param *params, unsigned n, qtn_val *args, const char *lo,
+                        const char *hi, qtn__fixv *fx, const qtn__hcheck *hc);
+/* The same, any handle accepted. */
 int qtn__import(const qtn_param *params, unsigned n, qtn_val *args, const char *lo,
                 const char *hi, qtn__fixv *fx);
 
 /* Callee side (host), after the call: copies out/inout data back into the
- * frame and frees the private copies. */
+ * frame and frees the private copies. Handles in struct fields that go
+ * back are passed to issue(ctx, v) (when set) first. */
+void qtn__export_issuing(const qtn_param *params, qtn_val ret, uint8_t rtype, qtn__fixv *fx,
+                         void (*issue)(void *ctx, uint64_t v), void *ctx);
 void qtn__export(const qtn_param *params, qtn_val ret, uint8_t rtype, qtn__fixv *fx);
 
 /* Frees private copies made by qtn__import without copying back. */
 void qtn__import_drop(qtn__fixv *fx);
+
+/* A result as the caller's C type `t` sees it (what the stub's cast keeps),
+ * so that it is checked as that: an int actual length of
+ * 0xffffffff00000400 is 1024, not a negative 64-bit number. */
+qtn_val qtn__as_type(qtn_val v, uint8_t t);
 
 bool qtn__type_signed(uint8_t t);
 size_t qtn__type_size(uint8_t t);

@@ -1,7 +1,10 @@
-/* monitor.c - the monitor thread: notices a domain process dying (its
+/* monitor.c - the monitor thread notices a domain process dying (its
  * pidfd, or the word its dying handler writes), fails the calls in flight
- * there, restarts it from its spare (or parks it) and makes the fault's one
- * report; and shutting every domain down. */
+ * there, describes the fault from what it saw and hands the rest to the
+ * domain's restart thread (restart.c); a restart that is a word flip (its
+ * spare is ready) it makes at once. It also reaps, prepares spares and
+ * wakes the restart threads of parked domains when their backoff passed.
+ * Also shutting every domain down. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -19,85 +22,80 @@ static int mon_efd = -1; /* wakes the monitor when domains change */
 static pthread_t mon_thread;
 static bool mon_running;
 
+/* by domain and parity of the incarnation: the death of incarnation n is
+ * handled before incarnation n + 2 exists */
+static qtn__death deaths[QTN_DOMAINS_MAX + 1][2];
+
 void qtn__monitor_poke(void) {
     uint64_t one = 1;
     (void)!write(mon_efd, &one, sizeof one);
 }
 
 /* Moves the channel words of a dead incarnation off the values its callers
- * sleep on and wakes them; they see the incarnation is not live. */
+ * sleep on and wakes them; they see the incarnation is not live. Under
+ * dm->lock, where a caller takes a channel only while I serves: every
+ * channel a caller may wait on is flipped. */
 static void wake_callers(qtn__dom *dm, qtn__inc *I) {
+    pthread_mutex_lock(&dm->lock);
     for (uint32_t k = 0; k < qtn__g.lay.nchan; k++) {
-        if (!__atomic_load_n(&I->served[k], __ATOMIC_RELAXED))
+        if (!I->served[k])
             continue; /* no caller ever waited there */
         qtn__chan *ch = qtn__chan_in(I->base, k);
         atomic_fetch_xor(&ch->dseq, 0x80000000u);
         qtn__wake_all(&ch->dseq);
     }
-    pthread_mutex_lock(&dm->lock);
     pthread_cond_broadcast(&dm->shared_cv);
     pthread_mutex_unlock(&dm->lock);
 }
 
-/* Restart intensity: true when d has restarted restart_max times within
- * the window (then it is parked instead). */
-static bool too_many_restarts(qtn__dom *dm, uint64_t now) {
-    uint64_t window = (uint64_t)qtn__g.restart_window_ms * 1000000u;
-    uint32_t n = 0, cap = (uint32_t)(sizeof dm->restart_at / sizeof dm->restart_at[0]);
-    for (uint32_t i = 0; i < dm->nrestart_at && i < cap; i++)
-        if (now - dm->restart_at[i] <= window)
-            n++;
-    if (n >= qtn__g.restart_max)
-        return true;
-    dm->restart_at[dm->nrestart_at++ % cap] = now;
-    return false;
-}
+/* ---- the report ------------------------------------------------------------ */
 
 static const char *sig_name(int sig) {
     const char *s = sigabbrev_np(sig);
     return s ? s : "?";
 }
 
-/* Fills the report's cause from the exit status, the host's own kill and
- * what the domain wrote about itself. */
-static void describe(qtn_report *r, qtn__dom *dm, qtn__inc *I, const qtn_entry *const *running,
-                     int status, bool known, const qtn_entry **blamed) {
-    qtn__crash cr;
-    memcpy(&cr, &((qtn__dhdr *)I->base)->crash, sizeof cr); /* untrusted: copy, then check */
-    bool told = atomic_load(&cr.set) == 2;
-    int kill_kind = atomic_exchange(&dm->kill_kind, 0);
+/* Monitor: fills the report's cause from what the domain wrote about
+ * itself, the host's own kill and, when neither tells, the exit status. */
+static void describe(qtn__death *x) {
+    qtn_report *r = &x->r;
+    const qtn__crash *cr = &x->cr;
+    bool told = atomic_load(&cr->set) == 2;
     if (told) {
-        r->fault_addr = cr.addr;
-        r->nframes = cr.nframes <= QTN_REPORT_FRAMES ? cr.nframes : 0;
-        memcpy(r->frames, cr.frames, r->nframes * sizeof r->frames[0]);
-        if (cr.chan >= 0 && (uint32_t)cr.chan < qtn__g.lay.nchan && running[cr.chan])
-            *blamed = running[cr.chan];
+        r->fault_addr = cr->addr;
+        r->nframes = cr->nframes <= QTN_REPORT_FRAMES ? cr->nframes : 0;
+        memcpy(r->frames, cr->frames, r->nframes * sizeof r->frames[0]);
+        if (x->on_chan)
+            x->blamed = x->on_chan;
     }
-    bool sig_ok = told && cr.sig > 0 && cr.sig < NSIG;
-    if (kill_kind) {
-        r->kind = kill_kind;
+    bool known = false;
+    int status = 0;
+    if (!told && !x->kill_kind) /* the process is gone: its status is on its way */
+        status = qtn__zygote_exit_status(x->r.pid, &known);
+    bool sig_ok = told && cr->sig > 0 && cr->sig < NSIG;
+    if (x->kill_kind) {
+        r->kind = x->kill_kind;
         r->signal = SIGKILL;
-        snprintf(r->reason, sizeof r->reason, "%s", dm->kill_reason);
-        if (dm->kill_entry)
-            *blamed = dm->kill_entry;
-    } else if (told && cr.sig == 0) { /* the exit trap told */
+        snprintf(r->reason, sizeof r->reason, "%s", x->kill_reason);
+        if (x->kill_entry)
+            x->blamed = x->kill_entry;
+    } else if (told && cr->sig == 0) { /* the exit trap told */
         r->kind = QTN_FAULT_EXIT;
-        r->exit_code = cr.code & 0xff;
+        r->exit_code = cr->code & 0xff;
         snprintf(r->reason, sizeof r->reason, "the domain exited with status %d", r->exit_code);
-    } else if (sig_ok && cr.sig == SIGSYS && cr.code == 1 /* SYS_SECCOMP */) {
+    } else if (sig_ok && cr->sig == SIGSYS && cr->code == 1 /* SYS_SECCOMP */) {
         r->kind = QTN_FAULT_SECCOMP;
         r->signal = SIGSYS;
-        r->syscall = cr.syscall;
-        snprintf(r->reason, sizeof r->reason,
-                 "system call %d (%s) denied by the domain's filter", cr.syscall,
-                 qtn__syscall_name(cr.syscall));
+        r->syscall = cr->syscall;
+        snprintf(r->reason, sizeof r->reason, "system call %d (%s) denied by the domain's filter",
+                 cr->syscall, qtn__syscall_name(cr->syscall));
     } else if (sig_ok) { /* what the dying domain said; its exit status may be our SIGKILL */
         r->kind = QTN_FAULT_SIGNAL;
-        r->signal = cr.sig;
-        if (cr.code > 0 && (cr.sig == SIGSEGV || cr.sig == SIGBUS || cr.sig == SIGILL ||
-                            cr.sig == SIGFPE)) /* the kernel's address, NULL included */
+        r->signal = cr->sig;
+        if (cr->code > 0 && (cr->sig == SIGSEGV || cr->sig == SIGBUS || cr->sig == SIGILL ||
+                             cr->sig == SIGFPE)) /* the kernel's address, NULL included */
             snprintf(r->reason, sizeof r->reason, "SIG%s (%s) at address 0x%llx",
-                     sig_name(r->signal), strsignal(r->signal), (unsigned long long)cr.addr);
+                     sig_name(r->signal), strsignal(r->signal), (unsigned long long)cr->addr);
         else
             snprintf(r->reason, sizeof r->reason, "SIG%s (%s)", sig_name(r->signal),
                      strsignal(r->signal));
@@ -119,47 +117,37 @@ static void describe(qtn_report *r, qtn__dom *dm, qtn__inc *I, const qtn_entry *
         r->kind = QTN_FAULT_KILLED;
         snprintf(r->reason, sizeof r->reason, "the domain process ended (status unknown)");
     }
-    if (!*blamed) /* no better clue: the first call in flight */
-        for (uint32_t k = 0; k < qtn__g.lay.nchan && !*blamed; k++)
-            *blamed = running[k];
+    if (!x->blamed) /* no better clue: the first call in flight */
+        x->blamed = x->first;
 }
 
-/* Monitor: waits until the process of incarnation J (dead, two before the
- * one that needs its slot) is gone, and closes its fds. */
-static void reap_slot(qtn__dom *dm, qtn__inc *J) {
-    if (J->pidfd < 0)
-        return;
-    struct pollfd p = {.fd = J->pidfd, .events = POLLIN};
-    poll(&p, 1, 2000);
-    pthread_mutex_lock(&dm->lock);
-    close(J->pidfd);
-    J->pidfd = -1;
-    if (J->dyingfd >= 0)
-        close(J->dyingfd);
-    J->dyingfd = -1;
-    J->dead = true;
-    pthread_mutex_unlock(&dm->lock);
-}
-
-/* Incarnation I of domain d died: fail its calls, restart it (or park it),
- * and make its one report. */
+/* Incarnation I of domain d died: fail its calls, have it restarted (or
+ * parked), and describe the fault for its one report. */
 static void on_death(qtn__dom *dm, qtn__inc *I) {
     uint64_t noticed = qtn__now_ns();
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME, &wall);
     uint32_t inc = I->inc;
-    /* what was running, before the failing calls unwind */
-    static const qtn_entry *running[QTN__CHAN_MAX];
-    for (uint32_t k = 0; k < qtn__g.lay.nchan; k++)
-        running[k] = __atomic_load_n(&I->running[k], __ATOMIC_RELAXED);
-    if (I->prepared) { /* a spare died before it served */
-        I->prepared = false;
-        dm->prep_failed = true; /* not again until a restart needs one */
+    pthread_mutex_lock(&dm->lock);
+    bool spare = I->prepared; /* one being started sees it dead and gives up */
+    I->prepared = false;
+    pthread_mutex_unlock(&dm->lock);
+    if (spare) { /* a spare died before it served: none again until a restart needs one */
+        dm->prep_failed = true;
         if (!qtn__stopping)
             qtn__warn("domain %d: the process prepared for incarnation %u died before use", dm->id,
                       inc);
         return;
     }
+    /* what was running and what it wrote, before the failing calls unwind */
+    const qtn_entry *first = NULL;
+    for (uint32_t k = 0; k < qtn__g.lay.nchan && !first; k++)
+        first = __atomic_load_n(&I->running[k], __ATOMIC_RELAXED);
+    qtn__crash cr;
+    memcpy(&cr, &((qtn__dhdr *)I->base)->crash, sizeof cr); /* untrusted: copied once, checked */
+    const qtn_entry *on_chan = NULL;
+    if (atomic_load(&cr.set) == 2 && cr.chan >= 0 && (uint32_t)cr.chan < qtn__g.lay.nchan)
+        on_chan = __atomic_load_n(&I->running[cr.chan], __ATOMIC_RELAXED);
     uint32_t expect = inc;
     bool serving = atomic_compare_exchange_strong(&dm->live, &expect, 0);
     if (getenv("QTN_DEBUG"))
@@ -170,74 +158,28 @@ static void on_death(qtn__dom *dm, qtn__inc *I) {
     wake_callers(dm, I);
     if (!serving || qtn__stopping)
         return; /* an old incarnation, or shutdown: nothing to restart */
-    qtn_report r;
-    memset(&r, 0, sizeof r);
-    r.time_ns = (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec;
-    r.domain = dm->id;
-    r.pid = I->pid;
-    r.incarnation = inc;
+    qtn__handles_forget(dm->id);
+    qtn__death *x = &deaths[dm->id][inc & 1];
+    memset(x, 0, sizeof *x);
+    x->I = I;
+    x->inc = inc;
+    x->noticed = noticed;
+    x->cr = cr;
+    x->first = first;
+    x->on_chan = on_chan;
+    x->kill_kind = atomic_exchange(&dm->kill_kind, 0);
+    if (x->kill_kind) {
+        memcpy(x->kill_reason, dm->kill_reason, sizeof x->kill_reason);
+        x->kill_entry = dm->kill_entry;
+    }
+    x->r.time_ns = (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec;
+    x->r.domain = dm->id;
+    x->r.pid = I->pid;
+    x->r.incarnation = inc;
     /* restart first: callers are waiting */
-    pthread_mutex_lock(&dm->start);
-    bool park = too_many_restarts(dm, noticed);
-    int rs = 0;
-    if (!park) {
-        uint32_t next = inc + 1;
-        qtn__inc *J = &dm->incs[next & 1];
-        for (int i = 0; atomic_load(&J->active) && i < 20000; i++)
-            usleep(100); /* callers of incarnation inc-1 still leaving */
-        if (!(J->prepared && J->inc == next))
-            reap_slot(dm, J); /* faults back to back: the slot's last process may linger */
-        uint64_t tw = qtn__now_ns();
-        bool warm = J->prepared && J->inc == next;
-        rs = qtn__inc_start(dm->id, next, I, NULL);
-        if (rs && warm) { /* the spare died before it could serve: a process now */
-            reap_slot(dm, J);
-            rs = qtn__inc_start(dm->id, next, I, NULL);
-        }
-        if (getenv("QTN_DEBUG"))
-            qtn__warn("debug: domain %d incarnation %u start: %d (pid %d, %s): wake %llu us, "
-                      "start %llu us",
-                      dm->id, next, rs, (int)J->pid, warm ? "warm" : "cold",
-                      (unsigned long long)(tw - noticed) / 1000,
-                      (unsigned long long)(qtn__now_ns() - tw) / 1000);
-
-        if (!rs) {
-            dm->prep_failed = false;
-            qtn__inc_serve(dm, next);
-            r.recovery_ns = qtn__now_ns() - noticed;
-            dm->restarts++;
-            dm->recovery_total += r.recovery_ns;
-            if (r.recovery_ns > dm->recovery_max)
-                dm->recovery_max = r.recovery_ns;
-        }
-    }
-    if (park || rs) {
-        r.parked = 1;
-        atomic_store(&dm->state, QTN__DS_PARKED);
-        qtn__wake_all(&dm->live);
-    }
-    pthread_mutex_unlock(&dm->start);
-    bool known;
-    int status = qtn__zygote_exit_status(I->pid, &known);
-    /* let the failed calls finish failing, so the count is whole */
-    for (int i = 0; atomic_load(&I->active) && i < 2000; i++)
-        usleep(100);
-    r.calls_failed = atomic_load(&I->failed);
-    const qtn_entry *blamed = NULL;
-    describe(&r, dm, I, running, status, known, &blamed);
-    if (blamed) {
-        snprintf(r.entry, sizeof r.entry, "%s", blamed->name);
-        if (blamed->component)
-            snprintf(r.component, sizeof r.component, "%s", blamed->component->name);
-    }
-    if (r.parked) {
-        size_t n = strlen(r.reason);
-        snprintf(r.reason + n, sizeof r.reason - n, rs ? "; could not restart: parked"
-                                                       : "; restarted too often: parked");
-    }
-    qtn__report_symbolize(&r);
-    qtn__blame(blamed ? blamed->component : NULL, r.recovery_ns);
-    qtn__report_push(&r);
+    x->restarted = qtn__restart_quick(dm, x);
+    describe(x); /* (waits for an exit status only when the process is gone) */
+    qtn__restart_post(dm, x);
 }
 
 /* A pidfd became readable: that process ended. Only the monitor closes
@@ -259,7 +201,7 @@ static void pidfd_ended(int d, int fd) {
         }
     pthread_mutex_unlock(&dm->lock);
     if (!I)
-        return; /* reaped already (see reap_slot): the number may be reused */
+        return; /* no incarnation's any more (shutdown): the number may be reused */
     close(fd);
     if (!handled)
         on_death(dm, I);
@@ -288,6 +230,7 @@ static void dying(int d, int fd) {
 static void *monitor(void *arg) {
     (void)arg;
     enum { MAXFD = 2 + QTN_DOMAINS_MAX * 4 };
+    int timeout = -1;
     for (;;) {
         struct pollfd p[MAXFD];
         int map[MAXFD];
@@ -306,7 +249,7 @@ static void *monitor(void *arg) {
             }
             pthread_mutex_unlock(&dm->lock);
         }
-        if (poll(p, (nfds_t)n, -1) < 0) {
+        if (poll(p, (nfds_t)n, timeout) < 0) {
             if (errno == EINTR)
                 continue;
             qtn__fatal("monitor: poll: %s", strerror(errno));
@@ -331,11 +274,15 @@ static void *monitor(void *arg) {
                     pidfd_ended(map[i], p[i].fd);
                 break;
             }
-        qtn__prepare_spares();
+        bool again = qtn__prepare_spares();
+        timeout = qtn__restart_due();
+        if (again && (timeout < 0 || timeout > 5))
+            timeout = 5; /* a domain was busy starting: its spare soon */
     }
 }
 
 int qtn__monitor_start(void) {
+    qtn__restart_init();
     mon_efd = eventfd(0, EFD_CLOEXEC);
     if (mon_efd < 0)
         return QTN_ESYS;
@@ -371,6 +318,10 @@ void qtn_shutdown(void) {
         pthread_join(mon_thread, NULL);
         mon_running = false;
     }
+    qtn__restart_stop(); /* the deaths noticed before are reported */
+    for (int d = 1; d <= QTN_DOMAINS_MAX; d++)
+        qtn__handles_forget(d);
+    qtn__reporter_stop();
     qtn__report_stop();
     qtn__crash_uninstall();
     pthread_mutex_lock(&qtn__g.lock);

@@ -175,7 +175,7 @@ static int signed_setting(const setting *k, int32_t field, bool strict, long lon
 
 static int layout(const qtn_config *cfg, qtn__layout *lay) {
     char a[96], b[96], takes[160];
-    long long channels, win_kib, spin, dl, rmax, rwin, sc, threads, mem, oom, ll;
+    long long channels, win_kib, spin, dl, rmax, rwin, share, sc, threads, mem, oom, ll;
     const long long chan_max = QTN__CHAN_MAX - QTN__SHARED_CHANS;
     snprintf(takes, sizeof takes, "a number of channels per domain from 1 to %lld", chan_max);
     const setting k_chan = {"QTN_CHANNELS", "channels", 1, chan_max, takes};
@@ -223,6 +223,11 @@ static int layout(const qtn_config *cfg, qtn__layout *lay) {
                             "a number of milliseconds from 0 to 4294967295"};
     unsigned_setting(&k_rwin, cfg ? cfg->restart_window_ms : 0, false, 10000, &rwin);
     qtn__g.restart_window_ms = (uint32_t)rwin;
+    const setting k_share = {"QTN_RESTART_SHARE", "restart_share", 0, 100,
+                             "a percentage of the restart window from 0 to 100"};
+    if (env_setting(&k_share, false, 10, &share) <= 0)
+        share = 10;
+    qtn__g.restart_share = (uint32_t)share;
     const setting k_sc = {"QTN_SECCOMP", "seccomp", 0, 1, "0 (no call-time filter) or 1"};
     if (cfg && cfg->seccomp)
         sc = cfg->seccomp > 0;

@@ -116,16 +116,19 @@ int qtn__sf_json(void *area, size_t len, int64_t time_ns, char *buf, size_t cap)
             ns += atomic_load(&edges[i].ns_total);
             faults += atomic_load(&edges[i].faults);
         }
+        unsigned d = atomic_load(&h->plan[c]);
         put(&b, "%s{\"name\":", c > 1 ? "," : "");
         put_name(&b, comps[c].name);
         put(&b,
             ",\"domain\":%u,\"calls\":%llu,\"crossings\":%llu,\"cross_ns\":%llu,\"faults\":%llu,"
-            "\"domain_faults\":%llu,\"recovery_ns_total\":%llu,\"recovery_ns_max\":%llu}",
-            (unsigned)atomic_load(&h->plan[c]), (unsigned long long)calls,
-            (unsigned long long)cross, (unsigned long long)ns, (unsigned long long)faults,
-            (unsigned long long)atomic_load(&comps[c].domain_faults),
+            "\"domain_faults\":%llu,\"recovery_ns_total\":%llu,\"recovery_ns_max\":%llu,"
+            "\"parked\":%u,\"parked_calls\":%llu}",
+            d, (unsigned long long)calls, (unsigned long long)cross, (unsigned long long)ns,
+            (unsigned long long)faults, (unsigned long long)atomic_load(&comps[c].domain_faults),
             (unsigned long long)atomic_load(&comps[c].rec_total),
-            (unsigned long long)atomic_load(&comps[c].rec_max));
+            (unsigned long long)atomic_load(&comps[c].rec_max),
+            d && d <= QTN_DOMAINS_MAX && atomic_load(&h->parked[d]) ? 1u : 0u,
+            (unsigned long long)atomic_load(&comps[c].parked_calls));
     }
     put(&b, "],\"edges\":[");
     bool first = true;

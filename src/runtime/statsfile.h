@@ -24,7 +24,7 @@
 #include "quarantine.h"
 
 #define QTN__SF_MAGIC 0x31465351u /* "QSF1" */
-#define QTN__SF_VERSION 1
+#define QTN__SF_VERSION 2
 #define QTN__SF_ROWS 4096         /* threads with a row at once; more count at exit */
 #define QTN__SF_NAME 64
 
@@ -45,12 +45,14 @@ typedef struct qtn__sf_head {
     char build_id[48];
     char proc[40];             /* the process's identity */
     _Atomic uint8_t plan[QTN_COMPONENTS_MAX + 1]; /* domain per component id */
+    _Atomic uint8_t parked[QTN_DOMAINS_MAX + 1];  /* per domain: parked now (1) */
 } qtn__sf_head;
 
 typedef struct qtn__sf_comp {
     char name[QTN__SF_NAME];
     _Atomic uint64_t domain_faults; /* faults of a domain blamed on it */
     _Atomic uint64_t rec_total, rec_max;
+    _Atomic uint64_t parked_calls; /* calls that failed because its domain was parked */
 } qtn__sf_comp;
 
 typedef struct qtn__sf_edge {

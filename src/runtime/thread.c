@@ -307,6 +307,15 @@ void qtn__record_crossing(uint32_t id, uint64_t ns, bool fault, uint64_t bytes,
         ;
 }
 
+void qtn__count_parked(int c) {
+    qtn__sf_comp *s = &qtn__sf_comps(qtn__sf_area())[c > 0 && c <= QTN_COMPONENTS_MAX ? c : 0];
+    atomic_fetch_add_explicit(&s->parked_calls, 1, memory_order_relaxed);
+}
+
+void qtn__sf_parked(int d, int parked) {
+    atomic_store(&((qtn__sf_head *)qtn__sf_area())->parked[d], (uint8_t)(parked != 0));
+}
+
 void qtn__blame(const qtn_component *c, uint64_t recovery_ns) {
     int id = c && c->id > 0 ? c->id : 0;
     qtn__sf_comp *s = &qtn__sf_comps(qtn__sf_area())[id];

@@ -34,9 +34,8 @@ static int settle(uint32_t v, uint32_t want, _Atomic uint32_t *live, uint32_t in
     return -1;
 }
 
-int qtn__await(_Atomic uint32_t *word, uint32_t cur, uint32_t want,
-               _Atomic uint32_t *my_sleep, _Atomic uint32_t *live, uint32_t inc,
-               uint64_t timeout) {
+int qtn__await(_Atomic uint32_t *word, uint32_t cur, uint32_t want, _Atomic uint32_t *my_sleep,
+               _Atomic uint32_t *live, uint32_t inc, uint64_t until) {
     uint32_t v = atomic_load_explicit(word, memory_order_acquire);
     if (v != cur)
         return settle(v, want, live, inc);
@@ -75,15 +74,14 @@ int qtn__await(_Atomic uint32_t *word, uint32_t cur, uint32_t want,
     } else if (spin) {
         atomic_fetch_sub_explicit(&qtn__g.spinners, 1, memory_order_relaxed);
     }
-    /* the clock starts when sleeping does: a quick answer reads no clock */
-    uint64_t deadline = timeout ? qtn__now_ns() + timeout : 0;
+    /* the clock is read only to sleep: a quick answer reads none */
     for (;;) {
         struct timespec ts, *tsp = NULL;
-        if (deadline) {
+        if (until) {
             uint64_t now = qtn__now_ns();
-            if (now >= deadline)
+            if (now >= until)
                 return 2;
-            uint64_t left = deadline - now;
+            uint64_t left = until - now;
             ts.tv_sec = (time_t)(left / 1000000000u);
             ts.tv_nsec = (long)(left % 1000000000u);
             tsp = &ts;
