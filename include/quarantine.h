@@ -572,7 +572,7 @@ typedef struct qtn_report {
     char reason[192];       /* one human-readable line */
     uint32_t calls_failed;  /* calls in flight that returned the fault value */
     uint64_t recovery_ns;   /* noticed -> new process serving; 0 if parked */
-    int parked;             /* the domain will not be restarted */
+    int parked;             /* parked: calls fail at once until it is tried again */
     uint32_t nframes;
     uint64_t frames[QTN_REPORT_FRAMES]; /* backtrace of the faulting thread */
     char symbols[QTN_REPORT_FRAMES][80];

@@ -143,7 +143,8 @@ static void cost_line(FILE *o, const qs_decision *d) {
                    "%d intervals)",
                 k->crossing_s * 1e6, d->ev.crossing_fit);
     else
-        fprintf(o, ", crossing %.3g us (measured: its time less the callee's)",
+        fprintf(o, ", crossing %.3g us (measured: its time less the callee's, counted as at most "
+                   "50 us of CPU)",
                 k->crossing_s * 1e6);
     if (fb & QP_F_CPU)
         fprintf(o, ", CPU not measured yet (one core assumed)");
