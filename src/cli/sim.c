@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "../qis/sim.h"
+#include "../qis/store.h"
 #include "cli.h"
 #include "opts.h"
 
@@ -299,26 +300,12 @@ static void describe(FILE *o, const qsim_scenario *sc) {
     free(cpr);
 }
 
-static void json_str(FILE *o, const char *s) {
-    fputc('"', o);
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(o, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(o, "\\u%04x", c);
-        else
-            fputc(c, o);
-    }
-    fputc('"', o);
-}
-
 static void print_json(FILE *o, const qsim_scenario *sc, const qsim_result *res, const qp_mode *ms,
                        int nm, int nseeds) {
     fputs("{\"scenario\":", o);
-    json_str(o, sc->name);
+    qs_json_str(o, sc->name);
     fputs(",\"about\":", o);
-    json_str(o, sc->about);
+    qs_json_str(o, sc->about);
     fprintf(o, ",\"seed\":%llu,\"seeds\":%d,\"installations\":%d,\"components\":%d,\"edges\":%d,"
                "\"duration_s\":%.6g,\"builds\":%d,\"budget\":%.6g,\"oracle\":[",
             (unsigned long long)res->runs[0].seed, nseeds, sc->ninst, sc->n, sc->ne,
@@ -326,12 +313,12 @@ static void print_json(FILE *o, const qsim_scenario *sc, const qsim_result *res,
     for (int g = 0; g < sc->ng; g++)
         for (int b = 0; b < sc->nb; b++) {
             fprintf(o, "%s{\"group\":", g || b ? "," : "");
-            json_str(o, sc->groups[g].name);
+            qs_json_str(o, sc->groups[g].name);
             fprintf(o, ",\"build\":%d,\"objective_per_s\":%.6g,\"isolated\":", b,
                     res->oracle_objective[g * sc->nb + b]);
             char iso[4096];
             isolated(iso, sizeof iso, res->oracle_plans[g * sc->nb + b]);
-            json_str(o, iso);
+            qs_json_str(o, iso);
             fputc('}', o);
         }
     fputs("],\"modes\":{", o);
@@ -386,7 +373,7 @@ static void print_json(FILE *o, const qsim_scenario *sc, const qsim_result *res,
                     me += B->median_isolated_s, nme++;
             }
             fprintf(o, "%s{\"component\":", k ? "," : "");
-            json_str(o, sc->comps[r0->bugs[k].comp].name);
+            qs_json_str(o, sc->comps[r0->bugs[k].comp].name);
             fprintf(o, ",\"build\":%d,\"exposed\":%.6g,\"faults\":%.6g,\"host_crashes\":%.6g,"
                        "\"isolated_share\":%.6g,\"first_isolated_s\":",
                     r0->bugs[k].build, ex / nseeds, fa / nseeds, hc / nseeds, is / nseeds);

@@ -194,18 +194,29 @@ static int want_object(rd *r, json_t *v, const char *path) {
     return 0;
 }
 
+/* The value at o.key, its path in p (256 bytes): 1 found; 0 absent; -1
+ * absent and required (the error said). */
+static int member(rd *r, json_t *o, const char *path, const char *key, bool required, char *p,
+                  json_t **v) {
+    child(p, 256, path, key, 0);
+    *v = json_object_get(o, key);
+    if (*v)
+        return 1;
+    if (required)
+        return fail_at(r, line_of(r, path), "%s: '%s' is missing", path[0] ? path + 1 : "top level",
+                       key);
+    return 0;
+}
+
 /* A number in [lo, hi] at o.key (dflt when absent; required when dflt is NAN). */
 static int num(rd *r, json_t *o, const char *path, const char *key, double lo, double hi,
                double dflt, double *out) {
     char p[256];
-    child(p, sizeof p, path, key, 0);
-    json_t *v = json_object_get(o, key);
-    if (!v) {
-        if (isnan(dflt))
-            return fail_at(r, line_of(r, path), "%s: '%s' is missing", path[0] ? path + 1 : "top level",
-                           key);
+    json_t *v;
+    int m = member(r, o, path, key, isnan(dflt), p, &v);
+    if (m <= 0) {
         *out = dflt;
-        return 0;
+        return m;
     }
     if (!json_is_number(v))
         return fail_at(r, line_of(r, p), "%s: a number is expected", p + 1);
@@ -219,14 +230,11 @@ static int num(rd *r, json_t *o, const char *path, const char *key, double lo, d
 static int integer(rd *r, json_t *o, const char *path, const char *key, long lo, long hi,
                    long dflt, bool required, long *out) {
     char p[256];
-    child(p, sizeof p, path, key, 0);
-    json_t *v = json_object_get(o, key);
-    if (!v) {
-        if (required)
-            return fail_at(r, line_of(r, path), "%s: '%s' is missing", path[0] ? path + 1 : "top level",
-                           key);
+    json_t *v;
+    int m = member(r, o, path, key, required, p, &v);
+    if (m <= 0) {
         *out = dflt;
-        return 0;
+        return m;
     }
     double x = json_is_number(v) ? json_number_value(v) : NAN;
     if (!json_is_number(v) || x != floor(x))
@@ -241,14 +249,11 @@ static int integer(rd *r, json_t *o, const char *path, const char *key, long lo,
 static int duration(rd *r, json_t *o, const char *path, const char *key, double lo, double hi,
                     double dflt, double *out) {
     char p[256];
-    child(p, sizeof p, path, key, 0);
-    json_t *v = json_object_get(o, key);
-    if (!v) {
-        if (isnan(dflt))
-            return fail_at(r, line_of(r, path), "%s: '%s' is missing", path[0] ? path + 1 : "top level",
-                           key);
+    json_t *v;
+    int m = member(r, o, path, key, isnan(dflt), p, &v);
+    if (m <= 0) {
         *out = dflt;
-        return 0;
+        return m;
     }
     double x = NAN;
     if (json_is_number(v)) {
@@ -286,14 +291,10 @@ static int duration(rd *r, json_t *o, const char *path, const char *key, double 
 static int string(rd *r, json_t *o, const char *path, const char *key, char *buf, size_t len,
                   bool required) {
     char p[256];
-    child(p, sizeof p, path, key, 0);
-    json_t *v = json_object_get(o, key);
-    if (!v) {
-        if (required)
-            return fail_at(r, line_of(r, path), "%s: '%s' is missing", path[0] ? path + 1 : "top level",
-                           key);
-        return 0;
-    }
+    json_t *v;
+    int m = member(r, o, path, key, required, p, &v);
+    if (m <= 0)
+        return m;
     if (!json_is_string(v))
         return fail_at(r, line_of(r, p), "%s: a string is expected", p + 1);
     if (strlen(json_string_value(v)) >= len)

@@ -547,7 +547,7 @@ int qs_spool_forget(qs_store *s, const char *name, char *err, size_t len) {
                : 0;
 }
 
-static void json_str(FILE *o, const char *s) {
+void qs_json_str(FILE *o, const char *s) {
     fputc('"', o);
     for (; s && *s; s++) {
         unsigned char c = (unsigned char)*s;
@@ -713,7 +713,7 @@ static void json_table(FILE *o, const ctab *t, long long host) {
     for (int i = 0; i < t->n; i++) {
         const crow *r = &t->rows[i];
         fprintf(o, "%s{\"component\":", i ? "," : "");
-        json_str(o, r->name);
+        qs_json_str(o, r->name);
         fprintf(o, ",\"domain\":%d,\"calls\":%lld,\"crossings\":%lld,\"domain_faults\":%lld,"
                    "\"calls_failed\":%lld,\"host_crashes_blamed\":%.4f,\"blame_fraction\":%.4f,"
                    "\"recovery_ms_mean\":%.3f,\"recovery_ms_max\":%.3f,\"parked\":%s,"
@@ -772,10 +772,10 @@ static int parked_domains(qs_store *s, FILE *o, int json, int64_t since, char *e
         calls = calls < 0 ? sqlite3_column_int64(st, 4) : calls; /* the count began again */
         if (json) {
             fprintf(o, "%s{\"component\":", n ? "," : "");
-            json_str(o, text(st, 0));
+            qs_json_str(o, text(st, 0));
             fprintf(o, ",\"domain\":%d,\"pid\":%d,\"proc\":", sqlite3_column_int(st, 1),
                     sqlite3_column_int(st, 2));
-            json_str(o, text(st, 3));
+            qs_json_str(o, text(st, 3));
             fprintf(o, ",\"since_ns\":%lld,\"calls_failed_while_parked\":%lld}", from, calls);
         } else {
             char when[40], dom[24];
@@ -806,11 +806,11 @@ static int frames(qs_store *s, sqlite3_int64 id, FILE *o, int json, char *err, s
     while (sqlite3_step(st) == SQLITE_ROW) {
         if (json) {
             fputs(n ? ",{\"addr\":" : "{\"addr\":", o);
-            json_str(o, text(st, 0));
+            qs_json_str(o, text(st, 0));
             fputs(",\"symbol\":", o);
-            json_str(o, text(st, 1));
+            qs_json_str(o, text(st, 1));
             fputs(",\"component\":", o);
-            json_str(o, text(st, 2));
+            qs_json_str(o, text(st, 2));
             fputc('}', o);
         } else if (n < 12) {
             fprintf(o, "      #%-2d %-18s %s%s%s%s\n", n, text(st, 0), text(st, 1),
@@ -846,13 +846,13 @@ static int plan_changes(qs_store *s, FILE *o, int json, int64_t since, int lates
         int start = sqlite3_column_int(st, 7) == 0;
         if (json) {
             fprintf(o, "%s{\"time_ns\":%lld,\"mode\":", n ? "," : "", t_ns);
-            json_str(o, text(st, 1));
+            qs_json_str(o, text(st, 1));
             fputs(",\"from\":", o);
-            json_str(o, text(st, 2));
+            qs_json_str(o, text(st, 2));
             fputs(",\"to\":", o);
-            json_str(o, text(st, 3));
+            qs_json_str(o, text(st, 3));
             fputs(",\"reason\":", o);
-            json_str(o, text(st, 4));
+            qs_json_str(o, text(st, 4));
             fprintf(o, ",\"status\":\"%s\",\"for_restart\":%s,\"numbers\":%s}",
                     start ? "at start" : applied, start ? "true" : "false",
                     *text(st, 8) ? text(st, 8) : "{}");
@@ -907,19 +907,19 @@ int qs_print(qs_store *s, FILE *o, int json, int64_t since_ns, int latest, char 
         const char *kind = text(st, 2), *comp = text(st, 3), *entry = text(st, 4);
         if (json) {
             fprintf(o, "%s{\"time_ns\":%lld,\"kind\":", n ? "," : "", t_ns);
-            json_str(o, kind);
+            qs_json_str(o, kind);
             fputs(",\"component\":", o);
-            json_str(o, comp);
+            qs_json_str(o, comp);
             fputs(",\"entry\":", o);
-            json_str(o, entry);
+            qs_json_str(o, entry);
             fprintf(o, ",\"signal\":%d,\"domain\":%d,\"pid\":%d,\"reason\":",
                     sqlite3_column_int(st, 5), sqlite3_column_int(st, 6),
                     sqlite3_column_int(st, 7));
-            json_str(o, text(st, 8));
+            qs_json_str(o, text(st, 8));
             fputs(",\"build_id\":", o);
-            json_str(o, text(st, 9));
+            qs_json_str(o, text(st, 9));
             fputs(",\"plan\":", o);
-            json_str(o, text(st, 10));
+            qs_json_str(o, text(st, 10));
             fputs(",\"backtrace\":[", o);
         } else {
             time_t secs = (time_t)(t_ns / 1000000000);

@@ -67,6 +67,9 @@ qs_store *qs_open(const char *path, int readonly, char *err, size_t errlen);
 qs_store *qs_open_to_read(const char *path, char *err, size_t errlen);
 void qs_close(qs_store *s);
 
+/* Writes s as a JSON string, quotes included (NULL: ""). */
+void qs_json_str(FILE *o, const char *s);
+
 /* How long a write waits for another writer before it fails (default 5 s). */
 void qs_busy_ms(qs_store *s, int ms);
 
