@@ -442,11 +442,16 @@ static int load_rates(rd *r, qs_evidence *ev, const char *inst, const char *run,
  * makes no sense), and never more than all the CPU the intervals used
  * per crossing. */
 static double crossing_cpu(rd *r, const char *inst, int *npoints) {
+    /* only snapshots whose CPU was read when they were taken: the one a
+     * supervisor reads from the statistics file after the program is gone
+     * has the counts up to its end but the CPU of the last snapshot, and
+     * an interval ending there would seem to have used no CPU */
     sqlite3_stmt *st = q(r, "SELECT p.run, p.proc, p.pid, p.time_ns, p.work, p.cpu_ns,"
                             " (SELECT SUM(e.crossings) FROM edge_stats e WHERE e.installation ="
                             " p.installation AND e.run = p.run AND e.proc = p.proc AND e.pid ="
                             " p.pid AND e.time_ns = p.time_ns)"
                             " FROM proc_stats p WHERE p.installation = ? AND p.cpu_ns > 0"
+                            " AND p.cpu_at_ns = p.time_ns"
                             " ORDER BY p.run, p.proc, p.pid, p.time_ns DESC LIMIT 2000",
                          "s", inst);
     if (!st)

@@ -570,14 +570,23 @@ static void pct(char *buf, size_t len, double share) {
 
 /* What the evidence says, in a few words. */
 static void evidence_words(const qp_comp *c, char *buf, size_t len) {
-    char calls[32];
+    char calls[32], hb[32], fl[32];
     human(calls, sizeof calls, c->calls);
+    /* counts, discounted: a fraction below 100, whole above */
+    if (c->host_blame < 99.5)
+        snprintf(hb, sizeof hb, "%.2g", c->host_blame);
+    else
+        human(hb, sizeof hb, c->host_blame);
+    if (c->faults < 99.5)
+        snprintf(fl, sizeof fl, "%.2g", c->faults);
+    else
+        human(fl, sizeof fl, c->faults);
     size_t n = 0;
     if (c->host_blame > 0.005)
-        n += (size_t)snprintf(buf + n, len - n, "%.2g host crash%s blamed, ", c->host_blame,
+        n += (size_t)snprintf(buf + n, len - n, "%s host crash%s blamed, ", hb,
                               c->host_blame > 1.005 || c->host_blame < 0.995 ? "es" : "");
     if (n < len && c->faults > 0.005)
-        n += (size_t)snprintf(buf + n, len - n, "%.2g fault%s while isolated, ", c->faults,
+        n += (size_t)snprintf(buf + n, len - n, "%s fault%s while isolated, ", fl,
                               c->faults > 1.005 || c->faults < 0.995 ? "s" : "");
     if (n < len) {
         if (c->host_blame > 0.005 || c->faults > 0.005)
