@@ -253,25 +253,36 @@ static int load_exposure(rd *r, qs_evidence *ev, const char *inst, double now, d
     return 0;
 }
 
-/* The latest process of the build here with a statistics snapshot (the
- * rates now; for a program just started, those of the one before), and
- * when it started. */
+/* The process of the build here whose rates are the rates now: the latest
+ * with two snapshots or more (an interval to read rates from), among the
+ * last few with a snapshot; else the latest with one, whose rates are
+ * counted from its start (start-up included: a process that crashed before
+ * its first snapshot seems to have called less than it did). And when it
+ * started. */
 static int load_process(rd *r, qs_evidence *ev, const char *inst, char *run, size_t runlen,
                         int64_t *start) {
-    sqlite3_stmt *st = q(r, "SELECT s.run, s.proc, s.pid, s.start_ns FROM starts s WHERE"
-                            " s.installation = ? AND s.build_id = ? AND EXISTS (SELECT 1 FROM"
-                            " stats t WHERE t.installation = s.installation AND t.run = s.run AND"
-                            " t.proc = s.proc AND t.pid = s.pid) ORDER BY s.start_ns DESC,"
-                            " s.rowid DESC LIMIT 1",
+    sqlite3_stmt *st = q(r, "SELECT s.run, s.proc, s.pid, s.start_ns, (SELECT COUNT(DISTINCT"
+                            " t.time_ns) FROM stats t WHERE t.installation = s.installation AND"
+                            " t.run = s.run AND t.proc = s.proc AND t.pid = s.pid) AS n"
+                            " FROM starts s WHERE s.installation = ? AND s.build_id = ? AND"
+                            " EXISTS (SELECT 1 FROM stats t WHERE t.installation ="
+                            " s.installation AND t.run = s.run AND t.proc = s.proc AND t.pid ="
+                            " s.pid) ORDER BY s.start_ns DESC, s.rowid DESC LIMIT 8",
                          "ss", inst, ev->build_id);
     if (!st)
         return -1;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        snprintf(run, runlen, "%s", col(st, 0));
-        snprintf(ev->proc, sizeof ev->proc, "%s", col(st, 1));
-        ev->pid = sqlite3_column_int(st, 2);
-        *start = sqlite3_column_int64(st, 3);
+    int rc;
+    bool first = true;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (first || sqlite3_column_int(st, 4) >= 2) {
+            snprintf(run, runlen, "%s", col(st, 0));
+            snprintf(ev->proc, sizeof ev->proc, "%s", col(st, 1));
+            ev->pid = sqlite3_column_int(st, 2);
+            *start = sqlite3_column_int64(st, 3);
+        }
+        if (sqlite3_column_int(st, 4) >= 2)
+            break;
+        first = false;
     }
     return done(r, st, rc);
 }

@@ -62,9 +62,13 @@ int main(int argc, char **argv) {
         if (qtn_init(&cfg))
             return 4;
         int r = fx_crash(FX_SEGV); /* -1: the fault value; this process lives on */
-        int ok = fx_ok(1);
+        int ok = fx_ok(1), err = fx_last_err;
         qtn_shutdown(); /* writes the queued reports first */
-        return r == -1 && ok == 2 ? 0 : 5;
+        if (r == -1 && ok == 2)
+            return 0;
+        fprintf(stderr, "crashy: fx_crash returned %d (want -1), fx_ok(1) %d (want 2): %s\n", r,
+                ok, qtn_strerror(err));
+        return 5;
     }
     if (!strcmp(argv[1], "faults") && argc == 4) {
         qtn_register(&fx_component);
