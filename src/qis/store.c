@@ -353,21 +353,19 @@ static sqlite3_stmt *prep(qs_store *s, const char *sql, char *err, size_t len, c
     return st;
 }
 
-/* Prepares sql, binds its parameters in order as `types` says (s: text,
- * NULL as ""; n: text, NULL or "" as NULL; i: int; l: int64; d: double)
- * and runs it: 1 when it changed a row, 0 when not (a row there already),
- * -1 with err set (`what` failed). */
-static int put(qs_store *s, char *err, size_t len, const char *what, const char *sql,
-               const char *types, ...) {
+/* Prepares sql and binds its parameters in order as `types` says (s: text,
+ * NULL as ""; n: text, NULL or "" as NULL; i: int; l: int64; d: double):
+ * the statement to step, or NULL with err set (`what` failed). */
+static sqlite3_stmt *vquery(qs_store *s, char *err, size_t len, const char *what,
+                            const char *sql, const char *types, va_list ap) {
     sqlite3_stmt *st = prep(s, sql, err, len, what);
     if (!st)
-        return -1;
+        return NULL;
     if ((size_t)sqlite3_bind_parameter_count(st) != strlen(types)) {
         sqlite3_finalize(st);
-        return fail(err, len, s->path, what, "parameters and values do not match");
+        fail(err, len, s->path, what, "parameters and values do not match");
+        return NULL;
     }
-    va_list ap;
-    va_start(ap, types);
     for (int i = 1; types[i - 1]; i++) {
         const char *v;
         switch (types[i - 1]) {
@@ -387,8 +385,27 @@ static int put(qs_store *s, char *err, size_t len, const char *what, const char 
         default: sqlite3_bind_double(st, i, va_arg(ap, double)); break;
         }
     }
+    return st;
+}
+
+static sqlite3_stmt *query(qs_store *s, char *err, size_t len, const char *what, const char *sql,
+                           const char *types, ...) {
+    va_list ap;
+    va_start(ap, types);
+    sqlite3_stmt *st = vquery(s, err, len, what, sql, types, ap);
     va_end(ap);
-    if (step(s, st, err, len, what))
+    return st;
+}
+
+/* query(), run: 1 when it changed a row, 0 when not (a row there
+ * already), -1 with err set. */
+static int put(qs_store *s, char *err, size_t len, const char *what, const char *sql,
+               const char *types, ...) {
+    va_list ap;
+    va_start(ap, types);
+    sqlite3_stmt *st = vquery(s, err, len, what, sql, types, ap);
+    va_end(ap);
+    if (!st || step(s, st, err, len, what))
         return -1;
     return sqlite3_changes(s->db) ? 1 : 0;
 }
@@ -522,11 +539,10 @@ struct sqlite3 *qs_db(qs_store *s) { return s->db; }
 const char *qs_path(const qs_store *s) { return s->path; }
 
 int qs_spool_get(qs_store *s, const char *name, int64_t *done, char *err, size_t len) {
-    sqlite3_stmt *st = prep(s, "SELECT done_bytes FROM spools WHERE name = ?", err, len,
-                            "cannot read");
+    sqlite3_stmt *st = query(s, err, len, "cannot read",
+                             "SELECT done_bytes FROM spools WHERE name = ?", "s", name);
     if (!st)
         return -1;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     *done = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_finalize(st);
@@ -606,10 +622,9 @@ static const char *text(sqlite3_stmt *st, int col) {
 /* Runs a query with the time bound as parameter 1, handing each row to fn. */
 static int each(qs_store *s, const char *sql, int64_t since, void (*fn)(ctab *, sqlite3_stmt *),
                 ctab *t, char *err, size_t len) {
-    sqlite3_stmt *st = prep(s, sql, err, len, "cannot read");
+    sqlite3_stmt *st = query(s, err, len, "cannot read", sql, "l", since);
     if (!st)
         return -1;
-    sqlite3_bind_int64(st, 1, since);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         fn(t, st);
@@ -672,11 +687,12 @@ static int table(qs_store *s, int64_t since, ctab *t, long long *host, char *err
                 " GROUP BY b.component",
              since, on_blame, t, err, len))
         return -1;
-    sqlite3_stmt *st = prep(s, "SELECT COUNT(*) FROM reports WHERE kind = 'host-crash' AND"
-                               " time_ns >= ?", err, len, "cannot read");
+    sqlite3_stmt *st = query(s, err, len, "cannot read",
+                             "SELECT COUNT(*) FROM reports WHERE kind = 'host-crash' AND"
+                             " time_ns >= ?",
+                             "l", since);
     if (!st)
         return -1;
-    sqlite3_bind_int64(st, 1, since);
     *host = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_finalize(st);
     return 0;
@@ -738,8 +754,8 @@ static void utc(long long t_ns, char *out, size_t len) {
  * and the calls that failed at once meanwhile. Printed only when there are
  * any; in JSON always, as "parked_domains". */
 static int parked_domains(qs_store *s, FILE *o, int json, int64_t since, char *err, size_t len) {
-    sqlite3_stmt *st = prep(
-        s,
+    sqlite3_stmt *st = query(
+        s, err, len, "cannot read",
         "SELECT s.component, s.domain, s.pid, s.proc, s.parked_calls, s.time_ns,"
         " COALESCE(u.time_ns, -1), COALESCE(u.parked_calls, 0),"
         " (SELECT MIN(p.time_ns) FROM stats p WHERE p.installation = s.installation AND"
@@ -758,10 +774,9 @@ static int parked_domains(qs_store *s, FILE *o, int json, int64_t since, char *e
         "  stats l WHERE l.installation = s.installation AND l.run = s.run AND l.proc = s.proc"
         "  AND l.pid = s.pid AND l.component = s.component)"
         " ORDER BY s.time_ns DESC, s.component",
-        err, len, "cannot read");
+        "l", since);
     if (!st)
         return -1;
-    sqlite3_bind_int64(st, 1, since);
     int n = 0, rc;
     fputs(json ? ",\"parked_domains\":[" : "", o);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -797,11 +812,12 @@ static int parked_domains(qs_store *s, FILE *o, int json, int64_t since, char *e
 
 /* The backtrace of report `id`: printed, or as a JSON array. */
 static int frames(qs_store *s, sqlite3_int64 id, FILE *o, int json, char *err, size_t len) {
-    sqlite3_stmt *st = prep(s, "SELECT addr, symbol, component FROM report_frames"
-                               " WHERE report_id = ? ORDER BY n", err, len, "cannot read");
+    sqlite3_stmt *st = query(s, err, len, "cannot read",
+                             "SELECT addr, symbol, component FROM report_frames"
+                             " WHERE report_id = ? ORDER BY n",
+                             "l", (int64_t)id);
     if (!st)
         return -1;
-    sqlite3_bind_int64(st, 1, id);
     int n = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
         if (json) {
@@ -828,14 +844,13 @@ static int frames(qs_store *s, sqlite3_int64 id, FILE *o, int json, char *err, s
  * and whether the program applied it. Closes the JSON object. */
 static int plan_changes(qs_store *s, FILE *o, int json, int64_t since, int latest, char *err,
                         size_t len) {
-    sqlite3_stmt *st = prep(s, "SELECT time_ns, mode, from_plan, to_plan, reason, applied,"
-                               " ack_error, pid, numbers FROM plan_changes WHERE time_ns >= ?"
-                               " ORDER BY time_ns DESC, id DESC LIMIT ?",
-                            err, len, "cannot read");
+    sqlite3_stmt *st = query(s, err, len, "cannot read",
+                             "SELECT time_ns, mode, from_plan, to_plan, reason, applied,"
+                             " ack_error, pid, numbers FROM plan_changes WHERE time_ns >= ?"
+                             " ORDER BY time_ns DESC, id DESC LIMIT ?",
+                             "li", since, latest);
     if (!st)
         return -1;
-    sqlite3_bind_int64(st, 1, since);
-    sqlite3_bind_int(st, 2, latest);
     fputs(json ? "],\"plan_changes\":[" : "\nplan changes:\n", o);
     int n = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -892,13 +907,13 @@ int qs_print(qs_store *s, FILE *o, int json, int64_t since_ns, int latest, char 
     free(t.rows);
     if (r || parked_domains(s, o, json, since_ns, err, len))
         return -1;
-    sqlite3_stmt *st = prep(s, "SELECT id, time_ns, kind, component, entry, signal, domain, pid,"
-                               " reason, build_id, plan FROM reports WHERE time_ns >= ?"
-                               " ORDER BY time_ns DESC, id DESC LIMIT ?", err, len, "cannot read");
+    sqlite3_stmt *st = query(s, err, len, "cannot read",
+                             "SELECT id, time_ns, kind, component, entry, signal, domain, pid,"
+                             " reason, build_id, plan FROM reports WHERE time_ns >= ?"
+                             " ORDER BY time_ns DESC, id DESC LIMIT ?",
+                             "li", since_ns, latest);
     if (!st)
         return -1;
-    sqlite3_bind_int64(st, 1, since_ns);
-    sqlite3_bind_int(st, 2, latest);
     fputs(json ? ",\"latest\":[" : "\nlatest reports:\n", o);
     int n = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
