@@ -26,6 +26,7 @@
 #include <zlib.h>
 
 #include "store_v1.h"
+#include "storeq.h"
 
 static char dir[64], db[96], spool[128], logpath[96], log_text[1 << 18];
 
@@ -53,18 +54,7 @@ static int run(const char *args) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static long long query(const char *sql) {
-    sqlite3 *h;
-    assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(h));
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    long long v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-    return v;
-}
+static long long query(const char *sql) { return tsq_file(db, sql); }
 
 /* Files in the spool folder whose names end with suffix. */
 static int files_ending(const char *suffix) {

@@ -16,7 +16,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <sqlite3.h>
+
+#include "storeq.h"
 
 static char dir[64], db[128], logpath[128], log_text[1 << 20];
 
@@ -60,18 +61,7 @@ static void has(const char *needle) {
         fail_msg("missing: %s\nin:\n%s", needle, log_text);
 }
 
-static long long query(const char *sql) {
-    sqlite3 *h;
-    assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(h));
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    long long v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-    return v;
-}
+static long long query(const char *sql) { return tsq_file(db, sql); }
 
 /* Optimistic: nothing is isolated until the parser crashes the host; the
  * program starts again with the parser isolated, and later bad lines cost

@@ -24,6 +24,7 @@
 
 #include "spool.h"
 #include "store.h"
+#include "storeq.h"
 
 #define MIB (1L << 20)
 
@@ -68,15 +69,7 @@ static int teardown(void **state) {
     return system(cmd) == 0 ? 0 : -1;
 }
 
-static long long query(const char *sql) {
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(qs_db(st), sql, -1, &q, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(qs_db(st)));
-    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    long long v = sqlite3_column_int64(q, 0);
-    sqlite3_finalize(q);
-    return v;
-}
+static long long query(const char *sql) { return tsq_one(qs_db(st), sql); }
 
 static FILE *spool_file(const char *name, const char *mode) {
     char path[160];
