@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "fx.h"
+#include "util.h"
 
 int fx_last_err;
 char fx_init_file[256];
@@ -137,37 +138,31 @@ int fy_wait_real(int32_t ms) {
 
 /* ---- descriptors --------------------------------------------------------------- */
 
-#define THUNK(name) static void name##_thunk(qtn_val *a, qtn_val *r)
-THUNK(fx_crash) { r->i = fx_crash_real((int32_t)a[0].i); }
-THUNK(fx_wait) { r->i = fx_wait_real((int32_t)a[0].i); }
-THUNK(fx_inside) { (void)a; r->i = fx_inside_real(); }
-THUNK(fx_ok) { r->i = fx_ok_real((int32_t)a[0].i); }
-THUNK(fx_init_runs) { (void)a; r->i = fx_init_runs_real(); }
-THUNK(fx_new) { r->p = fx_new_real((int32_t)a[0].i); }
-THUNK(fx_get) { r->i = fx_get_real(a[0].p); }
-THUNK(fy_wait) { r->i = fy_wait_real((int32_t)a[0].i); }
+TU_THUNK(fx_crash) { r->i = fx_crash_real((int32_t)a[0].i); }
+TU_THUNK(fx_wait) { r->i = fx_wait_real((int32_t)a[0].i); }
+TU_THUNK(fx_inside) { (void)a; r->i = fx_inside_real(); }
+TU_THUNK(fx_ok) { r->i = fx_ok_real((int32_t)a[0].i); }
+TU_THUNK(fx_init_runs) { (void)a; r->i = fx_init_runs_real(); }
+TU_THUNK(fx_new) { r->p = fx_new_real((int32_t)a[0].i); }
+TU_THUNK(fx_get) { r->i = fx_get_real(a[0].p); }
+TU_THUNK(fy_wait) { r->i = fy_wait_real((int32_t)a[0].i); }
 
 static const qtn_param p_i32[] = {QTN_P_SCALAR(QTN_T_I32)};
 static const qtn_param p_owned[] = {{.kind = QTN_K_HANDLE, .flags = QTN_F_OWNED}};
 
 qtn_component fx_component, fy_component;
 
-#define ENTRY(nm, comp, np, ps, ...)                                                       \
-    static const qtn_entry nm##_entry = {.name = #nm, .component = &comp,                   \
-                                         .thunk = nm##_thunk, .ret = QTN_T_I32,             \
-                                         .nparams = np, .params = ps, .fault = {.i = -1},   \
-                                         __VA_ARGS__}
 
-ENTRY(fx_crash, fx_component, 1, p_i32, .deadline_ms = 400);
-ENTRY(fx_wait, fx_component, 1, p_i32, .deadline_ms = 30000);
-ENTRY(fx_inside, fx_component, 0, NULL, .deadline_ms = 0);
-ENTRY(fx_ok, fx_component, 1, p_i32, .deadline_ms = QTN_NO_DEADLINE);
-ENTRY(fx_init_runs, fx_component, 0, NULL, .deadline_ms = 0);
-ENTRY(fx_get, fx_component, 1, p_owned, .deadline_ms = 0);
+TU_ENTRY(fx_crash, fx_component, 1, p_i32, .deadline_ms = 400);
+TU_ENTRY(fx_wait, fx_component, 1, p_i32, .deadline_ms = 30000);
+TU_ENTRY(fx_inside, fx_component, 0, NULL, .deadline_ms = 0);
+TU_ENTRY(fx_ok, fx_component, 1, p_i32, .deadline_ms = QTN_NO_DEADLINE);
+TU_ENTRY(fx_init_runs, fx_component, 0, NULL, .deadline_ms = 0);
+TU_ENTRY(fx_get, fx_component, 1, p_owned, .deadline_ms = 0);
 static const qtn_entry fx_new_entry = {.name = "fx_new", .component = &fx_component,
                                        .thunk = fx_new_thunk, .ret = QTN_T_HANDLE,
                                        .nparams = 1, .params = p_i32, .fault = {.p = NULL}};
-ENTRY(fy_wait, fy_component, 1, p_i32, .deadline_ms = 30000);
+TU_ENTRY(fy_wait, fy_component, 1, p_i32, .deadline_ms = 30000);
 
 static const qtn_entry *const fx_entries[] = {&fx_crash_entry, &fx_wait_entry,
                                               &fx_inside_entry, &fx_ok_entry,

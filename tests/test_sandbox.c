@@ -41,6 +41,7 @@
 #include <cmocka.h>
 
 #include "quarantine.h"
+#include "util.h"
 
 /* ---- the host's: its domains have a copy at the same address ------------------------ */
 
@@ -279,20 +280,19 @@ static int sb_openmem_real(void) {
     return r;
 }
 
-#define THUNK(name) static void name##_thunk(qtn_val *a, qtn_val *r)
-THUNK(sb_result) { r->i = sb_result_real((int32_t)a[0].i); }
-THUNK(sb_thread_try) {
+TU_THUNK(sb_result) { r->i = sb_result_real((int32_t)a[0].i); }
+TU_THUNK(sb_thread_try) {
     (void)a;
     r->i = sb_thread_try_real();
 }
-THUNK(sb_ioctl) { r->i = sb_ioctl_real((int32_t)a[0].i); }
-THUNK(sb_threads) { r->i = sb_threads_real((int32_t)a[0].i); }
-THUNK(sb_release) {
+TU_THUNK(sb_ioctl) { r->i = sb_ioctl_real((int32_t)a[0].i); }
+TU_THUNK(sb_threads) { r->i = sb_threads_real((int32_t)a[0].i); }
+TU_THUNK(sb_release) {
     (void)a;
     r->i = sb_release_real();
 }
-THUNK(sb_map) { r->i = sb_map_real((int32_t)a[0].i); }
-THUNK(sb_openmem) {
+TU_THUNK(sb_map) { r->i = sb_map_real((int32_t)a[0].i); }
+TU_THUNK(sb_openmem) {
     (void)a;
     r->i = sb_openmem_real();
 }
@@ -300,21 +300,13 @@ THUNK(sb_openmem) {
 static const qtn_param p_i32[] = {QTN_P_SCALAR(QTN_T_I32)};
 static qtn_component sb_component;
 
-#define ENTRY(nm, np, ps)                                                                          \
-    static const qtn_entry nm##_entry = {.name = #nm,                                              \
-                                         .component = &sb_component,                               \
-                                         .thunk = nm##_thunk,                                      \
-                                         .ret = QTN_T_I32,                                         \
-                                         .nparams = np,                                            \
-                                         .params = ps,                                             \
-                                         .fault = {.i = -1}}
-ENTRY(sb_result, 1, p_i32);
-ENTRY(sb_thread_try, 0, NULL);
-ENTRY(sb_ioctl, 1, p_i32);
-ENTRY(sb_threads, 1, p_i32);
-ENTRY(sb_release, 0, NULL);
-ENTRY(sb_map, 1, p_i32);
-ENTRY(sb_openmem, 0, NULL);
+TU_ENTRY(sb_result, sb_component, 1, p_i32);
+TU_ENTRY(sb_thread_try, sb_component, 0, NULL);
+TU_ENTRY(sb_ioctl, sb_component, 1, p_i32);
+TU_ENTRY(sb_threads, sb_component, 1, p_i32);
+TU_ENTRY(sb_release, sb_component, 0, NULL);
+TU_ENTRY(sb_map, sb_component, 1, p_i32);
+TU_ENTRY(sb_openmem, sb_component, 0, NULL);
 
 static const qtn_entry *const sb_entries[] = {
     &sb_result_entry,  &sb_thread_try_entry, &sb_ioctl_entry,  &sb_threads_entry,

@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "quarantine.h"
+#include "util.h"
 
 /* ---- the "so" component ------------------------------------------------------------ */
 
@@ -62,35 +63,26 @@ static int so_partial_real(void) {
 
 static int so_ok_real(void) { return 7; }
 
-#define THUNK(name) static void name##_thunk(qtn_val *a, qtn_val *r)
-THUNK(so_forge) {
+TU_THUNK(so_forge) {
     (void)a;
     r->i = so_forge_real();
 }
-THUNK(so_flood) { r->i = so_flood_real((int32_t)a[0].i); }
-THUNK(so_partial) {
+TU_THUNK(so_flood) { r->i = so_flood_real((int32_t)a[0].i); }
+TU_THUNK(so_partial) {
     (void)a;
     r->i = so_partial_real();
 }
-THUNK(so_ok) {
+TU_THUNK(so_ok) {
     (void)a;
     r->i = so_ok_real();
 }
 
 static const qtn_param p_i32[] = {QTN_P_SCALAR(QTN_T_I32)};
 static qtn_component so_component;
-#define ENTRY(nm, np, ps)                                                                          \
-    static const qtn_entry nm##_entry = {.name = #nm,                                              \
-                                         .component = &so_component,                               \
-                                         .thunk = nm##_thunk,                                      \
-                                         .ret = QTN_T_I32,                                         \
-                                         .nparams = np,                                            \
-                                         .params = ps,                                             \
-                                         .fault = {.i = -1}}
-ENTRY(so_forge, 0, NULL);
-ENTRY(so_flood, 1, p_i32);
-ENTRY(so_partial, 0, NULL);
-ENTRY(so_ok, 0, NULL);
+TU_ENTRY(so_forge, so_component, 0, NULL);
+TU_ENTRY(so_flood, so_component, 1, p_i32);
+TU_ENTRY(so_partial, so_component, 0, NULL);
+TU_ENTRY(so_ok, so_component, 0, NULL);
 static const qtn_entry *const so_entries[] = {&so_forge_entry, &so_flood_entry, &so_partial_entry,
                                               &so_ok_entry};
 static qtn_component so_component = {.name = "so", .nentries = 4, .entries = so_entries};

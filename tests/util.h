@@ -11,6 +11,16 @@
 #define UNDER_ASAN 0
 #endif
 
+/* Hand-written stubs of test components: the thunk of entry `name`; an
+ * entry of component `comp` returning an int32, fault value -1, with `np`
+ * parameters `ps` (more designated fields may follow). */
+#define TU_THUNK(name) static void name##_thunk(qtn_val *a, qtn_val *r)
+#define TU_ENTRY(nm, comp, np, ps, ...)                                                   \
+    static const qtn_entry nm##_entry = {.name = #nm, .component = &comp,                 \
+                                         .thunk = nm##_thunk, .ret = QTN_T_I32,           \
+                                         .nparams = np, .params = ps, .fault = {.i = -1}, \
+                                         __VA_ARGS__}
+
 /* Entries of a /proc directory (fds, tasks), or -1. */
 int tu_count_dir(const char *path);
 /* This process's resident memory in KiB, or -1. */
