@@ -19,6 +19,21 @@
 
 #include "sim.h"
 
+/* The small server both fixtures run: its costs, components and call graph. */
+#define SMALL_SERVER \
+    "  \"costs\": {\"host_restart_s\": 10, \"inflight_s\": 0.02, \"recovery_s\": 0.001,\n" \
+    "            \"crossing_s\": 5e-6, \"byte_s\": 5e-10},\n" \
+    "  \"components\": [\n" \
+    "    {\"name\": \"front\", \"calls_per_request\": 1, \"bytes\": 512, \"call_s\": 2e-5},\n" \
+    "    {\"name\": \"store\", \"call_s\": 5e-5},\n" \
+    "    {\"name\": \"img\", \"call_s\": 1e-3},\n" \
+    "    {\"name\": \"log\", \"calls_per_request\": 2, \"bytes\": 128, \"call_s\": 1e-5}\n" \
+    "  ],\n" \
+    "  \"edges\": [\n" \
+    "    {\"from\": \"front\", \"to\": \"store\", \"calls_per_request\": 1, \"bytes\": 2048},\n" \
+    "    {\"from\": \"front\", \"to\": \"img\", \"calls_per_request\": 0.05, \"bytes\": 8192}\n" \
+    "  ],\n"
+
 /* 30 installations of a four-component server; img (1 ms a call, 5 calls a
  * second) faults once in 2M calls: an installation meets it every 4.6 days,
  * and a host crash costs 10 s of 100 requests/s. */
@@ -29,18 +44,7 @@ static const char small_json[] =
     "  \"duration\": \"20d\",\n"
     "  \"seed\": 1,\n"
     "  \"budget_pct\": 25,\n"
-    "  \"costs\": {\"host_restart_s\": 10, \"inflight_s\": 0.02, \"recovery_s\": 0.001,\n"
-    "            \"crossing_s\": 5e-6, \"byte_s\": 5e-10},\n"
-    "  \"components\": [\n"
-    "    {\"name\": \"front\", \"calls_per_request\": 1, \"bytes\": 512, \"call_s\": 2e-5},\n"
-    "    {\"name\": \"store\", \"call_s\": 5e-5},\n"
-    "    {\"name\": \"img\", \"call_s\": 1e-3},\n"
-    "    {\"name\": \"log\", \"calls_per_request\": 2, \"bytes\": 128, \"call_s\": 1e-5}\n"
-    "  ],\n"
-    "  \"edges\": [\n"
-    "    {\"from\": \"front\", \"to\": \"store\", \"calls_per_request\": 1, \"bytes\": 2048},\n"
-    "    {\"from\": \"front\", \"to\": \"img\", \"calls_per_request\": 0.05, \"bytes\": 8192}\n"
-    "  ],\n"
+    SMALL_SERVER
     "  \"bugs\": [{\"component\": \"img\", \"rate\": 5e-7}],\n"
     "  \"installations\": [{\"count\": 30, \"requests_per_s\": 100, \"cpu\": 0.5, \"ncpu\": 2,\n"
     "                     \"join_over\": \"1d\", \"join_batches\": 4}]\n"
@@ -54,18 +58,7 @@ static const char release_json[] =
     "  \"name\": \"release\",\n"
     "  \"duration\": \"12d\",\n"
     "  \"history\": \"30d\",\n"
-    "  \"costs\": {\"host_restart_s\": 10, \"inflight_s\": 0.02, \"recovery_s\": 0.001,\n"
-    "            \"crossing_s\": 5e-6, \"byte_s\": 5e-10},\n"
-    "  \"components\": [\n"
-    "    {\"name\": \"front\", \"calls_per_request\": 1, \"bytes\": 512, \"call_s\": 2e-5},\n"
-    "    {\"name\": \"store\", \"call_s\": 5e-5},\n"
-    "    {\"name\": \"img\", \"call_s\": 1e-3},\n"
-    "    {\"name\": \"log\", \"calls_per_request\": 2, \"bytes\": 128, \"call_s\": 1e-5}\n"
-    "  ],\n"
-    "  \"edges\": [\n"
-    "    {\"from\": \"front\", \"to\": \"store\", \"calls_per_request\": 1, \"bytes\": 2048},\n"
-    "    {\"from\": \"front\", \"to\": \"img\", \"calls_per_request\": 0.05, \"bytes\": 8192}\n"
-    "  ],\n"
+    SMALL_SERVER
     "  \"builds\": [{\"at\": \"3d\", \"rollout\": \"6h\", \"rollout_batches\": 3,\n"
     "              \"changes\": [\"store\", \"img\"]}],\n"
     "  \"bugs\": [{\"component\": \"img\", \"rate\": 5e-7, \"build\": 1}],\n"
