@@ -27,6 +27,16 @@ static void fresh(void) {
     unlink(p);
 }
 
+/* A new store at path, opened to write; fails the test when it cannot be. */
+static qs_store *open_fresh(void) {
+    fresh();
+    char err[512];
+    qs_store *s = qs_open(path, 0, err, sizeof err);
+    if (!s)
+        fail_msg("%s", err);
+    return s;
+}
+
 static int pragma(qs_store *s, const char *name) {
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA %s", name);
@@ -56,11 +66,8 @@ static void has(const char *text, const char *needle) {
 
 static void test_put_once_and_print(void **state) {
     (void)state;
-    fresh();
     char err[512];
-    qs_store *s = qs_open(path, 0, err, sizeof err);
-    if (!s)
-        fail_msg("%s", err);
+    qs_store *s = open_fresh();
     qs_frame fr[2] = {{0x401000, "codec_pack+0x10 (codec.c:12)", ""},
                       {0x402000, "main+0x20 (main.c:40)", ""}};
     struct qs_blame bl = {"codec", 1, "", 0};
@@ -120,11 +127,8 @@ static void test_put_once_and_print(void **state) {
  * back both. */
 static void test_spool_offsets_are_transactional(void **state) {
     (void)state;
-    fresh();
     char err[512];
-    qs_store *s = qs_open(path, 0, err, sizeof err);
-    if (!s)
-        fail_msg("%s", err);
+    qs_store *s = open_fresh();
     int64_t done = -1;
     assert_int_equal(qs_spool_get(s, "a.spool", &done, err, sizeof err), 0);
     assert_int_equal(done, 0);
@@ -152,11 +156,8 @@ static void test_spool_offsets_are_transactional(void **state) {
  * a clear error, and succeeds once the lock is gone. */
 static void test_locked_store_fails_clearly(void **state) {
     (void)state;
-    fresh();
     char err[512];
-    qs_store *s = qs_open(path, 0, err, sizeof err);
-    if (!s)
-        fail_msg("%s", err);
+    qs_store *s = open_fresh();
     sqlite3 *other;
     assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
     assert_int_equal(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
@@ -204,11 +205,8 @@ static void test_version_1_is_migrated(void **state) {
  * given the id. */
 static void test_version_3_without_application_id(void **state) {
     (void)state;
-    fresh();
     char err[512];
-    qs_store *s = qs_open(path, 0, err, sizeof err);
-    if (!s)
-        fail_msg("%s", err);
+    qs_store *s = open_fresh();
     qs_stat t = {"i", "r", 7, 100, "b", "c=1", "c", 1, 3, 3, 30, 0, "", "p", 0, 0};
     assert_int_equal(qs_put_stat(s, &t, err, sizeof err), 1);
     qs_close(s);
@@ -308,12 +306,7 @@ static void test_foreign_databases_are_refused(void **state) {
     refused("PRAGMA user_version=99", "its user_version is 99, but it holds none of "
                                       "quarantine's tables");
     /* nothing at all, like an empty file: a new store */
-    fresh();
-    char err[512];
-    qs_store *s = qs_open(path, 0, err, sizeof err);
-    if (!s)
-        fail_msg("%s", err);
-    qs_close(s);
+    qs_close(open_fresh());
 }
 
 /* A pid that comes again is another process: each one's last snapshot
@@ -322,11 +315,8 @@ static void test_foreign_databases_are_refused(void **state) {
  * at once meanwhile. */
 static void test_parked_domains(void **state) {
     (void)state;
-    fresh();
     char err[512];
-    qs_store *s = qs_open(path, 0, err, sizeof err);
-    if (!s)
-        fail_msg("%s", err);
+    qs_store *s = open_fresh();
     const int64_t T = 1800000000000000000LL, S = 1000000000LL; /* 2027-01-15 08:00:00 UTC */
     const struct {
         const char *proc, *comp;
