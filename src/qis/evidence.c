@@ -9,12 +9,6 @@
 
 #include "evidence.h"
 
-/* The wall time a crossing took, less the callee's work, is what it cost
- * the caller in time, not in CPU: on a busy machine most of it is waiting
- * to be scheduled. Until the CPU is read from the statistics (crossing_cpu
- * below), a crossing counts as at most this much CPU: each side spins at
- * most QTN_SPIN_NS (20 us by default) before it sleeps, plus the wake-ups. */
-#define CROSSING_CPU_MAX_S 50e-6
 
 #define RATE_WINDOW_NS 300000000000LL /* call rates: the last five minutes */
 #define ASSUMED_CALLS_PER_S 100.0      /* before any was measured */
@@ -399,7 +393,7 @@ static int load_rates(rd *r, qs_evidence *ev, const char *inst, const char *run,
             if (ev->edges[k].callee == callee && ev->edges[k].caller == caller) {
                 ev->edges[k].bytes_per_call = sqlite3_column_double(st, 3) / n;
                 ev->edges[k].cross_s = fmin(sqlite3_column_double(st, 4) / n / 1e9,
-                                            CROSSING_CPU_MAX_S);
+                                            QS_CROSSING_CPU_MAX_S);
             }
     }
     for (int i = 0; i < ev->n; i++)
@@ -410,7 +404,7 @@ static int load_rates(rd *r, qs_evidence *ev, const char *inst, const char *run,
     if (done(r, st, rc))
         return -1;
     if (xing > 0)
-        ev->costs.crossing_s = fmin(over / xing / 1e9, CROSSING_CPU_MAX_S);
+        ev->costs.crossing_s = fmin(over / xing / 1e9, QS_CROSSING_CPU_MAX_S);
     /* work and CPU: the process's first and last totals in the window */
     st = q(r, "SELECT time_ns, work, cpu_ns, cpu_at_ns, ncpu, start_ns FROM proc_stats WHERE"
               " installation = ? AND run = ? AND proc = ? AND pid = ? AND time_ns >= ?"

@@ -12,6 +12,13 @@
 #include "policy.h"
 #include "store.h"
 
+/* The wall time a crossing took, less the callee's work, is what it cost
+ * the caller in time, not in CPU: on a busy machine most of it is waiting
+ * to be scheduled. Until the CPU is read from the statistics, a crossing
+ * counts as at most this much CPU: each side spins at most QTN_SPIN_NS
+ * (20 us by default) before it sleeps, plus the wake-ups. */
+#define QS_CROSSING_CPU_MAX_S 50e-6
+
 typedef struct qs_evidence {
     char build_id[64], exe[512];
     char proc[40];        /* the latest process of the build here ("" none) */

@@ -568,19 +568,20 @@ static void pct(char *buf, size_t len, double share) {
         snprintf(buf, len, "%.2g%%", 100 * share);
 }
 
+/* A count, discounted: a fraction below 100, whole above. */
+static void count(char *buf, size_t len, double v) {
+    if (v < 99.5)
+        snprintf(buf, len, "%.2g", v);
+    else
+        human(buf, len, v);
+}
+
 /* What the evidence says, in a few words. */
 static void evidence_words(const qp_comp *c, char *buf, size_t len) {
     char calls[32], hb[32], fl[32];
     human(calls, sizeof calls, c->calls);
-    /* counts, discounted: a fraction below 100, whole above */
-    if (c->host_blame < 99.5)
-        snprintf(hb, sizeof hb, "%.2g", c->host_blame);
-    else
-        human(hb, sizeof hb, c->host_blame);
-    if (c->faults < 99.5)
-        snprintf(fl, sizeof fl, "%.2g", c->faults);
-    else
-        human(fl, sizeof fl, c->faults);
+    count(hb, sizeof hb, c->host_blame);
+    count(fl, sizeof fl, c->faults);
     size_t n = 0;
     if (c->host_blame > 0.005)
         n += (size_t)snprintf(buf + n, len - n, "%s host crash%s blamed, ", hb,

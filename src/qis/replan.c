@@ -144,8 +144,8 @@ static void cost_line(FILE *o, const qs_decision *d) {
                 k->crossing_s * 1e6, d->ev.crossing_fit);
     else
         fprintf(o, ", crossing %.3g us (measured: its time less the callee's, counted as at most "
-                   "50 us of CPU)",
-                k->crossing_s * 1e6);
+                   "%.3g us of CPU)",
+                k->crossing_s * 1e6, QS_CROSSING_CPU_MAX_S * 1e6);
     if (fb & QP_F_CPU)
         fprintf(o, ", CPU not measured yet (one core assumed)");
     else
