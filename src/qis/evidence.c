@@ -32,21 +32,11 @@ static int fail(rd *r, const char *fmt, ...) {
     return -1;
 }
 
-/* Prepares sql and binds the parameters: 's' text, 'i' int64. */
+/* Prepares sql and binds the parameters, as qs_vquery. */
 static sqlite3_stmt *q(rd *r, const char *sql, const char *types, ...) {
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        fail(r, "cannot read: %s", sqlite3_errmsg(r->db));
-        return NULL;
-    }
     va_list ap;
     va_start(ap, types);
-    for (int i = 0; types[i]; i++) {
-        if (types[i] == 's')
-            sqlite3_bind_text(st, i + 1, va_arg(ap, const char *), -1, SQLITE_TRANSIENT);
-        else
-            sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
-    }
+    sqlite3_stmt *st = qs_vquery(r->s, r->err, r->len, sql, types, ap);
     va_end(ap);
     return st;
 }
@@ -149,7 +139,7 @@ static int load_components(rd *r, qs_evidence *ev, const char *inst) {
         int64_t seen = one(r, 0, q(r, "SELECT EXISTS (SELECT 1 FROM stats WHERE code_id = ? AND"
                                       " time_ns < ?) OR EXISTS (SELECT 1 FROM components WHERE"
                                       " code_id = ? AND build_id <> ?)",
-                                   "siss", ev->codes[i], started, ev->codes[i], ev->build_id));
+                                   "slss", ev->codes[i], started, ev->codes[i], ev->build_id));
         int64_t other = one(r, 0, q(r, "SELECT EXISTS (SELECT 1 FROM components WHERE component"
                                        " = ? AND build_id <> ? AND code_id <> ?)",
                                     "sss", ev->names[i], ev->build_id, ev->codes[i]));
@@ -288,7 +278,7 @@ static int load_rates(rd *r, qs_evidence *ev, const char *inst, const char *run,
                       int ecap) {
     int64_t t1 = one(r, 0, q(r, "SELECT MAX(time_ns) FROM stats WHERE installation = ? AND run = ?"
                                 " AND proc = ? AND pid = ?",
-                             "sssi", inst, run, ev->proc, (int64_t)ev->pid));
+                             "sssl", inst, run, ev->proc, (int64_t)ev->pid));
     if (!t1)
         return 0; /* no snapshot yet: no rates */
     int64_t from = t1 - RATE_WINDOW_NS > start ? t1 - RATE_WINDOW_NS : start;
@@ -296,7 +286,7 @@ static int load_rates(rd *r, qs_evidence *ev, const char *inst, const char *run,
     sqlite3_stmt *st = q(r, "SELECT component, MIN(time_ns), MAX(time_ns) FROM stats"
                             " WHERE installation = ? AND run = ? AND proc = ? AND pid = ?"
                             " AND time_ns >= ? GROUP BY component",
-                         "sssii", inst, run, ev->proc, (int64_t)ev->pid, from);
+                         "sssll", inst, run, ev->proc, (int64_t)ev->pid, from);
     if (!st)
         return -1;
     int rc;
@@ -307,10 +297,10 @@ static int load_rates(rd *r, qs_evidence *ev, const char *inst, const char *run,
         int64_t a = sqlite3_column_int64(st, 1), b = sqlite3_column_int64(st, 2);
         int64_t ca = one(r, 0, q(r, "SELECT calls FROM stats WHERE installation = ? AND run = ?"
                                     " AND proc = ? AND pid = ? AND component = ? AND time_ns = ?",
-                                 "sssisi", inst, run, ev->proc, (int64_t)ev->pid, ev->names[i], a));
+                                 "ssslsl", inst, run, ev->proc, (int64_t)ev->pid, ev->names[i], a));
         int64_t cb = one(r, 0, q(r, "SELECT calls FROM stats WHERE installation = ? AND run = ?"
                                     " AND proc = ? AND pid = ? AND component = ? AND time_ns = ?",
-                                 "sssisi", inst, run, ev->proc, (int64_t)ev->pid, ev->names[i], b));
+                                 "ssslsl", inst, run, ev->proc, (int64_t)ev->pid, ev->names[i], b));
         if (a == b) { /* one snapshot: since the process started */
             a = start;
             ca = 0;
@@ -324,7 +314,7 @@ static int load_rates(rd *r, qs_evidence *ev, const char *inst, const char *run,
     st = q(r, "SELECT caller, callee, time_ns, SUM(calls) FROM edge_stats WHERE installation = ?"
               " AND run = ? AND proc = ? AND pid = ? AND time_ns >= ? GROUP BY caller, callee,"
               " time_ns ORDER BY caller, callee, time_ns",
-           "sssii", inst, run, ev->proc, (int64_t)ev->pid, from);
+           "sssll", inst, run, ev->proc, (int64_t)ev->pid, from);
     if (!st)
         return -1;
     char pc[64] = "", pe[64] = "";
@@ -409,7 +399,7 @@ static int load_rates(rd *r, qs_evidence *ev, const char *inst, const char *run,
     st = q(r, "SELECT time_ns, work, cpu_ns, cpu_at_ns, ncpu, start_ns FROM proc_stats WHERE"
               " installation = ? AND run = ? AND proc = ? AND pid = ? AND time_ns >= ?"
               " ORDER BY time_ns",
-           "sssii", inst, run, ev->proc, (int64_t)ev->pid, from);
+           "sssll", inst, run, ev->proc, (int64_t)ev->pid, from);
     if (!st)
         return -1;
     int64_t w0 = -1, w1 = 0, t0 = 0, tt = 0, c0 = 0, c1 = 0, a0 = 0, a1 = 0;
@@ -624,7 +614,7 @@ int qs_evidence_load(qs_store *s, const char *inst, const char *build_id, int64_
     ev->state.plan_age_s = since > 0 && now_ns > since ? (now_ns - since) / 1e9 : 1e9;
     ev->state.changes_last_hour =
         (int)one(&r, 0, q(&r, "SELECT COUNT(*) FROM plan_changes WHERE installation = ? AND"
-                              " time_ns > ?", "si", inst, (int64_t)(now_ns - 3600000000000LL)));
+                              " time_ns > ?", "sl", inst, (int64_t)(now_ns - 3600000000000LL)));
     int64_t first = one(&r, now_ns, q(&r, "SELECT MIN(time_ns) FROM stats WHERE installation = ?",
                                       "s", inst));
     ev->history_s = now_ns > first ? (now_ns - first) / 1e9 : 0;

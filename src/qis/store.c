@@ -388,6 +388,11 @@ static sqlite3_stmt *vquery(qs_store *s, char *err, size_t len, const char *what
     return st;
 }
 
+sqlite3_stmt *qs_vquery(qs_store *s, char *err, size_t len, const char *sql, const char *types,
+                        va_list ap) {
+    return vquery(s, err, len, "cannot read", sql, types, ap);
+}
+
 static sqlite3_stmt *query(qs_store *s, char *err, size_t len, const char *what, const char *sql,
                            const char *types, ...) {
     va_list ap;

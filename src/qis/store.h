@@ -3,6 +3,7 @@
 #ifndef QTN_STORE_H
 #define QTN_STORE_H
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -162,6 +163,12 @@ int qs_rename_proc(qs_store *s, const char *installation, const char *run, int p
 
 /* The underlying SQLite handle, for the readers of src/qis (evidence.c). */
 struct sqlite3 *qs_db(qs_store *s);
+/* A read for them: sql prepared, its parameters bound in order as `types`
+ * says (s: text, NULL as ""; n: text, NULL or "" as NULL; i: int; l:
+ * int64; d: double; their count checked against the statement's): the
+ * statement to step, or NULL with errlen bytes of err saying why. */
+struct sqlite3_stmt *qs_vquery(qs_store *s, char *err, size_t errlen, const char *sql,
+                               const char *types, va_list ap);
 const char *qs_path(const qs_store *s);
 
 /* How many bytes of spool file `name` are in the store (0 if none), and
