@@ -22,11 +22,17 @@
  *   oversub_crossing_ns   2 x nproc threads all calling tk_nop() in domain 1:
  *                         mean latency of one call as one thread sees it
  *                         (wall time * threads / calls)
+ *   loaded_crossing_ns    tk_nop() in domain 1 from one thread while 2 x nproc
+ *                         other threads of the host burn CPU: no core is
+ *                         free, as in a loaded server
+ *   first_crossing_ns     a new thread's first tk_nop() in domain 1 (it takes
+ *                         a channel and the domain starts a thread to serve it)
  *
  * Reading it: a null crossing should cost about what the spin floor costs
  * (both sides spin while the other works), and an order of magnitude less
- * than a pipe round trip. With more threads than cores nobody can spin
- * usefully, so a crossing should then cost no more than a futex round trip.
+ * than a pipe round trip. With more threads than cores, or no core free,
+ * nobody can spin usefully, so a crossing should then cost no more than a
+ * futex round trip.
  * The ratio lines at the end show these comparisons with their targets. The
  * targets are for the reader; the exit status only reports errors.
  */
@@ -56,11 +62,13 @@ typedef struct sizes {
     long inout1m_iters;
     int spin_rounds, futex_rounds, pipe_rounds, sock_rounds;
     long oversub_calls;  /* per thread per batch */
+    long loaded_iters;   /* null crossings with no core free, per batch */
+    int first_threads;   /* threads whose first crossing is timed */
 } sizes;
 
-static const sizes full_sizes = {21, 1000000, 200000, 20000, 20, 200000, 100000, 50000, 50000,
-                                 5000};
-static const sizes quick_sizes = {5, 20000, 2000, 200, 4, 2000, 2000, 1000, 1000, 200};
+static const sizes full_sizes = {21,    1000000, 200000, 20000, 20,   200000,
+                                 100000, 50000,  50000,  5000,  5000, 200};
+static const sizes quick_sizes = {5, 20000, 2000, 200, 4, 2000, 2000, 1000, 1000, 200, 200, 20};
 
 /* ---- timing ----------------------------------------------------------------- */
 
@@ -252,6 +260,74 @@ static double measure_oversub(int nthreads, long calls, int batches) {
     return result;
 }
 
+/* ---- no core free ------------------------------------------------------------------ */
+
+/* Burners spin on plain arithmetic until told to stop; they make no call. */
+static atomic_int burn_stop;
+
+static void *burner(void *arg) {
+    (void)arg;
+    volatile uint64_t x = 1;
+    while (!atomic_load_explicit(&burn_stop, memory_order_relaxed))
+        for (int i = 0; i < 1000; i++)
+            x = x * 6364136223846793005ull + 1;
+    return NULL;
+}
+
+static double measure_loaded(int nburn, long iters, int batches) {
+    pthread_t tids[256];
+    int made = 0;
+    atomic_store(&burn_stop, 0);
+    for (; made < nburn && made < 256; made++)
+        if (pthread_create(&tids[made], NULL, burner, NULL)) {
+            fprintf(stderr, "crossing: pthread_create failed\n");
+            break;
+        }
+    double r = made == nburn ? measure(nop_loop, NULL, iters, batches, "loaded_crossing") : -1.0;
+    atomic_store(&burn_stop, 1);
+    for (int i = 0; i < made; i++)
+        pthread_join(tids[i], NULL);
+    return r;
+}
+
+/* ---- a new thread's first crossing ------------------------------------------------------- */
+
+typedef struct first_ctx {
+    double ns;
+    int ok;
+} first_ctx;
+
+static void *first_thread(void *arg) {
+    first_ctx *c = arg;
+    double t0 = now_ns();
+    c->ok = tk_nop() == NOP_VALUE;
+    c->ns = now_ns() - t0;
+    return NULL;
+}
+
+/* The median over `threads` threads, made one after the other (each ends
+ * before the next starts, so each takes the channel the last one left). */
+static double measure_first(int threads) {
+    double v[MAX_BATCHES * 4];
+    if (threads > MAX_BATCHES * 4)
+        threads = MAX_BATCHES * 4;
+    for (int i = 0; i < threads; i++) {
+        first_ctx c = {0, 0};
+        pthread_t th;
+        if (pthread_create(&th, NULL, first_thread, &c)) {
+            fprintf(stderr, "crossing: pthread_create failed\n");
+            return -1.0;
+        }
+        pthread_join(th, NULL);
+        if (!c.ok) {
+            fprintf(stderr, "crossing: first_crossing: a call returned a wrong result\n");
+            return -1.0;
+        }
+        v[i] = c.ns;
+    }
+    return median(v, threads);
+}
+
 /* ---- main ---------------------------------------------------------------------- */
 
 static int set_plan(const char *plan) {
@@ -312,7 +388,7 @@ int main(int argc, char **argv) {
     int nthreads = 2 * (int)(ncpu > 0 ? ncpu : 1);
     size_t len4k = 4096, len1m = (size_t)1 << 20;
     inout_ctx in4k = {malloc(len4k), len4k, 0}, in1m = {malloc(len1m), len1m, 0};
-    double plain, direct, nullx, x4k, x1m, d1m, spin, futex, pipe, sock, over;
+    double plain, direct, nullx, x4k, x1m, d1m, spin, futex, pipe, sock, over, loaded, first;
 
     if (!in4k.buf || !in1m.buf) {
         fprintf(stderr, "crossing: out of memory\n");
@@ -369,12 +445,19 @@ int main(int argc, char **argv) {
         (over = measure_oversub(nthreads, sz->oversub_calls, sz->batches)) < 0)
         goto out;
     print_figure("oversub_crossing_ns", over, "ns");
+    if ((loaded = measure_loaded(nthreads, sz->loaded_iters, sz->batches)) < 0)
+        goto out;
+    print_figure("loaded_crossing_ns", loaded, "ns");
+    if ((first = measure_first(sz->first_threads)) < 0)
+        goto out;
+    print_figure("first_crossing_ns", first, "ns");
 
     printf("\n");
     printf("direct_stub-plain_call %.2f ns (target < 1)\n", direct - plain);
     printf("null_crossing/spin_floor %.2f x (target <= 1.5)\n", nullx / spin);
     printf("pipe_rtt/null_crossing %.2f x (target >= 10)\n", pipe / nullx);
     printf("oversub_crossing/futex_floor %.2f x (target about 1 or below)\n", over / futex);
+    printf("loaded_crossing/futex_floor %.2f x (target <= 1)\n", loaded / futex);
     status = 0;
 out:
     free(in4k.buf);

@@ -272,9 +272,9 @@ static void dispatch(qtn__thread *t, qtn__chan *ch, char *win) {
     char *globals = (char *)(fr->args + en->nparams);
     globals_copy(en->component, globals, false); /* the caller's values */
     qtn_val rv = {0};
-    uint64_t w0 = qtn__now_ns();
+    uint64_t w0 = qtn__stamp();
     en->thunk(fr->args, &rv);
-    uint64_t work = qtn__now_ns() - w0;
+    uint64_t work = qtn__stamp() - w0; /* in stamps: the host converts */
     globals_copy(en->component, globals, true); /* and back */
     t->dn--;
     t->top = save;
@@ -738,8 +738,8 @@ static int untag_handle(qtn_val *v, uint32_t inc) {
 
 static int cross(qtn__thread *t, qtn_edge *e, int d, qtn_val *args, qtn_val *ret) {
     const qtn_entry *en = e->entry;
-    uint64_t t0 = qtn__now_ns(), work = 0, sent = 0;
-    uint64_t dl = deadline_of(en), until = dl ? t0 + dl : 0; /* for the whole call */
+    uint64_t s0 = qtn__stamp(), work = 0, sent = 0;
+    uint64_t dl = deadline_of(en), until = dl ? qtn__stamp_to_now(s0) + dl : 0; /* whole call */
     int r;
     bool shared = false;
     int k = -1;
@@ -876,8 +876,9 @@ done:
     t->bind[d] = saved;
     if (I)
         qtn__inc_leave(I);
-    uint64_t ns = qtn__now_ns() - t0;
-    qtn__record_crossing(e->id, ns, r != 0, sent, r ? 0 : ns - (work < ns ? work : ns));
+    uint64_t took = qtn__stamp() - s0, ns = qtn__stamp_ns(took);
+    uint64_t overhead = r ? 0 : work < took ? qtn__stamp_ns(took - work) : 0;
+    qtn__record_crossing(e->id, ns, r != 0, sent, overhead);
     return r;
 }
 

@@ -60,7 +60,7 @@ typedef struct qtn__chan {
     uint32_t dtype, ddepth;
     uint64_t did, did2, dframe, dend;
     qtn_val dret;            /* result of the call RET answers */
-    uint64_t dwork;          /* ns the callee spent in it (statistics only) */
+    uint64_t dwork;          /* stamps the callee spent in it (statistics only) */
 } qtn__chan;
 
 /* A frame in a channel window: result, then one value per parameter. */
@@ -144,6 +144,28 @@ static inline char *qtn__my_slot(void) { return qtn__slot(qtn__g.self, qtn__g.se
 static inline qtn__dhdr *qtn__my_hdr(void) { return (qtn__dhdr *)qtn__my_slot(); }
 
 uint64_t qtn__now_ns(void) QTN__HIDDEN;
+
+/* ---- time stamps for the crossing path (clock.c) --------------------------- */
+
+extern bool qtn__use_tsc QTN__HIDDEN;
+/* A time stamp: the invariant TSC, else qtn__now_ns(). Stamps of the host
+ * and its domains count on the same clock. */
+static inline uint64_t qtn__stamp(void) {
+#if defined(__x86_64__)
+    if (qtn__likely(qtn__use_tsc)) {
+        unsigned lo, hi;
+        __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+        return (uint64_t)hi << 32 | lo;
+    }
+#endif
+    return qtn__now_ns();
+}
+/* At qtn_init, before any stamp is converted. */
+void qtn__clock_init(void) QTN__HIDDEN;
+/* Nanoseconds in a difference of stamps. */
+uint64_t qtn__stamp_ns(uint64_t stamps) QTN__HIDDEN;
+/* The qtn__now_ns() a stamp was taken at (within the rate's precision). */
+uint64_t qtn__stamp_to_now(uint64_t stamp) QTN__HIDDEN;
 void qtn__fatal(const char *fmt, ...) QTN__HIDDEN __attribute__((noreturn, format(printf, 1, 2)));
 void qtn__warn(const char *fmt, ...) QTN__HIDDEN __attribute__((format(printf, 1, 2)));
 /* $name as a number, or dflt when unset or not a number (said). */

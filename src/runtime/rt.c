@@ -272,6 +272,7 @@ int qtn_init(const qtn_config *cfg) {
     }
     if ((r = layout(cfg, &qtn__g.lay)))
         goto out;
+    qtn__clock_init();
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     qtn__g.spin_cap = ncpu > 2 ? (int)(ncpu / 2) : 1;
     qtn__g.host_pid = getpid();
