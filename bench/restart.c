@@ -148,10 +148,12 @@ int main(int argc, char **argv) {
         nanosleep(&gap, NULL);
         for (int j = 0; j < 10; j++) {
             double t0 = now_ms();
-            if (fx_crash(FX_SEGV) != -1 || fx_ok(j) != j + 1) {
-                fprintf(stderr, "restart: burst %d, fault %d: the fault or the next call went "
-                                "wrong\n",
-                        b, j);
+            int c = fx_crash(FX_SEGV), o = c == -1 ? fx_ok(j) : 0;
+            if (c != -1 || o != j + 1) {
+                fprintf(stderr,
+                        "restart: burst %d, fault %d: the fault returned %d (-1 expected), the "
+                        "next call %d (%d expected) after %.1f ms\n",
+                        b, j, c, o, j + 1, now_ms() - t0);
                 return 1;
             }
             rb[nb] = now_ms() - t0;

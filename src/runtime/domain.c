@@ -18,12 +18,14 @@
 qtn__dom qtn__doms[QTN_DOMAINS_MAX + 1];
 
 /* Waits until the process of I says it serves, or dies (the monitor marks
- * it dead), or 10 s pass, or shutdown begins; spins first: this is the
- * heart of a recovery. */
+ * it dead), or 10 s pass, or shutdown begins; spins first, briefly: a warm
+ * spare is ready already, and a process still setting itself up takes a
+ * millisecond or more, for which a spinner here would take the core it
+ * needs on a small machine. */
 static int await_ready(qtn__inc *I) {
     qtn__dhdr *h = (qtn__dhdr *)I->base;
     uint64_t t0 = qtn__now_ns(), until = t0 + 10000000000ull;
-    while (qtn__now_ns() - t0 < 2000000)
+    while (qtn__now_ns() - t0 < 100000)
         if (atomic_load_explicit(&h->ready, memory_order_acquire))
             return 0;
     for (;;) {
