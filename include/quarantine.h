@@ -348,6 +348,18 @@ QTN_EXTERN extern __thread uint64_t *qtn__trow QTN__TLS;
     (__builtin_expect(qtn__tdirect[(e)->id], 1) ? (qtn__trow[(e)->id]++, 1) : 0)
 
 /*
+ * True when handle h carries no domain's tag. A handle a domain issued (a
+ * QTN_OWNED one) reaches the program with the incarnation it came from in
+ * its top 16 bits; the runtime strips them when it goes back there. If the
+ * plan has moved that component into the program's own process since, the
+ * handle names memory of a process this one never had: a stub's direct path
+ * takes it only when this is true, and the slow path then fails the call
+ * with QTN_ESTALE and the fault value instead of dereferencing it.
+ *     if (QTN_UNTAGGED(h) && QTN_DIRECT(&edge)) return real_fn(h);
+ */
+#define QTN_UNTAGGED(h) __builtin_expect(((uintptr_t)(h) >> 48) == 0, 1)
+
+/*
  * The slow path of a stub: makes the call described by `edge` with `args`
  * (one qtn_val per parameter) and stores the result in *ret. Crosses into
  * the callee's domain if it is elsewhere, or calls the entry's thunk if not.

@@ -225,7 +225,13 @@ static void emit_func(FILE *o, const qg_func *f) {
         out(o, "%s%s %s", i ? ", " : "", f->params[i].type, f->params[i].name);
     out(o, "%s) {\n", f->nparams ? "" : "void");
     out(o, "    static qtn_edge edge = QTN_EDGE_INIT(NULL, &qg_%s_entry);\n", f->name);
-    out(o, "    if (QTN_DIRECT(&edge))\n        %s__real_%s(", f->ret == QTN_T_VOID ? "" : "return ",
+    /* a handle a domain issued never reaches the callee directly (the plan
+     * may have moved it into this process since): only untagged ones */
+    out(o, "    if (");
+    for (unsigned i = 0; i < f->nparams; i++)
+        if (f->params[i].kind == QTN_K_HANDLE && f->params[i].owned)
+            out(o, "QTN_UNTAGGED(%s) && ", f->params[i].name);
+    out(o, "QTN_DIRECT(&edge))\n        %s__real_%s(", f->ret == QTN_T_VOID ? "" : "return ",
         f->name);
     for (unsigned i = 0; i < f->nparams; i++)
         out(o, "%s%s", i ? ", " : "", f->params[i].name);

@@ -718,19 +718,23 @@ late:;
 }
 
 /* Handles a domain issued carry its incarnation in their top bits, so one
- * from an earlier incarnation is caught instead of reaching the new one. */
+ * from an earlier incarnation is caught instead of reaching the new one, and
+ * one that reaches a component moved into the host since is caught there
+ * (QTN_UNTAGGED): the tag is never 0. */
 #define QTN__TAG_SHIFT 48
+static uint64_t tag_of(uint32_t inc) { return (uint64_t)((inc - 1) % 0xffff + 1); }
+
 static void *tag_handle(void *p, uint32_t inc) {
     uint64_t v = (uint64_t)(uintptr_t)p;
     if (!v || v >> QTN__TAG_SHIFT)
         return p; /* NULL, or not a user-space address: left alone */
-    return (void *)(uintptr_t)(v | (uint64_t)(inc & 0xffff) << QTN__TAG_SHIFT);
+    return (void *)(uintptr_t)(v | tag_of(inc) << QTN__TAG_SHIFT);
 }
 
 static int untag_handle(qtn_val *v, uint32_t inc) {
     if (!v->p)
         return 0;
-    if (v->u >> QTN__TAG_SHIFT != (inc & 0xffff))
+    if (v->u >> QTN__TAG_SHIFT != tag_of(inc))
         return QTN_ESTALE;
     v->u &= (1ull << QTN__TAG_SHIFT) - 1;
     return 0;
@@ -890,6 +894,15 @@ static int call_edge(qtn__thread *t, qtn_edge *e, qtn_val *args, qtn_val *ret) {
     int d = qtn__g.inited ? qtn__where(c) : qtn__g.self;
     qtn__count_slow(id);
     if (d == qtn__g.self) {
+        /* the stub's direct path let a handle with a domain's tag through to
+         * here: the component was moved into this process after it issued
+         * the handle, whose memory this process never had */
+        for (unsigned i = 0; i < en->nparams; i++)
+            if (en->params[i].kind == QTN_K_HANDLE && (en->params[i].flags & QTN_F_OWNED) &&
+                !QTN_UNTAGGED(args[i].p)) {
+                *ret = en->fault;
+                return QTN_ESTALE;
+            }
         if (id && !t->tdirect[id]) {
             pthread_mutex_lock(&qtn__g.lock);
             if (qtn__where(c) == qtn__g.self)

@@ -162,6 +162,37 @@ static void test_generated_stubs_cross(void **state) {
     assert_true(st.calls > st.crossings); /* the direct ones count too */
 }
 
+/* Live re-planning with handles held: a handle the domain issued, used after
+ * the plan moved codec into the host, fails with the fault value instead of
+ * reaching the library (it names memory of the domain's process: used here
+ * it would kill the program); one the host issued fails in the domain the
+ * same way; fresh ones work wherever codec is. */
+static void test_handles_across_replans(void **state) {
+    (void)state;
+    plan("codec=1");
+    void *h = codec_open(7);
+    assert_non_null(h);
+    int64_t first = codec_next(h);
+    assert_int_not_equal(first, -1);
+    assert_true(((uintptr_t)h >> 48) != 0); /* tagged with its incarnation */
+    plan("codec=host");
+    assert_int_equal(codec_next(h), -1); /* refused, the program lives */
+    codec_close(h);                      /* a void entry: refused silently */
+    void *g = codec_open(7); /* made in the host: untagged, works here */
+    assert_non_null(g);
+    assert_true(((uintptr_t)g >> 48) == 0);
+    assert_int_equal(codec_next(g), first);
+    plan("codec=1");
+    assert_int_equal(codec_next(g), -1); /* the domain never had it */
+    plan("codec=host");
+    codec_close(g);
+    plan("codec=1");
+    void *k = codec_open(7);
+    assert_int_equal(codec_next(k), first); /* a fresh one in the domain works */
+    codec_close(k);
+    plan("codec=host");
+}
+
 /* The code identity `quarantine gen --source` gave codec (its stubs say
  * `.code_id = "..."`) is the registered component's, and the runtime hands
  * it to the supervisor in its hello record. */
@@ -206,6 +237,7 @@ int main(void) {
     assert_int_equal(qtn_init(NULL), 0);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_generated_stubs_cross),
+        cmocka_unit_test(test_handles_across_replans),
         cmocka_unit_test_prestate(test_code_identity, &report),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
