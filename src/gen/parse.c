@@ -309,11 +309,45 @@ static bool field_type(CXType rec, const char *name, CXType *t) {
     return l.found;
 }
 
+/* A field that is not a pointer but holds some (a struct or union by value,
+ * an array of pointers): its bytes would cross and its pointers would mean
+ * nothing on the other side, so it is refused, never passed silently. */
+static void refuse_hidden_ptrs(fieldctx *fc, CXCursor c, CXType t) {
+    CXType e = t;
+    bool array = false;
+    while (e.kind == CXType_ConstantArray || e.kind == CXType_IncompleteArray) {
+        e = clang_getCanonicalType(clang_getArrayElementType(e));
+        array = true;
+    }
+    bool ptr = e.kind == CXType_Pointer;
+    if (!ptr && !(e.kind == CXType_Record && record_has_ptr(e)))
+        return;
+    char *name = dup_cx(clang_getCursorSpelling(c));
+    qg_loc at = loc_of(c);
+    const char *what = fc->st->type;
+    if (ptr)
+        error_at(fc->x, at, "field '%s' of %s is an array of pointers, which cannot cross: "
+                 "pass each one as a parameter of its own, or point to them with one "
+                 "QTN_IN(count) field", name, what);
+    else if (clang_getCursorKind(clang_getTypeDeclaration(e)) == CXCursor_UnionDecl)
+        error_at(fc->x, at, "field '%s' of %s is a union holding a pointer: which member is "
+                 "active cannot be told, so its pointer cannot cross; make the pointer a field "
+                 "of its own", name, what);
+    else
+        error_at(fc->x, at, "field '%s' of %s is %s holding pointers, which do not cross "
+                 "inside it: make them fields of %s itself, or point to the inner struct (a "
+                 "QTN_IN(1) pointer field)", name, what,
+                 array ? "an array of structs" : "a struct", what);
+    free(name);
+}
+
 static enum CXVisitorResult visit_field(CXCursor c, CXClientData d) {
     fieldctx *fc = d;
     CXType t = clang_getCanonicalType(clang_getCursorType(c));
-    if (t.kind != CXType_Pointer)
+    if (t.kind != CXType_Pointer) {
+        refuse_hidden_ptrs(fc, c, t);
         return CXVisit_Continue; /* crosses with the struct's bytes */
+    }
     qg_struct *st = fc->st;
     st->fields = realloc(st->fields, (st->nfields + 1) * sizeof *st->fields);
     qg_param *q = &st->fields[st->nfields++];

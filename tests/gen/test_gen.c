@@ -192,6 +192,30 @@ static void test_struct_fields(void **state) {
     expect_error("struct s { int *p QTN_IN(2); };\n"
                  "QTN_COMPONENT(c) QTN_FAULT(-1) int f(struct s *x QTN_OUT(1));", 2,
                  "is QTN_OUT but its struct holds pointers");
+    /* pointers a struct holds where no pointer field shows them: never
+     * passed silently (their bytes would cross, meaning nothing there) */
+    expect_exact("struct in { const char *p QTN_STRING; };\n"
+                 "struct out { int tag; struct in in; };\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1) int f(const struct out *x QTN_IN(1));", 2, 33,
+                 "field 'in' of const struct out is a struct holding pointers, which do not "
+                 "cross inside it: make them fields of const struct out itself, or point to the "
+                 "inner struct (a QTN_IN(1) pointer field)");
+    expect_error("struct in { int *p QTN_IN(1); };\n"
+                 "struct out { struct in v[2]; };\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1) int f(struct out *x QTN_INOUT(1));", 2,
+                 "field 'v' of struct out is an array of structs holding pointers");
+    expect_error("union u { int i; char *s; };\n"
+                 "struct out { union u v; };\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1) int f(struct out *x QTN_IN(1));", 2,
+                 "field 'v' of struct out is a union holding a pointer");
+    expect_error("struct out { const char *names[4]; int n; };\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1) int f(struct out *x QTN_IN(1));", 1,
+                 "field 'names' of struct out is an array of pointers, which cannot cross");
+    /* a struct by value inside, with no pointers: its bytes are all of it */
+    int ok = gen("struct in { int a, b; };\nstruct out { struct in in; int *p QTN_IN(1); };\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1) int f(struct out *x QTN_IN(1));\n");
+    if (ok)
+        fail_msg("exit %d: %s", ok, err);
 }
 
 static void test_callbacks(void **state) {
