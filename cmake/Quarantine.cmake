@@ -25,13 +25,22 @@ function(quarantine_add_components target)
   if(NOT Q_HEADERS)
     message(FATAL_ERROR "quarantine_add_components(${target}): HEADERS is required")
   endif()
+  # the generator and the library: this project's own (in the source tree),
+  # the installed package's (find_package(Quarantine)), or, with neither,
+  # a `quarantine` on the PATH and a libquarantine the linker finds
   if(TARGET quarantine-cli)
     set(gen $<TARGET_FILE:quarantine-cli>)
     set(gen_dep quarantine-cli)
+    set(lib quarantine)
+  elseif(TARGET Quarantine::quarantine-cli)
+    set(gen $<TARGET_FILE:Quarantine::quarantine-cli>)
+    set(gen_dep Quarantine::quarantine-cli)
+    set(lib Quarantine::quarantine)
   else()
     find_program(QUARANTINE_GEN quarantine REQUIRED)
     set(gen ${QUARANTINE_GEN})
     set(gen_dep ${QUARANTINE_GEN})
+    set(lib quarantine)
   endif()
   set(stubs ${CMAKE_CURRENT_BINARY_DIR}/${target}_qtn_stubs.c)
   set(flags ${CMAKE_CURRENT_BINARY_DIR}/${target}_qtn_stubs.flags)
@@ -100,11 +109,16 @@ function(quarantine_add_components target)
   endforeach()
 
   # parse as the target compiles: its include directories and definitions
-  # (its own, its directory's and those its libraries bring)
+  # (its own, its directory's and those its libraries bring), and where
+  # quarantine.h is
   set(tinc "$<TARGET_PROPERTY:${target},INCLUDE_DIRECTORIES>")
   set(tdef "$<TARGET_PROPERTY:${target},COMPILE_DEFINITIONS>")
   set(targs "$<$<BOOL:${tinc}>:-I$<JOIN:${tinc},$<SEMICOLON>-I>>"
             "$<$<BOOL:${tdef}>:-D$<JOIN:${tdef},$<SEMICOLON>-D>>")
+  if(TARGET ${lib})
+    set(qinc "$<TARGET_PROPERTY:${lib},INTERFACE_INCLUDE_DIRECTORIES>")
+    list(APPEND targs "$<$<BOOL:${qinc}>:-I$<JOIN:${qinc},$<SEMICOLON>-I>>")
+  endif()
 
   # The stamp is the command's output: it is touched on every run, while the
   # stubs and the flags change only when their bytes do (so nothing is
@@ -120,7 +134,7 @@ function(quarantine_add_components target)
     COMMAND_EXPAND_LISTS
     VERBATIM)
   target_sources(${target} PRIVATE ${stubs} ${stamp})
-  target_link_libraries(${target} PRIVATE quarantine)
+  target_link_libraries(${target} PRIVATE ${lib})
   # the flags file is a response file of -Wl,--wrap= options
   target_link_options(${target} PRIVATE "@${flags}")
   set_property(TARGET ${target} APPEND PROPERTY LINK_DEPENDS ${flags})
