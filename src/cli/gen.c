@@ -37,8 +37,11 @@ static void help(FILE *f) {
           "\n"
           "example:\n"
           "  quarantine gen -o codec_stubs.c -I include include/codec.h\n"
-          "  cc -c codec_stubs.c -I include\n"
-          "  cc -o server main.o codec.o codec_stubs.o -lquarantine $(cat codec_stubs.flags)\n"
+          "  cc -c codec_stubs.c -I include $(pkg-config --cflags quarantine)\n"
+          "  cc -o server main.o codec.o codec_stubs.o $(pkg-config --libs quarantine) \\\n"
+          "     @codec_stubs.flags\n"
+          "(an installed quarantine: its lib/pkgconfig on PKG_CONFIG_PATH; in CMake,\n"
+          "find_package(Quarantine) and quarantine_add_components() do all of it)\n"
           "\n"
           "exit codes: 0 written (or already up to date), 1 bad input (each error is\n"
           "printed as file:line:col: error: ...), 2 bad usage, 3 cannot write output\n",
