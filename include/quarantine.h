@@ -68,6 +68,21 @@ typedef enum {
 /* Message for a QTN_E* code (or "success" for 0); never NULL. */
 QTN_EXTERN const char *qtn_strerror(int err);
 
+/*
+ * How this thread's last call into a component through the slow path
+ * (qtn_call: a crossing, or a call the runtime refused) ended: 0, or the
+ * QTN_E* code of a call that returned its entry's fault value because of a
+ * fault, a stale handle, a parked domain, a deadline, ... This is how a
+ * caller tells a fault from a real NULL or -1, void entries included. A
+ * call made directly (the component in the caller's process) leaves it as
+ * it was, as a successful libc call leaves errno: clear it before the call
+ * when the answer matters.
+ *     qtn_clear_error();
+ *     if (codec_pack(...) == -1 && qtn_last_error()) ... a fault, not a -1
+ */
+QTN_EXTERN int qtn_last_error(void);
+QTN_EXTERN void qtn_clear_error(void);
+
 /* ------------------------------------------------------------------------ */
 /* Annotations for `quarantine gen`                                          */
 /* ------------------------------------------------------------------------ */
@@ -530,6 +545,9 @@ typedef struct qtn_stats {
                                 (component totals only) */
     uint64_t recovery_ns_total; /* recovery time after those faults */
     uint64_t recovery_ns_max;
+    uint64_t stale_calls;    /* calls refused for a handle its domain's earlier
+                                incarnation issued, or one moved since
+                                (QTN_ESTALE; component totals only) */
 } qtn_stats;
 
 /* Totals for calls into `component`'s entries. Returns 0 or QTN_ENOENT. */

@@ -349,7 +349,11 @@ static int setup(void **state) {
     /* the first report opens the symbolizer's files, which it keeps: make
      * it now, so each fault below must leave the fd count as it found it */
     qtn_report r;
+    qtn_clear_error();
     assert_int_equal(fx_crash(FX_SEGV), -1);
+    assert_int_equal(qtn_last_error(), QTN_EFAULT); /* the -1 was a fault's */
+    assert_int_equal(fx_ok(1), 2);
+    assert_int_equal(qtn_last_error(), 0);
     assert_int_equal(qtn_report_next(&r, 10000), 1);
     return 0;
 }

@@ -933,16 +933,24 @@ static int call_edge(qtn__thread *t, qtn_edge *e, qtn_val *args, qtn_val *ret) {
     return cross(t, e, d, args, ret);
 }
 
+static __thread int last_error;
+
+int qtn_last_error(void) { return last_error; }
+void qtn_clear_error(void) { last_error = 0; }
+
 int qtn_call(qtn_edge *e, qtn_val *args, qtn_val *ret) {
     qtn__thread *t = qtn__self_thread();
     if (qtn__unlikely(!t)) {
         *ret = e->entry->fault;
-        return QTN_ENOMEM;
+        return last_error = QTN_ENOMEM;
     }
     if (qtn__unlikely(!__atomic_load_n(&e->id, __ATOMIC_ACQUIRE))) {
         pthread_mutex_lock(&qtn__g.lock);
         qtn__edge_register_locked(e); /* on failure id stays 0: the overflow bucket */
         pthread_mutex_unlock(&qtn__g.lock);
     }
-    return call_edge(t, e, args, ret);
+    int r = call_edge(t, e, args, ret);
+    if (qtn__unlikely(r == QTN_ESTALE)) /* the program's mistake, shown to its operator */
+        qtn__count_stale(e->entry->component ? e->entry->component->id : 0);
+    return last_error = r;
 }

@@ -406,6 +406,8 @@ int qtn__control_start(void) QTN__HIDDEN;
  * tells the plan qtn_init started with. */
 void qtn__control_ack(long long seq, int ok, const char *error) QTN__HIDDEN;
 void qtn__control_stop(void) QTN__HIDDEN;
+/* A call into component c refused for a stale handle (statistics; thread.c). */
+void qtn__count_stale(int c) QTN__HIDDEN;
 /* Blames a domain fault on component c (statistics; thread.c). */
 void qtn__blame(const qtn_component *c, uint64_t recovery_ns) QTN__HIDDEN;
 /* call.c: handles host components issued to domain d, forgotten when the

@@ -122,13 +122,14 @@ int qtn__sf_json(void *area, size_t len, int64_t time_ns, char *buf, size_t cap)
         put(&b,
             ",\"domain\":%u,\"calls\":%llu,\"crossings\":%llu,\"cross_ns\":%llu,\"faults\":%llu,"
             "\"domain_faults\":%llu,\"recovery_ns_total\":%llu,\"recovery_ns_max\":%llu,"
-            "\"parked\":%u,\"parked_calls\":%llu}",
+            "\"parked\":%u,\"parked_calls\":%llu,\"stale_calls\":%llu}",
             d, (unsigned long long)calls, (unsigned long long)cross, (unsigned long long)ns,
             (unsigned long long)faults, (unsigned long long)atomic_load(&comps[c].domain_faults),
             (unsigned long long)atomic_load(&comps[c].rec_total),
             (unsigned long long)atomic_load(&comps[c].rec_max),
             d && d <= QTN_DOMAINS_MAX && atomic_load(&h->parked[d]) ? 1u : 0u,
-            (unsigned long long)atomic_load(&comps[c].parked_calls));
+            (unsigned long long)atomic_load(&comps[c].parked_calls),
+            (unsigned long long)atomic_load(&comps[c].stale_calls));
     }
     put(&b, "],\"edges\":[");
     bool first = true;

@@ -24,7 +24,7 @@
 #include "quarantine.h"
 
 #define QTN__SF_MAGIC 0x31465351u /* "QSF1" */
-#define QTN__SF_VERSION 2
+#define QTN__SF_VERSION 3
 #define QTN__SF_ROWS 4096         /* threads with a row at once; more count at exit */
 #define QTN__SF_NAME 64
 
@@ -53,6 +53,7 @@ typedef struct qtn__sf_comp {
     _Atomic uint64_t domain_faults; /* faults of a domain blamed on it */
     _Atomic uint64_t rec_total, rec_max;
     _Atomic uint64_t parked_calls; /* calls that failed because its domain was parked */
+    _Atomic uint64_t stale_calls;  /* calls refused for a stale handle (QTN_ESTALE) */
 } qtn__sf_comp;
 
 typedef struct qtn__sf_edge {

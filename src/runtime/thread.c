@@ -312,6 +312,11 @@ void qtn__count_parked(int c) {
     atomic_fetch_add_explicit(&s->parked_calls, 1, memory_order_relaxed);
 }
 
+void qtn__count_stale(int c) {
+    qtn__sf_comp *s = &qtn__sf_comps(qtn__sf_area())[c > 0 && c <= QTN_COMPONENTS_MAX ? c : 0];
+    atomic_fetch_add_explicit(&s->stale_calls, 1, memory_order_relaxed);
+}
+
 void qtn__sf_parked(int d, int parked) {
     atomic_store(&((qtn__sf_head *)qtn__sf_area())->parked[d], (uint8_t)(parked != 0));
 }
@@ -377,6 +382,7 @@ int qtn_stats_component(const char *component, qtn_stats *out) {
             out->domain_faults = atomic_load(&s->domain_faults);
             out->recovery_ns_total = atomic_load(&s->rec_total);
             out->recovery_ns_max = atomic_load(&s->rec_max);
+            out->stale_calls = atomic_load(&s->stale_calls);
             r = 0;
         }
     uint32_t n = atomic_load(&qtn__nedges);

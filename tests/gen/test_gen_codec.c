@@ -175,20 +175,30 @@ static void test_handles_across_replans(void **state) {
     int64_t first = codec_next(h);
     assert_int_not_equal(first, -1);
     assert_true(((uintptr_t)h >> 48) != 0); /* tagged with its incarnation */
+    qtn_stats st0, st1;
+    assert_int_equal(qtn_stats_component("codec", &st0), 0);
     plan("codec=host");
+    qtn_clear_error();
     assert_int_equal(codec_next(h), -1); /* refused, the program lives */
-    codec_close(h);                      /* a void entry: refused silently */
+    assert_int_equal(qtn_last_error(), QTN_ESTALE); /* a refusal, not a -1 of its own */
+    qtn_clear_error();
+    codec_close(h); /* a void entry: refused, and said */
+    assert_int_equal(qtn_last_error(), QTN_ESTALE);
+    assert_int_equal(qtn_stats_component("codec", &st1), 0);
+    assert_int_equal(st1.stale_calls, st0.stale_calls + 2); /* counted for the operator */
     void *g = codec_open(7); /* made in the host: untagged, works here */
     assert_non_null(g);
     assert_true(((uintptr_t)g >> 48) == 0);
     assert_int_equal(codec_next(g), first);
     plan("codec=1");
     assert_int_equal(codec_next(g), -1); /* the domain never had it */
+    assert_int_equal(qtn_last_error(), QTN_ESTALE);
     plan("codec=host");
     codec_close(g);
     plan("codec=1");
     void *k = codec_open(7);
     assert_int_equal(codec_next(k), first); /* a fresh one in the domain works */
+    assert_int_equal(qtn_last_error(), 0);  /* and a crossing that worked says so */
     codec_close(k);
     plan("codec=host");
 }
