@@ -456,6 +456,15 @@ static enum CXChildVisitResult collect_parms(CXCursor c, CXCursor parent, CXClie
  * p's declarator, or in the typedef that names its type. */
 static qg_sig *sig_of(ctx *x, qg_func *f, qg_param *p, CXCursor c, CXType fn) {
     qg_sig *sg = calloc(1, sizeof *sg);
+    if (fn.kind == CXType_FunctionNoProto || clang_isFunctionTypeVariadic(fn)) {
+        /* its arguments past the named ones would be cut off, never passed */
+        error_at(x, p->loc, "callback '%s' of %s() is %s: the arguments it is called with "
+                 "cannot be described; take a callback with fixed parameters",
+                 p->name, f->name, fn.kind == CXType_FunctionNoProto
+                                       ? "declared without a prototype"
+                                       : "variadic");
+        return sg;
+    }
     int na = clang_getNumArgTypes(fn);
     parms pl = {.n = 0};
     clang_visitChildren(c, collect_parms, &pl);

@@ -235,6 +235,12 @@ static void test_callbacks(void **state) {
     expect_error("QTN_COMPONENT(c) QTN_FAULT(-1)\n"
                  "int f(int (*cb)(char *s, size_t n) QTN_CALLBACK);", 2,
                  "'s' of f() callback cb() is a pointer: say what crosses");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(-1)\n"
+                 "int f(int (*log)(const char *fmt QTN_STRING, ...) QTN_CALLBACK);", 2,
+                 "callback 'log' of f() is variadic: the arguments it is called with cannot "
+                 "be described");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(int (*cb)() QTN_CALLBACK);", 2,
+                 "callback 'cb' of f() is declared without a prototype");
     expect_error("QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(int x QTN_CALLBACK);", 2,
                  "not a pointer");
 }
