@@ -110,6 +110,10 @@ QTN_EXTERN void qtn_clear_error(void);
 #define QTN_COMPONENT(name) QTN__ANN("component " #name)
 #define QTN_FAULT(value) QTN__ANN("fault " #value) /* returned when the callee faults */
 #define QTN_DEADLINE(ms) QTN__ANN("deadline " #ms)  /* 0: none */
+/* on an entry: system calls the component needs beyond what the domain's
+ * call-time filter allows (QTN_SYSCALLS(openat, read, lseek)); the
+ * component's list is the union over its entries (qtn_component.syscalls) */
+#define QTN_SYSCALLS(...) QTN__ANN("syscalls " #__VA_ARGS__)
 /* on a pointer parameter */
 #define QTN_IN(count) QTN__ANN("in " #count)
 #define QTN_OUT(count) QTN__ANN("out " #count)

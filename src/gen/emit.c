@@ -319,10 +319,33 @@ int qg_emit_stubs(const qg_model *m, FILE *o, const char *generator) {
             }
         if (ng)
             out(o, "};\n");
+        /* the system calls its entries say it needs, each once */
+        unsigned nsys = 0;
+        for (unsigned i = 0; i < m->nfuncs; i++) {
+            const qg_func *f = &m->funcs[i];
+            if (strcmp(f->component, name))
+                continue;
+            for (unsigned k = 0; k < f->nsyscalls; k++) {
+                bool seen = false;
+                for (unsigned j = 0; j < i && !seen; j++)
+                    for (unsigned l = 0; l < m->funcs[j].nsyscalls && !seen; l++)
+                        seen = !strcmp(m->funcs[j].component, name) &&
+                               !strcmp(m->funcs[j].syscalls[l], f->syscalls[k]);
+                if (seen)
+                    continue;
+                if (!nsys++)
+                    out(o, "static const char *const qg_syscalls_%s[] = {", name);
+                out(o, "\"%s\", ", f->syscalls[k]);
+            }
+        }
+        if (nsys)
+            out(o, "NULL};\n");
         out(o, "qtn_component %s = {.name = \"%s\", .nentries = %u, .entries = qg_entries_%s",
             comp_var(name), name, n, name);
         if (ng)
             out(o, ",\n    .nglobals = %u, .globals = qg_globals_%s", ng, name);
+        if (nsys)
+            out(o, ",\n    .syscalls = qg_syscalls_%s", name);
         if (m->code_ids && m->code_ids[c]) /* from quarantine gen --source: see ident.c */
             out(o, ",\n    .code_id = \"%s\"", m->code_ids[c]);
         out(o, "};\n\n");

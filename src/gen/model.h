@@ -65,6 +65,8 @@ typedef struct qg_func {
     uint32_t deadline_ms;
     qg_param *params;
     unsigned nparams;
+    char **syscalls;  /* QTN_SYSCALLS: system calls its component needs */
+    unsigned nsyscalls;
     qg_loc loc;
 } qg_func;
 

@@ -6,6 +6,7 @@
  * Explicit is safe: an entry's pointer parameter without annotation is an
  * error, not a guess. */
 #include <clang-c/Index.h>
+#include <seccomp.h>
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -669,10 +670,50 @@ static void free_one_param(qg_param *p) {
     free(p->key), free(p->loc.file);
 }
 
+/* QTN_SYSCALLS(a, b, ...): names the domain's filter must allow for f's
+ * component; each must be a system call of this architecture (libseccomp's
+ * table), or the filter would silently lack it. */
+static void syscalls_of(ctx *x, qg_func *f, const char *list, const qg_loc *at) {
+    const char *s = list;
+    bool any = false;
+    while (*s) {
+        s += strspn(s, ", \t");
+        size_t n = strcspn(s, ", \t");
+        if (!n)
+            break;
+        any = true;
+        char *name = strndup(s, n);
+        s += n;
+        bool ident = !isdigit((unsigned char)name[0]);
+        for (const char *c = name; *c; c++)
+            ident &= isalnum((unsigned char)*c) || *c == '_';
+        if (!ident || seccomp_syscall_resolve_name(name) == __NR_SCMP_ERROR) {
+            error_at(x, *at, "QTN_SYSCALLS of %s(): '%s' is no system call of this machine",
+                     f->name, name);
+            free(name);
+            continue;
+        }
+        bool dup = false;
+        for (unsigned i = 0; i < f->nsyscalls && !dup; i++)
+            dup = !strcmp(f->syscalls[i], name);
+        if (dup) {
+            free(name);
+            continue;
+        }
+        f->syscalls = realloc(f->syscalls, (f->nsyscalls + 1) * sizeof *f->syscalls);
+        f->syscalls[f->nsyscalls++] = name;
+    }
+    if (!any)
+        error_at(x, *at, "QTN_SYSCALLS() of %s() names no system call", f->name);
+}
+
 static void free_func(qg_func *f) {
     for (unsigned i = 0; i < f->nparams; i++)
         free_one_param(&f->params[i]);
     free(f->params);
+    for (unsigned i = 0; i < f->nsyscalls; i++)
+        free(f->syscalls[i]);
+    free(f->syscalls);
     free(f->name), free(f->component), free(f->ret_type), free(f->ret_key), free(f->fault);
     free(f->loc.file);
     memset(f, 0, sizeof *f);
@@ -753,6 +794,8 @@ static void parse_func(ctx *x, CXCursor c) {
                          f->name);
             f->has_deadline = true;
             f->deadline_ms = (uint32_t)ms;
+        } else if (!strcmp(w, "syscalls")) {
+            syscalls_of(x, f, rest, &a.locs[i]);
         } else if (!strcmp(w, "handle")) {
             ret_handle = true;
         } else if (!strcmp(w, "owned")) {

@@ -1,4 +1,5 @@
 /* codec.c - the real functions of the codec test component. */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -65,6 +66,16 @@ int64_t codec_next(void *state) {
 void codec_close(void *state) { free(state); }
 
 int codec_pid(void) { return (int)getpid(); }
+
+int codec_first_byte(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    unsigned char c;
+    ssize_t n = read(fd, &c, 1);
+    close(fd);
+    return n == 1 ? c : -1;
+}
 
 int codec_fill(void *buf, uint8_t b) {
     memset(buf, b, CODEC_MAX);

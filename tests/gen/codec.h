@@ -59,6 +59,11 @@ int codec_pid(void);
 QTN_COMPONENT(codec) QTN_FAULT(-1)
 int codec_fill(void *buf QTN_OUT_BYTES(CODEC_MAX), uint8_t b);
 
+/* the first byte of a file, or -1: in a domain it needs two system calls
+ * the call-time filter does not allow by itself (close it allows) */
+QTN_COMPONENT(codec) QTN_FAULT(-2) QTN_SYSCALLS(openat, read)
+int codec_first_byte(const char *path QTN_STRING);
+
 /* callbacks run back in the caller's domain; their own pointer parameters
  * are annotated like an entry's, in the declarator or in a typedef */
 QTN_COMPONENT(codec) QTN_FAULT(-1)

@@ -218,6 +218,22 @@ static void test_struct_fields(void **state) {
         fail_msg("exit %d: %s", ok, err);
 }
 
+static void test_syscalls(void **state) {
+    (void)state;
+    int rc = gen("QTN_COMPONENT(c) QTN_FAULT(-1) QTN_SYSCALLS(openat, read) int f(int a);\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1) QTN_SYSCALLS(read,lseek) int g(int a);\n"
+                 "QTN_COMPONENT(d) QTN_FAULT(-1) int h(int a);\n");
+    if (rc)
+        fail_msg("exit %d: %s", rc, err);
+    assert_non_null(strstr(stubs, "qg_syscalls_c[] = {\"openat\", \"read\", \"lseek\", NULL};"));
+    assert_non_null(strstr(stubs, ".syscalls = qg_syscalls_c"));
+    assert_null(strstr(stubs, "qg_syscalls_d"));
+    expect_exact("QTN_COMPONENT(c) QTN_FAULT(-1) QTN_SYSCALLS(openat, opne) int f(int a);", 1, 32,
+                 "QTN_SYSCALLS of f(): 'opne' is no system call of this machine");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(-1) QTN_SYSCALLS() int f(int a);", 1,
+                 "QTN_SYSCALLS() of f() names no system call");
+}
+
 static void test_callbacks(void **state) {
     (void)state;
     int rc = gen("typedef int (*cmp_fn)(const int *a QTN_IN(1), const int *b QTN_IN(1));\n"
@@ -455,6 +471,7 @@ int main(void) {
         cmocka_unit_test(test_rejects_what_cannot_cross),
         cmocka_unit_test(test_rejects_bad_counts),
         cmocka_unit_test(test_struct_fields),
+        cmocka_unit_test(test_syscalls),
         cmocka_unit_test(test_callbacks),
         cmocka_unit_test(test_synced_globals),
         cmocka_unit_test(test_header_errors),

@@ -203,6 +203,30 @@ static void test_handles_across_replans(void **state) {
     plan("codec=host");
 }
 
+/* QTN_SYSCALLS in the header reaches the component (each name once, over
+ * its entries) and the domain's filter: the file opens there. */
+static void test_declared_syscalls(void **state) {
+    (void)state;
+    const char *const *sc = qtn_component_codec.syscalls;
+    assert_non_null(sc);
+    assert_string_equal(sc[0], "openat");
+    assert_string_equal(sc[1], "read");
+    assert_null(sc[2]);
+    char path[] = "/tmp/qtn-gen-first-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "Q", 1), 1);
+    close(fd);
+    plan("codec=1");
+    assert_int_not_equal(codec_pid(), getpid());
+    qtn_clear_error();
+    assert_int_equal(codec_first_byte(path), 'Q');
+    assert_int_equal(qtn_last_error(), 0);
+    plan("codec=host");
+    assert_int_equal(codec_first_byte(path), 'Q');
+    unlink(path);
+}
+
 /* The code identity `quarantine gen --source` gave codec (its stubs say
  * `.code_id = "..."`) is the registered component's, and the runtime hands
  * it to the supervisor in its hello record. */
@@ -248,6 +272,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_generated_stubs_cross),
         cmocka_unit_test(test_handles_across_replans),
+        cmocka_unit_test(test_declared_syscalls),
         cmocka_unit_test_prestate(test_code_identity, &report),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
