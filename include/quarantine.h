@@ -114,6 +114,10 @@ QTN_EXTERN void qtn_clear_error(void);
  * call-time filter allows (QTN_SYSCALLS(openat, read, lseek)); the
  * component's list is the union over its entries (qtn_component.syscalls) */
 #define QTN_SYSCALLS(...) QTN__ANN("syscalls " #__VA_ARGS__)
+/* on an entry: what a system call the filter denies does while the
+ * component runs in a domain: QTN_DENIED(EPERM) fails it with EPERM (any
+ * errno name); without it, the domain is killed (qtn_component.denied_errno) */
+#define QTN_DENIED(errno_name) QTN__ANN("denied " #errno_name)
 /* on a pointer parameter */
 #define QTN_IN(count) QTN__ANN("in " #count)
 #define QTN_OUT(count) QTN__ANN("out " #count)
@@ -329,6 +333,12 @@ typedef struct qtn_component {
      * code identity, so a new build that leaves the component's code alone
      * keeps its history. NULL: unknown (each build counts as new code). */
     const char *code_id;
+    /* A system call the domain's call-time filter denies, made while one of
+     * this component's entries runs there: 0 kills the domain (a fault, whose
+     * report names the call); an errno value (EPERM, ENOSYS, EACCES, ...)
+     * fails the system call with it instead, so a library that handles a
+     * failed open() carries on; the first of each is said on stderr. */
+    int denied_errno;
 } qtn_component;
 
 /*

@@ -292,7 +292,8 @@ int qg_emit_stubs(const qg_model *m, FILE *o, const char *generator) {
     out(o, ".\n * Do not edit: change the annotations and run it again. Link with the flags\n"
            " * it wrote (one -Wl,--wrap= per entry), so that calls from other objects\n"
            " * reach these stubs. */\n");
-    out(o, "#include <stddef.h>\n#include <stdint.h>\n\n#include \"quarantine.h\"\n");
+    out(o, "#include <errno.h>\n#include <stddef.h>\n#include <stdint.h>\n\n"
+           "#include \"quarantine.h\"\n");
     for (unsigned i = 0; i < m->nheaders; i++)
         out(o, "#include \"%s\"\n", m->headers[i]);
     out(o, "\n");
@@ -346,6 +347,11 @@ int qg_emit_stubs(const qg_model *m, FILE *o, const char *generator) {
             out(o, ",\n    .nglobals = %u, .globals = qg_globals_%s", ng, name);
         if (nsys)
             out(o, ",\n    .syscalls = qg_syscalls_%s", name);
+        for (unsigned i = 0; i < m->nfuncs; i++) /* one per component: parse.c checked */
+            if (!strcmp(m->funcs[i].component, name) && m->funcs[i].denied) {
+                out(o, ",\n    .denied_errno = %s", m->funcs[i].denied);
+                break;
+            }
         if (m->code_ids && m->code_ids[c]) /* from quarantine gen --source: see ident.c */
             out(o, ",\n    .code_id = \"%s\"", m->code_ids[c]);
         out(o, "};\n\n");

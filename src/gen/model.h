@@ -67,6 +67,7 @@ typedef struct qg_func {
     unsigned nparams;
     char **syscalls;  /* QTN_SYSCALLS: system calls its component needs */
     unsigned nsyscalls;
+    char *denied;     /* QTN_DENIED: the errno name a denied system call fails with */
     qg_loc loc;
 } qg_func;
 

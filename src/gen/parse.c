@@ -670,6 +670,19 @@ static void free_one_param(qg_param *p) {
     free(p->key), free(p->loc.file);
 }
 
+/* The errno names QTN_DENIED takes: what a library may meet from a system
+ * call it is not allowed to make. */
+static bool errno_known(const char *s) {
+    static const char *const names[] = {"EPERM",  "EACCES", "ENOSYS", "ENOENT", "EROFS",
+                                        "EIO",    "ENOTSUP", "EOPNOTSUPP", "EAGAIN",
+                                        "ENOMEM", "EINVAL", "ENODEV", "ENXIO",  "EAFNOSUPPORT",
+                                        "ECONNREFUSED", "ENETUNREACH"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(s, names[i]))
+            return true;
+    return false;
+}
+
 /* QTN_SYSCALLS(a, b, ...): names the domain's filter must allow for f's
  * component; each must be a system call of this architecture (libseccomp's
  * table), or the filter would silently lack it. */
@@ -714,6 +727,7 @@ static void free_func(qg_func *f) {
     for (unsigned i = 0; i < f->nsyscalls; i++)
         free(f->syscalls[i]);
     free(f->syscalls);
+    free(f->denied);
     free(f->name), free(f->component), free(f->ret_type), free(f->ret_key), free(f->fault);
     free(f->loc.file);
     memset(f, 0, sizeof *f);
@@ -796,6 +810,12 @@ static void parse_func(ctx *x, CXCursor c) {
             f->deadline_ms = (uint32_t)ms;
         } else if (!strcmp(w, "syscalls")) {
             syscalls_of(x, f, rest, &a.locs[i]);
+        } else if (!strcmp(w, "denied")) {
+            if (!errno_known(rest))
+                error_at(x, a.locs[i], "QTN_DENIED(%s) of %s(): an errno name (EPERM, ENOSYS, "
+                         "EACCES, ...)", rest, f->name);
+            free(f->denied);
+            f->denied = strdup(rest);
         } else if (!strcmp(w, "handle")) {
             ret_handle = true;
         } else if (!strcmp(w, "owned")) {
@@ -1040,6 +1060,17 @@ int qg_parse(qg_model *m, char **headers, int nheaders, char **args, int nargs, 
                      "these headers", m->globals[i].component, m->globals[i].name,
                      m->globals[i].component);
     }
+    /* what a denied system call does is the component's: its entries agree */
+    for (unsigned i = 0; i < m->nfuncs; i++)
+        for (unsigned j = 0; j < i && m->funcs[i].denied; j++)
+            if (!strcmp(m->funcs[i].component, m->funcs[j].component) && m->funcs[j].denied &&
+                strcmp(m->funcs[i].denied, m->funcs[j].denied)) {
+                error_at(&x, m->funcs[i].loc, "QTN_DENIED(%s) of %s(): %s() of component %s "
+                         "says QTN_DENIED(%s); a component has one", m->funcs[i].denied,
+                         m->funcs[i].name, m->funcs[j].name, m->funcs[i].component,
+                         m->funcs[j].denied);
+                break;
+            }
     if (!x.errors)
         warn_owned(m, err);
     if (!x.errors && !m->nfuncs) {

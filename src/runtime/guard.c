@@ -98,6 +98,39 @@ static void on_exit_trap(siginfo_t *si, ucontext_t *uc) {
     syscall(SYS_exit_group, (status & 0xff) | EXIT_PASS);
 }
 
+/* A system call the call-time filter denied, made by an entry of a
+ * component that chose to see it fail (qtn_component.denied_errno), or
+ * under QTN_SECCOMP=log: the call returns -errno instead of killing the
+ * domain (the kernel did not run it), and the first of each system call is
+ * said. True when so. */
+static bool denied_fails(siginfo_t *si, ucontext_t *uc) {
+#if defined(__x86_64__)
+    qtn__thread *t = qtn__thread_if_any();
+    const qtn_component *c =
+        t && t->dn > 0 && t->dn <= QTN__DEPTH_MAX ? t->dst[t->dn - 1].entry->component : NULL;
+    int err = c ? c->denied_errno : 0;
+    bool log = qtn__my_hdr()->seccomp == 2;
+    if (!err && log)
+        err = ENOSYS;
+    if (err <= 0 || err > 4095)
+        return false;
+    uc->uc_mcontext.gregs[REG_RAX] = -(long long)err;
+    static _Atomic uint64_t said[8]; /* system calls 0..511 */
+    unsigned nr = (unsigned)si->si_syscall;
+    uint64_t bit = 1ull << (nr % 64);
+    if (nr < 512 && !(atomic_fetch_or(&said[nr / 64], bit) & bit))
+        qtn__warn("component %s: system call %s denied by the domain's filter: %sfailed "
+                  "with %s (%s)",
+                  c ? c->name : "(none: no entry was running)", qtn__syscall_name((int)nr),
+                  log ? "it would need it (QTN_SECCOMP=log); " : "", strerrorname_np(err),
+                  strerror(err));
+    return true;
+#else
+    (void)si, (void)uc;
+    return false;
+#endif
+}
+
 /* Records what killed this process where the host will read it, then dies
  * of the same signal (the exit status the host sees stays true). */
 static void on_fatal(int sig, siginfo_t *si, void *ucv) {
@@ -108,6 +141,8 @@ static void on_fatal(int sig, siginfo_t *si, void *ucv) {
         return;
     }
 #endif
+    if (sig == SIGSYS && si->si_code == 1 /* SYS_SECCOMP */ && denied_fails(si, uc))
+        return;
     qtn__crash *c = &qtn__my_hdr()->crash;
     uint32_t none = 0;
     if (atomic_compare_exchange_strong(&c->set, &none, 1)) {

@@ -86,7 +86,7 @@ typedef struct qtn__dhdr {
     uint32_t inc;
     _Atomic uint32_t ready;     /* set by the process once it can serve */
     _Atomic uint32_t ready_sleep;
-    int32_t seccomp;            /* the filter to apply: 1 on */
+    int32_t seccomp;            /* the filter to apply: 1 on, 2 on and saying what it denies */
     qtn__crash crash;
     _Atomic uint32_t bell;      /* bumped by the host when `want` changes */
     _Atomic uint32_t bell_sleep;
@@ -253,6 +253,9 @@ typedef struct qtn__thread {
 } qtn__thread;
 
 qtn__thread *qtn__self_thread(void) QTN__HIDDEN;
+/* The calling thread's, or NULL when it has none yet (never allocates: for a
+ * signal handler). */
+qtn__thread *qtn__thread_if_any(void) QTN__HIDDEN;
 void qtn__threads_forget(void) QTN__HIDDEN;
 /* Registers an edge (id assignment); lock held. */
 int qtn__edge_register_locked(qtn_edge *e) QTN__HIDDEN;

@@ -183,6 +183,8 @@ static void take_row(qtn__thread *t) {
     }
 }
 
+qtn__thread *qtn__thread_if_any(void) { return tself; }
+
 qtn__thread *qtn__self_thread(void) {
     if (qtn__likely(tself != NULL))
         return tself;

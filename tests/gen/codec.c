@@ -1,7 +1,9 @@
 /* codec.c - the real functions of the codec test component. */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "codec.h"
@@ -75,6 +77,15 @@ int codec_first_byte(const char *path) {
     ssize_t n = read(fd, &c, 1);
     close(fd);
     return n == 1 ? c : -1;
+}
+
+int codec_socket_errno(void) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        close(fd);
+        return 0;
+    }
+    return errno;
 }
 
 int codec_fill(void *buf, uint8_t b) {

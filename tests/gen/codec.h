@@ -64,6 +64,12 @@ int codec_fill(void *buf QTN_OUT_BYTES(CODEC_MAX), uint8_t b);
 QTN_COMPONENT(codec) QTN_FAULT(-2) QTN_SYSCALLS(openat, read)
 int codec_first_byte(const char *path QTN_STRING);
 
+/* a socket: denied in a domain, where codec sees it fail with EACCES (as a
+ * library that handles a failed call would) instead of being killed;
+ * returns the errno it got, 0 if it got a socket */
+QTN_COMPONENT(codec) QTN_FAULT(-2) QTN_DENIED(EACCES)
+int codec_socket_errno(void);
+
 /* callbacks run back in the caller's domain; their own pointer parameters
  * are annotated like an entry's, in the declarator or in a typedef */
 QTN_COMPONENT(codec) QTN_FAULT(-1)

@@ -232,6 +232,16 @@ static void test_syscalls(void **state) {
                  "QTN_SYSCALLS of f(): 'opne' is no system call of this machine");
     expect_error("QTN_COMPONENT(c) QTN_FAULT(-1) QTN_SYSCALLS() int f(int a);", 1,
                  "QTN_SYSCALLS() of f() names no system call");
+    rc = gen("QTN_COMPONENT(c) QTN_FAULT(-1) QTN_DENIED(EPERM) int f(int a);\n"
+             "QTN_COMPONENT(c) QTN_FAULT(-1) int g(int a);\n");
+    if (rc)
+        fail_msg("exit %d: %s", rc, err);
+    assert_non_null(strstr(stubs, ".denied_errno = EPERM"));
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(-1) QTN_DENIED(EWHAT) int f(int a);", 1,
+                 "QTN_DENIED(EWHAT) of f(): an errno name");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(-1) QTN_DENIED(EPERM) int f(int a);\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1) QTN_DENIED(ENOSYS) int g(int a);", 2,
+                 "QTN_DENIED(ENOSYS) of g(): f() of component c says QTN_DENIED(EPERM)");
 }
 
 static void test_callbacks(void **state) {

@@ -2,6 +2,7 @@
  * gen` from its annotated header and linked with --wrap: every annotation
  * kind crosses for real, and the results match the direct calls. The calls
  * below are ordinary calls: nothing at the call sites knows about isolation. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -227,6 +228,25 @@ static void test_declared_syscalls(void **state) {
     unlink(path);
 }
 
+/* QTN_DENIED(EACCES): a system call the filter denies fails in the domain
+ * with EACCES, and the domain lives on (same incarnation, no fault). */
+static void test_denied_fails(void **state) {
+    (void)state;
+    assert_int_equal(qtn_component_codec.denied_errno, EACCES);
+    plan("codec=1");
+    int pid = codec_pid();
+    assert_int_not_equal(pid, getpid());
+    qtn_domain_info before, after;
+    assert_int_equal(qtn_domain_info_get(1, &before), 0);
+    assert_int_equal(codec_socket_errno(), EACCES);
+    assert_int_equal(codec_socket_errno(), EACCES); /* said once, failed each time */
+    assert_int_equal(codec_pid(), pid);
+    assert_int_equal(qtn_domain_info_get(1, &after), 0);
+    assert_int_equal(after.restarts, before.restarts);
+    plan("codec=host");
+    assert_int_equal(codec_socket_errno(), 0); /* in the host: a socket */
+}
+
 /* The code identity `quarantine gen --source` gave codec (its stubs say
  * `.code_id = "..."`) is the registered component's, and the runtime hands
  * it to the supervisor in its hello record. */
@@ -273,6 +293,7 @@ int main(void) {
         cmocka_unit_test(test_generated_stubs_cross),
         cmocka_unit_test(test_handles_across_replans),
         cmocka_unit_test(test_declared_syscalls),
+        cmocka_unit_test(test_denied_fails),
         cmocka_unit_test_prestate(test_code_identity, &report),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
