@@ -195,6 +195,25 @@ static void test_deadline_spans_callbacks(void **state) {
     tu_plan("tk=host");
 }
 
+/* A call past its deadline kills its domain; the call made right after it,
+ * before the monitor has seen that process die, waits for the next one
+ * instead of going into the killed one to fail with it: a deadline costs
+ * the calls in flight, not the next. */
+static void test_call_after_a_deadline(void **state) {
+    (void)state;
+    tu_plan("fx=1");
+    for (int i = 0; i < 5; i++) {
+        qtn_clear_error();
+        assert_int_equal(fx_crash(FX_DEADLOCK), -1);
+        assert_int_equal(qtn_last_error(), QTN_EDEADLINE);
+        int r = fx_ok(i);
+        if (r != i + 1)
+            fail_msg("round %d: the call after the deadline returned %d: %s", i, r,
+                     qtn_strerror(qtn_last_error()));
+    }
+    tu_plan("fx=host");
+}
+
 int main(int argc, char **argv) {
     if (argc > 1)
         cmocka_set_test_filter(argv[1]); /* one test by name */
@@ -208,6 +227,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_callbacks_into_the_same_domain),
         cmocka_unit_test(test_channel_wait_within_deadline),
         cmocka_unit_test(test_deadline_spans_callbacks),
+        cmocka_unit_test(test_call_after_a_deadline),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     qtn_shutdown();

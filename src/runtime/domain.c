@@ -85,6 +85,7 @@ static int inc_prepare(int d, uint32_t inc, const uint8_t *plan) {
     I->d = d;
     I->base = base;
     I->dead = false;
+    atomic_store(&I->doomed, false);
     I->prepared = false;
     I->pid = 0;
     atomic_store(&I->failed, 0);
@@ -242,17 +243,20 @@ qtn__inc *qtn__inc_enter(int d, uint64_t until, int *err) {
         uint32_t inc = atomic_load(&dm->live);
         if (inc) {
             qtn__inc *I = &dm->incs[inc & 1];
-            atomic_fetch_add(&I->active, 1);
-            if (atomic_load(&dm->live) == inc)
-                return I;
-            atomic_fetch_sub(&I->active, 1);
-            continue;
+            if (!atomic_load(&I->doomed)) {
+                atomic_fetch_add(&I->active, 1);
+                if (atomic_load(&dm->live) == inc && !atomic_load(&I->doomed))
+                    return I;
+                atomic_fetch_sub(&I->active, 1);
+                continue;
+            } /* killed, not yet seen dead: wait for the next one, as below */
+        } else {
+            int st = atomic_load(&dm->state);
+            if (st == QTN__DS_PARKED || st == QTN__DS_OFF) {
+                *err = st == QTN__DS_PARKED ? QTN_EPARKED : QTN_EDEAD;
+                return NULL;
+            } /* UP with none live: the monitor is between the two; a restart */
         }
-        int st = atomic_load(&dm->state);
-        if (st == QTN__DS_PARKED || st == QTN__DS_OFF) {
-            *err = st == QTN__DS_PARKED ? QTN_EPARKED : QTN_EDEAD;
-            return NULL;
-        } /* UP with none live: the monitor is between the two; a restart */
         /* a restart takes a fraction of a millisecond: wait for it (spin
          * first) rather than fail, but not past the call's deadline */
         uint64_t now = qtn__now_ns();
@@ -269,7 +273,7 @@ qtn__inc *qtn__inc_enter(int d, uint64_t until, int *err) {
         if (now - first < 10000000 &&
             atomic_fetch_add_explicit(&qtn__g.spinners, 1, memory_order_relaxed) <
                 qtn__g.spin_cap) {
-            for (int i = 0; i < 256 && !atomic_load(&dm->live); i++)
+            for (int i = 0; i < 256 && atomic_load(&dm->live) == inc; i++)
                 qtn__cpu_relax();
             atomic_fetch_sub_explicit(&qtn__g.spinners, 1, memory_order_relaxed);
             continue;
@@ -277,7 +281,7 @@ qtn__inc *qtn__inc_enter(int d, uint64_t until, int *err) {
         if (now - first < 10000000)
             atomic_fetch_sub_explicit(&qtn__g.spinners, 1, memory_order_relaxed);
         uint64_t nap = now + (now - first < 10000000 ? 1000000 : 100000000);
-        qtn__await(&dm->live, 0, 0, &dm->live_sleep, NULL, 0, nap < until ? nap : until);
+        qtn__await(&dm->live, inc, inc, &dm->live_sleep, NULL, 0, nap < until ? nap : until);
     }
 }
 
@@ -293,6 +297,10 @@ void qtn__dom_kill(int d, uint32_t inc, int kind, const qtn_entry *en, const cha
             dm->kill_entry = en;
             snprintf(dm->kill_reason, sizeof dm->kill_reason, "%s", why);
         }
+        /* calls that start from now on wait for the next incarnation, as
+         * during a restart, instead of going into this one to fail with it
+         * (until the monitor sees it die, it is still the serving one) */
+        atomic_store(&I->doomed, true);
         qtn__pidfd_kill(I->pidfd, SIGKILL);
     }
     pthread_mutex_unlock(&dm->lock);

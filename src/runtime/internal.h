@@ -285,6 +285,7 @@ typedef struct qtn__inc {
     int pidfd;            /* closed by the monitor only */
     int dyingfd;          /* eventfd the process writes when it is dying */
     bool dead;
+    _Atomic bool doomed;  /* the host killed it: new calls wait for the next one */
     bool prepared;        /* a spare waiting for the word to serve */
     uint8_t used[QTN__CHAN_MAX];   /* channel held by a thread or a call */
     uint8_t served[QTN__CHAN_MAX]; /* channel has a serving thread */
