@@ -99,6 +99,23 @@ static double host_restart_ms(const char *self, int rounds) {
     return m;
 }
 
+/* Says how a fault, or the call after it, went wrong, with the runtime's
+ * errors and the reports made since. Returns 1. */
+static int went_wrong(const char *what, int n, int j, int c, int ce, int o, int want, double ms) {
+    int oe = qtn_last_error();
+    fprintf(stderr,
+            "restart: %s %d, fault %d: the fault returned %d (-1 expected: %s), the next call "
+            "%d (%d expected: %s) after %.1f ms\n",
+            what, n, j, c, qtn_strerror(ce), o, want, qtn_strerror(oe), ms);
+    qtn_report r;
+    char line[1024];
+    while (qtn_report_next(&r, 2000) == 1) {
+        qtn_report_format(&r, line, sizeof line);
+        fprintf(stderr, "restart: report: %s\n", line);
+    }
+    return 1;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "--trivial-server") == 0)
         return trivial_server(atoi(argv[2]));
@@ -126,10 +143,9 @@ int main(int argc, char **argv) {
         struct timespec gap = {0, 20000000};
         nanosleep(&gap, NULL);
         double t0 = now_ms();
-        if (fx_crash(FX_SEGV) != -1 || fx_ok(i) != i + 1) {
-            fprintf(stderr, "restart: round %d: the fault or the next call went wrong\n", i);
-            return 1;
-        }
+        int c = fx_crash(FX_SEGV), ce = qtn_last_error(), o = c == -1 ? fx_ok(i) : 0;
+        if (c != -1 || o != i + 1)
+            return went_wrong("round", i, 0, c, ce, o, i + 1, now_ms() - t0);
         rs[i] = now_ms() - t0;
         if (rs[i] > worst)
             worst = rs[i];
@@ -148,14 +164,9 @@ int main(int argc, char **argv) {
         nanosleep(&gap, NULL);
         for (int j = 0; j < 10; j++) {
             double t0 = now_ms();
-            int c = fx_crash(FX_SEGV), o = c == -1 ? fx_ok(j) : 0;
-            if (c != -1 || o != j + 1) {
-                fprintf(stderr,
-                        "restart: burst %d, fault %d: the fault returned %d (-1 expected), the "
-                        "next call %d (%d expected) after %.1f ms\n",
-                        b, j, c, o, j + 1, now_ms() - t0);
-                return 1;
-            }
+            int c = fx_crash(FX_SEGV), ce = qtn_last_error(), o = c == -1 ? fx_ok(j) : 0;
+            if (c != -1 || o != j + 1)
+                return went_wrong("burst", b, j, c, ce, o, j + 1, now_ms() - t0);
             rb[nb] = now_ms() - t0;
             if (rb[nb] > worst)
                 worst = rb[nb];

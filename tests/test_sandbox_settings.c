@@ -101,8 +101,8 @@ static const tcase cases[] = {
     {"QTN_SECCOMP",
      "2",
      0,
-     {"ignoring QTN_SECCOMP=2: out of range: takes 0 (no call-time "
-      "filter) or 1; using 1"}},
+     {"ignoring QTN_SECCOMP=2: out of range: takes 0 (no call-time filter), 1 or log (say "
+      "what it denies, fail it); using 1"}},
     {"QTN_CRASH_HANDLER",
      "yes",
      0,
@@ -136,7 +136,7 @@ static const char *const good[][2] = {
     {"QTN_DOMAIN_THREADS", "0"},       {"QTN_DOMAIN_THREADS", "265"},
     {"QTN_DOMAIN_MEMORY_MIB", "0"},    {"QTN_DOMAIN_MEMORY_MIB", "64"},
     {"QTN_DOMAIN_OOM_SCORE_ADJ", "0"}, {"QTN_LANDLOCK", "0"},
-    {"QTN_DEADLINE_MS", "0"},          {"QTN_SECCOMP", "0"},
+    {"QTN_DEADLINE_MS", "0"},          {"QTN_SECCOMP", "0"},          {"QTN_SECCOMP", "log"},
     {"QTN_CHANNELS", "503"},           {"QTN_CRASH_HANDLER", "1"},
     {"QTN_RESTART_SHARE", "0"},        {"QTN_RESTART_SHARE", "100"},
 };
