@@ -32,16 +32,8 @@ mkdir -p "$dir"
 ALL="cache=1 ratelimit=2 accesslog=3 render=4 query=5 json=6 zlib=7"
 BUGS="SERVER_BUGS=all SERVER_BUG_WINDOW_US=200 SERVER_BUG_WINDOW_PCT=2"
 
-free_port() {
-    for _ in $(seq 1 50); do
-        local p=$((20000 + RANDOM % 20000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return
-        fi
-    done
-    echo 0
-}
+# shellcheck source=bench/port.sh
+. "$(dirname "$0")/port.sh"
 
 # run NAME BUGS(0/1) SERVER-BINARY ENV-PLAN SUPERVISOR-ARGS...
 run() {

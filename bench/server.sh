@@ -45,16 +45,8 @@ if command -v perf >/dev/null && perf stat -e context-switches true >/dev/null 2
     PERF=(perf stat -x, -e context-switches,task-clock -o)
 fi
 
-free_port() {
-    for _ in $(seq 1 50); do
-        local p=$((20000 + RANDOM % 20000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return
-        fi
-    done
-    echo 0
-}
+# shellcheck source=bench/port.sh
+. "$(dirname "$0")/port.sh"
 
 # one NAME PLAN ROUND: a server, the load, its figures in $dir/NAME.ROUND
 one() {
