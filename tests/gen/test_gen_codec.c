@@ -3,13 +3,16 @@
  * kind crosses for real, and the results match the direct calls. The calls
  * below are ordinary calls: nothing at the call sites knows about isolation. */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -204,6 +207,71 @@ static void test_handles_across_replans(void **state) {
     plan("codec=host");
 }
 
+/* Threads that hold handles and call with them while the plan moves codec
+ * host -> domain -> host ...: every call either works (a handle of where
+ * codec is now) or is refused with QTN_ESTALE (one of where it was), and a
+ * refused thread opens a new one; none ever reaches the library with a
+ * handle of the wrong process (that would kill this test). */
+typedef struct mover {
+    atomic_int stop;
+    atomic_long ok, stale, bad;
+} mover;
+
+typedef struct holder {
+    mover *m;
+    void *kept[4096]; /* refused handles the host made: freed once codec is back */
+    int nkept;
+} holder;
+
+static void *hold_and_call(void *arg) {
+    holder *me = arg;
+    mover *m = me->m;
+    void *h = codec_open(3);
+    while (!atomic_load(&m->stop)) {
+        qtn_clear_error();
+        int64_t v = codec_next(h);
+        if (v == -1 && qtn_last_error() == QTN_ESTALE) {
+            atomic_fetch_add(&m->stale, 1);
+            if (!((uintptr_t)h >> 48) && me->nkept < 4096)
+                me->kept[me->nkept++] = h; /* the host's: its memory is here */
+            h = codec_open(3);
+        } else if (v == -1) {
+            atomic_fetch_add(&m->bad, 1);
+        } else {
+            atomic_fetch_add(&m->ok, 1);
+        }
+    }
+    me->kept[me->nkept++] = h;
+    return NULL;
+}
+
+static void test_handles_while_the_plan_moves(void **state) {
+    (void)state;
+    mover m = {0};
+    static holder hs[4];
+    pthread_t th[4];
+    plan("codec=host");
+    for (int i = 0; i < 4; i++) {
+        hs[i] = (holder){.m = &m};
+        assert_int_equal(pthread_create(&th[i], NULL, hold_and_call, &hs[i]), 0);
+    }
+    for (int k = 0; k < 20; k++) {
+        struct timespec ms5 = {0, 5000000};
+        nanosleep(&ms5, NULL);
+        plan(k % 2 ? "codec=host" : "codec=1");
+    }
+    atomic_store(&m.stop, 1);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    plan("codec=host");
+    for (int i = 0; i < 4; i++) /* the host's are freed; a domain's are refused */
+        for (int k = 0; k < hs[i].nkept; k++)
+            codec_close(hs[i].kept[k]);
+    assert_int_equal(atomic_load(&m.bad), 0);
+    assert_true(atomic_load(&m.ok) > 0);
+    assert_true(atomic_load(&m.stale) > 0); /* the moves did catch handles */
+}
+
 /* QTN_SYSCALLS in the header reaches the component (each name once, over
  * its entries) and the domain's filter: the file opens there. */
 static void test_declared_syscalls(void **state) {
@@ -292,6 +360,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_generated_stubs_cross),
         cmocka_unit_test(test_handles_across_replans),
+        cmocka_unit_test(test_handles_while_the_plan_moves),
         cmocka_unit_test(test_declared_syscalls),
         cmocka_unit_test(test_denied_fails),
         cmocka_unit_test_prestate(test_code_identity, &report),
