@@ -276,8 +276,10 @@ typedef struct fieldctx {
     ctx *x;
     const qg_func *f;
     qg_struct *st;
-    CXType rec;
+    CXType rec;         /* the record whose fields these are: st's, or one inside it */
     int depth;
+    const char *prefix; /* where that record is in st's ("", "in.", "v[1].") */
+    const char *rec_name; /* its type, for messages and sidecars */
 } fieldctx;
 
 static qg_struct *struct_of(ctx *x, const qg_func *f, const qg_param *p, CXType rec, int depth);
@@ -310,35 +312,66 @@ static bool field_type(CXType rec, const char *name, CXType *t) {
     return l.found;
 }
 
-/* A field that is not a pointer but holds some (a struct or union by value,
- * an array of pointers): its bytes would cross and its pointers would mean
- * nothing on the other side, so it is refused, never passed silently. */
-static void refuse_hidden_ptrs(fieldctx *fc, CXCursor c, CXType t) {
+static enum CXVisitorResult visit_field(CXCursor c, CXClientData d);
+
+#define INNER_ELEMS_MAX 64 /* elements of an array of structs described one by one */
+
+/* A field that is not a pointer but holds some. A struct by value, or a
+ * fixed array of them, is described field by field as part of st (its
+ * pointer fields at their offsets in st: "in.p", "v[1].p"), at any depth up
+ * to the nesting limit. A union holding a pointer, or an array of pointers,
+ * is refused: its bytes would cross and its pointers would mean nothing on
+ * the other side, and nothing says which of them are valid. */
+static void inner_fields(fieldctx *fc, CXCursor c, CXType t) {
     CXType e = t;
-    bool array = false;
+    long long n = -1; /* elements: -1, not an array */
     while (e.kind == CXType_ConstantArray || e.kind == CXType_IncompleteArray) {
+        long long k = e.kind == CXType_ConstantArray ? clang_getArraySize(e) : 0;
+        n = n < 0 ? k : n * k;
         e = clang_getCanonicalType(clang_getArrayElementType(e));
-        array = true;
     }
     bool ptr = e.kind == CXType_Pointer;
     if (!ptr && !(e.kind == CXType_Record && record_has_ptr(e)))
-        return;
+        return; /* its bytes are all of it */
     char *name = dup_cx(clang_getCursorSpelling(c));
     qg_loc at = loc_of(c);
-    const char *what = fc->st->type;
+    const char *what = fc->rec_name;
+    bool multi = t.kind == CXType_ConstantArray &&
+                 clang_getCanonicalType(clang_getArrayElementType(t)).kind != CXType_Record;
     if (ptr)
-        error_at(fc->x, at, "field '%s' of %s is an array of pointers, which cannot cross: "
+        error_at(fc->x, at, "field '%s%s' of %s is an array of pointers, which cannot cross: "
                  "pass each one as a parameter of its own, or point to them with one "
-                 "QTN_IN(count) field", name, what);
+                 "QTN_IN(count) field", fc->prefix, name, what);
     else if (clang_getCursorKind(clang_getTypeDeclaration(e)) == CXCursor_UnionDecl)
-        error_at(fc->x, at, "field '%s' of %s is a union holding a pointer: which member is "
+        error_at(fc->x, at, "field '%s%s' of %s is a union holding a pointer: which member is "
                  "active cannot be told, so its pointer cannot cross; make the pointer a field "
-                 "of its own", name, what);
-    else
-        error_at(fc->x, at, "field '%s' of %s is %s holding pointers, which do not cross "
-                 "inside it: make them fields of %s itself, or point to the inner struct (a "
-                 "QTN_IN(1) pointer field)", name, what,
-                 array ? "an array of structs" : "a struct", what);
+                 "of its own", fc->prefix, name, what);
+    else if (fc->depth >= 4)
+        error_at(fc->x, at, "field '%s%s' of %s: structs nest too deep", fc->prefix, name,
+                 what);
+    else if (n == 0 || n > INNER_ELEMS_MAX || multi)
+        error_at(fc->x, at, "field '%s%s' of %s is an array of %lld structs holding pointers: "
+                 "at most %d, in one dimension, can be described", fc->prefix, name, what, n,
+                 INNER_ELEMS_MAX);
+    else {
+        char *rec = dup_cx(clang_getTypeSpelling(e));
+        for (long long i = 0; i < (n < 0 ? 1 : n); i++) {
+            size_t len = strlen(fc->prefix) + strlen(name) + 32;
+            char *pre = malloc(len);
+            if (n < 0)
+                snprintf(pre, len, "%s%s.", fc->prefix, name);
+            else
+                snprintf(pre, len, "%s%s[%lld].", fc->prefix, name, i);
+            fieldctx in = *fc;
+            in.rec = e;
+            in.depth = fc->depth + 1;
+            in.prefix = pre;
+            in.rec_name = rec;
+            clang_Type_visitFields(e, visit_field, &in);
+            free(pre);
+        }
+        free(rec);
+    }
     free(name);
 }
 
@@ -346,22 +379,26 @@ static enum CXVisitorResult visit_field(CXCursor c, CXClientData d) {
     fieldctx *fc = d;
     CXType t = clang_getCanonicalType(clang_getCursorType(c));
     if (t.kind != CXType_Pointer) {
-        refuse_hidden_ptrs(fc, c, t);
+        inner_fields(fc, c, t);
         return CXVisit_Continue; /* crosses with the struct's bytes */
     }
     qg_struct *st = fc->st;
     st->fields = realloc(st->fields, (st->nfields + 1) * sizeof *st->fields);
     qg_param *q = &st->fields[st->nfields++];
     memset(q, 0, sizeof *q);
-    q->name = dup_cx(clang_getCursorSpelling(c));
+    char *bare = dup_cx(clang_getCursorSpelling(c));
+    size_t nl = strlen(fc->prefix) + strlen(bare) + 1;
+    q->name = malloc(nl);
+    snprintf(q->name, nl, "%s%s", fc->prefix, bare);
     q->type = dup_cx(clang_getTypeSpelling(clang_getCursorType(c)));
     q->pointee = dup_cx(clang_getTypeSpelling(clang_getPointeeType(clang_getCursorType(c))));
     q->loc = loc_of(c);
     q->slot = QG_V_P;
-    read_anns(fc->x, q, c, st->type);
+    read_anns(fc->x, q, c, fc->rec_name);
     for (unsigned i = 0; !q->kind && i < fc->x->nside; i++) /* from a sidecar */
-        if (!strcmp(fc->x->side[i].type, st->type) && !strcmp(fc->x->side[i].field, q->name))
-            read_anns(fc->x, q, fc->x->side[i].c, st->type);
+        if (!strcmp(fc->x->side[i].type, fc->rec_name) && !strcmp(fc->x->side[i].field, bare))
+            read_anns(fc->x, q, fc->x->side[i].c, fc->rec_name);
+    free(bare);
     ctx *x = fc->x;
     CXType pt = clang_getCanonicalType(clang_getPointeeType(t));
     if (!q->kind) {
@@ -393,7 +430,14 @@ static enum CXVisitorResult visit_field(CXCursor c, CXClientData d) {
             !(field_type(fc->rec, q->count, &ct) &&
               (q->count_scalar = scalar_of(ct, &(qg_vslot){0})) && q->count_scalar <= QTN_T_U64))
             error_at(x, q->loc, "the count of field '%s' of %s must be an integer field of %s "
-                     "or a number, not '%s'", q->name, st->type, st->type, q->count);
+                     "or a number, not '%s'", q->name, st->type, fc->rec_name, q->count);
+        else if (*e && *fc->prefix) { /* a field beside it in the inner struct */
+            size_t cl = strlen(fc->prefix) + strlen(q->count) + 1;
+            char *full = malloc(cl);
+            snprintf(full, cl, "%s%s", fc->prefix, q->count);
+            free(q->count);
+            q->count = full;
+        }
     }
     return CXVisit_Continue;
 }
@@ -414,7 +458,7 @@ static qg_struct *struct_of(ctx *x, const qg_func *f, const qg_param *p, CXType 
     st->cname = malloc(n + 1);
     for (size_t i = 0; i <= n; i++)
         st->cname[i] = isalnum((unsigned char)type[i]) ? type[i] : (type[i] ? '_' : 0);
-    fieldctx fc = {x, f, st, canon, depth};
+    fieldctx fc = {x, f, st, canon, depth, "", st->type};
     clang_Type_visitFields(canon, visit_field, &fc);
     /* after the structs its fields point to: emitted in list order */
     qg_struct **tail = &x->m->structs;

@@ -79,6 +79,17 @@ int codec_first_byte(const char *path) {
     return n == 1 ? c : -1;
 }
 
+static int part_upper(codec_part *p) {
+    for (uint32_t i = 0; i < p->len; i++)
+        if (p->data[i] >= 'a' && p->data[i] <= 'z')
+            p->data[i] = (uint8_t)(p->data[i] - 32);
+    return (int)(strlen(p->name) + p->len);
+}
+
+int codec_doc_upper(codec_doc *d) {
+    return d->id + part_upper(&d->head) + part_upper(&d->parts[0]) + part_upper(&d->parts[1]);
+}
+
 int codec_socket_errno(void) {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd >= 0) {

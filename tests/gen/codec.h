@@ -30,6 +30,24 @@ typedef struct codec_stream {
 QTN_COMPONENT(codec) QTN_FAULT(-1)
 int codec_copy(codec_stream *s QTN_INOUT(1), uint32_t max);
 
+/* structs by value inside a struct, one of them in an array: their pointer
+ * fields cross at their places in the outer one */
+typedef struct codec_part {
+    const char *name QTN_STRING;
+    uint8_t *data QTN_INOUT(len);
+    uint32_t len;
+} codec_part;
+typedef struct codec_doc {
+    int32_t id;
+    codec_part head;
+    codec_part parts[2];
+} codec_doc;
+
+/* upper-cases the data of the head and of each part; returns the lengths of
+ * their names and data summed, plus the id */
+QTN_COMPONENT(codec) QTN_FAULT(-1)
+int codec_doc_upper(codec_doc *d QTN_INOUT(1));
+
 QTN_COMPONENT(codec) QTN_FAULT(-1)
 int codec_pack(const uint8_t *src QTN_IN(n), size_t n, uint8_t *dst QTN_OUT(cap) QTN_ACTUAL(*got),
                size_t cap, size_t *got QTN_OUT(1));

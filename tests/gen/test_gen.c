@@ -194,16 +194,28 @@ static void test_struct_fields(void **state) {
                  "is QTN_OUT but its struct holds pointers");
     /* pointers a struct holds where no pointer field shows them: never
      * passed silently (their bytes would cross, meaning nothing there) */
-    expect_exact("struct in { const char *p QTN_STRING; };\n"
+    /* structs by value inside, and fixed arrays of them: their pointer
+     * fields are described at their places in the outer struct */
+    rc = gen("struct in { const char *s QTN_STRING; uint8_t *b QTN_INOUT(n); uint32_t n; };\n"
+             "struct out { int tag; struct in in; struct in v[2]; };\n"
+             "QTN_COMPONENT(c) QTN_FAULT(-1) int f(struct out *x QTN_INOUT(1));\n");
+    if (rc)
+        fail_msg("exit %d: %s", rc, err);
+    assert_non_null(strstr(stubs, "{.kind = QTN_K_STRING, .offset = offsetof(struct out, in.s)}"));
+    assert_non_null(strstr(stubs, ".offset = offsetof(struct out, v[1].b), .elem_size = "
+                                  "sizeof(uint8_t), .len_kind = QTN_LEN_FIELD, .len = "
+                                  "offsetof(struct out, v[1].n), .type = QTN_T_U32"));
+    assert_non_null(strstr(stubs, "sizeof(struct out), 6, qg_st_struct_out_fields"));
+    /* and every pointer in them is said, by its place */
+    expect_exact("struct in { const char *p; };\n"
                  "struct out { int tag; struct in in; };\n"
-                 "QTN_COMPONENT(c) QTN_FAULT(-1) int f(const struct out *x QTN_IN(1));", 2, 33,
-                 "field 'in' of const struct out is a struct holding pointers, which do not "
-                 "cross inside it: make them fields of const struct out itself, or point to the "
-                 "inner struct (a QTN_IN(1) pointer field)");
+                 "QTN_COMPONENT(c) QTN_FAULT(-1) int f(const struct out *x QTN_IN(1));", 1, 25,
+                 "field 'in.p' of const struct out is a pointer: say what crosses with "
+                 "QTN_IN(count), QTN_INOUT(count), QTN_STRING or QTN_HANDLE");
     expect_error("struct in { int *p QTN_IN(1); };\n"
-                 "struct out { struct in v[2]; };\n"
+                 "struct out { struct in v[100]; };\n"
                  "QTN_COMPONENT(c) QTN_FAULT(-1) int f(struct out *x QTN_INOUT(1));", 2,
-                 "field 'v' of struct out is an array of structs holding pointers");
+                 "field 'v' of struct out is an array of 100 structs holding pointers: at most 64");
     expect_error("union u { int i; char *s; };\n"
                  "struct out { union u v; };\n"
                  "QTN_COMPONENT(c) QTN_FAULT(-1) int f(struct out *x QTN_IN(1));", 2,

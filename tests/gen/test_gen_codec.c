@@ -48,6 +48,8 @@ typedef struct results {
     words ws;
     int32_t sorted[9];
     int32_t level_r, level_after;
+    int doc_r;
+    char doc_data[3][8];
 } results;
 
 static int count_word(void *ctx, const char *w, size_t len) {
@@ -94,6 +96,13 @@ static void run(results *r) {
     r->out_moved = r->st.next_out - r->outb;
     r->st.next_in = NULL, r->st.next_out = NULL; /* differ per run */
     r->each_r = codec_each_word("  isolate only what  faults ", count_word, &r->ws);
+    snprintf(r->doc_data[0], 8, "head");
+    snprintf(r->doc_data[1], 8, "one");
+    snprintf(r->doc_data[2], 8, "two!");
+    codec_doc doc = {100,
+                     {"h", (uint8_t *)r->doc_data[0], 4},
+                     {{"first", (uint8_t *)r->doc_data[1], 3}, {"2nd", (uint8_t *)r->doc_data[2], 4}}};
+    r->doc_r = codec_doc_upper(&doc);
     static const int32_t unsorted[9] = {5, -3, 9, 0, 12, 7, -8, 2, 1};
     memcpy(r->sorted, unsorted, sizeof unsorted);
     codec_sort(r->sorted, 9, by_value);
@@ -160,6 +169,10 @@ static void test_generated_stubs_cross(void **state) {
     assert_int_equal(i.level_after, 6);
     assert_int_equal(d.level_r, i.level_r);
     assert_int_equal(d.level_after, i.level_after);
+    assert_int_equal(i.doc_r, 100 + 1 + 4 + 5 + 3 + 3 + 4); /* the names crossed */
+    assert_int_equal(d.doc_r, i.doc_r);
+    assert_memory_equal(i.doc_data, "HEAD\0\0\0\0ONE\0\0\0\0\0TWO!\0\0\0", 24); /* and back */
+    assert_memory_equal(d.doc_data, i.doc_data, sizeof d.doc_data);
     qtn_stats st;
     assert_int_equal(qtn_stats_component("codec", &st), 0);
     assert_true(st.crossings >= 10);
