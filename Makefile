@@ -54,6 +54,8 @@ bench: build
 	@echo
 	@$(BUILD)/bench/sim
 	@echo
+	@bench/server.sh $(BUILD)
+	@echo
 	@bench/availability.sh $(BUILD)
 
 clean:
