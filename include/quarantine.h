@@ -488,7 +488,9 @@ typedef struct qtn_config {
  * files, make sockets and start threads. Then the call-time filter
  * (qtn_config.seccomp) covers every thread of the process, those an init
  * hook started included, before the first call arrives: on fds 0-2 it
- * allows write and the ioctls TCGETS and TIOCGWINSZ only. A component's
+ * allows write and the ioctls TCGETS and TIOCGWINSZ only; it allows
+ * sched_setaffinity of the calling thread only (a serving thread goes to
+ * sleep on its caller's CPU, QTN_FOLLOW). A component's
  * `syscalls` widen the call-time filter, never the set-up filter.
  */
 

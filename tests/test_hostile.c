@@ -164,7 +164,7 @@ static int flip_real(int32_t rounds, int (*cb)(const char *s)) {
         ch->dframe = fo;
         ch->dend = fo + 64 + FLIP_LEN;
         qtn__post(&ch->dseq, ++t->sent, &ch->hsleep);
-        if (qtn__await(&ch->hseq, t->seen, t->seen + 1, &ch->dsleep, NULL, 0, 0))
+        if (qtn__await(&ch->hseq, t->seen, t->seen + 1, &ch->dsleep, NULL, 0, 0, NULL))
             abort();
         t->seen++;
         if (ch->htype != QTN__MSG_RET)

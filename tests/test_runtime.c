@@ -1,6 +1,9 @@
 /* test_runtime.c - crossings for real: domain processes, shared memory,
  * inout copy of every kind of parameter, callbacks, upcalls, concurrency,
  * large buffers, live plan changes and statistics. */
+#include <dirent.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -425,6 +428,73 @@ static void test_crossing_time(void **state) {
     tu_plan("tk=host");
 }
 
+/* The CPUs task tid of process pid may run on ("0", "1", "0-1"), or "". */
+static void cpus_of(int pid, const char *tid, char *out, size_t cap) {
+    char path[128], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/task/%s/status", pid, tid);
+    out[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    while (fgets(buf, sizeof buf, f))
+        if (!strncmp(buf, "Cpus_allowed_list:", 18)) {
+            snprintf(out, cap, "%s", buf + 18 + strspn(buf + 18, " \t"));
+            out[strcspn(out, "\n")] = 0;
+        }
+    fclose(f);
+}
+
+/* Whether a thread of process pid may run on `cpu` only, within 2 s. */
+static bool a_thread_pinned_to(int pid, int cpu) {
+    char want[16], path[64], got[64];
+    snprintf(want, sizeof want, "%d", cpu);
+    snprintf(path, sizeof path, "/proc/%d/task", pid);
+    for (int i = 0; i < 200; i++) {
+        DIR *d = opendir(path);
+        struct dirent *e;
+        bool found = false;
+        while (d && (e = readdir(d)) && !found) {
+            if (e->d_name[0] == '.')
+                continue;
+            cpus_of(pid, e->d_name, got, sizeof got);
+            found = !strcmp(got, want);
+        }
+        if (d)
+            closedir(d);
+        if (found)
+            return true;
+        struct timespec ten = {0, 10000000};
+        nanosleep(&ten, NULL);
+    }
+    return false;
+}
+
+/* A domain's serving thread goes to sleep on the CPU its caller called from
+ * (QTN_FOLLOW, on by default), and follows the caller when it moves. */
+static void test_sleeps_where_the_caller_is(void **state) {
+    (void)state;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t mine, one;
+    assert_int_equal(sched_getaffinity(0, sizeof mine, &mine), 0);
+    tu_plan("tk=1");
+    int pid = tk_getpid();
+    int done = 0;
+    for (int c = 0; c < ncpu && c < CPU_SETSIZE && done < 2; c++) {
+        if (!CPU_ISSET(c, &mine))
+            continue;
+        CPU_ZERO(&one);
+        CPU_SET(c, &one);
+        assert_int_equal(sched_setaffinity(0, sizeof one, &one), 0);
+        assert_int_equal(tk_nop(), 7);
+        if (!a_thread_pinned_to(pid, c))
+            fail_msg("no thread of domain process %d sleeps on CPU %d, its caller's", pid, c);
+        done++;
+    }
+    assert_int_equal(sched_setaffinity(0, sizeof mine, &mine), 0);
+    assert_true(done >= 1);
+    tu_plan("tk=host");
+}
+
 static void count_rows(void *ctx, const char *caller, const char *callee, const char *entry,
                        const qtn_stats *st) {
     int *n = ctx;
@@ -466,6 +536,7 @@ int main(void) {
         cmocka_unit_test(test_replan_under_load),
         cmocka_unit_test(test_statistics),
         cmocka_unit_test(test_crossing_time),
+        cmocka_unit_test(test_sleeps_where_the_caller_is),
         cmocka_unit_test(test_stats_foreach),
         cmocka_unit_test(test_strerror),
     };

@@ -7,6 +7,7 @@
  * the channel's window. The host reads the domain's half of the channel
  * once per message and checks everything in it. */
 #include <ffi.h>
+#include <sched.h>
 #include <limits.h>
 #include <signal.h>
 #include <malloc.h>
@@ -188,7 +189,7 @@ static int domain_request(qtn__thread *t, uint32_t type, uint64_t id, uint64_t i
     t->top = a.top;
     qtn__post(&ch->dseq, ++t->sent, &ch->hsleep);
     for (;;) {
-        if (qtn__await(&ch->hseq, t->seen, t->seen + 1, &ch->dsleep, NULL, 0, 0))
+        if (qtn__await(&ch->hseq, t->seen, t->seen + 1, &ch->dsleep, NULL, 0, 0, NULL))
             qtn__fatal("channel %d: the host broke the sequence", t->serving);
         t->seen++;
         uint32_t ht = ch->htype;
@@ -293,8 +294,9 @@ static void *serve(void *arg) {
     qtn__guard_thread();
     qtn__chan *ch = qtn__chan_in(qtn__my_slot(), k);
     char *win = qtn__win_in(qtn__my_slot(), k);
+    qtn__follow follow = {&ch->hcpu, -1}, *fp = qtn__g.follow ? &follow : NULL;
     for (;;) {
-        if (qtn__await(&ch->hseq, t->seen, t->seen + 1, &ch->dsleep, NULL, 0, 0))
+        if (qtn__await(&ch->hseq, t->seen, t->seen + 1, &ch->dsleep, NULL, 0, 0, fp))
             qtn__fatal("channel %u: the host broke the sequence", k);
         t->seen++;
         if (ch->htype != QTN__MSG_CALL)
@@ -365,7 +367,7 @@ void qtn__domain_child(int d) {
             qtn__threads_replan_locked();
             pthread_mutex_unlock(&qtn__g.lock);
         }
-        qtn__await(&h->bell, b, b + 1, &h->bell_sleep, NULL, 0, 0);
+        qtn__await(&h->bell, b, b + 1, &h->bell_sleep, NULL, 0, 0, NULL);
     }
 }
 
@@ -680,7 +682,7 @@ static int converse(qtn__thread *t, qtn__hstack *st, qtn__inc *I, uint32_t k, qt
     qtn__post(&ch->hseq, ++I->seq[k], &ch->dsleep);
     for (;;) {
         uint32_t cur = I->dseq[k];
-        int w = qtn__await(&ch->dseq, cur, cur + 1, &ch->hsleep, &dm->live, I->inc, until);
+        int w = qtn__await(&ch->dseq, cur, cur + 1, &ch->hsleep, &dm->live, I->inc, until, NULL);
         if (w == 1)
             return QTN_EFAULT;
         if (w == 2)
@@ -840,6 +842,8 @@ again:
     if (depth == 0)
         __atomic_store_n(&I->running[k], en, __ATOMIC_RELAXED);
     ch->htype = QTN__MSG_CALL;
+    if (qtn__g.follow && depth == 0) /* where the domain's thread is to sleep (rseq: cheap) */
+        atomic_store_explicit(&ch->hcpu, sched_getcpu(), memory_order_relaxed);
     ch->hid = (uint64_t)(uintptr_t)en;
     ch->hdepth = depth;
     ch->hframe = (uint64_t)((char *)fr - win);

@@ -36,7 +36,7 @@ static int await_ready(qtn__inc *I) {
         uint64_t now = qtn__now_ns();
         if (now > until || atomic_load(&qtn__stopping))
             return QTN_EDEAD;
-        qtn__await(&h->ready, 0, 1, &h->ready_sleep, NULL, 0, now + 1000000);
+        qtn__await(&h->ready, 0, 1, &h->ready_sleep, NULL, 0, now + 1000000, NULL);
     }
 }
 
@@ -281,7 +281,8 @@ qtn__inc *qtn__inc_enter(int d, uint64_t until, int *err) {
         if (now - first < 10000000)
             atomic_fetch_sub_explicit(&qtn__g.spinners, 1, memory_order_relaxed);
         uint64_t nap = now + (now - first < 10000000 ? 1000000 : 100000000);
-        qtn__await(&dm->live, inc, inc, &dm->live_sleep, NULL, 0, nap < until ? nap : until);
+        qtn__await(&dm->live, inc, inc, &dm->live_sleep, NULL, 0, nap < until ? nap : until,
+                   NULL);
     }
 }
 

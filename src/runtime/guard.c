@@ -576,6 +576,9 @@ int qtn__guard_seccomp(void) {
     r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
                               a0(SCMP_CMP_EQ, (scmp_datum_t)me, 0));
     r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 1, a0(SCMP_CMP_EQ, 0, 0));
+    /* a serving thread pins itself to its caller's CPU to sleep (wait.c) */
+    r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(sched_setaffinity), 1,
+                              a0(SCMP_CMP_EQ, 0, 0));
 #if defined(__x86_64__)
     /* exit_group traps (to tell the host who exited) unless the handler passes it */
     r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(exit_group), 1,

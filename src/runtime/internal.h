@@ -54,6 +54,7 @@ typedef struct qtn__chan {
                                 host reads anyway when it posts */
     uint32_t htype, hdepth;
     uint64_t hid, hframe, hend;
+    _Atomic int32_t hcpu;    /* the CPU the calling thread called from (-1: unknown) */
     /* written by the domain (but hsleep) */
     _Alignas(64) _Atomic uint32_t dseq;
     _Atomic uint32_t hsleep; /* the host sleeps on dseq */
@@ -123,6 +124,7 @@ typedef struct qtn__rt {
     char *range;         /* reserved address range, one slot per domain */
     qtn__layout lay;
     int spin_cap;        /* waiters allowed to spin at once */
+    bool follow;         /* domain threads sleep on their caller's CPU (QTN_FOLLOW) */
     _Atomic int spinners;
     pthread_mutex_t lock; /* registry, plan, threads */
 } qtn__rt;
@@ -423,6 +425,14 @@ void qtn__handles_forget(int d) QTN__HIDDEN;
 /* Publishes a message: stores seq into *word and wakes the peer if it
  * announced sleep in *peer_sleep. */
 void qtn__post(_Atomic uint32_t *word, uint32_t seq, _Atomic uint32_t *peer_sleep) QTN__HIDDEN;
+/* A domain's serving thread that sleeps on the CPU its caller called from
+ * (wait.c): the caller's wake then runs it there, where the caller is about
+ * to sleep, instead of waking another core. */
+typedef struct qtn__follow {
+    _Atomic int32_t *cpu; /* the caller's CPU (the channel's hcpu) */
+    int pinned;           /* the CPU this thread is pinned to, -1: none */
+} qtn__follow;
+
 /* Waits while *word == cur, spinning first, then sleeping. Returns 0 when
  * it became `want`; 1 if it moved otherwise and *live (when not NULL) is no
  * longer `inc` (the monitor flips the words of a dead incarnation); 2 when
@@ -430,7 +440,8 @@ void qtn__post(_Atomic uint32_t *word, uint32_t seq, _Atomic uint32_t *peer_slee
  * so a quick answer reads no clock); -1 if it took another value (a peer
  * breaking protocol). */
 int qtn__await(_Atomic uint32_t *word, uint32_t cur, uint32_t want, _Atomic uint32_t *my_sleep,
-               _Atomic uint32_t *live, uint32_t inc, uint64_t until) QTN__HIDDEN;
+               _Atomic uint32_t *live, uint32_t inc, uint64_t until,
+               qtn__follow *follow) QTN__HIDDEN;
 void qtn__wake_all(_Atomic uint32_t *word) QTN__HIDDEN;
 
 #endif

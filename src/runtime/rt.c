@@ -240,6 +240,12 @@ static int layout(const qtn_config *cfg, qtn__layout *lay) {
     else if (env_setting(&k_sc, false, 1, &sc) <= 0)
         sc = 1;
     qtn__g.seccomp = (int)sc;
+    const setting k_follow = {"QTN_FOLLOW", "", 0, 1,
+                              "1 (a domain's thread sleeps on its caller's CPU) or 0"};
+    long long follow;
+    if (env_setting(&k_follow, false, 1, &follow) <= 0)
+        follow = 1;
+    qtn__g.follow = follow != 0;
     /* the sandbox */
     snprintf(takes, sizeof takes,
              "0 (no limit) or a number of threads from %u (one per channel, and one) to 4194304",

@@ -2,6 +2,7 @@
  * sleep on a futex in shared memory. */
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -34,8 +35,29 @@ static int settle(uint32_t v, uint32_t want, _Atomic uint32_t *live, uint32_t in
     return -1;
 }
 
+/* The CPUs this thread may run on, as it started (a pin is undone to it). */
+static __thread cpu_set_t own_cpus;
+static __thread bool own_known;
+
+static void pin_to(qtn__follow *f, int cpu) {
+    if (!own_known) {
+        CPU_ZERO(&own_cpus);
+        if (sched_getaffinity(0, sizeof own_cpus, &own_cpus))
+            return;
+        own_known = true;
+    }
+    if (cpu >= 0 && (cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &own_cpus)))
+        return; /* not one of ours (the caller may run where we may not) */
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    if (cpu >= 0)
+        CPU_SET(cpu, &one);
+    if (!sched_setaffinity(0, sizeof one, cpu >= 0 ? &one : &own_cpus))
+        f->pinned = cpu;
+}
+
 int qtn__await(_Atomic uint32_t *word, uint32_t cur, uint32_t want, _Atomic uint32_t *my_sleep,
-               _Atomic uint32_t *live, uint32_t inc, uint64_t until) {
+               _Atomic uint32_t *live, uint32_t inc, uint64_t until, qtn__follow *follow) {
     uint32_t v = atomic_load_explicit(word, memory_order_acquire);
     if (v != cur)
         return settle(v, want, live, inc);
@@ -49,6 +71,8 @@ int qtn__await(_Atomic uint32_t *word, uint32_t cur, uint32_t want, _Atomic uint
     if (budget > max)
         budget = max;
     uint64_t spin = budget >= 1000 || (++waits & 63) == 0 ? (budget >= 1000 ? budget : max) : 0;
+    if (spin && follow && follow->pinned >= 0)
+        pin_to(follow, -1); /* spinning wants a core of its own: any of ours */
     if (spin && atomic_fetch_add_explicit(&qtn__g.spinners, 1, memory_order_relaxed) <
                     qtn__g.spin_cap) {
         uint64_t t0 = 0; /* read at the first check: a quick answer reads no clock */
@@ -73,6 +97,16 @@ int qtn__await(_Atomic uint32_t *word, uint32_t cur, uint32_t want, _Atomic uint
         budget /= 2;
     } else if (spin) {
         atomic_fetch_sub_explicit(&qtn__g.spinners, 1, memory_order_relaxed);
+    }
+    /* Going to sleep: on the CPU the caller called from. Its next call
+     * wakes this thread there just as the caller goes to sleep itself, so
+     * the two take turns on one core (no wake-up of another core: on a
+     * virtual machine that is an exit to the hypervisor, and the cost of a
+     * crossing in a loaded server was mostly these wake-ups). */
+    if (follow) {
+        int c = atomic_load_explicit(follow->cpu, memory_order_relaxed);
+        if (c >= 0 && c != follow->pinned)
+            pin_to(follow, c);
     }
     /* the clock is read only to sleep: a quick answer reads none */
     for (;;) {
