@@ -1,10 +1,11 @@
 /* report.c - `quarantine report`: what the store knows, per component, and
- * the latest reports, as a table or as JSON. */
+ * the latest reports, or the crash buckets, as a table or as JSON. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "../qis/bucket.h"
 #include "../qis/store.h"
 #include "cli.h"
 #include "opts.h"
@@ -14,6 +15,7 @@
 
 static void help(FILE *f) {
     fputs("usage: quarantine report [--store PATH] [--json] [--since DURATION] [--latest N]\n"
+          "                         [--buckets]\n"
           "\n"
           "Prints a table per component: calls and crossings (from the statistics\n"
           "snapshots quarantine run stores), faults of its domain while isolated, host\n"
@@ -31,6 +33,11 @@ static void help(FILE *f) {
           "                    90s, 15m, 2h, 7d (at most 36500d)\n"
           "  --latest N        how many reports and plan changes to list (default 5;\n"
           "                    0 to 1000000)\n"
+          "  --buckets         the crash buckets instead: reports grouped by signature\n"
+          "                    (their top frames in component code, with the kind and\n"
+          "                    signal; docs/buckets.md), each with its component, count,\n"
+          "                    installations, first and last seen, the builds it was seen\n"
+          "                    in, new in this build or regressed, and an example report\n"
           "\n"
           "example:\n"
           "  quarantine report --since 1h\n"
@@ -43,7 +50,7 @@ static void help(FILE *f) {
 int qtn_cli_report(int argc, char **argv) {
     const char *path = getenv("QTN_STORE");
     char def[4200];
-    int json = 0, latest = 5;
+    int json = 0, latest = 5, buckets = 0;
     long long since = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -59,6 +66,8 @@ int qtn_cli_report(int argc, char **argv) {
             return QTN_EXIT_OK;
         } else if (!strcmp(a, "--json")) {
             json = 1;
+        } else if (!strcmp(a, "--buckets")) {
+            buckets = 1;
         } else if (!strcmp(a, "--store")) {
             path = argv[++i];
         } else if (!strcmp(a, "--latest")) {
@@ -92,7 +101,8 @@ int qtn_cli_report(int argc, char **argv) {
         fprintf(stderr, "quarantine: report: %s\n", err);
         return QTN_EXIT_INPUT;
     }
-    int r = qs_print(s, stdout, json, since, latest, err, sizeof err);
+    int r = buckets ? qb_print(s, stdout, json, since, err, sizeof err)
+                    : qs_print(s, stdout, json, since, latest, err, sizeof err);
     qs_close(s);
     if (r) {
         fprintf(stderr, "quarantine: report: %s\n", err);
