@@ -6,7 +6,8 @@
  *   crashy isolated-fault    crashes an isolated component, carries on, exits 0
  *   crashy faults N MS [K]   crashes an isolated component N times, MS ms apart,
  *                            then exits 0 (SIGTERM ends it earlier); K: how
- *                            (an FX_ kind, default FX_SEGV) */
+ *                            (an FX_ kind, default FX_SEGV)
+ *   crashy faults-wait N MS  the same N times, then waits for SIGTERM and exits 0 */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,12 @@ __attribute__((used)) const char *__asan_default_options(void) {
 #define CRASHY_BUILD 1
 #endif
 const volatile int crashy_build = CRASHY_BUILD;
+
+static volatile sig_atomic_t stop;
+static void on_term(int sig) {
+    (void)sig;
+    stop = 1;
+}
 
 static void segv(void) {
     volatile uintptr_t a = 16;
@@ -78,7 +85,8 @@ int main(int argc, char **argv) {
                 ok, qtn_strerror(err));
         return 5;
     }
-    if (!strcmp(argv[1], "faults") && (argc == 4 || argc == 5)) {
+    int wait_after = !strcmp(argv[1], "faults-wait") && argc == 4;
+    if ((!strcmp(argv[1], "faults") && (argc == 4 || argc == 5)) || wait_after) {
         int kind = argc == 5 ? atoi(argv[4]) : FX_SEGV;
         qtn_register(&fx_component);
         qtn_config cfg = {.plan = "fx=1", .restart_max = 1000000};
@@ -90,6 +98,13 @@ int main(int argc, char **argv) {
             if (fx_crash(kind) != -1)
                 return 5;
             nanosleep(&pause_, NULL);
+        }
+        if (wait_after) {
+            signal(SIGTERM, on_term);
+            while (!stop) {
+                struct timespec tick = {0, 10000000};
+                nanosleep(&tick, NULL);
+            }
         }
         qtn_shutdown();
         return 0;
