@@ -84,7 +84,7 @@ void qm_label_value(FILE *o, const char *v) {
 typedef struct rd {
     qs_store *s;
     const qm_sup *sup;
-    const char *live_pid_proc[2];
+    const char *live_proc; /* the running process, whose live counters stand in */
     int live_pid;
     char *err;
     size_t len;
@@ -132,7 +132,7 @@ static void live(mtab *t, json_t *rec) {
  * are left out when its live counters stand in for them. */
 static int stored(rd *r, mtab *t, long long *host, long long *plans, hist *restart) {
     const char *inst = r->sup->installation, *run = r->sup->run;
-    const char *proc = r->live_pid_proc[1] ? r->live_pid_proc[1] : "";
+    const char *proc = r->live_proc ? r->live_proc : "";
     sqlite3_stmt *st = q(r,
                          "SELECT component, SUM(calls), SUM(crossings), SUM(parked_calls) FROM stats s"
                          " WHERE installation = ?1 AND run = ?2 AND NOT (pid = ?3 AND proc = ?4) AND"
@@ -290,7 +290,7 @@ int qm_render(qs_store *s, const qm_sup *sup, char **out, size_t *len, char *err
         rec = json_loads(sup->live, 0, NULL);
         if (rec) {
             r.live_pid = (int)json_integer_value(json_object_get(rec, "pid"));
-            r.live_pid_proc[1] = json_string_value(json_object_get(rec, "proc"));
+            r.live_proc = json_string_value(json_object_get(rec, "proc"));
             live(&t, rec);
         }
     }
