@@ -153,7 +153,7 @@ typedef struct page {
     int64_t t0, t1;
     long long cpu_ns;
     double budget, overhead_now; /* the latest decision's (budget_known: one was stored) */
-    int budget_known;
+    int budget_known, overhead_known;
     char installation[128];
     names comps;      /* every component seen, sorted */
     int *domain_now;  /* per comps: the latest snapshot's domain (-1 none) */
@@ -250,8 +250,10 @@ static int read_page(rd *r, page *p) {
             p->budget = sqlite3_column_double(st, 4);
             p->budget_known = 1;
         }
-        if (sqlite3_column_type(st, 4) != SQLITE_NULL && sqlite3_column_type(st, 5) != SQLITE_NULL)
+        if (sqlite3_column_type(st, 5) != SQLITE_NULL) {
             p->overhead_now = sqlite3_column_double(st, 5);
+            p->overhead_known = 1;
+        }
         widen(p, c->t);
     }
     if (done(r, st, rc))
@@ -660,11 +662,17 @@ static void chart_overhead(FILE *o, const page *p, const qs_evidence *ev) {
                    "it in use. Orange: edges that cross; grey: what an edge inside a domain "
                    "would cost if it crossed.",
                 100 * used, 100 * p->budget,
-                p->budget_known ? " (the latest decision's)" : " (the default)",
+                p->budget_known ? " (the latest decision's)"
+                                : " (quarantine's default: the store does not keep a run's "
+                                  "--budget)",
                 p->budget > 0 ? 100 * used / p->budget : 0.0);
     } else {
         fputs("No statistics of a build are stored: nothing to price.", o);
     }
+    if (p->overhead_known)
+        fprintf(o, " At its latest decision (plan change %d) the policy put the overhead of the "
+                   "plan then in force at %.2f%% of the CPU.",
+                p->changes.n, 100 * p->overhead_now);
     fputs("</p>\n", o);
     free(es);
 }
