@@ -107,6 +107,9 @@ static void test_page_of_a_real_store(void **state) {
     assert_non_null(strstr(text, "parser in domain"));
     assert_non_null(strstr(text, "class=\"datum boundary\""));
     assert_non_null(strstr(text, "class=\"budget\""));
+    /* the budget the run decided with (--budget 90), from its plan change */
+    assert_non_null(strstr(text, ">budget 90%</text>"));
+    assert_non_null(strstr(text, "the budget is 90% (the latest decision's)"));
 }
 
 /* Hostile strings in the store come out as text. */
