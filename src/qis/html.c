@@ -598,15 +598,19 @@ static void chart_overhead(FILE *o, const page *p, const qs_evidence *ev) {
     int n = ev ? ev->ne : 0;
     priced *es = calloc((size_t)(n ? n : 1), sizeof *es);
     double cpu = ev && ev->costs.cpu_s_per_s > 0 ? ev->costs.cpu_s_per_s : 1.0, used = 0, top;
+    double ov_now = 0; /* CPU s/s of the crossings in force */
     for (int i = 0; es && i < n; i++) {
         const qp_edge *e = &ev->edges[i];
         es[i].caller = e->caller >= 0 ? ev->names[e->caller] : "program";
         es[i].callee = ev->names[e->callee];
-        es[i].share = qp_edge_cpu(e, &ev->costs) / cpu;
         es[i].crossing = (e->caller >= 0 ? ev->comps[e->caller].domain : 0) !=
                          ev->comps[e->callee].domain;
-        used += es[i].crossing ? es[i].share : 0;
+        ov_now += es[i].crossing ? qp_edge_cpu(e, &ev->costs) : 0;
     }
+    for (int i = 0; es && i < n; i++) /* shares as the policy reckons them */
+        es[i].share = qp_overhead_share(qp_edge_cpu(&ev->edges[i], &ev->costs), ov_now,
+                                        &ev->costs);
+    used = ev ? qp_overhead_share(ov_now, ov_now, &ev->costs) : 0;
     if (es && n)
         qsort(es, (size_t)n, sizeof *es, by_share);
     int shown = n < EDGES_MAX ? n : EDGES_MAX;
@@ -654,7 +658,8 @@ static void chart_overhead(FILE *o, const page *p, const qs_evidence *ev) {
     if (ev) {
         fprintf(o, "Priced as the policy prices them: each edge's calls per second now, times "
                    "the CPU of a crossing (%.1f \xc2\xb5s, %s) and of the bytes it copies, "
-                   "against the program's CPU (%.2f of %.0f cores%s). ",
+                   "as a share of the program's CPU with it (the program used %.2f of %.0f "
+                   "cores%s; without the crossings in force it counts as one core at least). ",
                 1e6 * (ev->costs.crossing_s > 0 ? ev->costs.crossing_s : 0),
                 ev->crossing_fit ? "measured" : "as measured before the CPU could be read",
                 cpu, ev->costs.ncpu, ev->costs.cpu_s_per_s > 0 ? "" : ", not measured: one");
