@@ -1,10 +1,15 @@
 /* report.c - `quarantine report`: what the store knows, per component, and
- * the latest reports, as a table or as JSON. */
+ * the latest reports, or the crash buckets, as a table or as JSON; or all of
+ * it as one HTML page. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "../qis/bucket.h"
+#include "../qis/html.h"
 #include "../qis/store.h"
 #include "cli.h"
 #include "opts.h"
@@ -14,6 +19,7 @@
 
 static void help(FILE *f) {
     fputs("usage: quarantine report [--store PATH] [--json] [--since DURATION] [--latest N]\n"
+          "                         [--buckets] [--html FILE]\n"
           "\n"
           "Prints a table per component: calls and crossings (from the statistics\n"
           "snapshots quarantine run stores), faults of its domain while isolated, host\n"
@@ -31,24 +37,68 @@ static void help(FILE *f) {
           "                    90s, 15m, 2h, 7d (at most 36500d)\n"
           "  --latest N        how many reports and plan changes to list (default 5;\n"
           "                    0 to 1000000)\n"
+          "  --buckets         the crash buckets instead: reports grouped by signature\n"
+          "                    (their top frames in component code, with the kind and\n"
+          "                    signal; docs/buckets.md), each with its component, count,\n"
+          "                    installations, first and last seen, the builds it was seen\n"
+          "                    in, new in this build or regressed, and an example report\n"
+          "  --html FILE       write one self-contained HTML page to FILE instead (it\n"
+          "                    loads nothing from anywhere; charts are inline SVG):\n"
+          "                    faults and host crashes per component over time, the\n"
+          "                    plan timeline with the reason of each change, crossing\n"
+          "                    overhead per edge against the budget, recovery and host\n"
+          "                    restart times, the call graph with its boundaries, and\n"
+          "                    the crash buckets with their example backtraces\n"
           "\n"
           "example:\n"
           "  quarantine report --since 1h\n"
+          "  quarantine report --html report.html\n"
           "\n"
           "exit codes: 0 printed, 1 the store cannot be read (the message says why),\n"
           "2 bad usage\n",
           f);
 }
 
+/* The page, written beside `path` first and renamed over it: a reader
+ * never sees half a page. */
+static int write_html(qs_store *s, const char *path, long long since, char *err, size_t len) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        snprintf(err, len, "--html %s: cannot write: %s", path, strerror(errno));
+        return -1;
+    }
+    int r = qh_write(s, f, since, err, len);
+    if (fflush(f) || ferror(f)) {
+        if (!r)
+            snprintf(err, len, "--html %s: cannot write: %s", path, strerror(errno));
+        r = -1;
+    }
+    if (fclose(f) && !r) {
+        snprintf(err, len, "--html %s: cannot write: %s", path, strerror(errno));
+        r = -1;
+    }
+    if (!r && rename(tmp, path)) {
+        snprintf(err, len, "--html %s: cannot put it in place: %s", path, strerror(errno));
+        r = -1;
+    }
+    if (r)
+        unlink(tmp);
+    return r;
+}
+
 int qtn_cli_report(int argc, char **argv) {
     const char *path = getenv("QTN_STORE");
     char def[4200];
-    int json = 0, latest = 5;
+    int json = 0, latest = 5, buckets = 0;
+    const char *html = NULL;
     long long since = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         double v;
-        int takes = !strcmp(a, "--store") || !strcmp(a, "--latest") || !strcmp(a, "--since");
+        int takes = !strcmp(a, "--store") || !strcmp(a, "--latest") || !strcmp(a, "--since") ||
+                    !strcmp(a, "--html");
         if (takes && i + 1 >= argc) {
             fprintf(stderr, "quarantine: report: %s needs a value (try quarantine report "
                             "--help)\n", a);
@@ -59,6 +109,14 @@ int qtn_cli_report(int argc, char **argv) {
             return QTN_EXIT_OK;
         } else if (!strcmp(a, "--json")) {
             json = 1;
+        } else if (!strcmp(a, "--buckets")) {
+            buckets = 1;
+        } else if (!strcmp(a, "--html")) {
+            html = argv[++i];
+            if (!*html) {
+                fprintf(stderr, "quarantine: report: --html needs a file name\n");
+                return QTN_EXIT_USAGE;
+            }
         } else if (!strcmp(a, "--store")) {
             path = argv[++i];
         } else if (!strcmp(a, "--latest")) {
@@ -92,7 +150,9 @@ int qtn_cli_report(int argc, char **argv) {
         fprintf(stderr, "quarantine: report: %s\n", err);
         return QTN_EXIT_INPUT;
     }
-    int r = qs_print(s, stdout, json, since, latest, err, sizeof err);
+    int r = html      ? write_html(s, html, since, err, sizeof err)
+            : buckets ? qb_print(s, stdout, json, since, err, sizeof err)
+                      : qs_print(s, stdout, json, since, latest, err, sizeof err);
     qs_close(s);
     if (r) {
         fprintf(stderr, "quarantine: report: %s\n", err);

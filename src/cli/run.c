@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../qis/metrics.h"
 #include "../qis/supervise.h"
 #include "cli.h"
 #include "opts.h"
@@ -57,7 +58,14 @@ static void help(FILE *f) {
           "  --stats-interval S    seconds between statistics snapshots (default 10; 0:\n"
           "                        one when the program ends)\n"
           "  --keep-spool          keep each spool file once stored, as NAME.imported\n"
-          "                        (to audit what was handed over)\n",
+          "                        (to audit what was handed over)\n"
+          "  --metrics ADDR:PORT   serve the live counters at http://ADDR:PORT/metrics in\n"
+          "                        the Prometheus text format: calls, crossings, faults,\n"
+          "                        calls failed, host crashes blamed, placement per\n"
+          "                        component; recovery and host restart times; starts,\n"
+          "                        host crashes, plan changes. A port alone listens on\n"
+          "                        127.0.0.1; ADDR is a numeric IPv4 or [IPv6] address;\n"
+          "                        port 0: one the kernel picks (logged as event=metrics)\n",
           f);
     fputs(qtn_opt_policy_help, f);
     fputs("\n"
@@ -78,7 +86,7 @@ static void help(FILE *f) {
           "\n"
           "exit codes: the program's own when it exits; 128+N when it was stopped by a\n"
           "forwarded signal N; 111 when it crashed too often; 127 when it cannot be\n"
-          "started; 2 for bad usage\n",
+          "started; 2 for bad usage (and when --metrics cannot listen where asked)\n",
           f);
 }
 
@@ -120,6 +128,13 @@ int qtn_cli_run(int argc, char **argv) {
         }
         if (!strcmp(a, "--store")) {
             o.store_path = v;
+        } else if (!strcmp(a, "--metrics")) {
+            struct sockaddr_storage addr;
+            if (qm_parse_addr(v, &addr, err, sizeof err)) {
+                fprintf(stderr, "quarantine: run: --metrics: %s\n", err);
+                return QTN_EXIT_USAGE;
+            }
+            o.metrics = v;
         } else if (!strcmp(a, "--installation")) {
             if (!*v || strlen(v) > 120) {
                 fprintf(stderr, "quarantine: run: --installation: 1 to 120 characters, not "

@@ -825,6 +825,27 @@ static int plan_alloc(plan *p, int n, int maxd) {
     return 0;
 }
 
+/* The program's CPU without the crossings of the plan in force (ov_now of
+ * it): what an overhead is a share of. */
+static double base_cpu(double cpu, double ncpu, double ov_now) {
+    double floor_cpu = ncpu < MIN_CPU ? ncpu : MIN_CPU;
+    return cpu - ov_now > floor_cpu ? cpu - ov_now : floor_cpu;
+}
+
+double qp_overhead_share(double ov, double ov_now, const qp_costs *costs) {
+    double cpu = costs->cpu_s_per_s > 0 ? costs->cpu_s_per_s : 1.0;
+    double base = base_cpu(cpu, costs->ncpu > 0 ? costs->ncpu : 1, ov_now);
+    return ov > 0 ? ov / (base + ov) : 0;
+}
+
+double qp_edge_cpu(const qp_edge *E, const qp_costs *costs) {
+    double xs = costs->crossing_s > 0 ? costs->crossing_s : FB_CROSSING_S;
+    double per = E->cross_s > 0 ? E->cross_s : xs;
+    double bytes = E->bytes_per_call >= 0 ? E->bytes_per_call : 0;
+    double bs = costs->byte_s > 0 ? costs->byte_s : FB_BYTE_S;
+    return E->calls_per_s * (per + bytes * bs);
+}
+
 int qp_decide(const qp_comp *comps, int n, const qp_edge *edges, int ne, const qp_costs *costs,
               const qp_settings *s, const qp_state *st, qp_result *out) {
     out->changed = out->held = 0;
@@ -879,19 +900,16 @@ int qp_decide(const qp_comp *comps, int n, const qp_edge *edges, int ne, const q
     m.chost = rps * restart + inflight;
     m.rec = costs->recovery_s > 0 ? costs->recovery_s
                                   : (out->fallbacks |= QP_F_RECOVERY, FB_RECOVERY_S);
-    double xs = costs->crossing_s > 0 ? costs->crossing_s
-                                      : (out->fallbacks |= QP_F_CROSSING, FB_CROSSING_S);
-    double bs = costs->byte_s > 0 ? costs->byte_s : FB_BYTE_S;
+    if (costs->crossing_s <= 0)
+        out->fallbacks |= QP_F_CROSSING;
     double cpu = costs->cpu_s_per_s > 0 ? costs->cpu_s_per_s : (out->fallbacks |= QP_F_CPU, 1.0);
     double ncpu = costs->ncpu > 0 ? costs->ncpu : 1;
     m.util = cpu / ncpu > 1 ? 1 : cpu / ncpu;
     for (int e = 0; e < ne; e++) {
         const qp_edge *E = &edges[e];
-        double per = E->cross_s > 0 ? E->cross_s : xs;
-        double bytes = E->bytes_per_call >= 0 ? E->bytes_per_call : 0;
         if (E->bytes_per_call < 0 && E->calls_per_s > 0)
             out->fallbacks |= QP_F_BYTES;
-        m.ew[e] = E->calls_per_s * (per + bytes * bs);
+        m.ew[e] = qp_edge_cpu(E, costs);
     }
     /* edges per component */
     for (int e = 0; e < ne; e++) {
@@ -923,8 +941,7 @@ int qp_decide(const qp_comp *comps, int n, const qp_edge *edges, int ne, const q
     plan_fill(&m, &cur);
     order_by_worth(&m, worth);
     double ov_now = cur.ov;
-    double floor_cpu = ncpu < MIN_CPU ? ncpu : MIN_CPU;
-    m.base_cpu = cpu - ov_now > floor_cpu ? cpu - ov_now : floor_cpu;
+    m.base_cpu = base_cpu(cpu, ncpu, ov_now);
     /* search from the plan in force and from everything in the host */
     memcpy(a.dom, cur.dom, sizeof *a.dom * (size_t)n);
     plan_fill(&m, &a);

@@ -166,6 +166,14 @@ int qp_decide(const qp_comp *comps, int ncomps, const qp_edge *edges, int nedges
 void qp_decay_add(double *sum, double *at, double t, double x, double h);
 /* The sum's value at time t. */
 double qp_decay_at(double sum, double at, double t, double h);
+/* The CPU seconds per second edge E costs while it crosses a boundary, as
+ * qp_decide() prices it: its calls times the cost of a crossing (its own
+ * measured one, else costs', else the fallback) and of the bytes copied. */
+double qp_edge_cpu(const qp_edge *E, const qp_costs *costs);
+/* The share of the program's CPU that `ov` CPU seconds per second of
+ * crossings take, as qp_decide() reckons it when the plan in force costs
+ * ov_now of the measured CPU. */
+double qp_overhead_share(double ov, double ov_now, const qp_costs *costs);
 
 /* Quantile q of Gamma(shape a, rate b). */
 double qp_gamma_quantile(double a, double b, double q);

@@ -86,8 +86,9 @@ int qs_decide(qs_store *s, const char *inst, const char *build_id, const char *p
             add(&rb, "; %s: %s", ev->names[i], d->why[i].reason);
     sb nb = {d->numbers, sizeof d->numbers, 0};
     add(&nb, "{\"objective_now\":%.6g,\"objective_new\":%.6g,\"overhead_now\":%.6g,"
-             "\"overhead_new\":%.6g,\"moves\":[",
-        d->res.objective_now, d->res.objective_new, d->res.overhead_now, d->res.overhead_new);
+             "\"overhead_new\":%.6g,\"budget\":%.6g,\"moves\":[",
+        d->res.objective_now, d->res.objective_new, d->res.overhead_now, d->res.overhead_new,
+        set->budget);
     bool first = true;
     for (int i = 0; i < ev->n; i++) {
         if (d->domain[i] == ev->comps[i].domain)

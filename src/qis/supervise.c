@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "../runtime/statsfile.h"
+#include "metrics.h"
 #include "replan.h"
 #include "spool.h"
 #include "store.h"
@@ -43,6 +44,7 @@
 #define ACK_TIMEOUT_S 5.0  /* a pushed plan not answered by then: said */
 #define READY_WAIT_S 2.0   /* a runtime that says hello but not its plan: take the one given */
 #define MAX_OLD 16
+#define METRICS_EVERY_S 0.25 /* the counters /metrics serves are at most this old (or a tick) */
 
 typedef enum { ST_STARTING, ST_UP, ST_BACKOFF, ST_STOPPING, ST_DONE } state;
 
@@ -110,6 +112,10 @@ typedef struct sup {
     int dirty;              /* evidence came since the last decision */
     char *deferred;         /* a plan record for the next start's spool */
     char capped[512];       /* said last: components a budget keeps in the host */
+    /* /metrics */
+    qm_server *metrics;
+    double metrics_at;
+    char metrics_said[512];
     /* events met while importing, handled after */
     evdata q[64];
     int nq;
@@ -319,6 +325,31 @@ static void tick(sup *s) {
             i++;
         }
     }
+}
+
+/* The counters /metrics serves, made again from the store and the running
+ * program's statistics file when they are older than METRICS_EVERY_S. */
+static void metrics(sup *s) {
+    if (!s->metrics || now_s() - s->metrics_at < METRICS_EVERY_S)
+        return;
+    s->metrics_at = now_s();
+    char *live = NULL, *text = NULL, err[512];
+    size_t cap = 1 << 18, len = 0;
+    if (s->stats && s->pid && (live = malloc(cap)) &&
+        qtn__sf_json(s->stats, QTN__SF_SIZE, real_ns(), live, cap) < 0) {
+        free(live); /* not mapped by a runtime yet */
+        live = NULL;
+    }
+    qm_sup sp = {s->installation, s->run, s->starts, s->pid != 0, live};
+    if (qm_render(store(s), &sp, &text, &len, err, sizeof err) == 0) {
+        qm_publish(s->metrics, text, len);
+        s->metrics_said[0] = 0;
+    } else if (strcmp(s->metrics_said, err)) { /* scrapes get the counters before */
+        logev("metrics-error %s", err);
+        snprintf(s->metrics_said, sizeof s->metrics_said, "%s", err);
+    }
+    free(text);
+    free(live);
 }
 
 /* A crash of a program that had no spool file: stored straight away. */
@@ -812,6 +843,7 @@ static int wrap_up(sup *s) {
                   s->spool_dir, qs_spool_name(s->old[i]));
         qs_spool_close(s->old[i]);
     }
+    qm_stop(s->metrics);
     qs_close(s->store);
     free(s->crashes);
     free(s->grace);
@@ -855,6 +887,22 @@ int qs_supervise(const qs_sup_opts *o) {
     sigprocmask(SIG_BLOCK, &mask, &g_oldmask);
     sigdelset(&mask, SIGPIPE);
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+    if (o->metrics) { /* its threads start with those signals blocked: they stay fds */
+        char where[96], err[512];
+        s->metrics = qm_serve(o->metrics, where, sizeof where, err, sizeof err);
+        if (!s->metrics) {
+            fprintf(stderr, "quarantine: run: %s\n", err);
+            sigprocmask(SIG_SETMASK, &g_oldmask, NULL);
+            if (sfd >= 0)
+                close(sfd);
+            qs_close(s->store);
+            free(s->crashes);
+            free(s->grace);
+            return QS_EXIT_USAGE;
+        }
+        metrics(s); /* a scrape never finds nothing */
+        logev("metrics listen=%s path=/metrics", where);
+    }
     /* a write to a spool file wakes the loop at once */
     int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
     if (ifd >= 0 && s->spool_dir[0])
@@ -865,6 +913,8 @@ int qs_supervise(const qs_sup_opts *o) {
     s->st = ST_STARTING;
     logev("start pid=%d program=%s store=%s%s%s%s", (int)s->pid, o->argv[0], o->store_path,
           s->start_plan[0] ? " plan=\"" : "", s->start_plan, s->start_plan[0] ? "\"" : "");
+    s->metrics_at = 0; /* the start counted at once */
+    metrics(s);
     double last_tick = now_s();
     while (s->st != ST_DONE) {
         int timeout = 1000;
@@ -881,6 +931,7 @@ int qs_supervise(const qs_sup_opts *o) {
                 ;
         }
         tick(s);
+        metrics(s);
         if (p[0].revents & POLLIN) {
             struct signalfd_siginfo si;
             if (read(sfd, &si, sizeof si) == sizeof si) {

@@ -20,14 +20,16 @@ typedef struct qs_sup_opts {
     int stats_ms;           /* QTN_STATS_MS for the program; -1: its default */
     int keep_spool;         /* keep spool files once stored, renamed */
     int policy;             /* 1: decide plans with `set` and push them */
+    const char *metrics;    /* serve /metrics there (metrics.h: ADDR:PORT, PORT); NULL: not */
     qp_settings set;
 } qs_sup_opts;
 
-enum { QS_EXIT_GAVE_UP = 111, QS_EXIT_NOEXEC = 127 };
+enum { QS_EXIT_USAGE = 2, QS_EXIT_GAVE_UP = 111, QS_EXIT_NOEXEC = 127 };
 
 /* Runs the program under supervision until it exits by itself (its
  * status), is stopped by a forwarded signal N (128 + N), crashes too often
- * (QS_EXIT_GAVE_UP) or cannot be started (QS_EXIT_NOEXEC). */
+ * (QS_EXIT_GAVE_UP) or cannot be started (QS_EXIT_NOEXEC); before it
+ * starts, QS_EXIT_USAGE when /metrics cannot be served where asked. */
 int qs_supervise(const qs_sup_opts *o);
 
 #endif

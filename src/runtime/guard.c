@@ -58,9 +58,9 @@ static void tell_host(void) {
 /* The faulting thread's frames, from the faulting instruction `pc` on:
  * the handler's own frames are left out. */
 static void record_frames(qtn__crash *c, uint64_t pc) {
-    void *fr[QTN_REPORT_FRAMES + 4];
-    int n = backtrace(fr, QTN_REPORT_FRAMES + 4), skip = 0;
-    for (int i = 0; i < n && i < 4; i++)
+    void *fr[QTN_REPORT_FRAMES + 8];
+    int n = backtrace(fr, QTN_REPORT_FRAMES + 8), skip = 0;
+    for (int i = 0; i < n && i < 8; i++) /* under a sanitizer its interceptor is one more */
         if ((uint64_t)(uintptr_t)fr[i] == pc)
             skip = i;
     int k = 0;

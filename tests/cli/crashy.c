@@ -4,8 +4,10 @@
  *   crashy always-crash      crashes every time
  *   crashy wait              waits for a signal (SIGTERM ends it)
  *   crashy isolated-fault    crashes an isolated component, carries on, exits 0
- *   crashy faults N MS       crashes an isolated component N times, MS ms apart,
- *                            then exits 0 (SIGTERM ends it earlier) */
+ *   crashy faults N MS [K]   crashes an isolated component N times, MS ms apart,
+ *                            then exits 0 (SIGTERM ends it earlier); K: how
+ *                            (an FX_ kind, default FX_SEGV)
+ *   crashy faults-wait N MS  the same N times, then waits for SIGTERM and exits 0 */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,13 +24,26 @@ __attribute__((used)) const char *__asan_default_options(void) {
     return "handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_sigill=0";
 }
 
+/* which build of crashy this is: crashy_b2 and crashy_b3 are other builds
+ * of the same code (another build id), for crash buckets across builds */
+#ifndef CRASHY_BUILD
+#define CRASHY_BUILD 1
+#endif
+const volatile int crashy_build = CRASHY_BUILD;
+
+static volatile sig_atomic_t stop;
+static void on_term(int sig) {
+    (void)sig;
+    stop = 1;
+}
+
 static void segv(void) {
     volatile uintptr_t a = 16;
     *(volatile int *)a = 1;
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2)
+    if (argc < 2 || crashy_build < 1)
         return 2;
     if (!strcmp(argv[1], "exit") && argc == 3)
         return atoi(argv[2]);
@@ -70,7 +85,9 @@ int main(int argc, char **argv) {
                 ok, qtn_strerror(err));
         return 5;
     }
-    if (!strcmp(argv[1], "faults") && argc == 4) {
+    int wait_after = !strcmp(argv[1], "faults-wait") && argc == 4;
+    if ((!strcmp(argv[1], "faults") && (argc == 4 || argc == 5)) || wait_after) {
+        int kind = argc == 5 ? atoi(argv[4]) : FX_SEGV;
         qtn_register(&fx_component);
         qtn_config cfg = {.plan = "fx=1", .restart_max = 1000000};
         if (qtn_init(&cfg))
@@ -78,9 +95,16 @@ int main(int argc, char **argv) {
         int n = atoi(argv[2]);
         struct timespec pause_ = {0, atol(argv[3]) * 1000000L};
         for (int k = 0; k < n; k++) {
-            if (fx_crash(FX_SEGV) != -1)
+            if (fx_crash(kind) != -1)
                 return 5;
             nanosleep(&pause_, NULL);
+        }
+        if (wait_after) {
+            signal(SIGTERM, on_term);
+            while (!stop) {
+                struct timespec tick = {0, 10000000};
+                nanosleep(&tick, NULL);
+            }
         }
         qtn_shutdown();
         return 0;

@@ -1,6 +1,7 @@
 /* test_report.c - quarantine report's options: durations and counts read
  * strictly (no nan, no inf, no overflow, no negative, no trailing words),
- * each bad one refused with a message naming it and exit status 2. */
+ * each bad one refused with a message naming it and exit status 2; the
+ * crash buckets of a real store made by three builds of a crashing program. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,9 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
+
+#include "bucket.h"
 
 static char dir[64], db[96], out[128], text[1 << 16];
 
@@ -104,6 +108,91 @@ static void test_default_store_is_qtn_store(void **state) {
     assert_string_equal(text, want);
 }
 
+/* The bucket of `signature` in the JSON bucket view, or NULL. */
+static json_t *bucket_of(json_t *view, const char *signature) {
+    size_t i;
+    json_t *b;
+    json_array_foreach(json_object_get(view, "buckets"), i, b) {
+        if (!strcmp(json_string_value(json_object_get(b, "signature")) ?: "", signature))
+            return b;
+    }
+    return NULL;
+}
+
+static long long num(json_t *o, const char *key) {
+    json_t *v = json_object_get(o, key);
+    if (!json_is_integer(v))
+        fail_msg("no whole number %s in the bucket view", key);
+    return (long long)json_integer_value(v);
+}
+
+/* A real store: build 1 faults twice with one bug (a NULL dereference in
+ * fx) and once with another (a stack overflow), build 2 runs quiet, build
+ * 3 has the first bug again. Same bug in two builds: one bucket; two bugs
+ * in one component: two; the first regressed in build 3; the rules version
+ * printed in text and JSON. */
+static void test_buckets(void **state) {
+    (void)state;
+    char bdb[128], cmd[1024];
+    snprintf(bdb, sizeof bdb, "%s/buckets.db", dir);
+    const char *steps[][2] = {{CRASHY, "faults 2 5"},
+                              {CRASHY, "faults 1 5 6"}, /* FX_STACK */
+                              {CRASHY_B2, "faults 0 0"},
+                              {CRASHY_B3, "faults 1 5"}};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        snprintf(cmd, sizeof cmd, "%s run --store %s -- %s %s", QTN_BIN, bdb, steps[i][0],
+                 steps[i][1]);
+        if (run("%s", cmd) != 0)
+            fail_msg("%s failed:\n%s", cmd, text);
+        if (i == 1) { /* build 1 alone: its buckets are new in this build */
+            assert_int_equal(run("%s report --store %s --buckets --json", QTN_BIN, bdb), 0);
+            if (!strstr(text, "\"new_in_this_build\":true,\"regressed\":false") ||
+                strstr(text, "\"new_in_this_build\":false"))
+                fail_msg("build 1's buckets are not new:\n%s", text);
+        }
+    }
+    assert_int_equal(run("%s report --store %s --buckets --json", QTN_BIN, bdb), 0);
+    json_error_t jerr;
+    json_t *view = json_loads(text, 0, &jerr);
+    if (!view)
+        fail_msg("--buckets --json is not JSON (%s):\n%s", jerr.text, text);
+    assert_int_equal(num(view, "rules_version"), QB_RULES_VERSION);
+    assert_int_equal(num(view, "reports"), 4);
+    assert_int_equal(json_array_size(json_object_get(view, "buckets")), 2);
+    json_t *segv = bucket_of(view, "signal SIGSEGV: fx_crash_real");
+    json_t *deep = bucket_of(view, "signal SIGSEGV: fx_recurse");
+    if (!segv || !deep)
+        fail_msg("buckets missing:\n%s", text);
+    assert_int_equal(num(segv, "count"), 3);
+    assert_int_equal(num(segv, "installations"), 1);
+    assert_string_equal(json_string_value(json_object_get(segv, "component")), "fx");
+    json_t *builds = json_object_get(segv, "builds");
+    assert_int_equal(json_array_size(builds), 2);
+    assert_int_equal(num(json_array_get(builds, 0), "count"), 2);
+    assert_int_equal(num(json_array_get(builds, 1), "count"), 1);
+    const char *b3 = json_string_value(json_object_get(json_array_get(builds, 1), "build_id"));
+    assert_string_equal(json_string_value(json_object_get(view, "this_build")), b3);
+    assert_true(json_is_true(json_object_get(segv, "regressed")));
+    assert_true(json_is_false(json_object_get(segv, "new_in_this_build")));
+    assert_int_equal(num(deep, "count"), 1);
+    assert_true(json_is_false(json_object_get(deep, "regressed")));
+    assert_true(num(segv, "last_seen_ns") > num(deep, "last_seen_ns"));
+    json_t *ex = json_object_get(segv, "example");
+    assert_true(json_array_size(json_object_get(ex, "backtrace")) > 0);
+    assert_true(num(ex, "time_ns") == num(segv, "last_seen_ns"));
+    json_decref(view);
+
+    assert_int_equal(run("%s report --store %s --buckets", QTN_BIN, bdb), 0);
+    char want[96];
+    snprintf(want, sizeof want, "crash buckets: 2, of 4 report(s) (signature rules version %d;",
+             QB_RULES_VERSION);
+    if (!strstr(text, want) || !strstr(text, "\n  signal SIGSEGV: fx_crash_real\n") ||
+        !strstr(text, "component fx, 3 report(s), 1 installation(s)") ||
+        !strstr(text, "; regressed: seen again after a build where it was quiet") ||
+        !strstr(text, "#0  fx_crash_real+"))
+        fail_msg("the bucket view:\n%s", text);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/qtn-report-%d", (int)getpid());
     snprintf(db, sizeof db, "%s/store.db", dir);
@@ -122,6 +211,7 @@ int main(void) {
         cmocka_unit_test(test_since_is_read_strictly),
         cmocka_unit_test(test_latest_is_read_strictly),
         cmocka_unit_test(test_default_store_is_qtn_store),
+        cmocka_unit_test(test_buckets),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
