@@ -457,6 +457,19 @@ static void test_a_real_run_scraped(void **state) {
         fail_msg("4 faults not seen in 60 s; the last scrape:\n%s", body);
     assert_true(scrapes >= 6);
     assert_int_equal(get(port, "/", body, sizeof body, type, sizeof type), 404);
+    /* and as an operator scrapes it: curl, its body through the same parser */
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "curl -sS --max-time 5 http://127.0.0.1:%d/metrics", port);
+    FILE *c = popen(cmd, "r");
+    assert_non_null(c);
+    static char cbody[1 << 17];
+    size_t cn = fread(cbody, 1, sizeof cbody - 1, c);
+    cbody[cn] = 0;
+    assert_int_equal(pclose(c), 0);
+    static expo ce;
+    if (parse(cbody, &ce, why, sizeof why))
+        fail_msg("curl's scrape: %s\n%s", why, cbody);
+    assert_non_null(find(&ce, "quarantine_component_faults_total{component=\"fx\"}"));
     kill(sup, SIGTERM);
     int st;
     alarm(30); /* a supervisor that does not stop fails the test by SIGALRM */
