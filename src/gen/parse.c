@@ -372,6 +372,7 @@ static void inner_fields(fieldctx *fc, CXCursor c, CXType t) {
         }
         free(rec);
     }
+    free(at.file);
     free(name);
 }
 
