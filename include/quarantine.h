@@ -185,8 +185,13 @@ enum {
     QTN_T_F32,
     QTN_T_F64,
     QTN_T_PTR,   /* a pointer passed by value and never dereferenced */
-    QTN_T_HANDLE /* return type only: a pointer the callee issued; on a crossing
+    QTN_T_HANDLE, /* return type only: a pointer the callee issued; on a crossing
                     it is tagged with the domain's incarnation (see QTN_F_OWNED) */
+    QTN_T_STRING  /* return type only: a NUL-terminated string the callee keeps (a
+                    version, an error message, a name), never freed by the
+                    caller; on a crossing it is copied back into memory of the
+                    calling thread's, valid until that thread calls the same
+                    entry again (NULL crosses as NULL) */
 };
 
 /* What crosses for a parameter. */

@@ -24,8 +24,8 @@ static const char *tname(int t) {
     static const char *n[] = {"QTN_T_VOID", "QTN_T_I8",  "QTN_T_U8",  "QTN_T_I16",
                               "QTN_T_U16",  "QTN_T_I32", "QTN_T_U32", "QTN_T_I64",
                               "QTN_T_U64",  "QTN_T_F32", "QTN_T_F64", "QTN_T_PTR",
-                              "QTN_T_HANDLE"};
-    return t >= 0 && t <= QTN_T_HANDLE ? n[t] : "QTN_T_VOID";
+                              "QTN_T_HANDLE", "QTN_T_STRING"};
+    return t >= 0 && t <= QTN_T_STRING ? n[t] : "QTN_T_VOID";
 }
 
 static const char *kname(int k) {
@@ -195,7 +195,7 @@ static void emit_func(FILE *o, const qg_func *f) {
     if (f->ret == QTN_T_VOID)
         out(o, "(void)r;\n    ");
     else
-        out(o, "r->%s = ", member(f->ret_slot));
+        out(o, "r->%s = %s", member(f->ret_slot), f->ret_slot == QG_V_P ? "(void *)" : "");
     out(o, "__real_%s(", f->name);
     for (unsigned i = 0; i < f->nparams; i++) {
         out(o, "%s", i ? ", " : "");

@@ -836,7 +836,7 @@ static void parse_func(ctx *x, CXCursor c) {
     CXType ft = clang_getCursorType(c);
     CXType rt = clang_getCursorResultType(c);
     f->ret_type = dup_cx(clang_getTypeSpelling(rt));
-    bool ret_handle = false, ret_owned = false;
+    bool ret_handle = false, ret_owned = false, ret_string = false;
     for (unsigned i = 0; i < a.n; i++) {
         char w[32];
         const char *rest = ann_word(a.items[i], w, sizeof w);
@@ -865,6 +865,8 @@ static void parse_func(ctx *x, CXCursor c) {
             ret_handle = true;
         } else if (!strcmp(w, "owned")) {
             ret_owned = true;
+        } else if (!strcmp(w, "string")) {
+            ret_string = true;
         } else {
             error_at(x, f->loc, "'%s' is no annotation for a function (%s())", w, f->name);
         }
@@ -882,17 +884,30 @@ static void parse_func(ctx *x, CXCursor c) {
         f->ret = QTN_T_VOID;
         if (f->fault)
             error_at(x, f->loc, "%s() returns nothing: drop QTN_FAULT", f->name);
+    } else if (is_pointer(rt) && ret_string) {
+        CXType pc = clang_getCanonicalType(clang_getPointeeType(clang_getCanonicalType(rt)));
+        f->ret = QTN_T_STRING;
+        f->ret_slot = QG_V_P;
+        if (pc.kind != CXType_Char_S && pc.kind != CXType_Char_U)
+            error_at(x, f->loc, "%s() is QTN_STRING but does not return a char pointer",
+                     f->name);
+        if (ret_handle || ret_owned)
+            error_at(x, f->loc, "%s() returns a string: QTN_STRING, not a handle as well",
+                     f->name);
     } else if (is_pointer(rt)) {
         f->ret = ret_owned ? QTN_T_HANDLE : QTN_T_PTR;
         f->ret_slot = QG_V_P;
         f->ret_key = pointee_key(rt);
         if (!ret_handle && !ret_owned)
             error_at(x, f->loc, "%s() returns a pointer: only a handle can come back; mark it "
-                     "QTN_OWNED (a handle the component issued, tagged with its incarnation) or "
-                     "QTN_HANDLE (passed through untouched)", f->name);
+                     "QTN_OWNED (a handle the component issued, tagged with its incarnation), "
+                     "QTN_HANDLE (passed through untouched) or QTN_STRING (a string it keeps, "
+                     "copied back)", f->name);
     } else if (!(f->ret = scalar_of(rt, &f->ret_slot))) {
         error_at(x, f->loc, "%s() returns '%s', which cannot cross", f->name, f->ret_type);
     }
+    if (ret_string && f->ret != QTN_T_STRING)
+        error_at(x, f->loc, "%s() is QTN_STRING but does not return a char pointer", f->name);
     if (f->ret != QTN_T_VOID && !f->fault)
         error_at(x, f->loc, "%s() returns a value: say what a call returns when the callee "
                  "faults, with QTN_FAULT(value)", f->name);

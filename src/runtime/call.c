@@ -249,6 +249,21 @@ static void *closure_for(const qtn_entry *en, uint32_t idx) {
     return s->code;
 }
 
+/* A string an entry returned, copied into the window at `at` (past what the
+ * host put there): its offset and length (offset | len << 32), 0 for NULL,
+ * or UINT64_MAX when it does not fit. */
+static uint64_t string_back(const char *s, char *win, uint64_t at) {
+    if (!s)
+        return 0;
+    size_t room = qtn__g.lay.win_size > at + 1 ? qtn__g.lay.win_size - at - 1 : 0;
+    size_t n = strnlen(s, room < UINT32_MAX ? room : UINT32_MAX);
+    if (n >= room || !at)
+        return UINT64_MAX;
+    memcpy(win + at, s, n);
+    win[at + n] = 0;
+    return at | (uint64_t)n << 32;
+}
+
 /* Runs one CALL from the host and answers RET. */
 static void dispatch(qtn__thread *t, qtn__chan *ch, char *win) {
     const qtn_entry *en = (const qtn_entry *)(uintptr_t)ch->hid;
@@ -276,6 +291,8 @@ static void dispatch(qtn__thread *t, qtn__chan *ch, char *win) {
     uint64_t w0 = qtn__stamp();
     en->thunk(fr->args, &rv);
     uint64_t work = qtn__stamp() - w0; /* in stamps: the host converts */
+    if (en->ret == QTN_T_STRING)
+        rv.u = string_back(rv.p, win, t->top);
     globals_copy(en->component, globals, true); /* and back */
     t->dn--;
     t->top = save;
@@ -659,6 +676,16 @@ static const char *serve_request(qtn__thread *t, qtn__inc *I, qtn__hstack *st, q
     }
     st->top = save;
     qtn__export_issuing(params, rv, rtype, &fx, in_host ? up_issue : NULL, &up);
+    if (rtype == QTN_T_STRING && rv.p) {
+        /* the host's string, into the window past the request (the window is
+         * at the same address in the domain): the domain's caller reads it
+         * there, until its next call on this channel */
+        uint64_t at = (end + QTN__ALIGN - 1) & ~(uint64_t)(QTN__ALIGN - 1);
+        uint64_t v = string_back(rv.p, win, at);
+        rv.p = v && v != UINT64_MAX ? win + at : NULL;
+        if (v == UINT64_MAX)
+            memcpy(&rv, &fault, sizeof rv);
+    }
     memcpy(&fr->ret, &rv, sizeof rv);
     return NULL;
 }
@@ -740,6 +767,58 @@ static int untag_handle(qtn_val *v, uint32_t inc) {
         return QTN_ESTALE;
     v->u &= (1ull << QTN__TAG_SHIFT) - 1;
     return 0;
+}
+
+/* The strings entries returned to a thread: one buffer per entry, reused by
+ * the entry's next call from that thread. */
+typedef struct qtn__rstr {
+    struct qtn__rstr *next;
+    const qtn_entry *en;
+    char *buf;
+    size_t cap;
+} qtn__rstr;
+
+/* The string the domain put at [at, at + n) of the window, copied once into
+ * the thread's buffer for en; NULL when the domain's offset or length is
+ * not one it could have written (past the host's frame, inside the window)
+ * or memory ran out. */
+static char *string_copy(qtn__thread *t, const qtn_entry *en, const char *win, uint64_t v,
+                         uint64_t host_end, bool *bad) {
+    uint64_t at = v & 0xffffffffu, n = v >> 32;
+    *bad = false;
+    if (at < host_end || at >= qtn__g.lay.win_size || n >= qtn__g.lay.win_size - at) {
+        *bad = true;
+        return NULL;
+    }
+    qtn__rstr *r = t->rstr;
+    while (r && r->en != en)
+        r = r->next;
+    if (!r) {
+        if (!(r = calloc(1, sizeof *r)))
+            return NULL;
+        r->en = en;
+        r->next = t->rstr;
+        t->rstr = r;
+    }
+    if (r->cap < n + 1) {
+        char *b = realloc(r->buf, n + 1);
+        if (!b)
+            return NULL;
+        r->buf = b;
+        r->cap = n + 1;
+    }
+    memcpy(r->buf, win + at, n); /* read once; its own NUL, not the domain's */
+    r->buf[n] = 0;
+    return r->buf;
+}
+
+void qtn__strings_free(qtn__thread *t) {
+    while (t->rstr) {
+        qtn__rstr *r = t->rstr;
+        t->rstr = r->next;
+        free(r->buf);
+        free(r);
+    }
 }
 
 static int cross(qtn__thread *t, qtn_edge *e, int d, qtn_val *args, qtn_val *ret) {
@@ -863,6 +942,17 @@ again:
                           "the domain answered with a length or pointer it was not given");
         else if (en->ret == QTN_T_HANDLE)
             rv.p = tag_handle(rv.p, I->inc);
+        else if (en->ret == QTN_T_STRING && rv.u) {
+            bool bad;
+            if (rv.u == UINT64_MAX) {
+                r = QTN_ETOOBIG; /* the callee's string does not fit in the channel */
+            } else if (!(rv.p = string_copy(t, en, win, rv.u, a.top, &bad))) {
+                r = bad ? QTN_ECONTRACT : QTN_ENOMEM;
+                if (bad)
+                    qtn__dom_kill(d, I->inc, QTN_FAULT_CONTRACT, en,
+                                  "the domain returned a string outside its part of the window");
+            }
+        }
         if (!r && gsize) /* fixed sizes: any bytes are the component's own business */
             globals_copy(en->component, (char *)(fr->args + n), false);
     }

@@ -248,6 +248,7 @@ typedef struct qtn__thread {
     uint32_t plan_gen; /* plan generation its direct flags follow */
     uint32_t dn;       /* frames on dst */
     void *altstack;    /* host: the crash handler's stack, if made here */
+    struct qtn__rstr *rstr; /* host: the strings entries returned to it (call.c) */
     struct {
         const qtn_entry *entry;
         uint32_t depth;
@@ -255,6 +256,8 @@ typedef struct qtn__thread {
 } qtn__thread;
 
 qtn__thread *qtn__self_thread(void) QTN__HIDDEN;
+/* A thread's copies of the strings entries returned to it (call.c). */
+void qtn__strings_free(qtn__thread *t) QTN__HIDDEN;
 /* The calling thread's, or NULL when it has none yet (never allocates: for a
  * signal handler). */
 qtn__thread *qtn__thread_if_any(void) QTN__HIDDEN;

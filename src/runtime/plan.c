@@ -244,7 +244,7 @@ int qtn_register(qtn_component *c) {
             r = bad(c->name, e->name, "the entry names another component");
             goto out;
         }
-        if (e->nparams > QTN_PARAMS_MAX || e->ret > QTN_T_HANDLE) {
+        if (e->nparams > QTN_PARAMS_MAX || e->ret > QTN_T_STRING) {
             r = bad(c->name, e->name, "too many parameters or a bad return type");
             goto out;
         }

@@ -155,6 +155,7 @@ static void thread_gone(void *p) {
     pthread_mutex_unlock(&qtn__g.lock);
     for (int d = 0; d <= QTN_DOMAINS_MAX; d++)
         free(t->hst[d]);
+    qtn__strings_free(t);
     qtn__crash_thread_gone(t->altstack);
     free(t);
     tself = NULL;

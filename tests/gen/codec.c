@@ -90,6 +90,16 @@ int codec_doc_upper(codec_doc *d) {
     return d->id + part_upper(&d->head) + part_upper(&d->parts[0]) + part_upper(&d->parts[1]);
 }
 
+const char *codec_name(int32_t which) {
+    static const char *const names[] = {"zero", "one", "two", NULL};
+    static char big[2 << 20];
+    if (which == 4) {
+        memset(big, 'b', sizeof big - 1);
+        return big;
+    }
+    return which >= 0 && which < 4 ? names[which] : "many";
+}
+
 int codec_socket_errno(void) {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd >= 0) {

@@ -88,6 +88,11 @@ int codec_first_byte(const char *path QTN_STRING);
 QTN_COMPONENT(codec) QTN_FAULT(-2) QTN_DENIED(EACCES)
 int codec_socket_errno(void);
 
+/* a string the component keeps ("zero", "one", "two"; 3: NULL; 4: one of
+ * 2 MiB, more than a channel holds), copied back */
+QTN_COMPONENT(codec) QTN_FAULT("?") QTN_STRING
+const char *codec_name(int32_t which);
+
 /* callbacks run back in the caller's domain; their own pointer parameters
  * are annotated like an entry's, in the declarator or in a typedef */
 QTN_COMPONENT(codec) QTN_FAULT(-1)

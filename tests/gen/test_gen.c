@@ -249,6 +249,14 @@ static void test_syscalls(void **state) {
     if (rc)
         fail_msg("exit %d: %s", rc, err);
     assert_non_null(strstr(stubs, ".denied_errno = EPERM"));
+    rc = gen("QTN_COMPONENT(c) QTN_FAULT(\"?\") QTN_STRING const char *f(int a);\n");
+    if (rc)
+        fail_msg("exit %d: %s", rc, err);
+    assert_non_null(strstr(stubs, ".ret = QTN_T_STRING"));
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(0) QTN_STRING int f(int a);", 1,
+                 "f() is QTN_STRING but does not return a char pointer");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(0) QTN_STRING const int *f(int a);", 1,
+                 "f() is QTN_STRING but does not return a char pointer");
     expect_error("QTN_COMPONENT(c) QTN_FAULT(-1) QTN_DENIED(EWHAT) int f(int a);", 1,
                  "QTN_DENIED(EWHAT) of f(): an errno name");
     expect_error("QTN_COMPONENT(c) QTN_FAULT(-1) QTN_DENIED(EPERM) int f(int a);\n"

@@ -309,6 +309,26 @@ static void test_declared_syscalls(void **state) {
     unlink(path);
 }
 
+/* A returned string crosses back as a copy the calling thread keeps until
+ * its next call of the same entry; NULL as NULL; one that does not fit in
+ * the channel is the fault value, and says so. */
+static void test_returned_strings(void **state) {
+    (void)state;
+    plan("codec=1");
+    const char *a = codec_name(1);
+    assert_string_equal(a, "one");
+    assert_string_equal(codec_name(2), "two"); /* the same buffer, new contents */
+    assert_null(codec_name(3));
+    assert_int_equal(qtn_last_error(), 0);
+    qtn_clear_error();
+    assert_string_equal(codec_name(4), "?"); /* 2 MiB: the fault value */
+    assert_int_equal(qtn_last_error(), QTN_ETOOBIG);
+    assert_string_equal(codec_name(0), "zero"); /* and the domain serves on */
+    plan("codec=host");
+    assert_string_equal(codec_name(2), "two");
+    assert_int_equal((int)strlen(codec_name(4)), (2 << 20) - 1); /* directly: the library's */
+}
+
 /* QTN_DENIED(EACCES): a system call the filter denies fails in the domain
  * with EACCES, and the domain lives on (same incarnation, no fault). */
 static void test_denied_fails(void **state) {
@@ -376,6 +396,7 @@ int main(void) {
         cmocka_unit_test(test_handles_while_the_plan_moves),
         cmocka_unit_test(test_declared_syscalls),
         cmocka_unit_test(test_denied_fails),
+        cmocka_unit_test(test_returned_strings),
         cmocka_unit_test_prestate(test_code_identity, &report),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
