@@ -360,8 +360,58 @@ static void expect_contract_fault(int d, uint32_t inc, const char *entry) {
     assert_int_equal(incarnation(d), inc + 1);
 }
 
+/* ---- a returned string where the domain says ------------------------------------ */
+
+/* An entry returning a string (QTN_T_STRING) whose domain answers RET with
+ * the string's place made up: over the host's own frame, past the window,
+ * longer than the window. */
+enum { ES_LOW = 1, ES_OUT, ES_LONG, ES_MAX };
+
+static void evil_str_thunk(qtn_val *a, qtn_val *r) {
+    (void)r;
+    qtn__thread *t = qtn__self_thread();
+    qtn__chan *ch = qtn__chan_in(qtn__my_slot(), (uint32_t)t->serving);
+    uint64_t wsz = qtn__g.lay.win_size, v = 0;
+    switch (a[0].i) {
+    case ES_LOW: v = 8 | (uint64_t)4 << 32; break;
+    case ES_OUT: v = (wsz + 64) | (uint64_t)4 << 32; break;
+    case ES_LONG: v = (t->top + 64) | (wsz - 8) << 32; break;
+    default: return;
+    }
+    ch->dret.u = v;
+    ch->dtype = QTN__MSG_RET;
+    qtn__post(&ch->dseq, ++t->sent, &ch->hsleep);
+    for (;;)
+        pause(); /* the host kills this process */
+}
+static const qtn_param evil_str_params[] = {QTN_P_SCALAR(QTN_T_I32)};
+static qtn_component evil_str_component;
+static const qtn_entry evil_str_entry = {.name = "evil_str", .component = &evil_str_component,
+                                         .thunk = evil_str_thunk, .ret = QTN_T_STRING,
+                                         .nparams = 1, .params = evil_str_params,
+                                         .fault = {.p = (void *)"fault"}};
+static const qtn_entry *const evil_str_entries[] = {&evil_str_entry};
+static qtn_component evil_str_component = {.name = "evil_str", .nentries = 1,
+                                           .entries = evil_str_entries};
+static qtn_edge evil_str_edge = QTN_EDGE_INIT(NULL, &evil_str_entry);
+
+static void test_returned_string_made_up(void **state) {
+    (void)state;
+    tu_plan("evil_str=3");
+    for (int mode = ES_LOW; mode < ES_MAX; mode++) {
+        uint32_t inc = incarnation(3);
+        qtn_val v[1] = {{.i = mode}}, r;
+        int err = qtn_call(&evil_str_edge, v, &r);
+        if (err != QTN_ECONTRACT || strcmp((const char *)r.p, "fault"))
+            fail_msg("mode %d: got %s, want the fault value", mode, qtn_strerror(err));
+        expect_contract_fault(3, inc, "evil_str");
+    }
+    tu_plan("evil_str=host");
+}
+
 static int setup(void **state) {
     (void)state;
+    assert_int_equal(qtn_register(&evil_str_component), 0);
     assert_int_equal(qtn_register(&tk_component), 0);
     assert_int_equal(qtn_register(&tk2_component), 0);
     assert_int_equal(qtn_register(&evil_component), 0);
@@ -602,6 +652,7 @@ int main(void) {
         cmocka_unit_test(test_actual_length_through_int),
         cmocka_unit_test(test_string_moved_during_import),
         cmocka_unit_test(test_forged_handles),
+        cmocka_unit_test(test_returned_string_made_up),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
