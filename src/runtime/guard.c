@@ -301,13 +301,14 @@ static scmp_filter_ctx setup_filter(bool notify, scmp_datum_t me) {
  * child's pid goes (no pid is that large), patched in each child: making
  * it there would cost every new process a third of a millisecond. */
 #define SELF 0x5eed5eedu
-static struct {
+typedef struct bpf_prog {
     struct sock_filter *insn;
     unsigned short len;
-} setup_bpf[2]; /* [notify] */
+} bpf_prog;
+static bpf_prog setup_bpf[2]; /* [notify] */
 
-static void export_setup_filter(bool notify) {
-    scmp_filter_ctx ctx = setup_filter(notify, SELF);
+/* ctx as BPF into *out (left empty when it cannot be made). */
+static void export_bpf(scmp_filter_ctx ctx, bpf_prog *out) {
     int fd = memfd_create("quarantine-bpf", MFD_CLOEXEC);
     struct stat st;
     if (ctx && fd >= 0 && seccomp_export_bpf(ctx, fd) == 0 && fstat(fd, &st) == 0 &&
@@ -315,14 +316,30 @@ static void export_setup_filter(bool notify) {
         st.st_size / sizeof(struct sock_filter) <= BPF_MAXINSNS) {
         struct sock_filter *insn = malloc((size_t)st.st_size);
         if (insn && pread(fd, insn, (size_t)st.st_size, 0) == st.st_size) {
-            setup_bpf[notify].insn = insn;
-            setup_bpf[notify].len = (unsigned short)(st.st_size / sizeof(struct sock_filter));
+            out->insn = insn;
+            out->len = (unsigned short)(st.st_size / sizeof(struct sock_filter));
         } else {
             free(insn);
         }
     }
     if (fd >= 0)
         close(fd);
+}
+
+/* Replaces each constant `from` the program compares with by `to`, in this
+ * process's copy (the zygote's stays as it is). Returns how many. */
+static unsigned bpf_patch(bpf_prog *p, uint32_t from, uint32_t to) {
+    unsigned n = 0;
+    for (unsigned i = 0; p->insn && i < p->len; i++)
+        if (BPF_CLASS(p->insn[i].code) == BPF_JMP && BPF_SRC(p->insn[i].code) == BPF_K &&
+            p->insn[i].k == from)
+            p->insn[i].k = to, n++;
+    return n;
+}
+
+static void export_setup_filter(bool notify) {
+    scmp_filter_ctx ctx = setup_filter(notify, SELF);
+    export_bpf(ctx, &setup_bpf[notify]);
     if (ctx)
         seccomp_release(ctx);
 }
@@ -333,12 +350,9 @@ static int load_setup_filter(bool notify, int *listener) {
     *listener = -1;
     unsigned flags = notify ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0;
     struct sock_filter *insn = setup_bpf[notify].insn;
-    unsigned len = setup_bpf[notify].len, patched = 0;
-    uint32_t me = (uint32_t)getpid();
-    for (unsigned i = 0; insn && i < len; i++) /* a copy: the zygote's stays as it is */
-        if (BPF_CLASS(insn[i].code) == BPF_JMP && BPF_SRC(insn[i].code) == BPF_K &&
-            insn[i].k == SELF)
-            insn[i].k = me, patched++;
+    unsigned len = setup_bpf[notify].len;
+    pid_t me = getpid();
+    unsigned patched = bpf_patch(&setup_bpf[notify], SELF, (uint32_t)me);
     if (insn && patched) {
         struct sock_fprog prog = {.len = (unsigned short)len, .filter = insn};
         long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
@@ -428,9 +442,12 @@ static int landlock_ruleset(void) {
     return rs;
 }
 
+static void export_call_filter(void);
+
 int qtn__guard_prepare(bool landlock, int *ruleset) {
     export_setup_filter(false);
     export_setup_filter(true);
+    export_call_filter();
     *ruleset = landlock ? landlock_ruleset() : -1;
     return landlock && *ruleset < 0 ? -1 : 0;
 }
@@ -545,19 +562,21 @@ static int rule(scmp_filter_ctx ctx, const char *name) {
     return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
 }
 
-int qtn__guard_seccomp(void) {
+/* The call-time filter for process `me` whose dying fd is `dying` (NONE:
+ * none), or NULL. */
+#define DYING 0x7ead0fd5u /* where the dying fd goes, in the zygote's BPF */
+#define NONE_FD 0xffffffffu /* compared with no fd: the rule allows nothing */
+static scmp_filter_ctx call_filter(scmp_datum_t me, scmp_datum_t dying) {
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
     if (!ctx)
-        return -1;
+        return NULL;
     /* every thread, those an init hook started too */
     int r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
     for (size_t i = 0; i < sizeof allowed / sizeof allowed[0] && !r; i++)
         r = rule(ctx, allowed[i]);
-    pid_t me = getpid();
     /* output to the inherited stdout and stderr only */
-    if (qtn__g.dying_fd >= 0) /* telling the host it is dying */
-        r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1,
-                                  a0(SCMP_CMP_EQ, (scmp_datum_t)qtn__g.dying_fd, 0));
+    r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1, /* dying, it says so */
+                              a0(SCMP_CMP_EQ, dying, 0));
     for (scmp_datum_t fd = 1; fd <= 2 && !r; fd++) {
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1, a0(SCMP_CMP_EQ, fd, 0));
         r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(writev), 1,
@@ -603,9 +622,41 @@ int qtn__guard_seccomp(void) {
             r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
         }
     }
-    if (r)
+    if (r) {
         qtn__warn("domain filter: %s", strerror(-r));
-    r = r ?: seccomp_load(ctx);
+        seccomp_release(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+/* The call-time filter as BPF, made once in the zygote (the components are
+ * registered by then) with SELF and DYING for this process's pid and dying
+ * fd, patched in each new process instead of made there. */
+static bpf_prog call_bpf;
+
+static void export_call_filter(void) {
+    scmp_filter_ctx ctx = call_filter(SELF, DYING);
+    if (ctx) {
+        export_bpf(ctx, &call_bpf);
+        seccomp_release(ctx);
+    }
+}
+
+int qtn__guard_seccomp(void) {
+    pid_t me = getpid();
+    uint32_t dying = qtn__g.dying_fd >= 0 ? (uint32_t)qtn__g.dying_fd : NONE_FD;
+    if (call_bpf.insn && bpf_patch(&call_bpf, SELF, (uint32_t)me) &&
+        bpf_patch(&call_bpf, DYING, dying)) {
+        struct sock_fprog prog = {.len = call_bpf.len, .filter = call_bpf.insn};
+        /* every thread, those an init hook started too */
+        if (!syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog))
+            return 0;
+    }
+    scmp_filter_ctx ctx = call_filter((scmp_datum_t)me, dying); /* not made in the zygote */
+    if (!ctx)
+        return -1;
+    int r = seccomp_load(ctx);
     seccomp_release(ctx);
     return r;
 }
