@@ -7,6 +7,8 @@
 #   hot_isolated  the component with the most calls in the host run, in a
 #                 domain of its own (the rest in the host)
 #   all_isolated  every component in a domain of its own
+#   hot_nofollow  as hot_isolated, with QTN_FOLLOW=0 (the domain's threads
+#                 sleep on any CPU, not on their caller's)
 #
 # side by side: the configurations take turns, R rounds of S seconds each,
 # and each figure is the median of its rounds. Per configuration it prints
@@ -48,14 +50,15 @@ fi
 # shellcheck source=bench/port.sh
 . "$(dirname "$0")/port.sh"
 
-# one NAME PLAN ROUND: a server, the load, its figures in $dir/NAME.ROUND
+# one NAME PLAN ROUND [ENV...]: a server, the load, its figures in $dir/NAME.ROUND
 one() {
     local name=$1 plan=$2 round=$3 port d=$dir/$1.$3
+    shift 3
     mkdir -p "$d"
     port=$(free_port)
     local cmd=("$SRV" --port "$port")
     [ ${#PERF[@]} -gt 0 ] && cmd=("${PERF[@]}" "$d/perf" "${cmd[@]}")
-    QTN_PLAN="$plan" "${cmd[@]}" > "$d/server.out" 2> "$d/server.err" &
+    env "$@" QTN_PLAN="$plan" "${cmd[@]}" > "$d/server.out" 2> "$d/server.err" &
     local top=$!
     for _ in $(seq 1 100); do
         grep -q "listening on" "$d/server.out" 2>/dev/null && break
@@ -99,10 +102,11 @@ for r in $(seq 1 "$ROUNDS"); do
     one host "" "$r"
     one hot_isolated "$hot=1" "$r"
     one all_isolated "$all" "$r"
+    one hot_nofollow "$hot=1" "$r" QTN_FOLLOW=0
 done
 
 med() { sort -n | awk '{v[NR] = $1} END {if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-for cfg in host hot_isolated all_isolated; do
+for cfg in host hot_isolated all_isolated hot_nofollow; do
     rps=$(for r in $(seq 1 "$ROUNDS"); do cut -d' ' -f1 "$dir/$cfg.$r/figures"; done | med)
     eval "R_$cfg=$rps"
     printf "rps_%s %s req/s\n" "$cfg" "$rps"
@@ -126,5 +130,6 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'
 echo
 echo "hot_isolated/host $(ratio "$R_hot_isolated" "$R_host") x (target >= 0.95)"
 echo "all_isolated/host $(ratio "$R_all_isolated" "$R_host") x (target >= 0.85)"
+echo "hot_nofollow/host $(ratio "$R_hot_nofollow" "$R_host") x"
 echo "rounds $ROUNDS count"
 echo "seconds_per_round $SECS s"
