@@ -311,10 +311,13 @@ static void *serve(void *arg) {
     qtn__guard_thread();
     qtn__chan *ch = qtn__chan_in(qtn__my_slot(), k);
     char *win = qtn__win_in(qtn__my_slot(), k);
-    qtn__follow follow = {&ch->hcpu, -1}, *fp = qtn__g.follow ? &follow : NULL;
+    qtn__follow follow = {&ch->hcpu, -1, 0}, *fp = qtn__g.follow ? &follow : NULL;
     for (;;) {
+        uint64_t s0 = fp ? qtn__stamp() : 0;
         if (qtn__await(&ch->hseq, t->seen, t->seen + 1, &ch->dsleep, NULL, 0, 0, fp))
             qtn__fatal("channel %u: the host broke the sequence", k);
+        if (fp)
+            follow.last_ns = qtn__stamp_ns(qtn__stamp() - s0);
         t->seen++;
         if (ch->htype != QTN__MSG_CALL)
             qtn__fatal("channel %u: unexpected message %u from the host", k, ch->htype);

@@ -434,7 +434,13 @@ void qtn__post(_Atomic uint32_t *word, uint32_t seq, _Atomic uint32_t *peer_slee
 typedef struct qtn__follow {
     _Atomic int32_t *cpu; /* the caller's CPU (the channel's hcpu) */
     int pinned;           /* the CPU this thread is pinned to, -1: none */
+    uint64_t last_ns;     /* how long the last wait for a call took */
 } qtn__follow;
+/* Waits for a call shorter than this: the caller calls in a tight loop, and
+ * both sides are better off spinning on cores of their own than taking turns
+ * on one (the caller's may be crowded); longer ones, as between the requests
+ * of a server's connection: sleep on the caller's CPU. */
+#define QTN__FOLLOW_MIN_NS 50000u
 
 /* Waits while *word == cur, spinning first, then sleeping. Returns 0 when
  * it became `want`; 1 if it moved otherwise and *live (when not NULL) is no

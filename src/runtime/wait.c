@@ -105,7 +105,9 @@ int qtn__await(_Atomic uint32_t *word, uint32_t cur, uint32_t want, _Atomic uint
      * crossing in a loaded server was mostly these wake-ups). */
     if (follow) {
         int c = atomic_load_explicit(follow->cpu, memory_order_relaxed);
-        if (c >= 0 && c != follow->pinned)
+        if (follow->last_ns < QTN__FOLLOW_MIN_NS)
+            c = -1; /* calls come close together: anywhere */
+        if (c != follow->pinned)
             pin_to(follow, c);
     }
     /* the clock is read only to sleep: a quick answer reads none */
