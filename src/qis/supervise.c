@@ -36,6 +36,8 @@
 
 #include "../runtime/statsfile.h"
 #include "replan.h"
+#include "outbox.h"
+#include "pg.h"
 #include "spool.h"
 #include "store.h"
 #include "supervise.h"
@@ -43,6 +45,7 @@
 #define ACK_TIMEOUT_S 5.0  /* a pushed plan not answered by then: said */
 #define READY_WAIT_S 2.0   /* a runtime that says hello but not its plan: take the one given */
 #define MAX_OLD 16
+#define FLUSH_MS 5000      /* at the end, the outbox's last try to ship what it holds */
 
 typedef enum { ST_STARTING, ST_UP, ST_BACKOFF, ST_STOPPING, ST_DONE } state;
 
@@ -72,6 +75,7 @@ typedef struct sup {
     const qs_sup_opts *o;
     state st;
     qs_store *store;
+    qf_outbox *outbox;      /* with a fleet store: its shipper */
     char spool_dir[4200];
     int spool_ok;           /* spool_dir is beside the store */
     char installation[128], run[64];
@@ -813,6 +817,7 @@ static int wrap_up(sup *s) {
         qs_spool_close(s->old[i]);
     }
     qs_close(s->store);
+    qf_outbox_stop(s->outbox, FLUSH_MS);
     free(s->crashes);
     free(s->grace);
     if (s->ctl_fd >= 0)
@@ -845,6 +850,13 @@ int qs_supervise(const qs_sup_opts *o) {
     }
     store(s); /* said now if it cannot be opened; the program runs all the same */
     spool_dir(s);
+    if (o->fleet_uri) {
+        qf_outbox_opts fo = {o->fleet_uri, o->store_path, s->installation, o->set.half_life_s,
+                             o->fleet_refresh_ms};
+        if (!(s->outbox = qf_outbox_start(&fo)))
+            logev("fleet-error cannot start the shipper: %s (records stay in the outbox %s)",
+                  strerror(errno), o->store_path);
+    }
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGCHLD);
@@ -863,8 +875,13 @@ int qs_supervise(const qs_sup_opts *o) {
     s->pid = start(s, &g_oldmask);
     s->started = now_s();
     s->st = ST_STARTING;
-    logev("start pid=%d program=%s store=%s%s%s%s", (int)s->pid, o->argv[0], o->store_path,
-          s->start_plan[0] ? " plan=\"" : "", s->start_plan, s->start_plan[0] ? "\"" : "");
+    char where[512] = "";
+    if (o->fleet_uri)
+        qf_where(o->fleet_uri, where, sizeof where);
+    logev("start pid=%d program=%s store=%s%s%s%s%s%s", (int)s->pid, o->argv[0],
+          o->fleet_uri ? where : o->store_path, o->fleet_uri ? " outbox=" : "",
+          o->fleet_uri ? o->store_path : "", s->start_plan[0] ? " plan=\"" : "", s->start_plan,
+          s->start_plan[0] ? "\"" : "");
     double last_tick = now_s();
     while (s->st != ST_DONE) {
         int timeout = 1000;
@@ -872,9 +889,16 @@ int qs_supervise(const qs_sup_opts *o) {
             double left = s->restart_at - now_s();
             timeout = left <= 0 ? 0 : left < 1 ? (int)(left * 1000) + 1 : 1000;
         }
-        struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = ifd, .events = POLLIN}};
-        if (poll(p, 2, timeout) < 0 && errno != EINTR)
+        struct pollfd p[3] = {{.fd = sfd, .events = POLLIN},
+                              {.fd = ifd, .events = POLLIN},
+                              {.fd = s->outbox ? qf_outbox_fd(s->outbox) : -1, .events = POLLIN}};
+        if (poll(p, 3, timeout) < 0 && errno != EINTR)
             break;
+        if (p[2].revents & POLLIN) { /* the fleet's evidence changed */
+            qf_outbox_seen(s->outbox);
+            evdata e = {.ev = EV_EVIDENCE};
+            push_event(s, &e);
+        }
         if (p[1].revents & POLLIN) {
             char ev[4096];
             while (read(ifd, ev, sizeof ev) > 0)

@@ -1,0 +1,186 @@
+/* test_fleet_run.c - quarantine run with a fleet's store, a real
+ * PostgreSQL the test starts: the records go to the outbox and are
+ * shipped; PostgreSQL stopped and started again in the middle of a run
+ * loses nothing and stores nothing twice (the fleet's counts are the
+ * outbox's); a wrong password, an unreachable server and a database with a
+ * newer schema are said clearly (never the password) while the program is
+ * supervised on, and what waited in the outbox is shipped by a later run. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "pgtest.h"
+#include "storeq.h"
+
+static tpg pg;
+static char dir[64], outbox[96], logpath[96], log_text[1 << 18];
+
+static int setup(void **state) {
+    (void)state;
+    tpg_start(&pg);
+    snprintf(dir, sizeof dir, "/tmp/qtn-fleetrun-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(logpath, sizeof logpath, "%s/log", dir);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    tpg_destroy(&pg);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd) ? -1 : 0;
+}
+
+static void slurp(void) {
+    FILE *f = fopen(logpath, "r");
+    size_t n = f ? fread(log_text, 1, sizeof log_text - 1, f) : 0;
+    log_text[n] = 0;
+    if (f)
+        fclose(f);
+}
+
+static void has(const char *needle) {
+    if (!strstr(log_text, needle))
+        fail_msg("missing: %s\nin:\n%s", needle, log_text);
+}
+
+/* Starts `quarantine run --store URI --outbox OUTBOX ARGS` in the
+ * background, its log to logpath; its pid. */
+static pid_t start(const char *uri, const char *name, const char *args) {
+    snprintf(outbox, sizeof outbox, "%s/%s.db", dir, name);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "QTN_QUIET_FAULTS=1 exec timeout 120 %s run --store '%s' --outbox %s"
+             " --installation %s --stats-interval 0.2 %s 2>%s",
+             QTN_BIN, uri, outbox, name, args, logpath);
+    pid_t p = fork();
+    assert_true(p >= 0);
+    if (p == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    return p;
+}
+
+static int finish(pid_t p) {
+    int st;
+    assert_int_equal(waitpid(p, &st, 0), p);
+    slurp();
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static long long in_outbox(const char *sql) { return tsq_file(outbox, sql); }
+
+/* Every table: as many rows in the fleet, for this installation, as in the
+ * outbox, each once. */
+static void fleet_has_the_outbox(const char *name) {
+    static const char *const tables[] = {"reports", "stats", "edge_stats", "proc_stats",
+                                         "starts",  "plan_changes"};
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+        char sql[256];
+        snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM %s", tables[i]);
+        long long here = in_outbox(sql);
+        snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM %s WHERE installation = '%s'", tables[i],
+                 name);
+        long long there = tpg_one(&pg, NULL, sql);
+        if (here != there)
+            fail_msg("%s: %lld in the outbox, %lld in the fleet\n%s", tables[i], here, there,
+                     log_text);
+    }
+    char sql[300];
+    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM report_frames f JOIN reports r ON r.id ="
+                              " f.report_id WHERE r.installation = '%s'", name);
+    assert_int_equal(tpg_one(&pg, NULL, sql), in_outbox("SELECT COUNT(*) FROM report_frames"));
+    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM (SELECT DISTINCT run, proc, pid, kind, seq"
+                              " FROM reports WHERE installation = '%s') d", name);
+    assert_int_equal(tpg_one(&pg, NULL, sql), in_outbox("SELECT COUNT(*) FROM reports"));
+}
+
+static void test_postgresql_stopped_and_started_again(void **state) {
+    (void)state;
+    pid_t p = start(pg.uri, "restarted", "-- " CRASHY " faults 40 75");
+    struct timespec t = {1, 0}, back = {1, 500000000};
+    nanosleep(&t, NULL);
+    tpg_stop(&pg);
+    nanosleep(&back, NULL);
+    tpg_restart(&pg);
+    assert_int_equal(finish(p), 0);
+    has("event=fleet-connected store=postgresql://" TPG_USER "@127.0.0.1:");
+    has("event=fleet-error fleet store postgresql://" TPG_USER "@127.0.0.1:");
+    has(" (back)");
+    assert_null(strstr(log_text, TPG_PASSWORD));
+    assert_null(strstr(log_text, "event=fleet-held"));
+    assert_int_equal(in_outbox("SELECT COUNT(*) FROM reports WHERE component = 'fx'"), 40);
+    assert_true(in_outbox("SELECT COUNT(*) FROM stats") > 0);
+    fleet_has_the_outbox("restarted");
+}
+
+static void test_wrong_password_then_right(void **state) {
+    (void)state;
+    char uri[300];
+    tpg_uri(&pg, NULL, "not-the-pw", uri, sizeof uri);
+    assert_int_equal(finish(start(uri, "wrongpw", "-- " CRASHY " isolated-fault")), 0);
+    char want[200];
+    snprintf(want, sizeof want, "event=fleet-error fleet store postgresql://%s@127.0.0.1:%d/"
+             "postgres: cannot connect: ", TPG_USER, pg.port);
+    has(want);
+    has("password authentication failed for user");
+    has("event=fleet-held rows=");
+    has("event=fault "); /* supervised on */
+    assert_null(strstr(log_text, "not-the-pw"));
+    assert_int_equal(in_outbox("SELECT COUNT(*) FROM reports WHERE component = 'fx'"), 1);
+    assert_int_equal(tpg_one(&pg, NULL, "SELECT COUNT(*) FROM reports WHERE installation ="
+                                        " 'wrongpw'"), 0);
+    /* the same outbox with the right password: what waited is shipped */
+    assert_int_equal(finish(start(pg.uri, "wrongpw", "-- " CRASHY " exit 0")), 0);
+    assert_null(strstr(log_text, "event=fleet-held"));
+    fleet_has_the_outbox("wrongpw");
+    assert_int_equal(tpg_one(&pg, NULL, "SELECT COUNT(*) FROM reports WHERE installation ="
+                                        " 'wrongpw' AND component = 'fx'"), 1);
+}
+
+static void test_unreachable_and_newer_schema(void **state) {
+    (void)state;
+    char uri[300];
+    snprintf(uri, sizeof uri, "postgresql://%s:%s@127.0.0.1:%d/postgres?connect_timeout=2",
+             TPG_USER, TPG_PASSWORD, tpg_free_port());
+    time_t t0 = time(NULL);
+    assert_int_equal(finish(start(uri, "unreachable", "-- " CRASHY " isolated-fault")), 0);
+    assert_true(time(NULL) - t0 < 20);
+    has("cannot connect: connection to server at \"127.0.0.1\"");
+    has("event=fleet-held rows=");
+    has("event=fault ");
+    assert_int_equal(in_outbox("SELECT COUNT(*) FROM reports WHERE component = 'fx'"), 1);
+
+    tpg_one(&pg, NULL, "CREATE DATABASE newer");
+    tpg_one(&pg, "newer", "CREATE TABLE quarantine_schema (version BIGINT NOT NULL);"
+                          "INSERT INTO quarantine_schema VALUES (7)");
+    tpg_uri(&pg, "newer", NULL, uri, sizeof uri);
+    assert_int_equal(finish(start(uri, "newer", "-- " CRASHY " isolated-fault")), 0);
+    has("/newer: cannot use it: schema version 7 is newer than this quarantine's");
+    has("event=fleet-held rows=");
+    has("event=fault ");
+    assert_int_equal(in_outbox("SELECT COUNT(*) FROM reports WHERE component = 'fx'"), 1);
+    assert_int_equal(tpg_one(&pg, "newer", "SELECT version FROM quarantine_schema"), 7);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_postgresql_stopped_and_started_again),
+        cmocka_unit_test(test_wrong_password_then_right),
+        cmocka_unit_test(test_unreachable_and_newer_schema),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
