@@ -59,6 +59,7 @@ typedef enum {
     EV_ACK,      /* its runtime answered a plan (seq 0: the plan it started with) */
     EV_EVIDENCE, /* a fault, a host crash or statistics were stored */
     EV_TICK,     /* a second passed */
+    EV_FLEET,    /* the fleet's evidence was fetched into the outbox */
 } event;
 
 typedef struct evdata {
@@ -112,6 +113,8 @@ typedef struct sup {
     double pushed_at;
     char pending_plan[4096];
     int dirty;              /* evidence came since the last decision */
+    pid_t fleet_pid;        /* the program the fleet's evidence came for last */
+    int fleet_first;        /* the first of it for this program: decided at once */
     char *deferred;         /* a plan record for the next start's spool */
     char capped[512];       /* said last: components a budget keeps in the host */
     /* events met while importing, handled after */
@@ -561,7 +564,12 @@ static void replan(sup *s) {
     if (!s->o->policy || s->pending || s->ctl_fd < 0 || !s->runtime)
         return;
     qs_decision d;
-    if (decide(s, 0, &d) == 1) {
+    /* the plan this program started with was decided without the fleet's
+     * evidence: the first decision with it is part of the start, as after
+     * a crash (no dwell), not a change of mind */
+    int first = s->fleet_first;
+    s->fleet_first = 0;
+    if (decide(s, first, &d) == 1) {
         record_plan(s, &d, s->plan, (int)s->pid);
         char *line = malloc(strlen(d.plan) + 64);
         int n = line ? sprintf(line, "plan %lld %s\n", (long long)s->seq, d.plan) : -1;
@@ -738,6 +746,16 @@ static int on_evidence(sup *s, const evdata *e) {
     return -1;
 }
 
+static int on_fleet(sup *s, const evdata *e) {
+    (void)e;
+    if (s->fleet_pid != s->pid) {
+        s->fleet_pid = s->pid;
+        s->fleet_first = 1;
+    }
+    s->dirty = 1;
+    return -1;
+}
+
 static int on_up_tick(sup *s, const evdata *e) {
     (void)e;
     if (s->pending && now_s() - s->pushed_at > ACK_TIMEOUT_S) {
@@ -770,6 +788,7 @@ static const struct row {
     {1 << ST_STARTING, EV_TICK, on_starting_tick},
     {1 << ST_UP, EV_ACK, on_ack},
     {1 << ST_UP, EV_EVIDENCE, on_evidence},
+    {1 << ST_UP, EV_FLEET, on_fleet},
     {1 << ST_UP, EV_TICK, on_up_tick},
 };
 
@@ -896,7 +915,7 @@ int qs_supervise(const qs_sup_opts *o) {
             break;
         if (p[2].revents & POLLIN) { /* the fleet's evidence changed */
             qf_outbox_seen(s->outbox);
-            evdata e = {.ev = EV_EVIDENCE};
+            evdata e = {.ev = EV_FLEET};
             push_event(s, &e);
         }
         if (p[1].revents & POLLIN) {
