@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ship.h"
 
@@ -392,4 +393,104 @@ out:
     free(codes);
     free(insts);
     return rc;
+}
+
+/* ---- the fleet, read into a store in memory ----------------------------------- */
+
+/* Copies the rows of the fleet's `sql` (parameter $1: the installation, if
+ * any) into the mirror's table t, columns cols (the ids as the fleet's,
+ * where they are copied: frames and blame refer to them). */
+static int pull(qs_store *m, const char *uri, PGconn *pg, const char *sql, const char *inst,
+                const char *t, const char *cols, char *err, size_t len) {
+    PGresult *r = run(uri, pg, sql, inst ? 1 : 0, &inst, "cannot read", err, len);
+    if (!r)
+        return -1;
+    char ins[1024];
+    int n = PQnfields(r);
+    int at = snprintf(ins, sizeof ins, "INSERT OR IGNORE INTO %s (%s) VALUES (", t, cols);
+    for (int i = 0; i < n; i++)
+        at += snprintf(ins + at, sizeof ins - (size_t)at, "%s?", i ? "," : "");
+    snprintf(ins + at, sizeof ins - (size_t)at, ")");
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(qs_db(m), ins, -1, &st, NULL);
+    for (int row = 0; rc == SQLITE_OK && row < PQntuples(r); row++) {
+        for (int i = 0; i < n; i++)
+            if (PQgetisnull(r, row, i))
+                sqlite3_bind_null(st, i + 1);
+            else
+                sqlite3_bind_text(st, i + 1, PQgetvalue(r, row, i), -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+        sqlite3_reset(st);
+    }
+    if (rc != SQLITE_OK)
+        snprintf(err, len, "store %s: cannot copy %s: %s", qs_path(m), t,
+                 sqlite3_errmsg(qs_db(m)));
+    sqlite3_finalize(st);
+    PQclear(r);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+qs_store *qf_mirror(const char *uri, PGconn *pg, const char *inst, char *err, size_t len) {
+    char where[512];
+    qf_where(uri, where, sizeof where);
+    qs_store *m = qs_open_memory(where, err, len);
+    if (!m)
+        return NULL;
+    if (qs_begin(m, err, len))
+        goto fail;
+    for (size_t i = 0; i < NTABLES; i++) {
+        const struct table *t = &tables[i];
+        int ids = strcmp(t->name, "reports") == 0, all = !strcmp(t->name, "components") || !inst;
+        char sql[1024], cols[512];
+        /* in the order they were stored: some readers break ties by it */
+        snprintf(sql, sizeof sql, "SELECT %s%s FROM %s%s ORDER BY %s", ids ? "id, " : "",
+                 t->cols, t->name, all ? "" : " WHERE installation = $1",
+                 !strcmp(t->name, "reports") || !strcmp(t->name, "stats") ||
+                         !strcmp(t->name, "edge_stats") || !strcmp(t->name, "plan_changes")
+                     ? "id"
+                     : "ctid");
+        snprintf(cols, sizeof cols, "%s%s", ids ? "id, " : "", t->cols);
+        if (pull(m, uri, pg, sql, all ? NULL : inst, t->name, cols, err, len))
+            goto undo;
+    }
+    static const char *const details[2][3] = {
+        {"report_frames", "report_id, n, addr, symbol, component",
+         "d.report_id, d.n, d.addr, d.symbol, d.component"},
+        {"report_blame", "report_id, component, share, code_id, ambiguous",
+         "d.report_id, d.component, d.share, d.code_id, d.ambiguous"}};
+    for (int k = 0; k < 2; k++) {
+        char sql[600];
+        snprintf(sql, sizeof sql, "SELECT %s FROM %s d JOIN reports r ON r.id = d.report_id%s",
+                 details[k][2], details[k][0], inst ? " WHERE r.installation = $1" : "");
+        if (pull(m, uri, pg, sql, inst, details[k][0], details[k][1], err, len))
+            goto undo;
+    }
+    if (qs_commit(m, err, len))
+        goto fail;
+    return m;
+undo:
+    qs_rollback(m);
+fail:
+    qs_close(m);
+    return NULL;
+}
+
+qs_store *qf_open_to_read(const char *store, const char *inst, double half_life_s, char *err,
+                          size_t len) {
+    if (!qf_is_uri(store))
+        return qs_open_to_read(store, err, len);
+    PGconn *pg = qf_connect(store, err, len);
+    if (!pg)
+        return NULL;
+    qs_store *m = qf_mirror(store, pg, inst, err, len);
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    if (m && inst &&
+        qf_fetch_pool(m, store, pg, inst, half_life_s, (int64_t)t.tv_sec * 1000000000 + t.tv_nsec,
+                      err, len) < 0) {
+        qs_close(m);
+        m = NULL;
+    }
+    PQfinish(pg);
+    return m;
 }

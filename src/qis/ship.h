@@ -33,4 +33,19 @@ long long qf_unshipped(qs_store *outbox);
 int qf_fetch_pool(qs_store *outbox, const char *uri, PGconn *pg, const char *installation,
                   double half_life_s, int64_t now_ns, char *err, size_t errlen);
 
+/* The fleet's records in a store in memory, for the readers written for a
+ * store (qs_print, qs_evidence_load): those of `installation` with the
+ * components of every build, or (NULL) all. Every row is fetched: for a
+ * large fleet, name the installation. NULL with err saying why. */
+qs_store *qf_mirror(const char *uri, PGconn *pg, const char *installation, char *err,
+                    size_t errlen);
+
+/* `store` to read, for a command that shows it: a SQLite file
+ * (qs_open_to_read) or a fleet's PostgreSQL (connected, mirrored for
+ * `installation` as qf_mirror, with the rest of the fleet's evidence
+ * pooled for it as qf_fetch_pool does, half-life half_life_s). NULL with
+ * err saying why. */
+qs_store *qf_open_to_read(const char *store, const char *installation, double half_life_s,
+                          char *err, size_t errlen);
+
 #endif

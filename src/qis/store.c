@@ -300,6 +300,21 @@ qs_store *qs_open(const char *path, int readonly, char *err, size_t len) {
     return s;
 }
 
+qs_store *qs_open_memory(const char *name, char *err, size_t len) {
+    qs_store *s = qs_open(":memory:", 0, err, len);
+    char *n = s ? strdup(name) : NULL;
+    if (s && !n) {
+        fail(err, len, name, "cannot open", "out of memory");
+        qs_close(s);
+        return NULL;
+    }
+    if (s) {
+        free(s->path);
+        s->path = n;
+    }
+    return s;
+}
+
 qs_store *qs_open_to_read(const char *path, char *err, size_t len) {
     struct stat sb;
     if (stat(path, &sb) != 0) {

@@ -66,6 +66,8 @@ qs_store *qs_open(const char *path, int readonly, char *err, size_t errlen);
  * file is an error ("no such file (quarantine run makes it)"), an older
  * schema is migrated first when the file may be written. */
 qs_store *qs_open_to_read(const char *path, char *err, size_t errlen);
+/* A new store in memory (gone when closed), named `name` in messages. */
+qs_store *qs_open_memory(const char *name, char *err, size_t errlen);
 void qs_close(qs_store *s);
 
 /* Writes s as a JSON string, quotes included (NULL: ""). */

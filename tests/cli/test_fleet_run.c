@@ -4,7 +4,8 @@
  * loses nothing and stores nothing twice (the fleet's counts are the
  * outbox's); a wrong password, an unreachable server and a database with a
  * newer schema are said clearly (never the password) while the program is
- * supervised on, and what waited in the outbox is shipped by a later run. */
+ * supervised on, and what waited in the outbox is shipped by a later run;
+ * quarantine fleet status, report and plan read the fleet back. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -176,11 +177,69 @@ static void test_unreachable_and_newer_schema(void **state) {
     assert_int_equal(tpg_one(&pg, "newer", "SELECT version FROM quarantine_schema"), 7);
 }
 
+/* Runs `quarantine ARGS`, its output (stdout and stderr) in log_text. */
+static int qtn(const char *args) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s %s >%s 2>&1", QTN_BIN, args, logpath);
+    int st = system(cmd);
+    slurp();
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* What the runs above left in the fleet, read back: quarantine fleet
+ * status, report and plan with the fleet's URI. */
+static void test_fleet_status_report_plan(void **state) {
+    (void)state;
+    char args[512], want[200];
+    snprintf(args, sizeof args, "fleet status --store '%s'", pg.uri);
+    assert_int_equal(qtn(args), 0);
+    snprintf(want, sizeof want, "fleet store postgresql://%s@127.0.0.1:%d/postgres: 2"
+             " installations, 1 build\n", TPG_USER, pg.port);
+    has(want);
+    has("\n  restarted ");
+    has("\n  wrongpw ");
+    has("2 components, running on 2 installations");
+    has("the plan the policy (cooperative) recommends for build ");
+    has("\n  fx=1 fy=host\n");
+    assert_null(strstr(log_text, TPG_PASSWORD));
+    snprintf(args, sizeof args, "fleet status --json --store '%s'", pg.uri);
+    assert_int_equal(qtn(args), 0);
+    /* 40 faults of one run, 1 of the other: pooled over both */
+    has("{\"component\":\"fx\",\"code_id\":\"@");
+    has(":fx\",\"calls\":42,\"installations\":2,\"faults\":41,\"host_crashes_blamed\":0,");
+    has("\"recommended\":{\"build_id\":\"");
+    has("\"mode\":\"cooperative\",\"plan\":\"fx=1 fy=host\"");
+    has("\"differences\":[]}");
+    /* report and plan read the fleet's store too */
+    snprintf(args, sizeof args, "report --store '%s'", pg.uri);
+    assert_int_equal(qtn(args), 0);
+    has("fx               domain 1          42         42       41 ");
+    snprintf(args, sizeof args, "plan --store '%s' --installation restarted --explain", pg.uri);
+    assert_int_equal(qtn(args), 0);
+    has("fx=1 fy=host\n");
+    has("pooled, sceptical prior"); /* the other installation's fault, from the fleet */
+    /* bad input: said, exit codes as documented */
+    assert_int_equal(qtn("fleet status --store /tmp/some.db"), 2);
+    has("quarantine: fleet: status reads a fleet's store: --store postgresql://");
+    char uri[300];
+    tpg_uri(&pg, NULL, "bad-pw-77", uri, sizeof uri);
+    snprintf(args, sizeof args, "fleet status --store '%s'", uri);
+    assert_int_equal(qtn(args), 1);
+    has("quarantine: fleet: status: fleet store postgresql://" TPG_USER "@127.0.0.1:");
+    has("password authentication failed");
+    assert_null(strstr(log_text, "bad-pw-77"));
+    snprintf(args, sizeof args, "report --store '%s'", uri);
+    assert_int_equal(qtn(args), 1);
+    has("quarantine: report: fleet store postgresql://" TPG_USER "@127.0.0.1:");
+    assert_null(strstr(log_text, "bad-pw-77"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_postgresql_stopped_and_started_again),
         cmocka_unit_test(test_wrong_password_then_right),
         cmocka_unit_test(test_unreachable_and_newer_schema),
+        cmocka_unit_test(test_fleet_status_report_plan),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
