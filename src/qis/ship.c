@@ -195,6 +195,8 @@ int qf_ship(qs_store *ob, const char *uri, PGconn *pg, int max_rows, char *err, 
         goto undo;
     if (qf_exec(uri, pg, "COMMIT", "cannot store records", err, len))
         goto undo;
+    if (max_rows == left && !nacks)
+        return 0; /* nothing was shipped: nothing to mark */
     /* in the fleet now: marked so in the outbox (if this fails, they are
      * shipped again, and stored once all the same) */
     if (qs_begin(ob, err, len))
