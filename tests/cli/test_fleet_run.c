@@ -5,7 +5,8 @@
  * outbox's); a wrong password, an unreachable server and a database with a
  * newer schema are said clearly (never the password) while the program is
  * supervised on, and what waited in the outbox is shipped by a later run;
- * quarantine fleet status, report and plan read the fleet back. */
+ * quarantine fleet status, report and plan read the fleet back; 20
+ * supervisors of 20 installations at once store each record once. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -177,6 +178,55 @@ static void test_unreachable_and_newer_schema(void **state) {
     assert_int_equal(tpg_one(&pg, "newer", "SELECT version FROM quarantine_schema"), 7);
 }
 
+/* 20 installations' supervisors at once, each with its own outbox, all
+ * shipping to the one fleet while their programs fault: each record once. */
+static void test_twenty_supervisors_at_once(void **state) {
+    (void)state;
+    enum { N = 20, FAULTS = 6 };
+    pid_t kids[N];
+    char logs[N][sizeof logpath];
+    for (int k = 0; k < N; k++) {
+        char cmd[4096];
+        snprintf(logs[k], sizeof logs[k], "%s/many-%02d.log", dir, k);
+        snprintf(cmd, sizeof cmd,
+                 "QTN_QUIET_FAULTS=1 exec timeout 120 %s run --store '%s' --outbox"
+                 " %s/many-%02d.db --installation many-%02d --stats-interval 0.2 -- %s faults %d"
+                 " 100 2>%s",
+                 QTN_BIN, pg.uri, dir, k, k, CRASHY, FAULTS, logs[k]);
+        kids[k] = fork();
+        assert_true(kids[k] >= 0);
+        if (kids[k] == 0) {
+            execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+            _exit(127);
+        }
+    }
+    for (int k = 0; k < N; k++) {
+        int st;
+        assert_int_equal(waitpid(kids[k], &st, 0), kids[k]);
+        memcpy(logpath, logs[k], sizeof logpath);
+        slurp();
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            fail_msg("installation %d: status %d\n%s", k, st, log_text);
+        assert_null(strstr(log_text, "event=fleet-held"));
+        char name[32];
+        snprintf(name, sizeof name, "many-%02d", k);
+        snprintf(outbox, sizeof outbox, "%s/many-%02d.db", dir, k);
+        fleet_has_the_outbox(name);
+        assert_int_equal(in_outbox("SELECT COUNT(*) FROM reports WHERE component = 'fx'"), FAULTS);
+    }
+    snprintf(logpath, sizeof logpath, "%s/log", dir);
+    assert_int_equal(tpg_one(&pg, NULL, "SELECT COUNT(*) FROM reports WHERE installation LIKE"
+                                        " 'many-%' AND component = 'fx'"),
+                     N * FAULTS);
+    assert_int_equal(tpg_one(&pg, NULL, "SELECT COUNT(DISTINCT installation) FROM starts WHERE"
+                                        " installation LIKE 'many-%'"),
+                     N);
+    /* the build's components, registered by all 20: once */
+    assert_int_equal(tpg_one(&pg, NULL, "SELECT COUNT(*) FROM components WHERE component ="
+                                        " 'fx'"),
+                     1);
+}
+
 /* Runs `quarantine ARGS`, its output (stdout and stderr) in log_text. */
 static int qtn(const char *args) {
     char cmd[1024];
@@ -240,6 +290,7 @@ int main(void) {
         cmocka_unit_test(test_wrong_password_then_right),
         cmocka_unit_test(test_unreachable_and_newer_schema),
         cmocka_unit_test(test_fleet_status_report_plan),
+        cmocka_unit_test(test_twenty_supervisors_at_once),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
