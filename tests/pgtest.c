@@ -59,8 +59,9 @@ static int as_pg(const tpg *p, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s%s/%s", getuid() == 0
-             ? "setpriv --reuid=65534 --regid=65534 --clear-groups " : "", p->bindir, line);
+    snprintf(cmd, sizeof cmd, "%s%s/%s",
+             getuid() == 0 ? "setpriv --reuid=65534 --regid=65534 --clear-groups " : "", p->bindir,
+             line);
     return system(cmd);
 }
 
@@ -81,9 +82,11 @@ void tpg_start(tpg *p) {
     fclose(f);
     if (getuid() == 0)
         assert_int_equal(chown(p->dir, 65534, 65534) | chown(path, 65534, 65534), 0);
-    assert_int_equal(as_pg(p, "initdb -D %s/data -U %s --pwfile=%s --auth-local=trust"
-                              " --auth-host=scram-sha-256 -E UTF8 --no-sync >%s/initdb.log 2>&1",
-                           p->dir, TPG_USER, path, p->dir), 0);
+    assert_int_equal(as_pg(p,
+                           "initdb -D %s/data -U %s --pwfile=%s --auth-local=trust"
+                           " --auth-host=scram-sha-256 -E UTF8 --no-sync >%s/initdb.log 2>&1",
+                           p->dir, TPG_USER, path, p->dir),
+                     0);
     p->port = tpg_free_port();
     tpg_uri(p, NULL, NULL, p->uri, sizeof p->uri);
     tpg_restart(p);
@@ -91,9 +94,11 @@ void tpg_start(tpg *p) {
 
 void tpg_restart(tpg *p) {
     /* fsync off: a test's server need not survive the machine */
-    int rc = as_pg(p, "pg_ctl -D %s/data -l %s/log -w -t 30 -o \"-p %d -k %s"
-                      " -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100\""
-                      " start >/dev/null", p->dir, p->dir, p->port, p->dir);
+    int rc = as_pg(p,
+                   "pg_ctl -D %s/data -l %s/log -w -t 30 -o \"-p %d -k %s"
+                   " -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100\""
+                   " start >/dev/null",
+                   p->dir, p->dir, p->port, p->dir);
     if (rc) {
         char cmd[300];
         snprintf(cmd, sizeof cmd, "cat %s/log >&2", p->dir);

@@ -8,10 +8,10 @@
 #define QTN_TESTS_PGTEST_H
 
 typedef struct tpg {
-    char dir[128];     /* the temporary folder: data/, the log, the socket */
-    char bindir[256];  /* initdb's, pg_ctl's */
+    char dir[128];    /* the temporary folder: data/, the log, the socket */
+    char bindir[256]; /* initdb's, pg_ctl's */
     int port;
-    char uri[256];     /* postgresql://qtn:PASSWORD@127.0.0.1:PORT/postgres */
+    char uri[256]; /* postgresql://qtn:PASSWORD@127.0.0.1:PORT/postgres */
 } tpg;
 
 #define TPG_USER "qtn"

@@ -34,8 +34,8 @@ static void help(FILE *f) {
 }
 
 int qtn_cli_fleet(int argc, char **argv) {
-    if (argc < 2 || (strcmp(argv[1], "status") && strcmp(argv[1], "-h") &&
-                     strcmp(argv[1], "--help"))) {
+    if (argc < 2 ||
+        (strcmp(argv[1], "status") && strcmp(argv[1], "-h") && strcmp(argv[1], "--help"))) {
         fprintf(stderr, "quarantine: fleet: say status (try quarantine fleet --help)\n");
         return QTN_EXIT_USAGE;
     }
@@ -75,14 +75,17 @@ int qtn_cli_fleet(int argc, char **argv) {
         if (!strcmp(a, "--store")) {
             uri = v;
         } else {
-            fprintf(stderr, "quarantine: fleet: unknown option '%s' (try quarantine fleet "
-                            "--help)\n", a);
+            fprintf(stderr,
+                    "quarantine: fleet: unknown option '%s' (try quarantine fleet "
+                    "--help)\n",
+                    a);
             return QTN_EXIT_USAGE;
         }
     }
     if (!uri || !qf_is_uri(uri)) {
-        fprintf(stderr, "quarantine: fleet: status reads a fleet's store: --store "
-                        "postgresql://USER@HOST:PORT/DB (or $QTN_STORE), not %s%s%s\n",
+        fprintf(stderr,
+                "quarantine: fleet: status reads a fleet's store: --store "
+                "postgresql://USER@HOST:PORT/DB (or $QTN_STORE), not %s%s%s\n",
                 uri ? "'" : "", uri ? uri : "a SQLite file", uri ? "'" : "");
         return QTN_EXIT_USAGE;
     }

@@ -100,8 +100,7 @@ static int recommend(const char *uri, PGconn *pg, const char *inst, const qp_set
     return r;
 }
 
-int qf_status(const char *uri, FILE *o, int json, const qp_settings *set, char *err,
-              size_t len) {
+int qf_status(const char *uri, FILE *o, int json, const qp_settings *set, char *err, size_t len) {
     PGconn *pg = qf_connect(uri, err, len);
     if (!pg)
         return -1;
@@ -170,8 +169,9 @@ int qf_status(const char *uri, FILE *o, int json, const qp_settings *set, char *
             fprintf(o, ",\"components\":%d,\"installations\":%d,\"first_started_ns\":%lld}",
                     atoi(val(bu, i, 1)), atoi(val(bu, i, 2)), first);
         } else {
-            fprintf(o, "  %-14.12s %2d components, running on %d installation%s, first started"
-                       " %s\n",
+            fprintf(o,
+                    "  %-14.12s %2d components, running on %d installation%s, first started"
+                    " %s\n",
                     val(bu, i, 0), atoi(val(bu, i, 1)), atoi(val(bu, i, 2)),
                     atoi(val(bu, i, 2)) == 1 ? "" : "s", when);
         }
@@ -182,9 +182,10 @@ int qf_status(const char *uri, FILE *o, int json, const qp_settings *set, char *
         fputs("],\"components\":[", o);
     } else {
         fputs("\npooled evidence per component (all installations; the posterior fault rate per"
-              " call: the trusting prior\n  updated by them, as the cooperative mode has it):\n", o);
-        fprintf(o, "  %-14s %-14s %12s %6s %8s %8s %11s\n", "component", "code", "calls",
-                "inst.", "faults", "host", "rate mean");
+              " call: the trusting prior\n  updated by them, as the cooperative mode has it):\n",
+              o);
+        fprintf(o, "  %-14s %-14s %12s %6s %8s %8s %11s\n", "component", "code", "calls", "inst.",
+                "faults", "host", "rate mean");
     }
     for (int i = 0; i < PQntuples(ev); i++) {
         double calls = atof(val(ev, i, 2)), faults = atof(val(ev, i, 4)),
@@ -196,8 +197,9 @@ int qf_status(const char *uri, FILE *o, int json, const qp_settings *set, char *
             qs_json_str(o, val(ev, i, 0));
             fputs(",\"code_id\":", o);
             qs_json_str(o, val(ev, i, 1));
-            fprintf(o, ",\"calls\":%.0f,\"installations\":%d,\"faults\":%.4g,"
-                       "\"host_crashes_blamed\":%.4g,\"rate_mean\":%.6g}",
+            fprintf(o,
+                    ",\"calls\":%.0f,\"installations\":%d,\"faults\":%.4g,"
+                    "\"host_crashes_blamed\":%.4g,\"rate_mean\":%.6g}",
                     calls, atoi(val(ev, i, 3)), faults, host, mean);
         } else {
             fprintf(o, "  %-14s %-14.12s %12.0f %6d %8.4g %8.4g %11.3g\n", val(ev, i, 0),
@@ -222,8 +224,9 @@ int qf_status(const char *uri, FILE *o, int json, const qp_settings *set, char *
         }
         fputs(",\"differences\":[", o);
     } else if (decided) {
-        fprintf(o, "\nthe plan the policy (%s) recommends for build %.12s, decided for %s with the"
-                   " rest of the fleet's evidence pooled:\n  %s\n  (%s)\n",
+        fprintf(o,
+                "\nthe plan the policy (%s) recommends for build %.12s, decided for %s with the"
+                " rest of the fleet's evidence pooled:\n  %s\n  (%s)\n",
                 qp_mode_name(set->mode), d.ev.build_id, rep, d.plan, d.reason);
     } else {
         fprintf(o, "\nno plan to recommend: %s\n", why);

@@ -15,9 +15,9 @@
 #include "outbox.h"
 #include "ship.h"
 
-#define BATCH_ROWS 500      /* rows per transaction of the fleet's */
-#define ROUND_MS 500        /* a round of shipping this often */
-#define RETRY_MAX_S 30.0    /* the longest wait between connection attempts */
+#define BATCH_ROWS 500   /* rows per transaction of the fleet's */
+#define ROUND_MS 500     /* a round of shipping this often */
+#define RETRY_MAX_S 30.0 /* the longest wait between connection attempts */
 
 struct qf_outbox {
     char *uri, *path, *installation;
@@ -143,8 +143,8 @@ static void *main_loop(void *arg) {
             continue;
         long long nc = components(ob);
         if (!last && (now_s() >= next_fetch || nc != ncomp)) {
-            int n = qf_fetch_pool(ob, b->uri, pg, b->installation, b->half_life_s, real_ns(),
-                                  err, sizeof err);
+            int n = qf_fetch_pool(ob, b->uri, pg, b->installation, b->half_life_s, real_ns(), err,
+                                  sizeof err);
             if (n < 0) {
                 say(b, err);
                 PQfinish(pg);

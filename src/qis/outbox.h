@@ -14,11 +14,11 @@
 typedef struct qf_outbox qf_outbox;
 
 typedef struct qf_outbox_opts {
-    const char *uri;          /* the fleet's store */
-    const char *path;         /* the outbox */
+    const char *uri;  /* the fleet's store */
+    const char *path; /* the outbox */
     const char *installation;
-    double half_life_s;       /* the policy's, for the pooled evidence */
-    int refresh_ms;           /* between fetches of the fleet's evidence */
+    double half_life_s; /* the policy's, for the pooled evidence */
+    int refresh_ms;     /* between fetches of the fleet's evidence */
 } qf_outbox_opts;
 
 /* Starts the shipper (it connects in the background). Its log lines go

@@ -125,8 +125,7 @@ static void password_of(const char *uri, char *pw, size_t len) {
         snprintf(pw, len, "%.*s", (int)(at - colon - 1), colon + 1);
 }
 
-int qf_fail(const char *uri, PGconn *pg, const char *what, const char *why, char *err,
-            size_t len) {
+int qf_fail(const char *uri, PGconn *pg, const char *what, const char *why, char *err, size_t len) {
     char where[512], msg[1024], pw[256];
     qf_where(uri, where, sizeof where);
     snprintf(msg, sizeof msg, "%s", why ? why : pg ? PQerrorMessage(pg) : "out of memory");
@@ -152,8 +151,7 @@ int qf_fail(const char *uri, PGconn *pg, const char *what, const char *why, char
     return -1;
 }
 
-int qf_exec(const char *uri, PGconn *pg, const char *sql, const char *what, char *err,
-            size_t len) {
+int qf_exec(const char *uri, PGconn *pg, const char *sql, const char *what, char *err, size_t len) {
     PGresult *r = PQexec(pg, sql);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
     if (!ok)
@@ -179,8 +177,7 @@ static int one(PGconn *pg, const char *sql, long long dflt, long long *v) {
  * application's tables. */
 static int schema(const char *uri, PGconn *pg, char *err, size_t len) {
     long long v, tables;
-    if (one(pg, "SELECT version FROM quarantine_schema", -1, &v) == 0 &&
-        v == QF_SCHEMA_VERSION)
+    if (one(pg, "SELECT version FROM quarantine_schema", -1, &v) == 0 && v == QF_SCHEMA_VERSION)
         return 0; /* the usual case: no lock */
     if (qf_exec(uri, pg, "BEGIN", "cannot set up the schema", err, len))
         return -1;
@@ -188,26 +185,32 @@ static int schema(const char *uri, PGconn *pg, char *err, size_t len) {
     snprintf(sql, sizeof sql, "SELECT pg_advisory_xact_lock(%d)", SCHEMA_LOCK);
     if (qf_exec(uri, pg, sql, "cannot set up the schema", err, len))
         goto undo;
-    if (one(pg, "SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND"
-                " tablename = 'quarantine_schema'", 0, &tables)) {
+    if (one(pg,
+            "SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND"
+            " tablename = 'quarantine_schema'",
+            0, &tables)) {
         qf_fail(uri, pg, "cannot set up the schema", NULL, err, len);
         goto undo;
     }
     if (!tables) {
         long long others;
-        if (one(pg, "SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND"
-                    " tablename IN ('reports', 'stats', 'starts', 'components')", 0, &others)) {
+        if (one(pg,
+                "SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND"
+                " tablename IN ('reports', 'stats', 'starts', 'components')",
+                0, &others)) {
             qf_fail(uri, pg, "cannot set up the schema", NULL, err, len);
             goto undo;
         }
         if (others) {
             qf_fail(uri, pg, "not a quarantine fleet store",
                     "it has tables named as quarantine's (reports, stats, ...) but no"
-                    " quarantine_schema: another application's; nothing was changed", err, len);
+                    " quarantine_schema: another application's; nothing was changed",
+                    err, len);
             goto undo;
         }
-        if (qf_exec(uri, pg, "CREATE TABLE quarantine_schema (version BIGINT NOT NULL);"
-                             "INSERT INTO quarantine_schema VALUES (0)",
+        if (qf_exec(uri, pg,
+                    "CREATE TABLE quarantine_schema (version BIGINT NOT NULL);"
+                    "INSERT INTO quarantine_schema VALUES (0)",
                     "cannot set up the schema", err, len))
             goto undo;
     }
@@ -217,8 +220,10 @@ static int schema(const char *uri, PGconn *pg, char *err, size_t len) {
     }
     if (v > QF_SCHEMA_VERSION) {
         char why[160];
-        snprintf(why, sizeof why, "schema version %lld is newer than this quarantine's (%d):"
-                 " a newer quarantine made it; upgrade this one", v, QF_SCHEMA_VERSION);
+        snprintf(why, sizeof why,
+                 "schema version %lld is newer than this quarantine's (%d):"
+                 " a newer quarantine made it; upgrade this one",
+                 v, QF_SCHEMA_VERSION);
         qf_fail(uri, pg, "cannot use it", why, err, len);
         goto undo;
     }

@@ -70,8 +70,8 @@ static PGresult *run(const char *uri, PGconn *pg, const char *sql, int n, const 
 }
 
 /* The frames and blame of outbox report `id`, under the fleet's id `to`. */
-static int ship_details(qs_store *ob, const char *uri, PGconn *pg, sqlite3_int64 id,
-                        const char *to, char *err, size_t len) {
+static int ship_details(qs_store *ob, const char *uri, PGconn *pg, sqlite3_int64 id, const char *to,
+                        char *err, size_t len) {
     static const char *const sel[2] = {
         "SELECT n, addr, symbol, component FROM report_frames WHERE report_id = ?",
         "SELECT component, share, code_id, ambiguous FROM report_blame WHERE report_id = ?"};
@@ -129,9 +129,8 @@ static int ship_table(qs_store *ob, const char *uri, PGconn *pg, const struct ta
         if (!r)
             goto fail;
         /* a report new to the fleet: its details with it (not new: they are there) */
-        int fine = PQntuples(r) == 0 ||
-                   !ship_details(ob, uri, pg, sqlite3_column_int64(st, 0), PQgetvalue(r, 0, 0),
-                                 err, len);
+        int fine = PQntuples(r) == 0 || !ship_details(ob, uri, pg, sqlite3_column_int64(st, 0),
+                                                      PQgetvalue(r, 0, 0), err, len);
         PQclear(r);
         if (!fine)
             goto fail;
@@ -316,17 +315,16 @@ static pooled *entry(pooled *p, int *n, int cap, const char *code) {
 /* the weight of evidence from time_ns, at $3 (now), half-life $4 (s; 0:
  * none); the exponent is bounded: far past the point of mattering, and
  * PostgreSQL calls a float that underflows an error */
-#define WEIGHT(t)                                                                          \
-    "CASE WHEN $4::float8 > 0 THEN power(0.5::float8, LEAST(GREATEST($3::float8 - " t      \
+#define WEIGHT(t)                                                                                  \
+    "CASE WHEN $4::float8 > 0 THEN power(0.5::float8, LEAST(GREATEST($3::float8 - " t              \
     ", 0) / 1e9 / $4::float8, 1000)) ELSE 1 END"
 
 int qf_fetch_pool(qs_store *ob, const char *uri, PGconn *pg, const char *inst, double h,
                   int64_t now_ns, char *err, size_t len) {
-    char *codes = array_of(ob, "SELECT DISTINCT code_id FROM components WHERE code_id <> ''",
-                           NULL, err, len);
-    char *insts = codes ? array_of(ob, "SELECT DISTINCT installation FROM starts", inst, err,
-                                   len)
-                        : NULL;
+    char *codes =
+        array_of(ob, "SELECT DISTINCT code_id FROM components WHERE code_id <> ''", NULL, err, len);
+    char *insts =
+        codes ? array_of(ob, "SELECT DISTINCT installation FROM starts", inst, err, len) : NULL;
     int cap = 0, n = 0, rc = -1;
     for (const char *c = codes; c && *c; c++)
         cap += *c == '"';
@@ -342,17 +340,23 @@ int qf_fetch_pool(qs_store *ob, const char *uri, PGconn *pg, const char *inst, d
             "SELECT b.code_id, SUM(CASE WHEN r.kind = 'host-crash' THEN b.share * " WEIGHT(
                 "r.time_ns") " ELSE 0 END), SUM(CASE WHEN r.kind <> 'host-crash' THEN b.share"
                              " * " WEIGHT("r.time_ns") " ELSE 0 END), MAX(r.time_ns)"
-            " FROM report_blame b JOIN reports r ON r.id = b.report_id"
-            " WHERE b.code_id = ANY ($1::text[]) AND r.installation <> ALL ($2::text[])"
-            " GROUP BY b.code_id",
+                                                       " FROM report_blame b JOIN reports r ON "
+                                                       "r.id = b.report_id"
+                                                       " WHERE b.code_id = ANY ($1::text[]) AND "
+                                                       "r.installation <> ALL ($2::text[])"
+                                                       " GROUP BY b.code_id",
             4, v, "cannot read the fleet's evidence", err, len);
     /* calls: the increments of each process's cumulative counts */
     x = b ? run(uri, pg,
-                "SELECT code_id, SUM(d * " WEIGHT("time_ns") "), COUNT(DISTINCT installation)"
-                " FROM (SELECT installation, code_id, time_ns, calls - COALESCE(LAG(calls) OVER"
-                " (PARTITION BY installation, run, proc, pid, component ORDER BY time_ns), 0)"
-                " AS d FROM stats WHERE code_id = ANY ($1::text[]) AND installation <> ALL"
-                " ($2::text[])) i WHERE d > 0 GROUP BY code_id",
+                "SELECT code_id, SUM(d * " WEIGHT(
+                    "time_ns") "), COUNT(DISTINCT installation)"
+                               " FROM (SELECT installation, code_id, time_ns, calls - "
+                               "COALESCE(LAG(calls) OVER"
+                               " (PARTITION BY installation, run, proc, pid, component ORDER BY "
+                               "time_ns), 0)"
+                               " AS d FROM stats WHERE code_id = ANY ($1::text[]) AND installation "
+                               "<> ALL"
+                               " ($2::text[])) i WHERE d > 0 GROUP BY code_id",
                 4, v, "cannot read the fleet's evidence", err, len)
           : NULL;
     if (!x)
@@ -377,8 +381,8 @@ int qf_fetch_pool(qs_store *ob, const char *uri, PGconn *pg, const char *inst, d
     if (qs_clear_fleet_evidence(ob, inst, err, len))
         goto undo;
     for (int i = 0; i < n; i++) {
-        qs_fleet_evidence f = {inst, p[i].code, p[i].calls, p[i].faults, p[i].host,
-                               p[i].installations, p[i].last, now_ns};
+        qs_fleet_evidence f = {inst,      p[i].code,          p[i].calls, p[i].faults,
+                               p[i].host, p[i].installations, p[i].last,  now_ns};
         if (qs_put_fleet_evidence(ob, &f, err, len))
             goto undo;
     }
@@ -425,8 +429,7 @@ static int pull(qs_store *m, const char *uri, PGconn *pg, const char *sql, const
         sqlite3_reset(st);
     }
     if (rc != SQLITE_OK)
-        snprintf(err, len, "store %s: cannot copy %s: %s", qs_path(m), t,
-                 sqlite3_errmsg(qs_db(m)));
+        snprintf(err, len, "store %s: cannot copy %s: %s", qs_path(m), t, sqlite3_errmsg(qs_db(m)));
     sqlite3_finalize(st);
     PQclear(r);
     return rc == SQLITE_OK ? 0 : -1;
@@ -445,8 +448,8 @@ qs_store *qf_mirror(const char *uri, PGconn *pg, const char *inst, char *err, si
         int ids = strcmp(t->name, "reports") == 0, all = !strcmp(t->name, "components") || !inst;
         char sql[1024], cols[512];
         /* in the order they were stored: some readers break ties by it */
-        snprintf(sql, sizeof sql, "SELECT %s%s FROM %s%s ORDER BY %s", ids ? "id, " : "",
-                 t->cols, t->name, all ? "" : " WHERE installation = $1",
+        snprintf(sql, sizeof sql, "SELECT %s%s FROM %s%s ORDER BY %s", ids ? "id, " : "", t->cols,
+                 t->name, all ? "" : " WHERE installation = $1",
                  !strcmp(t->name, "reports") || !strcmp(t->name, "stats") ||
                          !strcmp(t->name, "edge_stats") || !strcmp(t->name, "plan_changes")
                      ? "id"

@@ -16,8 +16,7 @@
  * on in one of its own. Dying in between ships them again, which stores
  * nothing twice (pg.h: unique keys). Returns the rows shipped (0: nothing
  * was left), or -1 with err saying why (nothing marked). */
-int qf_ship(qs_store *outbox, const char *uri, PGconn *pg, int max_rows, char *err,
-            size_t errlen);
+int qf_ship(qs_store *outbox, const char *uri, PGconn *pg, int max_rows, char *err, size_t errlen);
 
 /* How many rows the outbox holds that are not shipped yet (-1: cannot
  * tell). */

@@ -88,8 +88,8 @@ static long long in_outbox(const char *sql) { return tsq_file(outbox, sql); }
 /* Every table: as many rows in the fleet, for this installation, as in the
  * outbox, each once. */
 static void fleet_has_the_outbox(const char *name) {
-    static const char *const tables[] = {"reports", "stats", "edge_stats", "proc_stats",
-                                         "starts",  "plan_changes"};
+    static const char *const tables[] = {"reports",    "stats",  "edge_stats",
+                                         "proc_stats", "starts", "plan_changes"};
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
         char sql[256];
         snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM %s", tables[i]);
@@ -102,11 +102,15 @@ static void fleet_has_the_outbox(const char *name) {
                      log_text);
     }
     char sql[300];
-    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM report_frames f JOIN reports r ON r.id ="
-                              " f.report_id WHERE r.installation = '%s'", name);
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM report_frames f JOIN reports r ON r.id ="
+             " f.report_id WHERE r.installation = '%s'",
+             name);
     assert_int_equal(tpg_one(&pg, NULL, sql), in_outbox("SELECT COUNT(*) FROM report_frames"));
-    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM (SELECT DISTINCT run, proc, pid, kind, seq"
-                              " FROM reports WHERE installation = '%s') d", name);
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM (SELECT DISTINCT run, proc, pid, kind, seq"
+             " FROM reports WHERE installation = '%s') d",
+             name);
     assert_int_equal(tpg_one(&pg, NULL, sql), in_outbox("SELECT COUNT(*) FROM reports"));
 }
 
@@ -135,22 +139,28 @@ static void test_wrong_password_then_right(void **state) {
     tpg_uri(&pg, NULL, "not-the-pw", uri, sizeof uri);
     assert_int_equal(finish(start(uri, "wrongpw", "-- " CRASHY " isolated-fault")), 0);
     char want[200];
-    snprintf(want, sizeof want, "event=fleet-error fleet store postgresql://%s@127.0.0.1:%d/"
-             "postgres: cannot connect: ", TPG_USER, pg.port);
+    snprintf(want, sizeof want,
+             "event=fleet-error fleet store postgresql://%s@127.0.0.1:%d/"
+             "postgres: cannot connect: ",
+             TPG_USER, pg.port);
     has(want);
     has("password authentication failed for user");
     has("event=fleet-held rows=");
     has("event=fault "); /* supervised on */
     assert_null(strstr(log_text, "not-the-pw"));
     assert_int_equal(in_outbox("SELECT COUNT(*) FROM reports WHERE component = 'fx'"), 1);
-    assert_int_equal(tpg_one(&pg, NULL, "SELECT COUNT(*) FROM reports WHERE installation ="
-                                        " 'wrongpw'"), 0);
+    assert_int_equal(tpg_one(&pg, NULL,
+                             "SELECT COUNT(*) FROM reports WHERE installation ="
+                             " 'wrongpw'"),
+                     0);
     /* the same outbox with the right password: what waited is shipped */
     assert_int_equal(finish(start(pg.uri, "wrongpw", "-- " CRASHY " exit 0")), 0);
     assert_null(strstr(log_text, "event=fleet-held"));
     fleet_has_the_outbox("wrongpw");
-    assert_int_equal(tpg_one(&pg, NULL, "SELECT COUNT(*) FROM reports WHERE installation ="
-                                        " 'wrongpw' AND component = 'fx'"), 1);
+    assert_int_equal(tpg_one(&pg, NULL,
+                             "SELECT COUNT(*) FROM reports WHERE installation ="
+                             " 'wrongpw' AND component = 'fx'"),
+                     1);
 }
 
 static void test_unreachable_and_newer_schema(void **state) {
@@ -167,8 +177,9 @@ static void test_unreachable_and_newer_schema(void **state) {
     assert_int_equal(in_outbox("SELECT COUNT(*) FROM reports WHERE component = 'fx'"), 1);
 
     tpg_one(&pg, NULL, "CREATE DATABASE newer");
-    tpg_one(&pg, "newer", "CREATE TABLE quarantine_schema (version BIGINT NOT NULL);"
-                          "INSERT INTO quarantine_schema VALUES (7)");
+    tpg_one(&pg, "newer",
+            "CREATE TABLE quarantine_schema (version BIGINT NOT NULL);"
+            "INSERT INTO quarantine_schema VALUES (7)");
     tpg_uri(&pg, "newer", NULL, uri, sizeof uri);
     assert_int_equal(finish(start(uri, "newer", "-- " CRASHY " isolated-fault")), 0);
     has("/newer: cannot use it: schema version 7 is newer than this quarantine's");
@@ -215,15 +226,18 @@ static void test_twenty_supervisors_at_once(void **state) {
         assert_int_equal(in_outbox("SELECT COUNT(*) FROM reports WHERE component = 'fx'"), FAULTS);
     }
     snprintf(logpath, sizeof logpath, "%s/log", dir);
-    assert_int_equal(tpg_one(&pg, NULL, "SELECT COUNT(*) FROM reports WHERE installation LIKE"
-                                        " 'many-%' AND component = 'fx'"),
+    assert_int_equal(tpg_one(&pg, NULL,
+                             "SELECT COUNT(*) FROM reports WHERE installation LIKE"
+                             " 'many-%' AND component = 'fx'"),
                      N * FAULTS);
-    assert_int_equal(tpg_one(&pg, NULL, "SELECT COUNT(DISTINCT installation) FROM starts WHERE"
-                                        " installation LIKE 'many-%'"),
+    assert_int_equal(tpg_one(&pg, NULL,
+                             "SELECT COUNT(DISTINCT installation) FROM starts WHERE"
+                             " installation LIKE 'many-%'"),
                      N);
     /* the build's components, registered by all 20: once */
-    assert_int_equal(tpg_one(&pg, NULL, "SELECT COUNT(*) FROM components WHERE component ="
-                                        " 'fx'"),
+    assert_int_equal(tpg_one(&pg, NULL,
+                             "SELECT COUNT(*) FROM components WHERE component ="
+                             " 'fx'"),
                      1);
 }
 
@@ -243,8 +257,10 @@ static void test_fleet_status_report_plan(void **state) {
     char args[512], want[200];
     snprintf(args, sizeof args, "fleet status --store '%s'", pg.uri);
     assert_int_equal(qtn(args), 0);
-    snprintf(want, sizeof want, "fleet store postgresql://%s@127.0.0.1:%d/postgres: 2"
-             " installations, 1 build\n", TPG_USER, pg.port);
+    snprintf(want, sizeof want,
+             "fleet store postgresql://%s@127.0.0.1:%d/postgres: 2"
+             " installations, 1 build\n",
+             TPG_USER, pg.port);
     has(want);
     has("\n  restarted ");
     has("\n  wrongpw ");

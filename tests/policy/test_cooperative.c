@@ -68,8 +68,8 @@ static void has(const char *needle) {
 static int run(const char *name, const char *store, const char *args) {
     char cmd[2048], where[200];
     if (store)
-        snprintf(where, sizeof where, "--store '%s' --outbox %s/%s.db --fleet-refresh 0.5",
-                 store, dir, name);
+        snprintf(where, sizeof where, "--store '%s' --outbox %s/%s.db --fleet-refresh 0.5", store,
+                 dir, name);
     else
         snprintf(where, sizeof where, "--store %s/%s.db", dir, name);
     snprintf(cmd, sizeof cmd,
@@ -88,8 +88,9 @@ static void test_the_fleet_blamed_it_first(void **state) {
     assert_int_equal(run("a", pg.uri, "run 3 4 --bad-every 700 --pause-us 1000"), 0);
     assert_true(count("event=host-crash") >= 1);
     assert_null(strstr(log_text, "event=fleet-held"));
-    assert_true(tpg_one(&pg, NULL, "SELECT COUNT(*) FROM reports WHERE installation = 'a' AND"
-                                   " kind = 'host-crash'") >= 1);
+    assert_true(tpg_one(&pg, NULL,
+                        "SELECT COUNT(*) FROM reports WHERE installation = 'a' AND"
+                        " kind = 'host-crash'") >= 1);
     /* B: the same program, its first bad line seconds in */
     assert_int_equal(run("b", pg.uri, "run 7 4 --bad-every 3000 --pause-us 1000"), 0);
     if (count("event=host-crash") || count("event=crash pid"))

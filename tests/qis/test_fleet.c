@@ -71,31 +71,51 @@ static qs_store *outbox_of(int k, char *path, size_t len) {
         qs_frame fr[2] = {{0x401000, "codec_pack+0x10 (codec.c:12)", "codec"},
                           {0x402000, "main+0x20 (main.c:40)", ""}};
         struct qs_blame bl = {"codec", 1, "code-codec", 0};
-        qs_report r = {inst, run, 100 + k, i + 1, t0 + i, "signal", "codec", "codec_pack", 11, 1,
-                       250000, 1, "SIGSEGV", "{}", "build-1", "codec=1", 2, fr, 1, &bl,
-                       "proc-1"};
+        qs_report r = {inst,         run,       100 + k, i + 1,  t0 + i, "signal",  "codec",
+                       "codec_pack", 11,        1,       250000, 1,      "SIGSEGV", "{}",
+                       "build-1",    "codec=1", 2,       fr,     1,      &bl,       "proc-1"};
         assert_int_equal(qs_put(s, &r, err, sizeof err), 1);
     }
     struct qs_blame hb[2] = {{"parser", 0.75, "code-parser", 0}, {"codec", 0.25, "code-codec", 1}};
-    qs_report h = {inst, run, 100 + k, 0, t0 + 99, "host-crash", "parser", "", 11, 0, 0, 0,
-                   "the program died of SIGSEGV", NULL, "build-1", "", 0, NULL, 2, hb, "proc-1"};
+    qs_report h = {inst,
+                   run,
+                   100 + k,
+                   0,
+                   t0 + 99,
+                   "host-crash",
+                   "parser",
+                   "",
+                   11,
+                   0,
+                   0,
+                   0,
+                   "the program died of SIGSEGV",
+                   NULL,
+                   "build-1",
+                   "",
+                   0,
+                   NULL,
+                   2,
+                   hb,
+                   "proc-1"};
     assert_int_equal(qs_put(s, &h, err, sizeof err), 1);
     for (int i = 1; i <= SNAPSHOTS; i++) {
-        qs_stat a = {inst, run, 100 + k, t0 + 1000 * i, "build-1", "codec=1", "codec", 1,
-                     100 * i, 100 * i, 1000, i, "code-codec", "proc-1", 0, 0};
-        qs_stat b = {inst, run, 100 + k, t0 + 1000 * i, "build-1", "codec=1", "parser", 0,
-                     10 * i, 0, 0, 0, "code-parser", "proc-1", 0, 0};
-        qs_edge_stat e = {inst, run, 100 + k, t0 + 1000 * i, "program", "codec", "codec_pack",
-                          100 * i, 100 * i, 1000, 0, 64, 500, "proc-1"};
-        qs_proc_stat p = {inst, run, "proc-1", 100 + k, t0 + 1000 * i, t0, 50 * i, 1000 * i,
-                          t0 + 1000 * i, 2};
+        qs_stat a = {inst, run,     100 + k, t0 + 1000 * i, "build-1", "codec=1",    "codec",
+                     1,    100 * i, 100 * i, 1000,          i,         "code-codec", "proc-1",
+                     0,    0};
+        qs_stat b = {inst, run, 100 + k, t0 + 1000 * i, "build-1", "codec=1", "parser", 0, 10 * i,
+                     0,    0,   0,       "code-parser", "proc-1",  0,         0};
+        qs_edge_stat e = {inst,    run,          100 + k, t0 + 1000 * i, "program",
+                          "codec", "codec_pack", 100 * i, 100 * i,       1000,
+                          0,       64,           500,     "proc-1"};
+        qs_proc_stat p = {inst, run,    "proc-1", 100 + k,       t0 + 1000 * i,
+                          t0,   50 * i, 1000 * i, t0 + 1000 * i, 2};
         assert_int_equal(qs_put_stat(s, &a, err, sizeof err), 1);
         assert_int_equal(qs_put_stat(s, &b, err, sizeof err), 1);
         assert_int_equal(qs_put_edge_stat(s, &e, err, sizeof err), 1);
         assert_int_equal(qs_put_proc_stat(s, &p, err, sizeof err), 1);
     }
-    qs_plan_change pc = {inst, run, 1, t0 + 5, 100 + k, "adaptive", "", "codec=1", "faults",
-                         "{}"};
+    qs_plan_change pc = {inst, run, 1, t0 + 5, 100 + k, "adaptive", "", "codec=1", "faults", "{}"};
     assert_int_equal(qs_put_plan_change(s, &pc, err, sizeof err), 1);
     return s;
 }
@@ -167,8 +187,9 @@ static void test_twenty_installations_at_once(void **state) {
     assert_int_equal(tpg_one(&pg, NULL, "SELECT COUNT(*) FROM quarantine_schema"), 1);
     assert_int_equal(tpg_one(&pg, NULL, "SELECT COUNT(*) FROM reports"),
                      INSTALLATIONS * (REPORTS + 1));
-    assert_int_equal(tpg_one(&pg, NULL, "SELECT COUNT(DISTINCT (installation, run, proc, pid,"
-                                        " kind, seq)) FROM reports"),
+    assert_int_equal(tpg_one(&pg, NULL,
+                             "SELECT COUNT(DISTINCT (installation, run, proc, pid,"
+                             " kind, seq)) FROM reports"),
                      INSTALLATIONS * (REPORTS + 1));
     assert_int_equal(tpg_one(&pg, NULL, "SELECT COUNT(*) FROM report_frames"),
                      INSTALLATIONS * REPORTS * 2);
@@ -185,8 +206,9 @@ static void test_twenty_installations_at_once(void **state) {
     assert_int_equal(tpg_one(&pg, NULL, "SELECT COUNT(*) FROM plan_changes WHERE applied = 1"),
                      INSTALLATIONS);
     /* a report's details hang off the fleet's id of it, not the outbox's */
-    assert_int_equal(tpg_one(&pg, NULL, "SELECT COUNT(*) FROM report_frames f JOIN reports r ON"
-                                        " r.id = f.report_id WHERE r.component = 'codec'"),
+    assert_int_equal(tpg_one(&pg, NULL,
+                             "SELECT COUNT(*) FROM report_frames f JOIN reports r ON"
+                             " r.id = f.report_id WHERE r.component = 'codec'"),
                      INSTALLATIONS * REPORTS * 2);
 
     /* installation 0's view of the rest: 19 installations' evidence */
@@ -212,8 +234,8 @@ static void test_twenty_installations_at_once(void **state) {
                                     " code_id = 'code-parser'"),
                      INSTALLATIONS - 1);
     /* discounted: a half-life of an hour, the evidence an hour old, counts half */
-    assert_int_equal(qf_fetch_pool(s, pg.uri, c, "inst-00", 3600, now + 3600000000000LL, err,
-                                   sizeof err), 2);
+    assert_int_equal(
+        qf_fetch_pool(s, pg.uri, c, "inst-00", 3600, now + 3600000000000LL, err, sizeof err), 2);
     assert_int_equal(tsq_file(path, "SELECT CAST(ROUND(faults) AS INTEGER) FROM fleet_evidence"
                                     " WHERE code_id = 'code-codec'"),
                      (INSTALLATIONS - 1) * REPORTS / 2);
@@ -234,8 +256,9 @@ static void test_clear_errors(void **state) {
     tpg_uri(&pg, NULL, "wrong-pw-123", uri, sizeof uri);
     assert_null(qf_connect(uri, err, sizeof err));
     char want[200];
-    snprintf(want, sizeof want, "fleet store postgresql://%s@127.0.0.1:%d/postgres: cannot connect:",
-             TPG_USER, pg.port);
+    snprintf(want, sizeof want,
+             "fleet store postgresql://%s@127.0.0.1:%d/postgres: cannot connect:", TPG_USER,
+             pg.port);
     has(err, want);
     has(err, "password authentication failed");
     assert_null(strstr(err, "wrong-pw-123"));
@@ -259,21 +282,26 @@ static void test_clear_errors(void **state) {
     has(err, "not a URI libpq can read");
     /* a newer schema: refused, left as it was */
     tpg_one(&pg, NULL, "CREATE DATABASE newer");
-    tpg_one(&pg, "newer", "CREATE TABLE quarantine_schema (version BIGINT NOT NULL);"
-                          "INSERT INTO quarantine_schema VALUES (99)");
+    tpg_one(&pg, "newer",
+            "CREATE TABLE quarantine_schema (version BIGINT NOT NULL);"
+            "INSERT INTO quarantine_schema VALUES (99)");
     tpg_uri(&pg, "newer", NULL, uri, sizeof uri);
     assert_null(qf_connect(uri, err, sizeof err));
     has(err, "/newer: cannot use it: schema version 99 is newer than this quarantine's (1)");
-    assert_int_equal(tpg_one(&pg, "newer", "SELECT COUNT(*) FROM pg_tables WHERE tablename ="
-                                           " 'reports'"), 0);
+    assert_int_equal(tpg_one(&pg, "newer",
+                             "SELECT COUNT(*) FROM pg_tables WHERE tablename ="
+                             " 'reports'"),
+                     0);
     /* another application's tables: refused, left as they were */
     tpg_one(&pg, NULL, "CREATE DATABASE other");
     tpg_one(&pg, "other", "CREATE TABLE reports (title TEXT)");
     tpg_uri(&pg, "other", NULL, uri, sizeof uri);
     assert_null(qf_connect(uri, err, sizeof err));
     has(err, "/other: not a quarantine fleet store: it has tables named as quarantine's");
-    assert_int_equal(tpg_one(&pg, "other", "SELECT COUNT(*) FROM pg_tables WHERE tablename ="
-                                           " 'quarantine_schema'"), 0);
+    assert_int_equal(tpg_one(&pg, "other",
+                             "SELECT COUNT(*) FROM pg_tables WHERE tablename ="
+                             " 'quarantine_schema'"),
+                     0);
 }
 
 int main(void) {
