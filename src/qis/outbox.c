@@ -119,13 +119,20 @@ static void *main_loop(void *arg) {
             deadline = now_s() + b->flush_ms / 1000.0;
         pthread_mutex_unlock(&b->mu);
         char err[1024];
-        if (!ob && !(ob = qs_open(b->path, 0, err, sizeof err))) {
-            say(b, err);
-            if (!last)
-                usleep(ROUND_MS * 1000);
-            continue;
+        if (!ob) {
+            if (!(ob = qs_open(b->path, 0, err, sizeof err))) {
+                say(b, err);
+                if (!last)
+                    usleep(ROUND_MS * 1000);
+                continue;
+            }
+            qs_busy_ms(ob, 2000);
+            /* the shipper's writes (marks, the fleet's evidence) need no
+             * fsync of their own: lost with the machine, they are shipped or
+             * fetched again, stored once all the same; and the supervisor,
+             * whose writes wait at most 200 ms for the lock, waits on none */
+            sqlite3_exec(qs_db(ob), "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
         }
-        qs_busy_ms(ob, 2000);
         if (!pg && (now_s() >= retry_at || last)) {
             pg = qf_connect(b->uri, err, sizeof err);
             if (!pg) {
@@ -217,7 +224,18 @@ void qf_outbox_stop(qf_outbox *b, int flush_ms) {
     b->flush_ms = flush_ms;
     pthread_cond_signal(&b->cv);
     pthread_mutex_unlock(&b->mu);
-    pthread_join(b->thread, NULL);
+    /* a shipper stuck on the network (a server gone silent mid-query, a
+     * slow DNS) must not keep the supervisor from exiting: waited for as
+     * long as it may take, then left to the exit */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += flush_ms / 1000 + QF_CONNECT_TIMEOUT_S + 1;
+    if (pthread_timedjoin_np(b->thread, NULL, &until)) {
+        logev("fleet-held outbox=%s (the shipper did not finish in time; the next quarantine "
+              "run with this outbox ships what it holds)",
+              b->path);
+        return; /* its memory stays: the thread may still use it */
+    }
     close(b->efd);
     pthread_mutex_destroy(&b->mu);
     pthread_cond_destroy(&b->cv);

@@ -248,9 +248,14 @@ static void quiet(void *arg, const char *message) {
 PGconn *qf_connect(const char *uri, char *err, size_t len) {
     char timeout[16];
     snprintf(timeout, sizeof timeout, "%d", QF_CONNECT_TIMEOUT_S);
-    /* the defaults first: what the URI says (expanded from dbname) wins */
-    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *vals[] = {timeout, "quarantine", uri, NULL};
+    /* the defaults first: what the URI says (expanded from dbname) wins.
+     * A server that stops answering mid-query fails the socket (unacked
+     * data after 10 s, no keepalive answer after about 11 s): the shipper
+     * never waits on it for long either */
+    const char *keys[] = {"connect_timeout", "tcp_user_timeout", "keepalives_idle",
+                          "keepalives_interval", "keepalives_count", "application_name",
+                          "dbname", NULL};
+    const char *vals[] = {timeout, "10000", "5", "2", "3", "quarantine", uri, NULL};
     char *perr = NULL;
     PQconninfoOption *o = PQconninfoParse(uri, &perr);
     if (!o) {

@@ -825,6 +825,8 @@ static void spool_dir(sup *s) {
 }
 
 static int wrap_up(sup *s) {
+    if (s->outbox && s->store) /* its shipper may hold the outbox a moment: the program is gone */
+        qs_busy_ms(s->store, 2000);
     tick(s);
     for (int i = 0; i < s->nold; i++) {
         if (s->spool_ok)
