@@ -22,6 +22,9 @@ void tpg_start(tpg *p);
 /* Stops it (fast: connections are cut), or starts it again. */
 void tpg_stop(tpg *p);
 void tpg_restart(tpg *p);
+/* Freezes its processes (SIGSTOP: connections stay open, nothing
+ * answers) or thaws them (SIGCONT). */
+void tpg_freeze(tpg *p, int frozen);
 /* Stops it and removes its folder. */
 void tpg_destroy(tpg *p);
 /* The URI of database db on it, with a password (NULL: the right one). */
