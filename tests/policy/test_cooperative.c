@@ -4,7 +4,9 @@
  * new, with its own empty outbox, fetches the fleet's evidence for the same
  * code and isolates the parser before its first bad line: B's first fault
  * costs one call in the parser's domain, not a host crash. Without the
- * fleet, the same run of B crashes its host. */
+ * fleet, the same run of B crashes its host. quarantine fleet status then
+ * recommends the parser isolated and names the installation that has it
+ * in the host. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -108,6 +110,26 @@ static void test_the_fleet_blamed_it_first(void **state) {
     /* B without the fleet: its first bad line crashes its host */
     assert_int_equal(run("alone", NULL, "run 7 4 --bad-every 3000 --pause-us 1000"), 0);
     assert_true(count("event=host-crash") >= 1);
+
+    /* C: no policy, everything in the host; the fleet's status recommends
+     * the parser isolated (decided for C, the last seen) and names C */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "QTN_PLAN='parser=host render=host checksum=host g1=host g2=host' timeout 120 %s"
+             " run --installation c --stats-interval 0.5 --store '%s' --outbox %s/c.db -- %s"
+             " run 1 2 --pause-us 1000 >%s 2>&1",
+             QTN_BIN, pg.uri, dir, PROG, logpath);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s fleet status --store '%s' >%s 2>&1", QTN_BIN, pg.uri,
+             logpath);
+    assert_int_equal(system(cmd), 0);
+    slurp();
+    has(": 3 installations, 1 build\n");
+    has("decided for c with the rest of the fleet's evidence pooled:\n  parser=1 ");
+    has("where installations on that build differ from it:\n"
+        "  c                    parser: in the host in force, isolated recommended\n");
+    assert_null(strstr(log_text, "  a                    parser:"));
+    assert_null(strstr(log_text, "  b                    parser:"));
 }
 
 int main(void) {
