@@ -9,5 +9,6 @@ int qtn_cli_run(int argc, char **argv);
 int qtn_cli_report(int argc, char **argv);
 int qtn_cli_plan(int argc, char **argv);
 int qtn_cli_sim(int argc, char **argv);
+int qtn_cli_fleet(int argc, char **argv);
 
 #endif

@@ -12,6 +12,7 @@ static void usage(FILE *f) {
           "  run      run a program and restart it when it crashes (quarantine run --help)\n"
           "  report   what the store knows about faults (quarantine report --help)\n"
           "  plan     the plan the policy chooses, and why (quarantine plan --help)\n"
+          "  fleet    what a fleet's PostgreSQL store knows (quarantine fleet --help)\n"
           "  sim      the policy's modes on a simulated fleet, against an oracle\n"
           "           (quarantine sim --help)\n"
           "\n"
@@ -37,6 +38,8 @@ int main(int argc, char **argv) {
         return qtn_cli_report(argc - 1, argv + 1);
     if (!strcmp(argv[1], "plan"))
         return qtn_cli_plan(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "fleet"))
+        return qtn_cli_fleet(argc - 1, argv + 1);
     if (!strcmp(argv[1], "sim"))
         return qtn_cli_sim(argc - 1, argv + 1);
     fprintf(stderr, "quarantine: unknown command '%s' (try quarantine --help)\n", argv[1]);

@@ -134,10 +134,8 @@ int qtn_opt_policy(const char *opt, const char *val, qp_settings *set, char *err
     return 1;
 }
 
-const char *qtn_opt_store(char *buf, size_t len, int make) {
-    const char *e = getenv("QTN_STORE");
-    if (e && *e)
-        return e;
+/* ~/.local/state/quarantine/NAME, its folders made with make. */
+static const char *state_file(char *buf, size_t len, int make, const char *name) {
     const char *home = getenv("HOME");
     home = home && *home ? home : ".";
     if (make) {
@@ -149,6 +147,17 @@ const char *qtn_opt_store(char *buf, size_t len, int make) {
         snprintf(tmp, sizeof tmp, "%s/.local/state/quarantine", home);
         mkdir(tmp, 0700);
     }
-    snprintf(buf, len, "%s/.local/state/quarantine/store.db", home);
+    snprintf(buf, len, "%s/.local/state/quarantine/%s", home, name);
     return buf;
+}
+
+const char *qtn_opt_store(char *buf, size_t len, int make) {
+    const char *e = getenv("QTN_STORE");
+    if (e && *e)
+        return e;
+    return state_file(buf, len, make, "store.db");
+}
+
+const char *qtn_opt_outbox(char *buf, size_t len) {
+    return state_file(buf, len, 1, "outbox.db");
 }

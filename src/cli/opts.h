@@ -25,4 +25,8 @@ extern const char qtn_opt_policy_help[];
  * make, its folders are made). */
 const char *qtn_opt_store(char *buf, size_t len, int make);
 
+/* A supervisor's outbox for a fleet's store:
+ * ~/.local/state/quarantine/outbox.db (its folders made). */
+const char *qtn_opt_outbox(char *buf, size_t len);
+
 #endif

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "../qis/replan.h"
+#include "../qis/ship.h"
 #include "cli.h"
 #include "opts.h"
 
@@ -22,8 +23,10 @@ static void help(FILE *f) {
           "settings. The dwell and the hourly limit pace live changes and do not apply\n"
           "here; the gain a change must bring does.\n"
           "\n"
-          "  --store PATH        the store (default: $QTN_STORE, else\n"
-          "                      ~/.local/state/quarantine/store.db)\n"
+          "  --store PATH|URI    the store (default: $QTN_STORE, else\n"
+          "                      ~/.local/state/quarantine/store.db), or a fleet's\n"
+          "                      (postgresql://USER@HOST:PORT/DB): the installation's\n"
+          "                      records, the rest of the fleet's evidence pooled\n"
           "  --installation ID   whose evidence is local (default: hostname)\n"
           "  --build ID          the build to decide for (default: the one run last)\n"
           "  --mode MODE         as --policy of quarantine run (default adaptive)\n"
@@ -42,7 +45,7 @@ static void help(FILE *f) {
 }
 
 int qtn_cli_plan(int argc, char **argv) {
-    char defstore[4200], err[512], inst[128] = "";
+    char defstore[4200], err[1024], inst[128] = "";
     const char *path = NULL, *build = NULL;
     int explain = 0, json = 0;
     qp_settings set;
@@ -92,7 +95,7 @@ int qtn_cli_plan(int argc, char **argv) {
         path = qtn_opt_store(defstore, sizeof defstore, 0);
     if (!inst[0] && gethostname(inst, sizeof inst - 1))
         strcpy(inst, "unknown");
-    qs_store *s = qs_open_to_read(path, err, sizeof err);
+    qs_store *s = qf_open_to_read(path, inst, set.half_life_s, err, sizeof err);
     if (!s) {
         fprintf(stderr, "quarantine: plan: %s\n", err);
         return QTN_EXIT_INPUT;

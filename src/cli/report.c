@@ -10,6 +10,7 @@
 
 #include "../qis/bucket.h"
 #include "../qis/html.h"
+#include "../qis/ship.h"
 #include "../qis/store.h"
 #include "cli.h"
 #include "opts.h"
@@ -30,8 +31,9 @@ static void help(FILE *f) {
           "calls that failed meanwhile. Then the latest reports, newest first, with\n"
           "their backtraces (each frame with the component whose code it is in).\n"
           "\n"
-          "  --store PATH      the store (default: $QTN_STORE, else\n"
-          "                    ~/.local/state/quarantine/store.db)\n"
+          "  --store PATH|URI  the store (default: $QTN_STORE, else\n"
+          "                    ~/.local/state/quarantine/store.db), or a fleet's\n"
+          "                    (postgresql://USER@HOST:PORT/DB): all its installations\n"
           "  --json            one JSON object instead of tables\n"
           "  --since DURATION  only what happened in the last DURATION: 90 (seconds),\n"
           "                    90s, 15m, 2h, 7d (at most 36500d)\n"
@@ -144,8 +146,8 @@ int qtn_cli_report(int argc, char **argv) {
     }
     if (!path || !*path)
         path = qtn_opt_store(def, sizeof def, 0);
-    char err[512];
-    qs_store *s = qs_open_to_read(path, err, sizeof err);
+    char err[1024];
+    qs_store *s = qf_open_to_read(path, NULL, 0, err, sizeof err);
     if (!s) {
         fprintf(stderr, "quarantine: report: %s\n", err);
         return QTN_EXIT_INPUT;

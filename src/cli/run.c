@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../qis/metrics.h"
+#include "../qis/pg.h"
 #include "../qis/supervise.h"
 #include "cli.h"
 #include "opts.h"
@@ -51,9 +52,20 @@ static void help(FILE *f) {
           "                        Restart=always with its start limit, 5 starts in 10 s)\n"
           "  --backoff-ms MS       first delay before a restart, doubled each time up to\n"
           "                        5000 (default 100)\n"
-          "  --store PATH          the store (default: $QTN_STORE, else\n"
+          "  --store PATH|URI      the store (default: $QTN_STORE, else\n"
           "                        ~/.local/state/quarantine/store.db); `quarantine\n"
-          "                        report` reads it\n"
+          "                        report` reads it. A PostgreSQL URI\n"
+          "                        (postgresql://USER@HOST:PORT/DB?sslmode=...) is a\n"
+          "                        fleet's store: records go to the local --outbox\n"
+          "                        first and are shipped to it in the background (the\n"
+          "                        program never waits on the network; while it is\n"
+          "                        down they wait in the outbox); the policy pools the\n"
+          "                        fleet's evidence for the same code\n"
+          "  --outbox PATH         with a fleet store, the local SQLite outbox (default:\n"
+          "                        ~/.local/state/quarantine/outbox.db; its spool\n"
+          "                        files beside it, in PATH.spool/)\n"
+          "  --fleet-refresh S     seconds between fetches of the fleet's evidence\n"
+          "                        (default 30)\n"
           "  --installation ID     names this installation in the store (default: hostname)\n"
           "  --stats-interval S    seconds between statistics snapshots (default 10; 0:\n"
           "                        one when the program ends)\n"
@@ -83,6 +95,8 @@ static void help(FILE *f) {
           "  quarantine run --policy adaptive --budget 10 -- ./server\n"
           "  QTN_PLAN='codec=1' quarantine run --max-restarts 10 --window 30 -- ./server\n"
           "  quarantine run --store /var/lib/server/quarantine.db -- ./server\n"
+          "  quarantine run --policy cooperative --store postgresql://qtn@db.example/fleet "
+          "-- ./server\n"
           "\n"
           "exit codes: the program's own when it exits; 128+N when it was stopped by a\n"
           "forwarded signal N; 111 when it crashed too often; 127 when it cannot be\n"
@@ -93,7 +107,9 @@ static void help(FILE *f) {
 int qtn_cli_run(int argc, char **argv) {
     qs_sup_opts o = {.max_restarts = 5, .window_s = 10, .backoff_ms = 100, .stats_ms = -1};
     qp_settings_default(&o.set);
-    char defstore[4200], err[256];
+    char defstore[4200], defoutbox[4200], err[256];
+    const char *outbox = NULL;
+    o.fleet_refresh_ms = 30000;
     int i = 1;
     for (; i < argc; i++) {
         const char *a = argv[i];
@@ -135,6 +151,12 @@ int qtn_cli_run(int argc, char **argv) {
                 return QTN_EXIT_USAGE;
             }
             o.metrics = v;
+        } else if (!strcmp(a, "--outbox")) {
+            outbox = v;
+        } else if (!strcmp(a, "--fleet-refresh")) {
+            if (qtn_opt_num(v, 0.1, 86400, &d))
+                goto bad;
+            o.fleet_refresh_ms = (int)(d * 1000);
         } else if (!strcmp(a, "--installation")) {
             if (!*v || strlen(v) > 120) {
                 fprintf(stderr, "quarantine: run: --installation: 1 to 120 characters, not "
@@ -168,6 +190,7 @@ int qtn_cli_run(int argc, char **argv) {
                 !strcmp(a, "--window")           ? "a number of seconds, 0.001 to 31536000"
                 : !strcmp(a, "--max-restarts")   ? "a whole number, 0 to 10000"
                 : !strcmp(a, "--backoff-ms")     ? "a whole number of ms, 0 to 3600000"
+                : !strcmp(a, "--fleet-refresh")  ? "a number of seconds, 0.1 to 86400"
                                                  : "a number of seconds, 0 to 86400");
         return QTN_EXIT_USAGE;
     }
@@ -178,5 +201,13 @@ int qtn_cli_run(int argc, char **argv) {
     o.argv = argv + i;
     if (!o.store_path)
         o.store_path = qtn_opt_store(defstore, sizeof defstore, 1);
+    if (qf_is_uri(o.store_path)) {
+        o.fleet_uri = o.store_path;
+        o.store_path = outbox ? outbox : qtn_opt_outbox(defoutbox, sizeof defoutbox);
+    } else if (outbox) {
+        fprintf(stderr, "quarantine: run: --outbox is for a fleet's store (--store "
+                        "postgresql://...), not for %s\n", o.store_path);
+        return QTN_EXIT_USAGE;
+    }
     return qs_supervise(&o);
 }

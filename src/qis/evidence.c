@@ -138,8 +138,11 @@ static int load_components(rd *r, qs_evidence *ev, const char *inst) {
         /* history of this code: statistics from before, or another build with it */
         int64_t seen = one(r, 0, q(r, "SELECT EXISTS (SELECT 1 FROM stats WHERE code_id = ? AND"
                                       " time_ns < ?) OR EXISTS (SELECT 1 FROM components WHERE"
-                                      " code_id = ? AND build_id <> ?)",
-                                   "slss", ev->codes[i], started, ev->codes[i], ev->build_id));
+                                      " code_id = ? AND build_id <> ?) OR EXISTS (SELECT 1 FROM"
+                                      " fleet_evidence WHERE installation = ? AND code_id = ?"
+                                      " AND calls + faults + host_blame > 0)",
+                                   "slssss", ev->codes[i], started, ev->codes[i], ev->build_id,
+                                   inst, ev->codes[i]));
         int64_t other = one(r, 0, q(r, "SELECT EXISTS (SELECT 1 FROM components WHERE component"
                                        " = ? AND build_id <> ? AND code_id <> ?)",
                                     "sss", ev->names[i], ev->build_id, ev->codes[i]));
@@ -233,6 +236,40 @@ static int load_exposure(rd *r, qs_evidence *ev, const char *inst, double now, d
             return -1;
         c->calls = qp_decay_at(c->calls, at, now, h);
         c->pool_calls = qp_decay_at(c->pool_calls, pat, now, h);
+    }
+    return 0;
+}
+
+/* The fleet's pooled evidence for each component's code, as the outbox
+ * last fetched it (ship.h; none when the store is not an outbox): the
+ * faults and host crashes blamed on it elsewhere, with the latest's time
+ * (into last), or (calls) the calls made into it elsewhere. Discounted on
+ * from when it was fetched: the last fetched stays in force while the
+ * fleet cannot be reached. */
+static int load_fleet(rd *r, qs_evidence *ev, const char *inst, double now, double h,
+                      int64_t *last, int calls) {
+    for (int i = 0; i < ev->n; i++) {
+        qp_comp *c = &ev->comps[i];
+        sqlite3_stmt *st = q(r, "SELECT calls, faults, host_blame, installations, last_ns, at_ns"
+                                " FROM fleet_evidence WHERE installation = ? AND code_id = ?",
+                             "ss", inst, ev->codes[i]);
+        if (!st)
+            return -1;
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            double at = sqlite3_column_int64(st, 5) / 1e9;
+            if (calls) {
+                c->pool_calls += qp_decay_at(sqlite3_column_double(st, 0), at, now, h);
+                c->pool_installations += sqlite3_column_int(st, 3);
+            } else {
+                c->pool_faults += qp_decay_at(sqlite3_column_double(st, 1), at, now, h);
+                c->pool_host_blame += qp_decay_at(sqlite3_column_double(st, 2), at, now, h);
+                if (sqlite3_column_int64(st, 4) > last[i])
+                    last[i] = sqlite3_column_int64(st, 4);
+            }
+        }
+        if (done(r, st, rc))
+            return -1;
     }
     return 0;
 }
@@ -567,7 +604,8 @@ int qs_evidence_load(qs_store *s, const char *inst, const char *build_id, int64_
         fail(&r, "out of memory");
         goto out;
     }
-    if (load_blame(&r, ev, inst, now, h, last) || load_exposure(&r, ev, inst, now, h, last) ||
+    if (load_blame(&r, ev, inst, now, h, last) || load_fleet(&r, ev, inst, now, h, last, 0) ||
+        load_exposure(&r, ev, inst, now, h, last) || load_fleet(&r, ev, inst, now, h, last, 1) ||
         (ev->proc[0] || ev->pid ? load_rates(&r, ev, inst, run, start, (int)nedges) : 0) ||
         load_costs(&r, ev, inst, backoff_s))
         goto out;

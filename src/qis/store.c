@@ -104,6 +104,15 @@ static const char *const migrations[] = {
      * domain was parked, and whether it was */
     ("ALTER TABLE stats ADD COLUMN parked_calls INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE stats ADD COLUMN parked INTEGER NOT NULL DEFAULT 0;"),
+    /* 5: the outbox of a supervisor whose store is a fleet's (PostgreSQL):
+     * how far each table has been shipped, which plan acknowledgements
+     * have, and the fleet's pooled evidence as last fetched */
+    ("CREATE TABLE outbox (tbl TEXT PRIMARY KEY, upto INTEGER NOT NULL);"
+     "ALTER TABLE plan_changes ADD COLUMN ack_shipped INTEGER NOT NULL DEFAULT 0;"
+     "CREATE TABLE fleet_evidence ("
+     " installation TEXT NOT NULL, code_id TEXT NOT NULL, calls REAL NOT NULL,"
+     " faults REAL NOT NULL, host_blame REAL NOT NULL, installations INTEGER NOT NULL,"
+     " last_ns INTEGER NOT NULL, at_ns INTEGER NOT NULL, PRIMARY KEY (installation, code_id));"),
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == QS_SCHEMA_VERSION,
@@ -116,6 +125,7 @@ static const char *const tables_added[] = {
     "report_frames report_blame stats edge_stats spools",
     "proc_stats starts components plan_changes",
     "",
+    "outbox fleet_evidence",
 };
 
 _Static_assert(sizeof tables_added / sizeof tables_added[0] == QS_SCHEMA_VERSION,
@@ -286,6 +296,21 @@ qs_store *qs_open(const char *path, int readonly, char *err, size_t len) {
     if (exec(s, sql, err, len, "migrating")) {
         qs_close(s);
         return NULL;
+    }
+    return s;
+}
+
+qs_store *qs_open_memory(const char *name, char *err, size_t len) {
+    qs_store *s = qs_open(":memory:", 0, err, len);
+    char *n = s ? strdup(name) : NULL;
+    if (s && !n) {
+        fail(err, len, name, "cannot open", "out of memory");
+        qs_close(s);
+        return NULL;
+    }
+    if (s) {
+        free(s->path);
+        s->path = n;
     }
     return s;
 }
@@ -566,6 +591,45 @@ int qs_spool_forget(qs_store *s, const char *name, char *err, size_t len) {
     return put(s, err, len, "cannot write", "DELETE FROM spools WHERE name = ?", "s", name) < 0
                ? -1
                : 0;
+}
+
+int qs_outbox_get(qs_store *s, const char *tbl, int64_t *upto, char *err, size_t len) {
+    sqlite3_stmt *st = query(s, err, len, "cannot read", "SELECT upto FROM outbox WHERE tbl = ?",
+                             "s", tbl);
+    if (!st)
+        return -1;
+    int rc = sqlite3_step(st);
+    *upto = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return fail(err, len, s->path, "cannot read", sqlite3_errmsg(s->db));
+    return 0;
+}
+
+int qs_outbox_set(qs_store *s, const char *tbl, int64_t upto, char *err, size_t len) {
+    /* two supervisors sharing an outbox may both ship: the mark only moves on */
+    return put(s, err, len, "cannot write",
+               "INSERT INTO outbox (tbl, upto) VALUES (?,?) ON CONFLICT (tbl) DO UPDATE SET"
+               " upto = MAX(upto, excluded.upto)",
+               "sl", tbl, upto) < 0 ? -1 : 0;
+}
+
+int qs_outbox_acked(qs_store *s, int64_t id, char *err, size_t len) {
+    return put(s, err, len, "cannot write", "UPDATE plan_changes SET ack_shipped = 1 WHERE id = ?",
+               "l", id) < 0 ? -1 : 0;
+}
+
+int qs_put_fleet_evidence(qs_store *s, const qs_fleet_evidence *f, char *err, size_t len) {
+    return put(s, err, len, "cannot write",
+               "INSERT OR REPLACE INTO fleet_evidence (installation, code_id, calls, faults,"
+               " host_blame, installations, last_ns, at_ns) VALUES (?,?,?,?,?,?,?,?)",
+               "ssdddill", f->installation, f->code_id, f->calls, f->faults, f->host_blame,
+               f->installations, f->last_ns, f->at_ns) < 0 ? -1 : 0;
+}
+
+int qs_clear_fleet_evidence(qs_store *s, const char *installation, char *err, size_t len) {
+    return put(s, err, len, "cannot write", "DELETE FROM fleet_evidence WHERE installation = ?",
+               "s", installation) < 0 ? -1 : 0;
 }
 
 void qs_json_str(FILE *o, const char *s) {

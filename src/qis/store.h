@@ -66,6 +66,8 @@ qs_store *qs_open(const char *path, int readonly, char *err, size_t errlen);
  * file is an error ("no such file (quarantine run makes it)"), an older
  * schema is migrated first when the file may be written. */
 qs_store *qs_open_to_read(const char *path, char *err, size_t errlen);
+/* A new store in memory (gone when closed), named `name` in messages. */
+qs_store *qs_open_memory(const char *name, char *err, size_t errlen);
 void qs_close(qs_store *s);
 
 /* Writes s as a JSON string, quotes included (NULL: ""). */
@@ -177,6 +179,29 @@ int qs_spool_get(qs_store *s, const char *name, int64_t *done, char *err, size_t
 int qs_spool_set(qs_store *s, const char *name, int64_t done, char *err, size_t errlen);
 int qs_spool_forget(qs_store *s, const char *name, char *err, size_t errlen);
 
+/* The outbox, when the store is a fleet's (fleet.h): how far each table's
+ * rows (by rowid) are shipped (0: none), moving the mark on (never back),
+ * and marking plan change `id`'s acknowledgement shipped. 0 or -1. */
+int qs_outbox_get(qs_store *s, const char *tbl, int64_t *upto, char *err, size_t errlen);
+int qs_outbox_set(qs_store *s, const char *tbl, int64_t upto, char *err, size_t errlen);
+int qs_outbox_acked(qs_store *s, int64_t id, char *err, size_t errlen);
+
+/* The fleet's pooled evidence for one code identity, as fetched for an
+ * installation: the other installations' calls into it, faults and host
+ * crashes blamed on it (shares), discounted to at_ns; how many
+ * installations called it; the latest fault's time. */
+typedef struct qs_fleet_evidence {
+    const char *installation, *code_id;
+    double calls, faults, host_blame;
+    int installations;
+    int64_t last_ns, at_ns;
+} qs_fleet_evidence;
+
+/* Stores one (replacing what was fetched before), or forgets what was
+ * fetched for an installation. 0 or -1. */
+int qs_put_fleet_evidence(qs_store *s, const qs_fleet_evidence *f, char *err, size_t errlen);
+int qs_clear_fleet_evidence(qs_store *s, const char *installation, char *err, size_t errlen);
+
 /* Prints the per-component table (calls, crossings, faults while isolated,
  * host crashes blamed and the blame fraction, recovery times, where the
  * plan puts it), the domains parked (since when, calls failed while
@@ -186,7 +211,7 @@ int qs_spool_forget(qs_store *s, const char *name, char *err, size_t errlen);
 int qs_print(qs_store *s, FILE *out, int json, int64_t since_ns, int latest, char *err,
              size_t errlen);
 
-#define QS_SCHEMA_VERSION 4
+#define QS_SCHEMA_VERSION 5
 /* PRAGMA application_id of the stores quarantine makes ("QTNS") */
 #define QS_APPLICATION_ID 0x51544e53
 

@@ -37,6 +37,8 @@
 #include "../runtime/statsfile.h"
 #include "metrics.h"
 #include "replan.h"
+#include "outbox.h"
+#include "pg.h"
 #include "spool.h"
 #include "store.h"
 #include "supervise.h"
@@ -45,6 +47,7 @@
 #define READY_WAIT_S 2.0   /* a runtime that says hello but not its plan: take the one given */
 #define MAX_OLD 16
 #define METRICS_EVERY_S 0.25 /* the counters /metrics serves are at most this old (or a tick) */
+#define FLUSH_MS 5000      /* at the end, the outbox's last try to ship what it holds */
 
 typedef enum { ST_STARTING, ST_UP, ST_BACKOFF, ST_STOPPING, ST_DONE } state;
 
@@ -58,6 +61,7 @@ typedef enum {
     EV_ACK,      /* its runtime answered a plan (seq 0: the plan it started with) */
     EV_EVIDENCE, /* a fault, a host crash or statistics were stored */
     EV_TICK,     /* a second passed */
+    EV_FLEET,    /* the fleet's evidence was fetched into the outbox */
 } event;
 
 typedef struct evdata {
@@ -74,6 +78,7 @@ typedef struct sup {
     const qs_sup_opts *o;
     state st;
     qs_store *store;
+    qf_outbox *outbox;      /* with a fleet store: its shipper */
     char spool_dir[4200];
     int spool_ok;           /* spool_dir is beside the store */
     char installation[128], run[64];
@@ -110,6 +115,8 @@ typedef struct sup {
     double pushed_at;
     char pending_plan[4096];
     int dirty;              /* evidence came since the last decision */
+    pid_t fleet_pid;        /* the program the fleet's evidence came for last */
+    int fleet_first;        /* the first of it for this program: decided at once */
     char *deferred;         /* a plan record for the next start's spool */
     char capped[512];       /* said last: components a budget keeps in the host */
     /* /metrics */
@@ -588,7 +595,12 @@ static void replan(sup *s) {
     if (!s->o->policy || s->pending || s->ctl_fd < 0 || !s->runtime)
         return;
     qs_decision d;
-    if (decide(s, 0, &d) == 1) {
+    /* the plan this program started with was decided without the fleet's
+     * evidence: the first decision with it is part of the start, as after
+     * a crash (no dwell), not a change of mind */
+    int first = s->fleet_first;
+    s->fleet_first = 0;
+    if (decide(s, first, &d) == 1) {
         record_plan(s, &d, s->plan, (int)s->pid);
         char *line = malloc(strlen(d.plan) + 64);
         int n = line ? sprintf(line, "plan %lld %s\n", (long long)s->seq, d.plan) : -1;
@@ -765,6 +777,16 @@ static int on_evidence(sup *s, const evdata *e) {
     return -1;
 }
 
+static int on_fleet(sup *s, const evdata *e) {
+    (void)e;
+    if (s->fleet_pid != s->pid) {
+        s->fleet_pid = s->pid;
+        s->fleet_first = 1;
+    }
+    s->dirty = 1;
+    return -1;
+}
+
 static int on_up_tick(sup *s, const evdata *e) {
     (void)e;
     if (s->pending && now_s() - s->pushed_at > ACK_TIMEOUT_S) {
@@ -797,6 +819,7 @@ static const struct row {
     {1 << ST_STARTING, EV_TICK, on_starting_tick},
     {1 << ST_UP, EV_ACK, on_ack},
     {1 << ST_UP, EV_EVIDENCE, on_evidence},
+    {1 << ST_UP, EV_FLEET, on_fleet},
     {1 << ST_UP, EV_TICK, on_up_tick},
 };
 
@@ -833,6 +856,8 @@ static void spool_dir(sup *s) {
 }
 
 static int wrap_up(sup *s) {
+    if (s->outbox && s->store) /* its shipper may hold the outbox a moment: the program is gone */
+        qs_busy_ms(s->store, 2000);
     tick(s);
     for (int i = 0; i < s->nold; i++) {
         if (s->spool_ok)
@@ -845,6 +870,7 @@ static int wrap_up(sup *s) {
     }
     qm_stop(s->metrics);
     qs_close(s->store);
+    qf_outbox_stop(s->outbox, FLUSH_MS);
     free(s->crashes);
     free(s->grace);
     if (s->ctl_fd >= 0)
@@ -877,6 +903,13 @@ int qs_supervise(const qs_sup_opts *o) {
     }
     store(s); /* said now if it cannot be opened; the program runs all the same */
     spool_dir(s);
+    if (o->fleet_uri) {
+        qf_outbox_opts fo = {o->fleet_uri, o->store_path, s->installation, o->set.half_life_s,
+                             o->fleet_refresh_ms};
+        if (!(s->outbox = qf_outbox_start(&fo)))
+            logev("fleet-error cannot start the shipper: %s (records stay in the outbox %s)",
+                  strerror(errno), o->store_path);
+    }
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGCHLD);
@@ -911,8 +944,13 @@ int qs_supervise(const qs_sup_opts *o) {
     s->pid = start(s, &g_oldmask);
     s->started = now_s();
     s->st = ST_STARTING;
-    logev("start pid=%d program=%s store=%s%s%s%s", (int)s->pid, o->argv[0], o->store_path,
-          s->start_plan[0] ? " plan=\"" : "", s->start_plan, s->start_plan[0] ? "\"" : "");
+    char where[512] = "";
+    if (o->fleet_uri)
+        qf_where(o->fleet_uri, where, sizeof where);
+    logev("start pid=%d program=%s store=%s%s%s%s%s%s", (int)s->pid, o->argv[0],
+          o->fleet_uri ? where : o->store_path, o->fleet_uri ? " outbox=" : "",
+          o->fleet_uri ? o->store_path : "", s->start_plan[0] ? " plan=\"" : "", s->start_plan,
+          s->start_plan[0] ? "\"" : "");
     s->metrics_at = 0; /* the start counted at once */
     metrics(s);
     double last_tick = now_s();
@@ -922,9 +960,16 @@ int qs_supervise(const qs_sup_opts *o) {
             double left = s->restart_at - now_s();
             timeout = left <= 0 ? 0 : left < 1 ? (int)(left * 1000) + 1 : 1000;
         }
-        struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = ifd, .events = POLLIN}};
-        if (poll(p, 2, timeout) < 0 && errno != EINTR)
+        struct pollfd p[3] = {{.fd = sfd, .events = POLLIN},
+                              {.fd = ifd, .events = POLLIN},
+                              {.fd = s->outbox ? qf_outbox_fd(s->outbox) : -1, .events = POLLIN}};
+        if (poll(p, 3, timeout) < 0 && errno != EINTR)
             break;
+        if (p[2].revents & POLLIN) { /* the fleet's evidence changed */
+            qf_outbox_seen(s->outbox);
+            evdata e = {.ev = EV_FLEET};
+            push_event(s, &e);
+        }
         if (p[1].revents & POLLIN) {
             char ev[4096];
             while (read(ifd, ev, sizeof ev) > 0)

@@ -12,7 +12,9 @@
 
 typedef struct qs_sup_opts {
     char **argv;            /* the program and its arguments */
-    const char *store_path; /* the store */
+    const char *store_path; /* the store (with fleet_uri: the outbox) */
+    const char *fleet_uri;  /* the fleet's PostgreSQL store, or NULL (outbox.h) */
+    int fleet_refresh_ms;   /* between fetches of the fleet's evidence */
     const char *installation; /* NULL: the host name */
     int max_restarts;       /* crashes allowed within window_s */
     double window_s;

@@ -355,7 +355,7 @@ static void test_report_reads_an_old_store(void **state) {
     assert_int_equal(system(cmd), 0);
     slurp();
     assert_non_null(strstr(log_text, "oldcomp          -                  0          0        1"));
-    assert_int_equal(query("PRAGMA user_version"), 4);
+    assert_int_equal(query("PRAGMA user_version"), 5);
     assert_int_equal(query("PRAGMA application_id"), 0x51544e53);
 }
 
