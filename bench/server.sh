@@ -7,8 +7,8 @@
 #   hot_isolated  the component with the most calls in the host run, in a
 #                 domain of its own (the rest in the host)
 #   all_isolated  every component in a domain of its own
-#   hot_nofollow  as hot_isolated, with QTN_FOLLOW=0 (the domain's threads
-#                 sleep on any CPU, not on their caller's)
+#   hot_follow    as hot_isolated, with QTN_FOLLOW=1 (the domain's threads
+#                 sleep on their caller's CPU)
 #
 # side by side: the configurations take turns, R rounds of S seconds each,
 # and each figure is the median of its rounds. Per configuration it prints
@@ -102,11 +102,11 @@ for r in $(seq 1 "$ROUNDS"); do
     one host "" "$r"
     one hot_isolated "$hot=1" "$r"
     one all_isolated "$all" "$r"
-    one hot_nofollow "$hot=1" "$r" QTN_FOLLOW=0
+    one hot_follow "$hot=1" "$r" QTN_FOLLOW=1
 done
 
 med() { sort -n | awk '{v[NR] = $1} END {if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-for cfg in host hot_isolated all_isolated hot_nofollow; do
+for cfg in host hot_isolated all_isolated hot_follow; do
     rps=$(for r in $(seq 1 "$ROUNDS"); do cut -d' ' -f1 "$dir/$cfg.$r/figures"; done | med)
     eval "R_$cfg=$rps"
     printf "rps_%s %s req/s\n" "$cfg" "$rps"
@@ -130,6 +130,6 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'
 echo
 echo "hot_isolated/host $(ratio "$R_hot_isolated" "$R_host") x (target >= 0.95)"
 echo "all_isolated/host $(ratio "$R_all_isolated" "$R_host") x (target >= 0.85)"
-echo "hot_nofollow/host $(ratio "$R_hot_nofollow" "$R_host") x"
+echo "hot_follow/host $(ratio "$R_hot_follow" "$R_host") x"
 echo "rounds $ROUNDS count"
 echo "seconds_per_round $SECS s"

@@ -495,7 +495,7 @@ typedef struct qtn_config {
  * hook started included, before the first call arrives: on fds 0-2 it
  * allows write and the ioctls TCGETS and TIOCGWINSZ only; it allows
  * sched_setaffinity of the calling thread only (a serving thread goes to
- * sleep on its caller's CPU, QTN_FOLLOW). A component's
+ * sleep on its caller's CPU with QTN_FOLLOW=1). A component's
  * `syscalls` widen the call-time filter, never the set-up filter.
  */
 

@@ -24,6 +24,7 @@ static int setup(void **state) {
     (void)state;
     assert_int_equal(qtn_register(&tk_component), 0);
     assert_int_equal(qtn_register(&tk2_component), 0);
+    setenv("QTN_FOLLOW", "1", 1); /* test_sleeps_where_the_caller_is */
     assert_int_equal(qtn_init(NULL), 0);
     return 0;
 }
@@ -469,8 +470,8 @@ static bool a_thread_pinned_to(int pid, int cpu) {
     return false;
 }
 
-/* A domain's serving thread goes to sleep on the CPU its caller called from
- * (QTN_FOLLOW, on by default), and follows the caller when it moves. */
+/* With QTN_FOLLOW=1, a domain's serving thread goes to sleep on the CPU its
+ * caller called from, and follows the caller when it moves. */
 static void test_sleeps_where_the_caller_is(void **state) {
     (void)state;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);

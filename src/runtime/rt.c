@@ -240,11 +240,14 @@ static int layout(const qtn_config *cfg, qtn__layout *lay) {
     else if (env_setting(&k_sc, false, 1, &sc) <= 0)
         sc = 1;
     qtn__g.seccomp = (int)sc;
+    /* off by default: on a quiet machine it gains a server a few percent,
+     * and costs a tight loop of calls twice its latency (bench/server.sh,
+     * bench/crossing); on one crowded with other work it gains more */
     const setting k_follow = {"QTN_FOLLOW", "", 0, 1,
                               "1 (a domain's thread sleeps on its caller's CPU) or 0"};
     long long follow;
-    if (env_setting(&k_follow, false, 1, &follow) <= 0)
-        follow = 1;
+    if (env_setting(&k_follow, false, 0, &follow) <= 0)
+        follow = 0;
     qtn__g.follow = follow != 0;
     /* the sandbox */
     snprintf(takes, sizeof takes,
