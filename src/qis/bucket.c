@@ -246,19 +246,6 @@ static sqlite3_stmt *q(qs_store *s, char *err, size_t len, const char *sql, cons
     return st;
 }
 
-static const char *col(sqlite3_stmt *st, int i) {
-    const char *v = (const char *)sqlite3_column_text(st, i);
-    return v ? v : "";
-}
-
-static int done(qs_store *s, sqlite3_stmt *st, int rc, char *err, size_t len) {
-    sqlite3_finalize(st);
-    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
-        return 0;
-    snprintf(err, len, "store %s: cannot read: %s", qs_path(s), sqlite3_errmsg(qs_db(s)));
-    return -1;
-}
-
 /* The builds seen since `since`, in the order first seen, and this one. */
 static int read_builds(qs_store *s, int64_t since, qb_set *set, char *err, size_t len) {
     sqlite3_stmt *st = q(s, err, len,
@@ -282,10 +269,10 @@ static int read_builds(qs_store *s, int64_t since, qb_set *set, char *err, size_
             set->builds = b;
         }
         qb_build *b = &set->builds[set->nbuilds++];
-        snprintf(b->id, sizeof b->id, "%s", col(st, 0));
+        snprintf(b->id, sizeof b->id, "%s", qs_col(st, 0));
         b->first_ns = sqlite3_column_int64(st, 1);
     }
-    if (done(s, st, rc, err, len))
+    if (qs_done(s, st, rc, err, len))
         return -1;
     st = q(s, err, len,
            "SELECT build_id FROM (SELECT build_id, start_ns AS t FROM starts WHERE build_id <> ''"
@@ -297,9 +284,9 @@ static int read_builds(qs_store *s, int64_t since, qb_set *set, char *err, size_
     set->current = -1;
     rc = sqlite3_step(st);
     for (int i = 0; rc == SQLITE_ROW && i < set->nbuilds; i++)
-        if (!strcmp(set->builds[i].id, col(st, 0)))
+        if (!strcmp(set->builds[i].id, qs_col(st, 0)))
             set->current = i;
-    return done(s, st, rc, err, len);
+    return qs_done(s, st, rc, err, len);
 }
 
 static int build_index(const qb_set *set, const char *id) {
@@ -382,20 +369,20 @@ int qb_read(qs_store *s, int64_t since, qb_set *set, char *err, size_t len) {
             qb_report *p = &w.r[w.n++];
             cur = id;
             char **ss = &w.strs[3 * (w.n - 1)];
-            ss[0] = strdup(col(st, 2));
-            ss[1] = strdup(col(st, 3));
+            ss[0] = strdup(qs_col(st, 2));
+            ss[1] = strdup(qs_col(st, 3));
             ss[2] = NULL;
             *p = (qb_report){id, sqlite3_column_int64(st, 1), ss[0], ss[1], "",
-                             build_index(set, col(st, 7))};
+                             build_index(set, qs_col(st, 7))};
             oom |= !ss[0] || !ss[1];
-            snprintf(comp, sizeof comp, "%s", col(st, 3));
-            snprintf(entry, sizeof entry, "%s", col(st, 4));
-            snprintf(kind, sizeof kind, "%s", col(st, 5));
+            snprintf(comp, sizeof comp, "%s", qs_col(st, 3));
+            snprintf(entry, sizeof entry, "%s", qs_col(st, 4));
+            snprintf(kind, sizeof kind, "%s", qs_col(st, 5));
             sig = sqlite3_column_int(st, 6);
         }
         if (sqlite3_column_type(st, 8) != SQLITE_NULL && nf < FRAMES_MAX) {
-            syms[nf] = strdup(col(st, 8));
-            comps[nf] = strdup(col(st, 9));
+            syms[nf] = strdup(qs_col(st, 8));
+            comps[nf] = strdup(qs_col(st, 9));
             fr[nf] = (qb_frame){syms[nf] ? syms[nf] : "?", comps[nf] ? comps[nf] : ""};
             nf++;
         }
@@ -404,7 +391,7 @@ int qb_read(qs_store *s, int64_t since, qb_set *set, char *err, size_t len) {
         free(syms[i]);
         free(comps[i]);
     }
-    if (done(s, st, rc, err, len)) {
+    if (qs_done(s, st, rc, err, len)) {
         rows_free(&w);
         qb_free(set);
         return -1;
@@ -441,21 +428,21 @@ static int example(qs_store *s, FILE *o, int json, int64_t id, char *err, size_t
         if (json) {
             fprintf(o, ",\"example\":{\"report\":%lld,\"time_ns\":%lld,\"kind\":", (long long)id,
                     (long long)sqlite3_column_int64(st, 0));
-            qs_json_str(o, col(st, 1));
+            qs_json_str(o, qs_col(st, 1));
             fputs(",\"reason\":", o);
-            qs_json_str(o, col(st, 2));
+            qs_json_str(o, qs_col(st, 2));
             fprintf(o, ",\"pid\":%d,\"domain\":%d,\"build_id\":", sqlite3_column_int(st, 3),
                     sqlite3_column_int(st, 4));
-            qs_json_str(o, col(st, 5));
+            qs_json_str(o, qs_col(st, 5));
             fputs(",\"backtrace\":[", o);
         } else {
             char when[40];
             utc(sqlite3_column_int64(st, 0), when, sizeof when);
             fprintf(o, "      example: report %lld, %s, pid %d: %s\n", (long long)id, when,
-                    sqlite3_column_int(st, 3), col(st, 2));
+                    sqlite3_column_int(st, 3), qs_col(st, 2));
         }
     }
-    if (done(s, st, rc, err, len))
+    if (qs_done(s, st, rc, err, len))
         return -1;
     st = q(s, err, len,
            "SELECT addr, symbol, component FROM report_frames WHERE report_id = ? ORDER BY n",
@@ -466,15 +453,15 @@ static int example(qs_store *s, FILE *o, int json, int64_t id, char *err, size_t
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (json) {
             fputs(n ? ",{\"addr\":" : "{\"addr\":", o);
-            qs_json_str(o, col(st, 0));
+            qs_json_str(o, qs_col(st, 0));
             fputs(",\"symbol\":", o);
-            qs_json_str(o, col(st, 1));
+            qs_json_str(o, qs_col(st, 1));
             fputs(",\"component\":", o);
-            qs_json_str(o, col(st, 2));
+            qs_json_str(o, qs_col(st, 2));
             fputc('}', o);
         } else if (n < 12) {
-            const char *c = col(st, 2);
-            fprintf(o, "        #%-2d %s%s%s%s\n", n, col(st, 1), *c ? "  [" : "", c,
+            const char *c = qs_col(st, 2);
+            fprintf(o, "        #%-2d %s%s%s%s\n", n, qs_col(st, 1), *c ? "  [" : "", c,
                     *c ? "]" : "");
         }
         n++;
@@ -483,7 +470,7 @@ static int example(qs_store *s, FILE *o, int json, int64_t id, char *err, size_t
         fprintf(o, "        ... %d more\n", n - 12);
     if (json)
         fputs("]}", o);
-    return done(s, st, rc, err, len);
+    return qs_done(s, st, rc, err, len);
 }
 
 static void short_build(const char *id, char *out, size_t len) {

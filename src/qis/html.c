@@ -56,18 +56,8 @@ static sqlite3_stmt *q(rd *r, const char *sql, const char *types, ...) {
     return st;
 }
 
-static const char *col(sqlite3_stmt *st, int i) {
-    const char *v = (const char *)sqlite3_column_text(st, i);
-    return v ? v : "";
-}
-
 static int done(rd *r, sqlite3_stmt *st, int rc) {
-    sqlite3_finalize(st);
-    if (rc == SQLITE_DONE)
-        return 0;
-    snprintf(r->err, r->len, "store %s: cannot read: %s", qs_path(r->s),
-             sqlite3_errmsg(qs_db(r->s)));
-    return -1;
+    return qs_done(r->s, st, rc, r->err, r->len);
 }
 
 static int oom(rd *r) {
@@ -189,7 +179,7 @@ static int read_page(rd *r, page *p) {
         }
         e->t = sqlite3_column_int64(st, 0);
         e->host = sqlite3_column_int(st, 1);
-        snprintf(e->comp, sizeof e->comp, "%s", *col(st, 2) ? col(st, 2) : "(unknown)");
+        snprintf(e->comp, sizeof e->comp, "%s", *qs_col(st, 2) ? qs_col(st, 2) : "(unknown)");
         widen(p, e->t);
     }
     if (done(r, st, rc))
@@ -200,7 +190,7 @@ static int read_page(rd *r, page *p) {
     if (!st)
         return -1;
     if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        snprintf(p->installation, sizeof p->installation, "%s", col(st, 0));
+        snprintf(p->installation, sizeof p->installation, "%s", qs_col(st, 0));
     if (done(r, st, rc == SQLITE_ROW ? SQLITE_DONE : rc))
         return -1;
     st = q(r,
@@ -217,7 +207,7 @@ static int read_page(rd *r, page *p) {
         }
         n->t = sqlite3_column_int64(st, 0);
         n->domain = sqlite3_column_int(st, 1);
-        snprintf(n->comp, sizeof n->comp, "%s", col(st, 2));
+        snprintf(n->comp, sizeof n->comp, "%s", qs_col(st, 2));
         widen(p, n->t);
     }
     if (done(r, st, rc))
@@ -239,9 +229,9 @@ static int read_page(rd *r, page *p) {
             return oom(r);
         }
         c->t = sqlite3_column_int64(st, 0);
-        c->to = strdup(col(st, 1));
-        c->reason = strdup(col(st, 2));
-        c->status = strdup(col(st, 3));
+        c->to = strdup(qs_col(st, 1));
+        c->reason = strdup(qs_col(st, 2));
+        c->status = strdup(qs_col(st, 3));
         if (!c->to || !c->reason || !c->status) {
             sqlite3_finalize(st);
             return oom(r);
@@ -274,8 +264,8 @@ static int read_page(rd *r, page *p) {
             sqlite3_finalize(st);
             return oom(r);
         }
-        snprintf(e->caller, sizeof e->caller, "%s", col(st, 0));
-        snprintf(e->callee, sizeof e->callee, "%s", col(st, 1));
+        snprintf(e->caller, sizeof e->caller, "%s", qs_col(st, 0));
+        snprintf(e->callee, sizeof e->callee, "%s", qs_col(st, 1));
         e->calls = sqlite3_column_int64(st, 2);
         e->crossings = sqlite3_column_int64(st, 3);
         e->cross_ns = sqlite3_column_int64(st, 4);
@@ -896,7 +886,7 @@ static int buckets(rd *r, FILE *o) {
         }
         int src = sqlite3_step(st);
         fprintf(o, "<p>report %lld: ", (long long)k->example);
-        qh_esc(o, src == SQLITE_ROW ? col(st, 0) : "");
+        qh_esc(o, src == SQLITE_ROW ? qs_col(st, 0) : "");
         fputs("</p><pre>", o);
         if (done(r, st, src == SQLITE_ROW ? SQLITE_DONE : src)) {
             rc = -1;
@@ -912,12 +902,12 @@ static int buckets(rd *r, FILE *o) {
         int n = 0;
         while ((src = sqlite3_step(st)) == SQLITE_ROW) {
             fprintf(o, "#%-2d ", n++);
-            qh_esc(o, col(st, 0));
+            qh_esc(o, qs_col(st, 0));
             fputs("  ", o);
-            qh_esc(o, col(st, 1));
-            if (*col(st, 2)) {
+            qh_esc(o, qs_col(st, 1));
+            if (*qs_col(st, 2)) {
                 fputs("  [", o);
-                qh_esc(o, col(st, 2));
+                qh_esc(o, qs_col(st, 2));
                 fputc(']', o);
             }
             fputc('\n', o);

@@ -98,18 +98,8 @@ static sqlite3_stmt *q(rd *r, const char *sql, const char *types, ...) {
     return st;
 }
 
-static const char *col(sqlite3_stmt *st, int i) {
-    const char *v = (const char *)sqlite3_column_text(st, i);
-    return v ? v : "";
-}
-
 static int done(rd *r, sqlite3_stmt *st, int rc) {
-    sqlite3_finalize(st);
-    if (rc == SQLITE_DONE)
-        return 0;
-    snprintf(r->err, r->len, "store %s: cannot read: %s", qs_path(r->s),
-             sqlite3_errmsg(qs_db(r->s)));
-    return -1;
+    return qs_done(r->s, st, rc, r->err, r->len);
 }
 
 /* The running program's counters, from its statistics record. */
@@ -144,7 +134,7 @@ static int stored(rd *r, mtab *t, long long *host, long long *plans, hist *resta
     if (!st)
         return -1;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        mrow *m = row(t, col(st, 0));
+        mrow *m = row(t, qs_col(st, 0));
         if (m) {
             m->calls += sqlite3_column_int64(st, 1);
             m->crossings += sqlite3_column_int64(st, 2);
@@ -163,7 +153,7 @@ static int stored(rd *r, mtab *t, long long *host, long long *plans, hist *resta
         if (!st)
             return -1;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-            mrow *m = row(t, col(st, 0));
+            mrow *m = row(t, qs_col(st, 0));
             if (m) {
                 m->domain = sqlite3_column_int(st, 1);
                 m->parked = sqlite3_column_int(st, 2);
@@ -179,7 +169,7 @@ static int stored(rd *r, mtab *t, long long *host, long long *plans, hist *resta
     if (!st)
         return -1;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        mrow *m = row(t, *col(st, 0) ? col(st, 0) : "(unknown)");
+        mrow *m = row(t, *qs_col(st, 0) ? qs_col(st, 0) : "(unknown)");
         if (m) {
             m->faults++;
             m->failed += sqlite3_column_int64(st, 2);
@@ -197,7 +187,7 @@ static int stored(rd *r, mtab *t, long long *host, long long *plans, hist *resta
     if (!st)
         return -1;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        mrow *m = row(t, col(st, 0));
+        mrow *m = row(t, qs_col(st, 0));
         if (m)
             m->blamed = sqlite3_column_double(st, 1);
     }

@@ -581,6 +581,19 @@ int qs_spool_get(qs_store *s, const char *name, int64_t *done, char *err, size_t
     return 0;
 }
 
+const char *qs_col(sqlite3_stmt *st, int i) {
+    const char *v = (const char *)sqlite3_column_text(st, i);
+    return v ? v : "";
+}
+
+int qs_done(qs_store *s, sqlite3_stmt *st, int rc, char *err, size_t errlen) {
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+        return 0;
+    snprintf(err, errlen, "store %s: cannot read: %s", qs_path(s), sqlite3_errmsg(qs_db(s)));
+    return -1;
+}
+
 int qs_spool_set(qs_store *s, const char *name, int64_t done, char *err, size_t len) {
     return put(s, err, len, "cannot write",
                "INSERT OR REPLACE INTO spools (name, done_bytes) VALUES (?,?)", "sl", name,

@@ -172,6 +172,12 @@ struct sqlite3 *qs_db(qs_store *s);
 struct sqlite3_stmt *qs_vquery(qs_store *s, char *err, size_t errlen, const char *sql,
                                const char *types, va_list ap);
 const char *qs_path(const qs_store *s);
+/* A text column of a row they step to, "" for NULL. */
+const char *qs_col(struct sqlite3_stmt *st, int i);
+/* Finishes such a statement: 0 when stepping ended well (rc SQLITE_DONE,
+ * or SQLITE_ROW for a read that stopped early), else -1 with err saying
+ * "store PATH: cannot read: why". */
+int qs_done(qs_store *s, struct sqlite3_stmt *st, int rc, char *err, size_t errlen);
 
 /* How many bytes of spool file `name` are in the store (0 if none), and
  * setting it; forget when the file is gone. Each returns 0 or -1. */
