@@ -134,6 +134,16 @@ int qtn_opt_policy(const char *opt, const char *val, qp_settings *set, char *err
     return 1;
 }
 
+int qtn_opt_mode_policy(const char *cmd, const char *opt, const char *val, qp_settings *set) {
+    char err[256];
+    int mode = !strcmp(opt, "--mode");
+    int pr = qtn_opt_policy(mode ? "--policy" : opt, val, set, err, sizeof err);
+    if (pr < 0)
+        fprintf(stderr, "quarantine: %s: %s%s\n", cmd, mode ? "--mode" : "",
+                mode ? err + strlen("--policy") : err);
+    return pr;
+}
+
 /* ~/.local/state/quarantine/NAME, its folders made with make. */
 static const char *state_file(char *buf, size_t len, int make, const char *name) {
     const char *home = getenv("HOME");

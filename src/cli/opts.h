@@ -18,6 +18,11 @@ int qtn_opt_duration(const char *s, double hi, double *out);
  * (why, naming the option, the value and the range, in err). */
 int qtn_opt_policy(const char *opt, const char *val, qp_settings *set, char *err, size_t errlen);
 
+/* qtn_opt_policy for a command that names the mode --mode (its --policy
+ * would mean something else there): a bad value is said on stderr as
+ * `quarantine: CMD: ...`. Returns 1, 0 or -1 as qtn_opt_policy. */
+int qtn_opt_mode_policy(const char *cmd, const char *opt, const char *val, qp_settings *set);
+
 /* The text of the policy options for --help. */
 extern const char qtn_opt_policy_help[];
 

@@ -70,13 +70,9 @@ int qtn_cli_plan(int argc, char **argv) {
             return QTN_EXIT_USAGE;
         }
         const char *v = argv[++i];
-        int mode = !strcmp(a, "--mode");
-        int pr = qtn_opt_policy(mode ? "--policy" : a, v, &set, err, sizeof err);
-        if (pr < 0) {
-            fprintf(stderr, "quarantine: plan: %s%s\n", mode ? "--mode" : "",
-                    mode ? err + strlen("--policy") : err);
+        int pr = qtn_opt_mode_policy("plan", a, v, &set);
+        if (pr < 0)
             return QTN_EXIT_USAGE;
-        }
         if (pr)
             continue;
         if (!strcmp(a, "--store"))
