@@ -237,18 +237,10 @@ void qb_free(qb_set *set) {
 
 /* ---- the store ------------------------------------------------------------ */
 
-static sqlite3_stmt *q(qs_store *s, char *err, size_t len, const char *sql, const char *types,
-                       ...) {
-    va_list ap;
-    va_start(ap, types);
-    sqlite3_stmt *st = qs_vquery(s, err, len, sql, types, ap);
-    va_end(ap);
-    return st;
-}
 
 /* The builds seen since `since`, in the order first seen, and this one. */
 static int read_builds(qs_store *s, int64_t since, qb_set *set, char *err, size_t len) {
-    sqlite3_stmt *st = q(s, err, len,
+    sqlite3_stmt *st = qs_read(s, err, len,
                          "SELECT build_id, MIN(t) FROM (SELECT build_id, start_ns AS t FROM starts"
                          " WHERE build_id <> '' AND start_ns >= ?1 UNION ALL SELECT build_id,"
                          " time_ns FROM reports WHERE build_id <> '' AND time_ns >= ?1)"
@@ -274,7 +266,7 @@ static int read_builds(qs_store *s, int64_t since, qb_set *set, char *err, size_
     }
     if (qs_done(s, st, rc, err, len))
         return -1;
-    st = q(s, err, len,
+    st = qs_read(s, err, len,
            "SELECT build_id FROM (SELECT build_id, start_ns AS t FROM starts WHERE build_id <> ''"
            " UNION ALL SELECT build_id, time_ns FROM reports WHERE build_id <> '')"
            " ORDER BY t DESC LIMIT 1",
@@ -317,7 +309,7 @@ int qb_read(qs_store *s, int64_t since, qb_set *set, char *err, size_t len) {
         return -1;
     /* a report without a build of its own (a crash known from its exit
      * status) is of its process's build */
-    sqlite3_stmt *st = q(s, err, len,
+    sqlite3_stmt *st = qs_read(s, err, len,
                          "SELECT r.id, r.time_ns, r.installation, r.component, r.entry, r.kind,"
                          " r.signal, CASE WHEN r.build_id <> '' THEN r.build_id ELSE"
                          " COALESCE((SELECT t.build_id FROM starts t WHERE"
@@ -417,7 +409,7 @@ static void utc(int64_t t_ns, char *out, size_t len) {
 
 /* The example report: when, what, and its frames. */
 static int example(qs_store *s, FILE *o, int json, int64_t id, char *err, size_t len) {
-    sqlite3_stmt *st = q(s, err, len,
+    sqlite3_stmt *st = qs_read(s, err, len,
                          "SELECT time_ns, kind, reason, pid, domain, build_id FROM reports"
                          " WHERE id = ?",
                          "l", id);
@@ -444,7 +436,7 @@ static int example(qs_store *s, FILE *o, int json, int64_t id, char *err, size_t
     }
     if (qs_done(s, st, rc, err, len))
         return -1;
-    st = q(s, err, len,
+    st = qs_read(s, err, len,
            "SELECT addr, symbol, component FROM report_frames WHERE report_id = ? ORDER BY n",
            "l", id);
     if (!st)

@@ -33,13 +33,8 @@ static int fail(rd *r, const char *fmt, ...) {
 }
 
 /* Prepares sql and binds the parameters, as qs_vquery. */
-static sqlite3_stmt *q(rd *r, const char *sql, const char *types, ...) {
-    va_list ap;
-    va_start(ap, types);
-    sqlite3_stmt *st = qs_vquery(r->s, r->err, r->len, sql, types, ap);
-    va_end(ap);
-    return st;
-}
+/* a read of r's store, its error into r's */
+#define q(r, ...) qs_read((r)->s, (r)->err, (r)->len, __VA_ARGS__)
 
 /* Finishes a statement: 0, or -1 if stepping ended in an error. */
 static int done(rd *r, sqlite3_stmt *st, int rc) {

@@ -90,13 +90,8 @@ typedef struct rd {
     size_t len;
 } rd;
 
-static sqlite3_stmt *q(rd *r, const char *sql, const char *types, ...) {
-    va_list ap;
-    va_start(ap, types);
-    sqlite3_stmt *st = qs_vquery(r->s, r->err, r->len, sql, types, ap);
-    va_end(ap);
-    return st;
-}
+/* a read of r's store, its error into r's */
+#define q(r, ...) qs_read((r)->s, (r)->err, (r)->len, __VA_ARGS__)
 
 static int done(rd *r, sqlite3_stmt *st, int rc) {
     return qs_done(r->s, st, rc, r->err, r->len);

@@ -33,14 +33,6 @@ static const struct table {
 #define MAX_COLS 20
 #define MAX_ACKS 256
 
-static sqlite3_stmt *q(qs_store *s, char *err, size_t len, const char *sql, const char *types,
-                       ...) {
-    va_list ap;
-    va_start(ap, types);
-    sqlite3_stmt *st = qs_vquery(s, err, len, sql, types, ap);
-    va_end(ap);
-    return st;
-}
 
 static int ncols(const char *cols) {
     int n = 1;
@@ -81,7 +73,7 @@ static int ship_details(qs_store *ob, const char *uri, PGconn *pg, sqlite3_int64
         "INSERT INTO report_blame (report_id, component, share, code_id, ambiguous)"
         " VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING"};
     for (int k = 0; k < 2; k++) {
-        sqlite3_stmt *st = q(ob, err, len, sel[k], "l", (int64_t)id);
+        sqlite3_stmt *st = qs_read(ob, err, len, sel[k], "l", (int64_t)id);
         if (!st)
             return -1;
         int rc;
@@ -118,7 +110,7 @@ static int ship_table(qs_store *ob, const char *uri, PGconn *pg, const struct ta
         at += snprintf(ins + at, sizeof ins - (size_t)at, "%s$%d", i > 1 ? "," : "", i);
     snprintf(ins + at, sizeof ins - (size_t)at, ") ON CONFLICT DO NOTHING%s",
              strcmp(t->name, "reports") ? "" : " RETURNING id");
-    sqlite3_stmt *st = q(ob, err, len, sel, "li", *upto, *left);
+    sqlite3_stmt *st = qs_read(ob, err, len, sel, "li", *upto, *left);
     if (!st)
         return -1;
     int rc;
@@ -151,7 +143,7 @@ fail:
  * ids of those (at most MAX_ACKS) in ids. */
 static int ship_acks(qs_store *ob, const char *uri, PGconn *pg, int64_t upto, int64_t *ids,
                      int *nids, char *err, size_t len) {
-    sqlite3_stmt *st = q(ob, err, len,
+    sqlite3_stmt *st = qs_read(ob, err, len,
                          "SELECT id, applied, ack_error, installation, run, seq FROM plan_changes"
                          " WHERE id <= ? AND applied IS NOT NULL AND ack_shipped = 0 LIMIT ?",
                          "li", upto, MAX_ACKS);
@@ -226,7 +218,7 @@ long long qf_unshipped(qs_store *ob) {
         snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM %s WHERE rowid > ?", tables[i].name);
         sqlite3_stmt *st = qs_outbox_get(ob, tables[i].name, &upto, err, sizeof err)
                                ? NULL
-                               : q(ob, err, sizeof err, sql, "l", upto);
+                               : qs_read(ob, err, sizeof err, sql, "l", upto);
         if (!st || sqlite3_step(st) != SQLITE_ROW) {
             sqlite3_finalize(st);
             return -1;
@@ -274,7 +266,7 @@ static char *array_of(qs_store *ob, const char *sql, const char *also, char *err
     strcpy(buf, "{");
     if (also && array_add(&buf, &n, &cap, also))
         goto oom;
-    sqlite3_stmt *st = q(ob, err, len, sql, "");
+    sqlite3_stmt *st = qs_read(ob, err, len, sql, "");
     if (!st) {
         free(buf);
         return NULL;

@@ -418,6 +418,15 @@ sqlite3_stmt *qs_vquery(qs_store *s, char *err, size_t len, const char *sql, con
     return vquery(s, err, len, "cannot read", sql, types, ap);
 }
 
+sqlite3_stmt *qs_read(qs_store *s, char *err, size_t len, const char *sql, const char *types,
+                      ...) {
+    va_list ap;
+    va_start(ap, types);
+    sqlite3_stmt *st = qs_vquery(s, err, len, sql, types, ap);
+    va_end(ap);
+    return st;
+}
+
 static sqlite3_stmt *query(qs_store *s, char *err, size_t len, const char *what, const char *sql,
                            const char *types, ...) {
     va_list ap;

@@ -171,6 +171,8 @@ struct sqlite3 *qs_db(qs_store *s);
  * statement to step, or NULL with errlen bytes of err saying why. */
 struct sqlite3_stmt *qs_vquery(qs_store *s, char *err, size_t errlen, const char *sql,
                                const char *types, va_list ap);
+struct sqlite3_stmt *qs_read(qs_store *s, char *err, size_t errlen, const char *sql,
+                             const char *types, ...);
 const char *qs_path(const qs_store *s);
 /* A text column of a row they step to, "" for NULL. */
 const char *qs_col(struct sqlite3_stmt *st, int i);
