@@ -9,9 +9,9 @@
  * against CLOCK_MONOTONIC over the time since qtn_init, measured again now
  * and then as that span grows, so a conversion is a multiply and almost
  * never reads the clock once the rate is known (after the first
- * millisecond). A domain process is forked
- * from the host: its stamps count on the same counter, and the host, which
- * converts them, trusts them only for the domain's own statistics. */
+ * millisecond). A domain process is forked from the host: its stamps count
+ * on the same counter, and the host, which converts them, trusts them only
+ * for the domain's own statistics. */
 #include <stdatomic.h>
 #include <time.h>
 
@@ -41,10 +41,17 @@ void qtn__clock_init(void) {
         atomic_store(&rate, 1ull << 32); /* stamps are nanoseconds */
 }
 
+/* Nanoseconds and stamps since qtn_init, read now. */
+static void since_init(uint64_t *ns, uint64_t *st) {
+    *ns = qtn__now_ns() - base_ns;
+    *st = qtn__stamp() - base_stamp;
+}
+
 /* Measures the rate over the time since qtn_init, when that is long enough
  * and longer than the span the rate in use was measured over. */
 static uint64_t measure_rate(void) {
-    uint64_t ns = qtn__now_ns() - base_ns, st = qtn__stamp() - base_stamp;
+    uint64_t ns, st;
+    since_init(&ns, &st);
     uint64_t r = atomic_load_explicit(&rate, memory_order_relaxed);
     if (ns < MIN_SPAN_NS || !st)
         return r;
@@ -63,7 +70,8 @@ uint64_t qtn__stamp_ns(uint64_t stamps) {
     uint64_t r = atomic_load_explicit(&rate, memory_order_relaxed);
     if (qtn__unlikely(!r || (++uses & 0xffff) == 0) && qtn__use_tsc && !(r = measure_rate())) {
         /* the first millisecond: the rate since qtn_init, read now */
-        uint64_t ns = qtn__now_ns() - base_ns, st = qtn__stamp() - base_stamp;
+        uint64_t ns, st;
+        since_init(&ns, &st);
         return st ? (uint64_t)((unsigned __int128)stamps * ns / st) : 0;
     }
     return (uint64_t)(((unsigned __int128)stamps * r) >> 32);
