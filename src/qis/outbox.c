@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "now.h"
 #include "outbox.h"
 #include "ship.h"
 
@@ -32,17 +33,7 @@ struct qf_outbox {
     char where[512];
 };
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec / 1e9;
-}
 
-static int64_t real_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
-}
 
 static void logev(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void logev(const char *fmt, ...) {
@@ -91,7 +82,7 @@ static long long ship_all(qf_outbox *b, qs_store *ob, PGconn **pg, double deadli
             return -1;
         }
         total += n;
-        if (n < BATCH_ROWS || (deadline > 0 && now_s() > deadline))
+        if (n < BATCH_ROWS || (deadline > 0 && qs_mono_s() > deadline))
             return total;
     }
 }
@@ -116,7 +107,7 @@ static void *main_loop(void *arg) {
         }
         last = b->stopping;
         if (last)
-            deadline = now_s() + b->flush_ms / 1000.0;
+            deadline = qs_mono_s() + b->flush_ms / 1000.0;
         pthread_mutex_unlock(&b->mu);
         char err[1024];
         if (!ob) {
@@ -133,11 +124,11 @@ static void *main_loop(void *arg) {
              * whose writes wait at most 200 ms for the lock, waits on none */
             sqlite3_exec(qs_db(ob), "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
         }
-        if (!pg && (now_s() >= retry_at || last)) {
+        if (!pg && (qs_mono_s() >= retry_at || last)) {
             pg = qf_connect(b->uri, err, sizeof err);
             if (!pg) {
                 say(b, err);
-                retry_at = now_s() + backoff;
+                retry_at = qs_mono_s() + backoff;
                 backoff = backoff * 2 > RETRY_MAX_S ? RETRY_MAX_S : backoff * 2;
                 continue;
             }
@@ -149,8 +140,8 @@ static void *main_loop(void *arg) {
         if (!pg || ship_all(b, ob, &pg, last ? deadline : 0) < 0)
             continue;
         long long nc = components(ob);
-        if (!last && (now_s() >= next_fetch || nc != ncomp)) {
-            int n = qf_fetch_pool(ob, b->uri, pg, b->installation, b->half_life_s, real_ns(), err,
+        if (!last && (qs_mono_s() >= next_fetch || nc != ncomp)) {
+            int n = qf_fetch_pool(ob, b->uri, pg, b->installation, b->half_life_s, qs_real_ns(), err,
                                   sizeof err);
             if (n < 0) {
                 say(b, err);
@@ -159,7 +150,7 @@ static void *main_loop(void *arg) {
                 continue;
             }
             ncomp = nc;
-            next_fetch = now_s() + b->refresh_ms / 1000.0;
+            next_fetch = qs_mono_s() + b->refresh_ms / 1000.0;
             uint64_t one = 1;
             if (write(b->efd, &one, sizeof one) < 0) { /* a counter: cannot fill */
             }

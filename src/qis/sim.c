@@ -9,16 +9,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "now.h"
 #include "sim.h"
 
 #define LN2 0.69314718055994530942
 #define ORACLE_CALLS 1e18 /* the oracle's evidence: the true rate, held this firmly */
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec / 1e9;
-}
 
 /* ---- random numbers: counter-based, so that a fault's time depends on
  * (seed, installation, component, n) only, never on what a mode did ------------ */
@@ -1315,7 +1311,7 @@ static void run_free(run *r) {
 
 static int run_one(const qsim_scenario *sc, grp *gr, const double *rv, qp_mode mode,
                    uint64_t seed, int series, qsim_mode_result *o, char *err, size_t errlen) {
-    double t0 = now_s();
+    double t0 = qs_mono_s();
     run R = {.sc = sc, .gr = gr, .mode = mode, .seed = seed, .out = o, .err = err,
              .errlen = errlen, .rv = (double *)rv};
     run *r = &R;
@@ -1537,7 +1533,7 @@ static int run_one(const qsim_scenario *sc, grp *gr, const double *rv, qp_mode m
         o->classes += r->cls[i]->count > 0;
 out:
     run_free(r);
-    o->wall_s = now_s() - t0;
+    o->wall_s = qs_mono_s() - t0;
     return r->failed ? -1 : 0;
 }
 
@@ -1642,7 +1638,7 @@ static void *worker(void *arg) {
 
 int qsim_run(const qsim_scenario *sc, const qsim_options *o, qsim_result *res, char *err,
              size_t len) {
-    double t0 = now_s();
+    double t0 = qs_mono_s();
     memset(res, 0, sizeof *res);
     qp_mode modes[4];
     int nm = 0;
@@ -1720,7 +1716,7 @@ out:
     free(gr);
     free(rv);
     oracle_free(&orc);
-    res->wall_s = now_s() - t0;
+    res->wall_s = qs_mono_s() - t0;
     if (rc)
         qsim_result_free(res);
     return rc;

@@ -36,6 +36,7 @@
 
 #include "../runtime/statsfile.h"
 #include "metrics.h"
+#include "now.h"
 #include "replan.h"
 #include "outbox.h"
 #include "pg.h"
@@ -128,17 +129,7 @@ typedef struct sup {
     int nq;
 } sup;
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec / 1e9;
-}
 
-static int64_t real_ns(void) {
-    struct timespec w;
-    clock_gettime(CLOCK_REALTIME, &w);
-    return (int64_t)w.tv_sec * 1000000000LL + w.tv_nsec;
-}
 
 static void logev(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void logev(const char *fmt, ...) {
@@ -249,7 +240,7 @@ static void final_stats(sup *s, void *area, const char *path, int wfd) {
         return; /* the program never mapped it: no runtime */
     int64_t t = atomic_load(&h->final_ns);
     if (!t) {
-        t = real_ns();
+        t = qs_real_ns();
         atomic_store(&h->final_ns, t);
         msync(area, 4096, MS_SYNC);
     }
@@ -337,13 +328,13 @@ static void tick(sup *s) {
 /* The counters /metrics serves, made again from the store and the running
  * program's statistics file when they are older than METRICS_EVERY_S. */
 static void metrics(sup *s) {
-    if (!s->metrics || now_s() - s->metrics_at < METRICS_EVERY_S)
+    if (!s->metrics || qs_mono_s() - s->metrics_at < METRICS_EVERY_S)
         return;
-    s->metrics_at = now_s();
+    s->metrics_at = qs_mono_s();
     char *live = NULL, *text = NULL, err[512];
     size_t cap = 1 << 18, len = 0;
     if (s->stats && s->pid && (live = malloc(cap)) &&
-        qtn__sf_json(s->stats, QTN__SF_SIZE, real_ns(), live, cap) < 0) {
+        qtn__sf_json(s->stats, QTN__SF_SIZE, qs_real_ns(), live, cap) < 0) {
         free(live); /* not mapped by a runtime yet */
         live = NULL;
     }
@@ -370,7 +361,7 @@ static void crash_unspooled(sup *s, int pid, int sig, long long t) {
 /* The program ended: its last records (its statistics file's totals, the
  * supervisor's record of how it ended), imported. */
 static void ended(sup *s, int pid, int st) {
-    long long t = real_ns();
+    long long t = qs_real_ns();
     if (s->ctl_fd >= 0) {
         close(s->ctl_fd);
         s->ctl_fd = -1;
@@ -435,7 +426,7 @@ static pid_t start(sup *s, const sigset_t *oldmask) {
     int fd = -1, ctl[2] = {-1, -1};
     s->starts++;
     s->cur = s->spool_dir[0] ? qs_spool_create(s->spool_dir, s->installation, s->run, s->starts,
-                                               real_ns(), s->crash_ns, &fd, err, sizeof err)
+                                               qs_real_ns(), s->crash_ns, &fd, err, sizeof err)
                              : NULL;
     if (!s->cur && s->spool_dir[0])
         logev("spool-error %s (the program runs without one: its reports are not kept)", err);
@@ -548,7 +539,7 @@ static void record_plan(sup *s, const qs_decision *d, const char *from, int pid)
     snprintf(js, cap,
              "{\"type\":\"plan\",\"seq\":%lld,\"time_ns\":%lld,\"pid\":%d,\"mode\":\"%s\","
              "\"from\":\"%s\",\"to\":\"%s\",\"reason\":\"%s\",\"numbers\":%s}",
-             (long long)s->seq, (long long)real_ns(), pid, qp_mode_name(s->o->set.mode), f, t, r,
+             (long long)s->seq, (long long)qs_real_ns(), pid, qp_mode_name(s->o->set.mode), f, t, r,
              d->numbers);
     logev("plan pid=%d seq=%lld%s from=\"%s\" to=\"%s\" reason=\"%s\"",
           pid ? pid : (int)s->last_pid, (long long)s->seq, pid ? "" : " when=restart", from,
@@ -572,7 +563,7 @@ static int decide(sup *s, int restarting, qs_decision *d) {
         return -1;
     memset(d, 0, sizeof *d);
     int r = qs_decide(s->store, s->installation, s->build, s->plan,
-                      s->o->backoff_ms / 1000.0, restarting, real_ns(), &s->o->set, d, err,
+                      s->o->backoff_ms / 1000.0, restarting, qs_real_ns(), &s->o->set, d, err,
                       sizeof err);
     if (r) {
         if (strcmp(s->said, err)) {
@@ -614,7 +605,7 @@ static void replan(sup *s) {
             s->ctl_fd = -1;
         } else {
             s->pending = s->seq;
-            s->pushed_at = now_s();
+            s->pushed_at = qs_mono_s();
             snprintf(s->pending_plan, sizeof s->pending_plan, "%s", d.plan);
         }
     }
@@ -676,7 +667,7 @@ static int recent(double *v, int *n, double t, double window) {
 
 static int on_crashed(sup *s, const evdata *e) {
     int sig = WTERMSIG(e->status);
-    double t = now_s();
+    double t = qs_mono_s();
     const qs_sup_opts *o = s->o;
     if (t - s->started > o->window_s)
         s->delay_ms = o->backoff_ms; /* it ran well for a while: start over */
@@ -686,7 +677,7 @@ static int on_crashed(sup *s, const evdata *e) {
     ended(s, e->pid, e->status);
     s->last_pid = s->pid;
     s->pid = 0;
-    s->crash_ns = real_ns();
+    s->crash_ns = qs_real_ns();
     s->runtime = 0;
     /* the plan it starts again with: the crash is evidence too */
     snprintf(s->start_plan, sizeof s->start_plan, "%s", s->plan);
@@ -722,7 +713,7 @@ static sigset_t g_oldmask;
 static int on_restart(sup *s, const evdata *e) {
     (void)e;
     s->pid = start(s, &g_oldmask);
-    s->started = now_s();
+    s->started = qs_mono_s();
     logev("start pid=%d program=%s%s%s%s", (int)s->pid, s->o->argv[0],
           s->start_plan[0] ? " plan=\"" : "", s->start_plan, s->start_plan[0] ? "\"" : "");
     return ST_STARTING;
@@ -731,7 +722,7 @@ static int on_restart(sup *s, const evdata *e) {
 static int on_hello(sup *s, const evdata *e) {
     s->runtime = 1;
     s->said_no_runtime = 0;
-    s->hello_at = now_s();
+    s->hello_at = qs_mono_s();
     snprintf(s->build, sizeof s->build, "%s", e->build);
     return -1;
 }
@@ -751,9 +742,9 @@ static int on_first_ack(sup *s, const evdata *e) {
 
 static int on_starting_tick(sup *s, const evdata *e) {
     (void)e;
-    if (s->runtime && now_s() - s->hello_at > READY_WAIT_S) /* an older runtime: no first answer */
+    if (s->runtime && qs_mono_s() - s->hello_at > READY_WAIT_S) /* an older runtime: no first answer */
         return up(s, s->start_plan);
-    if (!s->runtime && s->o->policy && !s->said_no_runtime && now_s() - s->started > READY_WAIT_S) {
+    if (!s->runtime && s->o->policy && !s->said_no_runtime && qs_mono_s() - s->started > READY_WAIT_S) {
         logev("policy pid=%d note=\"no runtime said hello: no plan is pushed (a program without "
               "libquarantine, or one that has not called qtn_init)\"",
               (int)s->pid);
@@ -789,7 +780,7 @@ static int on_fleet(sup *s, const evdata *e) {
 
 static int on_up_tick(sup *s, const evdata *e) {
     (void)e;
-    if (s->pending && now_s() - s->pushed_at > ACK_TIMEOUT_S) {
+    if (s->pending && qs_mono_s() - s->pushed_at > ACK_TIMEOUT_S) {
         logev("plan-timeout pid=%d seq=%lld (no answer in %.0f s; the plan in force stays)",
               (int)s->pid, (long long)s->pending, ACK_TIMEOUT_S);
         s->pending = 0;
@@ -889,8 +880,8 @@ int qs_supervise(const qs_sup_opts *o) {
     snprintf(s->installation, sizeof s->installation, "%s", o->installation ? o->installation : "");
     if (!s->installation[0] && gethostname(s->installation, sizeof s->installation - 1))
         strcpy(s->installation, "unknown");
-    snprintf(s->run, sizeof s->run, "%lld.%09lld-%d", (long long)(real_ns() / 1000000000LL),
-             (long long)(real_ns() % 1000000000LL), (int)getpid());
+    snprintf(s->run, sizeof s->run, "%lld.%09lld-%d", (long long)(qs_real_ns() / 1000000000LL),
+             (long long)(qs_real_ns() % 1000000000LL), (int)getpid());
     const char *plan = getenv("QTN_PLAN");
     snprintf(s->start_plan, sizeof s->start_plan, "%s", plan ? plan : "");
     s->crashes = calloc((size_t)o->max_restarts + 1, sizeof *s->crashes);
@@ -942,7 +933,7 @@ int qs_supervise(const qs_sup_opts *o) {
         inotify_add_watch(ifd, s->spool_dir, IN_MODIFY);
     tick(s); /* what earlier supervisors left */
     s->pid = start(s, &g_oldmask);
-    s->started = now_s();
+    s->started = qs_mono_s();
     s->st = ST_STARTING;
     char where[512] = "";
     if (o->fleet_uri)
@@ -953,11 +944,11 @@ int qs_supervise(const qs_sup_opts *o) {
           s->start_plan[0] ? "\"" : "");
     s->metrics_at = 0; /* the start counted at once */
     metrics(s);
-    double last_tick = now_s();
+    double last_tick = qs_mono_s();
     while (s->st != ST_DONE) {
         int timeout = 1000;
         if (s->st == ST_BACKOFF) {
-            double left = s->restart_at - now_s();
+            double left = s->restart_at - qs_mono_s();
             timeout = left <= 0 ? 0 : left < 1 ? (int)(left * 1000) + 1 : 1000;
         }
         struct pollfd p[3] = {{.fd = sfd, .events = POLLIN},
@@ -996,12 +987,12 @@ int qs_supervise(const qs_sup_opts *o) {
                 }
             }
         }
-        if (s->st == ST_BACKOFF && now_s() >= s->restart_at) {
+        if (s->st == ST_BACKOFF && qs_mono_s() >= s->restart_at) {
             evdata e = {.ev = EV_TIMER};
             push_event(s, &e);
         }
-        if (now_s() - last_tick >= 1) {
-            last_tick = now_s();
+        if (qs_mono_s() - last_tick >= 1) {
+            last_tick = qs_mono_s();
             evdata e = {.ev = EV_TICK};
             push_event(s, &e);
         }
