@@ -470,8 +470,9 @@ static bool a_thread_pinned_to(int pid, int cpu) {
     return false;
 }
 
-/* With QTN_FOLLOW=1, a domain's serving thread goes to sleep on the CPU its
- * caller called from, and follows the caller when it moves. */
+/* With QTN_FOLLOW=1, a domain's serving thread that waited 50 us or more
+ * for a call goes to sleep on the CPU its caller called from, and follows
+ * the caller when it moves. */
 static void test_sleeps_where_the_caller_is(void **state) {
     (void)state;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -486,6 +487,12 @@ static void test_sleeps_where_the_caller_is(void **state) {
         CPU_ZERO(&one);
         CPU_SET(c, &one);
         assert_int_equal(sched_setaffinity(0, sizeof one, &one), 0);
+        /* the thread that serves this one follows after a wait of 50 us or
+         * more for a call: the second call comes after one of a millisecond
+         * (the first may be its very first, begun a moment before) */
+        assert_int_equal(tk_nop(), 7);
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
         assert_int_equal(tk_nop(), 7);
         if (!a_thread_pinned_to(pid, c))
             fail_msg("no thread of domain process %d sleeps on CPU %d, its caller's", pid, c);
