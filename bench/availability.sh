@@ -13,15 +13,18 @@
 # each with its three concurrency bugs off, and on (_bugs). It prints
 # `name value unit` lines per configuration (rps_, served_pct_, p99_ms_,
 # host_crashes_, plan_changes_), then the ratios the targets are about.
+# --only CFG,CFG,... runs those configurations alone (no ratios).
 set -uo pipefail
 B=${1:-build}
 shift || true
 SECS=20
+ONLY=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --seconds) SECS=$2; shift 2 ;;
     --quick) SECS=2; shift ;;
-    *) echo "usage: availability.sh BUILD [--seconds S] [--quick]" >&2; exit 2 ;;
+    --only) ONLY=",$2,"; shift 2 ;;
+    *) echo "usage: availability.sh BUILD [--seconds S] [--quick] [--only CFG,...]" >&2; exit 2 ;;
     esac
 done
 Q=$B/quarantine
@@ -39,6 +42,9 @@ BUGS="SERVER_BUGS=all SERVER_BUG_WINDOW_US=200 SERVER_BUG_WINDOW_PCT=2"
 run() {
     local name=$1 bugs=$2 bin=$3 plan=$4
     shift 4
+    if [ -n "$ONLY" ] && [[ "$ONLY" != *",$name,"* ]]; then
+        return 0
+    fi
     local d=$dir/$name port
     mkdir -p "$d"
     port=$(free_port)
@@ -77,6 +83,7 @@ for bugs in 0 1; do
     run pessimistic$s $bugs "$B/examples/server/server" "" --policy pessimistic
     run adaptive$s $bugs "$B/examples/server/server" "" --policy adaptive
 done
+[ -n "$ONLY" ] && exit 0
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
 echo "host/plain $(ratio "$R_host" "$R_plain") x"

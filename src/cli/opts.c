@@ -49,6 +49,10 @@ const char qtn_opt_policy_help[] =
     "                        (everything isolated until it earns trust), cooperative\n"
     "                        (the fleet's evidence for the same code is the prior)\n"
     "  --budget PCT          overhead cap, percent of the program's CPU (default 25)\n"
+    "  --budget-binds WHAT   insurance (default): the cap binds boundaries drawn on\n"
+    "                        suspicion; a component whose faults are proven (a fault\n"
+    "                        or host crash blamed on it) is isolated beyond it when its\n"
+    "                        faults cost more than its boundary; all: a hard cap\n"
     "  --failure-weight W    a failed request weighs W slowed ones (default 10: a\n"
     "                        failure costs the user the request, a slower one only\n"
     "                        time; ten is how far retries and timeouts make it worse)\n"
@@ -84,6 +88,10 @@ int qtn_opt_policy(const char *opt, const char *val, qp_settings *set, char *err
         range = "a percentage, 0 to 100";
         bad = qtn_opt_num(val, 0, 100, &v);
         set->budget = v / 100;
+    } else if (!strcmp(opt, "--budget-binds")) {
+        range = "insurance or all";
+        bad = strcmp(val, "insurance") && strcmp(val, "all");
+        set->hard_budget = !strcmp(val, "all");
     } else if (!strcmp(opt, "--failure-weight")) {
         range = "a number, 0.001 to 1000000";
         bad = qtn_opt_num(val, 0.001, 1e6, &v);

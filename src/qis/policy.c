@@ -16,6 +16,9 @@
 #define FB_BYTE_S 0.5e-9    /* copying, twice, with the cache misses */
 #define FB_CALL_S 5e-5      /* a call's duration, for calls in flight */
 #define BUDGET_SLACK 0.25   /* a plan in force may exceed the budget by a quarter of it */
+#define PROVEN 0.5          /* faults and host crashes blamed (shares, here and pooled) that
+                               make a component's faults proven: the budget does not keep
+                               its boundary out (the objective still decides) */
 #define MIN_CPU 1.0         /* the program counts as using a core at least: an idle
                                program's boundaries cost latency, not capacity */
 
@@ -170,6 +173,8 @@ typedef struct model {
     double *ew;     /* per edge: CPU seconds per second while it crosses */
     int *adj, *adj_at; /* edges per component (CSR) */
     int *order;     /* components, the most worth a boundary first */
+    char *proven;   /* its faults are proven (PROVEN): a boundary for it is a repair,
+                       not insurance, and the budget does not bind it */
     double chost;   /* requests lost per host crash */
     double rec;     /* domain recovery (s) */
     double rps, util, base_cpu;
@@ -339,9 +344,28 @@ static void doms_scan(const model *m, const plan *p, doms *s) {
             s->lo2 = d;
 }
 
-/* The best move for component i, or to = -1. Moves that lower the
- * overhead are always allowed (the budget is repaired by them); others must
- * keep it within the budget. */
+/* Whether the budget lets a move that adds dov of overhead be made: moves
+ * that lower the overhead always (the budget is repaired by them), moves
+ * of a component whose faults are proven always (the objective decides),
+ * others only within the budget. */
+static bool budget_allows(const model *m, const plan *p, int i, double dov) {
+    return dov <= 0 || m->proven[i] || share_of(m, p->ov + dov) <= m->s->budget + 1e-12;
+}
+
+/* Whether a plan keeps to the budget: within it, or over it only by
+ * boundaries the budget does not bind (no boundary left whose removal
+ * would lower the overhead is of a component without proven faults). */
+static bool keeps_budget(const model *m, const plan *p, double slack) {
+    if (share_of(m, p->ov) <= m->s->budget * (1 + slack) + 1e-12)
+        return true;
+    for (int i = 0; i < m->n; i++)
+        if (p->dom[i] && !m->c[i].pinned && !m->proven[i] && delta_ov(m, p, i, 0) < 0)
+            return false;
+    return true;
+}
+
+/* The best move for component i, or to = -1, among those the budget
+ * allows. */
 static move best_move(const model *m, const plan *p, const doms *ds, int i, int *cand) {
     move best = {-1, 0, 0};
     if (m->c[i].pinned)
@@ -377,7 +401,7 @@ static move best_move(const model *m, const plan *p, const doms *ds, int i, int 
         if (to == from || ambiguous_with(m, p, i, to))
             continue;
         double dov = delta_ov(m, p, i, to);
-        if (dov > 0 && share_of(m, p->ov + dov) > m->s->budget + 1e-12)
+        if (!budget_allows(m, p, i, dov))
             continue;
         double dj = delta_fail(m, p, i, to) + capacity_loss(m, p->ov + dov) - cap_now;
         if (dj < best.dj - 1e-15 * (1 + fabs(best.dj))) {
@@ -417,8 +441,8 @@ static bool swap_in(const model *m, plan *p) {
     int moved_j[8], from_j[8];
     for (int k = 0; k < m->n; k++) {
         int i = m->order[k];
-        if (p->dom[i] || m->c[i].pinned || !(m->lr[i] > 0))
-            continue;
+        if (p->dom[i] || m->c[i].pinned || m->proven[i] || !(m->lr[i] > 0))
+            continue; /* (the budget keeps no proven component out) */
         int f = fresh_domain(m, p);
         if (f < 0)
             continue;
@@ -433,7 +457,7 @@ static bool swap_in(const model *m, plan *p) {
         int nj = 0;
         for (int kk = m->n - 1; kk > k && nj < 8; kk--) {
             int j = m->order[kk];
-            if (!p->dom[j] || m->c[j].pinned)
+            if (!p->dom[j] || m->c[j].pinned || m->proven[j])
                 continue;
             from_j[nj] = p->dom[j];
             moved_j[nj++] = j;
@@ -455,6 +479,8 @@ static bool swap_in(const model *m, plan *p) {
     return false;
 }
 
+static void shed(const model *m, plan *p);
+
 static void local_search(const model *m, plan *p, int *cand) {
     /* components with faults that could not be pinned on one of them do not
      * share a domain: split them (to a domain of their own, or the host) */
@@ -463,13 +489,28 @@ static void local_search(const model *m, plan *p, int *cand) {
             int f = fresh_domain(m, p);
             apply_move(m, p, i, f > 0 ? f : 0);
         }
-    /* over the budget (the plan in force, or costs that rose): shed the
-     * boundaries that cost the most overhead for the least protection */
+    for (int round = 0; round < 16; round++) {
+        shed(m, p);
+        improve(m, p, cand);
+        /* a proven component's boundary may have taken the budget from
+         * insurance drawn before it: shed that, and search again */
+        if (keeps_budget(m, p, 0) && !swap_in(m, p))
+            break;
+    }
+    if (!keeps_budget(m, p, 0)) /* the rounds ran out: the budget first */
+        shed(m, p);
+}
+
+/* Over the budget (the plan in force, or costs that rose): sheds the
+ * boundaries that cost the most overhead for the least protection, those
+ * of components with proven faults never (the objective may still move
+ * them). */
+static void shed(const model *m, plan *p) {
     while (share_of(m, p->ov) > m->s->budget + 1e-12) {
         int bi = -1;
         double best = 0;
         for (int i = 0; i < m->n; i++) {
-            if (p->dom[i] == 0 || m->c[i].pinned)
+            if (p->dom[i] == 0 || m->c[i].pinned || m->proven[i])
                 continue;
             double dov = delta_ov(m, p, i, 0);
             if (dov >= 0)
@@ -482,11 +523,6 @@ static void local_search(const model *m, plan *p, int *cand) {
         if (bi < 0)
             break;
         apply_move(m, p, bi, 0);
-    }
-    for (int round = 0; round < 16; round++) {
-        improve(m, p, cand);
-        if (!swap_in(m, p))
-            break;
     }
 }
 
@@ -764,7 +800,7 @@ static void explain(const model *m, const plan *p, const qp_settings *s, qp_why 
             double gain = m->wf * (w->loss_host_h - w->loss_iso_h) / 3600 -
                           m->lr[i] * m->rec * c->calls_per_s;
             double cost = capacity_loss(m, p->ov + marg) - capacity_loss(m, p->ov);
-            if (gain > cost && share_of(m, p->ov + marg) > s->budget + 1e-12) {
+            if (gain > cost && !m->proven[i] && share_of(m, p->ov + marg) > s->budget + 1e-12) {
                 char bud[32], tot[32];
                 snprintf(bud, sizeof bud, "%.3g%%", 100 * s->budget);
                 pct(tot, sizeof tot, share_of(m, p->ov + marg));
@@ -795,6 +831,11 @@ static void explain(const model *m, const plan *p, const qp_settings *s, qp_why 
             at += (size_t)snprintf(w->reason + at, sizeof w->reason - at,
                                    "; kept apart: faults in a shared domain could not be "
                                    "pinned on one component");
+        if (at < sizeof w->reason && d && m->proven[i] && share_of(m, p->ov) > s->budget + 1e-12)
+            at += (size_t)snprintf(w->reason + at, sizeof w->reason - at,
+                                   "; over the budget of %.3g%%: its faults are proven, and "
+                                   "the budget binds only boundaries drawn as insurance",
+                                   100 * s->budget);
         if (at < sizeof w->reason && c->rate_assumed)
             at += (size_t)snprintf(w->reason + at, sizeof w->reason - at,
                                    "; call rate not measured yet: %.0f/s assumed", r);
@@ -864,13 +905,14 @@ int qp_decide(const qp_comp *comps, int n, const qp_edge *edges, int ne, const q
     m.adj = calloc((size_t)2 * ne + 1, sizeof *m.adj);
     m.adj_at = calloc((size_t)n + 2, sizeof *m.adj_at);
     m.order = calloc((size_t)n + 1, sizeof *m.order);
+    m.proven = calloc((size_t)n + 1, sizeof *m.proven);
     double *worth = calloc((size_t)n + 1, sizeof *worth);
     cand = calloc(2 + 16 + 1, sizeof *cand);
     map = calloc((size_t)m.maxd + 1, sizeof *map);
     taken = calloc((size_t)m.maxd + 1, sizeof *taken);
     size = calloc((size_t)m.maxd + 1, sizeof *size);
     tally = calloc((size_t)m.maxd + 1, sizeof *tally);
-    if (!m.lam || !m.lr || !m.rt || !m.ew || !m.adj || !m.adj_at || !m.order || !worth || !cand ||
+    if (!m.lam || !m.lr || !m.rt || !m.ew || !m.adj || !m.adj_at || !m.order || !m.proven || !worth || !cand ||
         !map || !taken || !size || !tally ||
         plan_alloc(&cur, n, m.maxd) || plan_alloc(&a, n, m.maxd) || plan_alloc(&b, n, m.maxd)) {
         snprintf(out->summary, sizeof out->summary, "out of memory");
@@ -936,6 +978,9 @@ int qp_decide(const qp_comp *comps, int n, const qp_edge *edges, int ne, const q
         m.lam[i] = judged_rate(&comps[i], s, &out->why[i], &qc);
         m.lr[i] = m.lam[i] * comps[i].calls_per_s;
         m.rt[i] = comps[i].calls_per_s * (comps[i].call_s > 0 ? comps[i].call_s : FB_CALL_S);
+        m.proven[i] = !s->hard_budget && comps[i].faults + comps[i].host_blame +
+                                                 comps[i].pool_faults +
+                                                 comps[i].pool_host_blame >= PROVEN;
         cur.dom[i] = comps[i].domain;
     }
     plan_fill(&m, &cur);
@@ -959,17 +1004,23 @@ int qp_decide(const qp_comp *comps, int n, const qp_edge *edges, int ne, const q
     out->objective_new = jnew;
     out->overhead_now = share_of(&m, cur.ov);
     out->overhead_new = share_of(&m, best->ov);
+    out->within_now = keeps_budget(&m, &cur, 0);
+    out->within_new = keeps_budget(&m, best, 0);
     int moves = 0;
     for (int i = 0; i < n; i++)
         moves += best->dom[i] != cur.dom[i];
     /* the plan in force is held to the budget with some slack: measured
      * costs move from snapshot to snapshot, and a plan must not flap on
      * them (a new plan keeps to the budget itself) */
-    bool over = out->overhead_now > s->budget * (1 + BUDGET_SLACK) + 1e-12, mixed = false;
+    bool over = !keeps_budget(&m, &cur, BUDGET_SLACK), mixed = false;
     for (int i = 0; i < n && !mixed; i++)
         mixed = cur.dom[i] && !comps[i].pinned && ambiguous_with(&m, &cur, i, cur.dom[i]);
+    /* a change must gain enough to be worth making; for a program about to
+     * start again it costs nothing (its domains start anyway), and any gain
+     * is, whatever share of the expected loss it is: that loss may be
+     * mostly the suspicion of components the budget keeps out */
     double gain = jnow - jnew, need = s->min_gain;
-    if (s->min_gain_share * jnow > need)
+    if (!st->restarting && s->min_gain_share * jnow > need)
         need = s->min_gain_share * jnow;
     plan *chosen = best;
     char g[32], gn[32];
@@ -1031,6 +1082,7 @@ done:
     free(m.adj);
     free(m.adj_at);
     free(m.order);
+    free(m.proven);
     free(worth);
     free(cand);
     free(map);

@@ -20,7 +20,10 @@
  *  - the plan minimises failure_weight x expected failed requests per second
  *    + capacity lost to overhead (requests per second), with the overhead at
  *    most `budget` of the program's CPU, and changes only when the gain is
- *    worth it (hysteresis).
+ *    worth it (hysteresis); the budget binds boundaries drawn as insurance:
+ *    a component with faults proven (half a fault or host crash blamed on
+ *    it, here or pooled) may be isolated beyond it, where the objective
+ *    says its faults cost more than its boundary.
  * The modes are settings of the prior and of how the rate is read from the
  * posterior (its mean, or an upper credible bound). */
 #ifndef QTN_POLICY_H
@@ -98,6 +101,8 @@ typedef struct qp_costs {
 typedef struct qp_settings {
     qp_mode mode;
     double budget;          /* overhead cap, share of the program's CPU (0.25) */
+    int hard_budget;        /* 1: the cap binds every boundary; 0 (default): it binds
+                               insurance only, not a component whose faults are proven */
     double failure_weight;  /* a failed request weighs this many slowed ones (10) */
     double half_life_s;     /* evidence older by this counts half (7 days; 0: never) */
     double confidence;      /* of the upper credible bound (0.95) */
@@ -144,6 +149,9 @@ typedef struct qp_result {
     double objective_now; /* requests/s the plan in force loses (weighted) */
     double objective_new; /* ... the decided plan */
     double overhead_now, overhead_new; /* CPU shares of the boundaries */
+    int within_now, within_new; /* the plan keeps to the budget: within it, or over it
+                                   only by boundaries of components whose faults are
+                                   proven (the budget binds insurance, not repairs) */
     int fallbacks;        /* QP_F_* bits: which costs were not measured */
     char summary[320];    /* the decision in one line */
 } qp_result;

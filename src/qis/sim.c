@@ -311,7 +311,8 @@ static void oracle_inputs(const qsim_scenario *sc, const grp *gr, const double *
 /* The oracle's plan for each group x build: of the plans the policy's
  * search finds from all in the host, from each buggy component alone and
  * from everything isolated, and of the plans the runs held, the one with
- * the least expected cost under the true rates within the budget. */
+ * the least expected cost under the true rates that keeps to the budget
+ * (as the policy keeps to it: over it only for the buggy components). */
 static int oracle_build(const qsim_scenario *sc, const grp *gr, const double *rv,
                         const qsim_result *res, oracle *o, char *err, size_t len) {
     int n = sc->n;
@@ -378,8 +379,8 @@ static int oracle_build(const qsim_scenario *sc, const grp *gr, const double *rv
                 }
                 /* a search offers what it found; a plan held, itself */
                 double j = search ? out.objective_new : out.objective_now;
-                double share = search ? out.overhead_new : out.overhead_now;
-                if (share <= s.budget + 1e-12 && j < p->objective - 1e-12 * (1 + fabs(j))) {
+                int within = search ? out.within_new : out.within_now;
+                if (within && j < p->objective - 1e-12 * (1 + fabs(j))) {
                     p->objective = j;
                     memcpy(p->dom, search ? dom : start, sizeof *dom * (size_t)n);
                 }
@@ -1447,23 +1448,6 @@ static int run_one(const qsim_scenario *sc, grp *gr, const double *rv, qp_mode m
     /* the end: overhead, the oracle's, per buggy version */
     for (int i = 0; i < r->ncls; i++)
         acct(r, r->cls[i], r->D);
-    if (getenv("QTN_SIM_DEBUG")) /* TEMP */
-        for (int i = 0; i < r->ncls; i++) {
-            klass *k = r->cls[i];
-            int iso = 0;
-            for (int c = 0; c < r->n; c++) iso += k->plan[c] != 0;
-            if (!iso || !k->count) continue;
-            fprintf(stderr, "class %d count %d group %d build %d ov %.3g:", i, k->count, k->group, k->build, k->ov_share);
-            for (int c = 0; c < r->n && iso < 40; c++) if (k->plan[c]) fprintf(stderr, " %s=%d", sc->comps[c].name, k->plan[c]);
-            fprintf(stderr, "\n");
-            if (i == 0) {
-                decide(r, k, r->D - 1, 0, 0, 0);
-                for (int c = 0; c < r->n; c++) if (k->plan[c]) {
-                    qp_comp *q = &r->qc[c];
-                    fprintf(stderr, "  %s code %d calls %.3g clean %.3g pool_calls %.3g pk %.3g %.3g own k %.3g %.3g rate %.3g upper %.3g prior %s dom %d\n", q->name, q->code, q->calls, q->clean_calls, q->pool_calls, q->pool_faults, q->pool_host_blame, q->faults, q->host_blame, r->why[c].rate, r->why[c].rate_upper, r->why[c].prior, r->dom[c]);
-                }
-            }
-        }
     for (int i = 0; i < r->ncls; i++)
         if (r->cls[i]->active && r->cls[i]->count)
             offer(r, r->cls[i]);

@@ -130,12 +130,15 @@ static void test_pessimistic(void **state) {
     assert_true(query("SELECT COUNT(*) FROM plan_changes WHERE applied = 1") >= 2);
 }
 
-/* A suspicious component whose boundary would cost more than the budget
- * stays in the host; the log and `quarantine plan --explain` say why. */
+/* The budget binds insurance: with a hard cap (--budget-binds all) the
+ * parser, though it crashed the program, stays in the host, and the log and
+ * --explain say why; by default its proven crash is repaired beyond the
+ * budget; a suspicious component without a fault stays out. */
 static void test_budget(void **state) {
     (void)state;
     fresh();
-    assert_int_equal(qtn("run", "--policy optimistic --budget 1 --max-restarts 0 --backoff-ms 10"
+    assert_int_equal(qtn("run", "--policy optimistic --budget 1 --budget-binds all"
+                                " --max-restarts 0 --backoff-ms 10"
                                 " --stats-interval 0.5 -- " PROG
                                 " run 4 4 --bad-every 700 --pause-us 200"),
                      111);
@@ -143,15 +146,36 @@ static void test_budget(void **state) {
     has("parser: isolating costs ");
     has("budget 1%: stays in the host");
     assert_int_equal(count("event=plan pid"), 0);
-    assert_int_equal(qtn("plan", "--mode optimistic --budget 1 --explain"), 0);
+    assert_int_equal(qtn("plan", "--mode optimistic --budget 1 --budget-binds all --explain"), 0);
     has("parser=host");
     has("  parser: isolating costs ");
     has("budget 1%: stays in the host; 1 host crash blamed");
+    /* by default the same store's decision repairs the proven crash */
+    assert_int_equal(qtn("plan", "--mode optimistic --budget 1 --explain"), 0);
+    has("parser=1");
+    has("over the budget of 1%: its faults are proven");
+    /* ... and draws no boundary on suspicion beyond the budget */
+    assert_int_equal(qtn("plan", "--mode pessimistic --budget 1 --explain"), 0);
+    has("render: isolating costs ");
+    has("budget 1%: stays in the host");
     assert_int_equal(qtn("plan", "--mode optimistic --budget 90"), 0);
     has("parser=1"); /* with the budget it needs, it is isolated */
     assert_int_equal(qtn("plan", "--mode optimistic --budget 90 --json"), 0);
     has("\"plan\":\"parser=1 render=host checksum=host g1=host g2=host\"");
     has("\"component\":\"parser\",\"code\":\"new\""); /* its first process */
+    assert_int_equal(qtn("plan", "--budget-binds some"), 2);
+    has("--budget-binds: 'some' is not insurance or all");
+    /* live, by default: the restart after the crash isolates it */
+    fresh();
+    assert_int_equal(qtn("run", "--policy optimistic --budget 1 --max-restarts 1 --backoff-ms 10"
+                                " --stats-interval 0.5 -- " PROG
+                                " run 4 4 --bad-every 700 --pause-us 200"),
+                     0);
+    has("event=host-crash pid=");
+    has("to=\"parser=1 ");
+    has("its faults are proven");
+    has("event=plan-applied");
+    assert_int_equal(count("event=host-crash pid="), 1);
 }
 
 /* Two components sharing a domain, one of them hanging: the deadline

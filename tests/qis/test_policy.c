@@ -197,21 +197,24 @@ static void test_modes(void **state) {
     assert_int_equal(y.dom[a], 1); /* isolated before it ever crashed here */
 }
 
-/* A suspicious component whose boundary would cost more than the budget
- * stays in the host, and the reason says so. */
+/* The budget binds insurance: a suspicious component whose boundary would
+ * cost more than the budget stays in the host, and the reason says so; a
+ * component whose faults are proven is isolated beyond it where its faults
+ * cost more than its boundary (unless the budget binds all), and is not
+ * shed for it. */
 static void test_budget(void **state) {
     (void)state;
     sys y;
-    sys_init(&y, QP_OPTIMISTIC);
+    sys_init(&y, QP_PESSIMISTIC); /* suspicious of everything, no fault seen */
     int a = comp(&y, "cache", 20000);
-    y.c[a].host_blame = 2;
-    y.c[a].calls = 1e5;
+    y.c[a].calls = 1e3;
     edge(&y, -1, a, 20000, 4096); /* 20k x (10 us + 4 us) = 0.28 CPU s/s */
     y.s.budget = 0.10;
     decide(&y);
     assert_int_equal(y.dom[a], 0);
     assert_non_null(strstr(y.why[a].reason, "isolating costs"));
     assert_non_null(strstr(y.why[a].reason, "budget 10%: stays in the host"));
+    assert_true(y.r.within_new);
     /* with the budget it needs, it is isolated */
     y.s.budget = 0.5;
     decide(&y);
@@ -221,9 +224,60 @@ static void test_budget(void **state) {
     y.s.budget = 0.10;
     y.st.plan_age_s = 0;
     decide(&y);
+    assert_false(y.r.within_now);
     assert_int_equal(y.r.changed, 1);
     assert_int_equal(y.dom[a], 0);
     assert_non_null(strstr(y.r.summary, "over the budget"));
+
+    /* proven: two host crashes blamed; the same boundary is drawn beyond
+     * the budget, and said so */
+    sys_init(&y, QP_OPTIMISTIC);
+    a = comp(&y, "cache", 20000);
+    int b = comp(&y, "render", 20000);
+    y.c[a].host_blame = 2;
+    y.c[a].calls = y.c[b].calls = 1e5;
+    edge(&y, -1, a, 20000, 4096);
+    edge(&y, -1, b, 20000, 4096);
+    y.s.budget = 0.10;
+    decide(&y);
+    assert_int_equal(y.dom[a], 1);
+    assert_int_equal(y.dom[b], 0);
+    assert_true(y.r.overhead_new > y.s.budget);
+    assert_true(y.r.within_new);
+    assert_non_null(strstr(y.why[a].reason, "over the budget of 10%: its faults are proven"));
+    /* in force, it is kept there, and the hysteresis holds */
+    y.c[a].domain = 1;
+    y.st.plan_age_s = 0;
+    decide(&y);
+    assert_true(y.r.within_now);
+    assert_int_equal(y.r.changed, 0);
+    assert_int_equal(y.dom[a], 1);
+    /* a suspicious neighbour gets no boundary while the proven one takes
+     * the budget and more */
+    y.s.mode = QP_PESSIMISTIC;
+    y.st.plan_age_s = 1e9;
+    decide(&y);
+    assert_int_equal(y.dom[a], 1);
+    assert_int_equal(y.dom[b], 0);
+    assert_non_null(strstr(y.why[b].reason, "budget 10%: stays in the host"));
+    /* a hard budget binds it too: shed at once */
+    y.s.mode = QP_OPTIMISTIC;
+    y.s.hard_budget = 1;
+    y.st.plan_age_s = 0;
+    decide(&y);
+    assert_false(y.r.within_now);
+    assert_int_equal(y.dom[a], 0);
+    assert_non_null(strstr(y.why[a].reason, "budget 10%: stays in the host"));
+    /* proven, but its faults cost less than its boundary: the objective
+     * keeps it in the host, budget or none */
+    y.s.hard_budget = 0;
+    y.s.budget = 1;
+    y.c[a].domain = 0;
+    y.c[a].host_blame = 0.6;
+    y.c[a].calls = 1e12;
+    decide(&y);
+    assert_int_equal(y.dom[a], 0);
+    assert_non_null(strstr(y.why[a].reason, "in the host: 0.6 host crashes blamed"));
 }
 
 /* Suspicious components that call each other heavily share a domain; a
@@ -397,7 +451,14 @@ static void test_determinism_and_bad_input(void **state) {
     assert_memory_equal(d1, d2, N * sizeof *d1);
     assert_float_equal(r1.objective_new, r2.objective_new, 0);
     assert_true(r1.objective_new <= r1.objective_now + 1e-12);
-    assert_true(r1.overhead_new <= s.budget + 1e-9);
+    /* within the budget, or over it only by boundaries of proven faults */
+    assert_true(r1.within_new);
+    if (r1.overhead_new > s.budget + 1e-9) {
+        int proven = 0;
+        for (int i = 0; i < N; i++)
+            proven += d1[i] && c[i].faults + c[i].host_blame >= 0.5;
+        assert_true(proven > 0);
+    }
     assert_int_equal(r1.fallbacks & (QP_F_RESTART | QP_F_CPU), QP_F_RESTART | QP_F_CPU);
     e[3].callee = N; /* an edge to nowhere */
     assert_int_equal(qp_decide(c, N, e, E, &k, &s, &st, &r1), -1);
