@@ -13,13 +13,13 @@ deps:
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc >/dev/null
-	@cmake --build $(BUILD) -j$(JOBS)
+	@MAKEFLAGS=--no-print-directory cmake --build $(BUILD) -j$(JOBS)
 
 # the sanitizer build uses clang: both compilers see every file with -Werror
 build-asan: deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
 	    -DQTN_SANITIZE=ON -DQTN_FUZZ=ON >/dev/null
-	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+	@MAKEFLAGS=--no-print-directory cmake --build $(ASAN_BUILD) -j$(JOBS)
 
 # the main demo: the document server under quarantine run --policy adaptive,
 # a concurrency bug on, under load; what happened, and what the store knows
