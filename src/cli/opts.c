@@ -65,7 +65,8 @@ const char qtn_opt_policy_help[] =
     "  --prior-calls N       weight of the sceptical prior, in calls (default 1000;\n"
     "                        smaller learns faster)\n"
     "  --min-gain REQ_PER_H  a plan change must gain this much (default 36) ...\n"
-    "  --min-gain-pct PCT    ... and this share of the expected loss (default 5)\n"
+    "  --min-gain-pct PCT    ... and this share of what is at stake in the components\n"
+    "                        it moves (default 5)\n"
     "  --dwell DURATION      a plan stays in force at least this long (default 60s)\n"
     "  --max-changes N       plan changes per hour at most (default 6)\n"
     "  --max-domains N       isolated domains at most (default 32)\n";

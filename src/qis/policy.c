@@ -844,6 +844,29 @@ static void explain(const model *m, const plan *p, const qp_settings *s, qp_why 
     }
 }
 
+/* What is at stake in the components plan b moves from where plan a has
+ * them, per second: each one's expected loss in the host (the most its
+ * faults can cost) and the capacity its boundary costs in either plan. */
+static double stake(const model *m, const plan *a, const plan *b) {
+    double sum = 0;
+    for (int i = 0; i < m->n; i++) {
+        if (a->dom[i] == b->dom[i])
+            continue;
+        double marg = 0;
+        for (int k = m->adj_at[i]; k < m->adj_at[i + 1]; k++) {
+            const qp_edge *E = &m->e[m->adj[k]];
+            if (E->caller == E->callee)
+                continue;
+            int other = E->callee == i ? E->caller : E->callee;
+            int oa = other < 0 ? 0 : a->dom[other], ob = other < 0 ? 0 : b->dom[other];
+            if (oa != a->dom[i] || ob != b->dom[i])
+                marg += m->ew[m->adj[k]];
+        }
+        sum += m->wf * m->chost * m->lr[i] + capacity_loss(m, marg);
+    }
+    return sum;
+}
+
 static void plan_free(plan *p) {
     free(p->dom);
     free(p->A);
@@ -1015,13 +1038,16 @@ int qp_decide(const qp_comp *comps, int n, const qp_edge *edges, int ne, const q
     bool over = !keeps_budget(&m, &cur, BUDGET_SLACK), mixed = false;
     for (int i = 0; i < n && !mixed; i++)
         mixed = cur.dom[i] && !comps[i].pinned && ambiguous_with(&m, &cur, i, cur.dom[i]);
-    /* a change must gain enough to be worth making; for a program about to
-     * start again it costs nothing (its domains start anyway), and any gain
-     * is, whatever share of the expected loss it is: that loss may be
-     * mostly the suspicion of components the budget keeps out */
+    /* a change must gain enough to be worth making: min_gain, and a share
+     * of what is at stake in the components it moves (not of the whole
+     * expected loss, which may be mostly components it leaves alone: a
+     * boundary drawn on suspicion would then never be taken down for the
+     * overhead it costs); for a program about to start again a change
+     * costs nothing (its domains start anyway), and any real gain is */
     double gain = jnow - jnew, need = s->min_gain;
-    if (!st->restarting && s->min_gain_share * jnow > need)
-        need = s->min_gain_share * jnow;
+    double at_stake = stake(&m, &cur, best);
+    if (!st->restarting && s->min_gain_share * at_stake > need)
+        need = s->min_gain_share * at_stake;
     plan *chosen = best;
     char g[32], gn[32];
     per_hour(g, sizeof g, gain * 3600);

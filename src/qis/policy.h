@@ -110,7 +110,8 @@ typedef struct qp_settings {
     double sceptical_a, sceptical_b; /* prior of new code */
     double trust_calls;     /* adaptive: clean calls after which code is trusted (1e6) */
     double min_gain;        /* a change must gain this many requests/s (0.01) */
-    double min_gain_share;  /* ... and this share of the current objective (0.05) */
+    double min_gain_share;  /* ... and this share of what is at stake in the components
+                               it moves (0.05) */
     double dwell_s;         /* a plan stays at least this long (60) */
     int max_changes_per_hour; /* (6) */
     int max_domains;        /* isolated domains at most (32) */
