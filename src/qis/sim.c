@@ -1267,11 +1267,6 @@ static int decide_due(run *r, int tick) {
         if (want && push_int(&r->due, &r->ndue, &r->capdue, k->id))
             return fail(r, "out of memory");
     }
-    if (getenv("QTN_SIM_DEBUG") && r->nwake) { /* TEMP */
-        fprintf(stderr, "wake tick %d ndue %d:", tick, r->ndue);
-        for (int w = 0; w < r->nwake; w++) fprintf(stderr, " %s/%d(%.3g)", r->sc->comps[r->sc->vcomp[r->wake[w]]].name, r->sc->vbuild[r->wake[w]], r->wake_ratio[r->wake[w]]);
-        fprintf(stderr, "\n");
-    }
     for (int w = 0; w < r->nwake; w++)
         r->waking[r->wake[w]] = 0;
     r->nwake = 0;
