@@ -78,6 +78,7 @@ typedef struct klass {
     int dirty, restart, decided_at;
     double ov_req, ov_share, ov_t; /* the plan's overhead rates; accounted up to ov_t */
     double early_t0, early_off, early_end; /* the first decisions after a start */
+    double trust_at; /* a decision when code isolated on suspicion earns trust (adaptive) */
     double *exp_start, *iso_at;    /* [nbv]: buggy versions: when it ran it, isolated it */
 } klass;
 
@@ -698,6 +699,38 @@ static void track_isolation(run *r, klass *k, double t) {
 
 /* The policy's inputs for class k at time t, built as evidence.c builds them
  * from the store; then qp_decide. */
+/* Adaptive judges code sceptically until it has run trust_calls calls
+ * without a fault (here and pooled), and a real supervisor decides again
+ * with every statistics snapshot: so when code that class k isolates on
+ * suspicion will have earned that trust before the next tick, at the
+ * fleet's present rate of calls into it, k decides then. Uses r->qc of
+ * the decision just made. */
+static int trust_soon(run *r, klass *k, double t) {
+    if (r->set.mode != QP_ADAPTIVE)
+        return 0;
+    const qsim_scenario *sc = r->sc;
+    double next = (floor(t / r->tick + 1e-9) + 1) * r->tick, when = INFINITY;
+    for (int c = 0; c < r->n; c++) {
+        const qp_comp *q = &r->qc[c];
+        if (!k->plan[c] || q->clean_calls >= r->set.trust_calls || q->faults + q->host_blame > 0)
+            continue;
+        int v = sc->vid[k->build * r->n + c];
+        double S0, U0, S1, U1;
+        fleet_v(r, v, t, &S0, &U0);
+        fleet_v(r, v, t + 1, &S1, &U1);
+        double rate = sc->comps[c].cpr * (U1 - U0); /* clean calls a second, fleet-wide */
+        if (rate > 0) {
+            double at = t + (r->set.trust_calls - q->clean_calls) / rate * (1 + 1e-9);
+            if (at < when)
+                when = at;
+        }
+    }
+    if (!(when < next) || (k->trust_at > t && k->trust_at <= when))
+        return 0;
+    k->trust_at = when;
+    return early_push(r, when, k->id);
+}
+
 static int decide(run *r, klass *k, double t, int restarting, int periodic, int why) {
     const qsim_scenario *sc = r->sc;
     const grp *g = &r->gr[k->group];
@@ -763,9 +796,11 @@ static int decide(run *r, klass *k, double t, int restarting, int periodic, int 
         k->last_change = t;
         k->interval = 1;
         track_isolation(r, k, t);
-        return schedule(r, k, tick) ? fail(r, "out of memory") : 0;
+        return schedule(r, k, tick) || trust_soon(r, k, t) ? fail(r, "out of memory") : 0;
     }
     track_isolation(r, k, t);
+    if (trust_soon(r, k, t))
+        return fail(r, "out of memory");
     if (res.held && (st.plan_age_s < r->set.dwell_s ||
                      st.changes_last_hour >= r->set.max_changes_per_hour))
         return schedule(r, k, tick) ? fail(r, "out of memory") : 0; /* paced: soon again */
@@ -1029,6 +1064,10 @@ static int on_upgrade(run *r, int j, double t, int b, int tick) {
 
 static int on_early(run *r, tev e) {
     klass *k = r->cls[e.id];
+    if (k->active && k->count && k->trust_at == e.t) { /* trust earned */
+        k->trust_at = 0;
+        return decide(r, k, e.t, 0, 0, QSIM_WHY_EARLY);
+    }
     if (!k->active || !k->count || k->early_t0 + k->early_off != e.t)
         return 0; /* stale: the class started again since */
     if (decide(r, k, e.t, 0, 0, QSIM_WHY_EARLY))
