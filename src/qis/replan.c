@@ -177,10 +177,12 @@ static void print_json(FILE *o, const qs_decision *d, const qp_settings *set) {
     add_js(&b, ev->plan);
     fputs(tmp, o);
     fprintf(o, "\",\"objective_now\":%.6g,\"objective_new\":%.6g,\"overhead_now\":%.6g,"
-               "\"overhead_new\":%.6g,\"budget\":%.6g,\"failure_weight\":%.6g,"
+               "\"overhead_new\":%.6g,\"budget\":%.6g,\"budget_binds\":\"%s\","
+               "\"within_budget\":%s,\"failure_weight\":%.6g,"
                "\"half_life_s\":%.6g,\"history_s\":%.6g,",
             d->res.objective_now, d->res.objective_new, d->res.overhead_now,
-            d->res.overhead_new, set->budget, set->failure_weight, set->half_life_s,
+            d->res.overhead_new, set->budget, set->hard_budget ? "all" : "insurance",
+            d->res.within_new ? "true" : "false", set->failure_weight, set->half_life_s,
             ev->history_s);
     const qp_costs *k = &ev->costs;
     int fb = d->res.fallbacks;
@@ -224,9 +226,11 @@ void qs_decision_print(FILE *o, const qs_decision *d, const qp_settings *set, in
     if (!explain)
         return;
     const qs_evidence *ev = &d->ev;
-    fprintf(o, "\nmode %s, budget %.0f%% of the program's CPU, failure weight %g; evidence of "
-               "%.1f h",
-            qp_mode_name(set->mode), set->budget * 100, set->failure_weight, ev->history_s / 3600);
+    fprintf(o, "\nmode %s, budget %.0f%% of the program's CPU (%s), failure weight %g; evidence "
+               "of %.1f h",
+            qp_mode_name(set->mode), set->budget * 100,
+            set->hard_budget ? "a hard cap" : "binding insurance, not proven faults",
+            set->failure_weight, ev->history_s / 3600);
     if (set->half_life_s > 0)
         fprintf(o, ", older evidence counting half every %.3g d", set->half_life_s / 86400);
     fprintf(o, "\nbuild %s; plan in force: %s\n", ev->build_id,
