@@ -216,6 +216,17 @@ static double objective(const model *m, const plan *p) {
 
 static int edge_dom(const plan *p, int comp) { return comp < 0 ? 0 : p->dom[comp]; }
 
+/* The k-th edge of component i (CSR), and the component at its other end
+ * (-1: the program); NULL for an edge from a component to itself, which
+ * never crosses. */
+static const qp_edge *edge_of(const model *m, int i, int k, int *other) {
+    const qp_edge *E = &m->e[m->adj[k]];
+    if (E->caller == E->callee)
+        return NULL;
+    *other = E->callee == i ? E->caller : E->callee;
+    return E;
+}
+
 static bool crosses(const model *m, const plan *p, int e) {
     const qp_edge *E = &m->e[e];
     if (E->caller == E->callee)
@@ -249,12 +260,10 @@ static void plan_fill(const model *m, plan *p) {
 /* Change of overhead if component i moved to domain to. */
 static double delta_ov(const model *m, const plan *p, int i, int to) {
     double d = 0;
-    for (int k = m->adj_at[i]; k < m->adj_at[i + 1]; k++) {
-        const qp_edge *E = &m->e[m->adj[k]];
-        if (E->caller == E->callee)
+    for (int k = m->adj_at[i], other; k < m->adj_at[i + 1]; k++) {
+        if (!edge_of(m, i, k, &other))
             continue;
-        int other = E->callee == i ? E->caller : E->callee;
-        int od = other < 0 ? 0 : p->dom[other];
+        int od = edge_dom(p, other);
         d += m->ew[m->adj[k]] * ((to != od) - (p->dom[i] != od));
     }
     return d;
@@ -766,12 +775,10 @@ static void explain(const model *m, const plan *p, const qp_settings *s, qp_why 
         w->loss_iso_h = (m->lr[i] * (1 + F) + mates * m->rt[i]) * 3600;
         /* the overhead its boundary costs, or would cost alone */
         double marg = 0;
-        for (int k = m->adj_at[i]; k < m->adj_at[i + 1]; k++) {
-            const qp_edge *E = &m->e[m->adj[k]];
-            if (E->caller == E->callee)
+        for (int k = m->adj_at[i], other; k < m->adj_at[i + 1]; k++) {
+            if (!edge_of(m, i, k, &other))
                 continue;
-            int other = E->callee == i ? E->caller : E->callee;
-            int od = other < 0 ? 0 : p->dom[other];
+            int od = edge_dom(p, other);
             if (d ? od != d : 1)
                 marg += m->ew[m->adj[k]];
         }
@@ -853,15 +860,10 @@ static double stake(const model *m, const plan *a, const plan *b) {
         if (a->dom[i] == b->dom[i])
             continue;
         double marg = 0;
-        for (int k = m->adj_at[i]; k < m->adj_at[i + 1]; k++) {
-            const qp_edge *E = &m->e[m->adj[k]];
-            if (E->caller == E->callee)
-                continue;
-            int other = E->callee == i ? E->caller : E->callee;
-            int oa = other < 0 ? 0 : a->dom[other], ob = other < 0 ? 0 : b->dom[other];
-            if (oa != a->dom[i] || ob != b->dom[i])
+        for (int k = m->adj_at[i], other; k < m->adj_at[i + 1]; k++)
+            if (edge_of(m, i, k, &other) &&
+                (edge_dom(a, other) != a->dom[i] || edge_dom(b, other) != b->dom[i]))
                 marg += m->ew[m->adj[k]];
-        }
         sum += m->wf * m->chost * m->lr[i] + capacity_loss(m, marg);
     }
     return sum;
