@@ -136,6 +136,15 @@ QTN_EXTERN void qtn_clear_error(void);
 #define QTN_CALLBACK QTN__ANN("callback")        /* a function pointer: runs back in the
                                                     caller's domain; annotate its own
                                                     pointer parameters the same way */
+/* on a `T **out` parameter, or on a function returning `T *`: the callee
+ * allocates what comes back, and the caller frees it with free_fn, wherever
+ * the component runs. QTN_ALLOCATED(count, free_fn[, alloc_fn]): count is
+ * `*len` (a QTN_OUT(1) integer parameter), `return` (the integer the
+ * function returns; parameters only) or `string` (NUL-terminated chars).
+ * On a crossing the data is copied into memory from alloc_fn (malloc unless
+ * named: it must be what free_fn frees in the program) and the callee's
+ * copy is freed in its domain with free_fn. */
+#define QTN_ALLOCATED(...) QTN__ANN("allocated " #__VA_ARGS__)
 
 /* In a source file of a component that defines none of its entries (helpers
  * only), at file scope: says whose code the file is, so that a host crash in
@@ -187,11 +196,15 @@ enum {
     QTN_T_PTR,   /* a pointer passed by value and never dereferenced */
     QTN_T_HANDLE, /* return type only: a pointer the callee issued; on a crossing
                     it is tagged with the domain's incarnation (see QTN_F_OWNED) */
-    QTN_T_STRING  /* return type only: a NUL-terminated string the callee keeps (a
+    QTN_T_STRING,  /* return type only: a NUL-terminated string the callee keeps (a
                     version, an error message, a name), never freed by the
                     caller; on a crossing it is copied back into memory of the
                     calling thread's, valid until that thread calls the same
                     entry again (NULL crosses as NULL) */
+    QTN_T_ALLOCATED /* return type only: a pointer to data the callee allocated and
+                    the caller frees (qtn_entry.ret_param says how much and with
+                    what); on a crossing it is copied into memory of the
+                    caller's and the callee's copy is freed in its domain */
 };
 
 /* What crosses for a parameter. */
@@ -202,7 +215,11 @@ enum {
     QTN_K_OUT,        /* buffer copied back from the callee (starts zeroed) */
     QTN_K_INOUT,      /* buffer copied both ways */
     QTN_K_STRING,     /* NUL-terminated string copied to the callee */
-    QTN_K_CALLBACK    /* function pointer; runs back in the caller's domain */
+    QTN_K_CALLBACK,   /* function pointer; runs back in the caller's domain */
+    QTN_K_ALLOCATED   /* T **: the callee stores a pointer to data it allocated;
+                         it comes back as a copy from alloc_fn, the callee's
+                         copy freed with free_fn in the callee's domain; a
+                         pointer the callee leaves alone stays as it was */
 };
 
 /* Where a buffer's element count comes from. */
@@ -226,6 +243,8 @@ enum {
 #define QTN_ACTUAL_NONE 0
 #define QTN_ACTUAL_RET (-1)
 #define QTN_ACTUAL_PARAM(i) ((i) + 1)
+#define QTN_ACTUAL_STRING (-2) /* QTN_K_ALLOCATED, QTN_T_ALLOCATED: up to and
+                                  with the first NUL (elements of 1 byte) */
 
 struct qtn_struct;
 struct qtn_sig;
@@ -238,6 +257,10 @@ struct qtn_sig;
  * unsigned), only the first `actual` elements are copied back; the runtime
  * checks actual <= count, and a negative actual copies nothing. If `st` is
  * set, each element is that struct and its pointer fields cross too.
+ * For QTN_K_ALLOCATED (and an entry's ret_param) `actual` says how many
+ * elements of elem_size bytes the callee allocated (QTN_ACTUAL_RET,
+ * QTN_ACTUAL_PARAM(i) or QTN_ACTUAL_STRING; a negative count: none), and
+ * free_fn and alloc_fn what frees and allocates them.
  */
 typedef struct qtn_param {
     uint8_t kind;     /* QTN_K_SCALAR ... QTN_K_CALLBACK */
@@ -251,6 +274,10 @@ typedef struct qtn_param {
     uint32_t offset;  /* for struct fields: offset of the pointer field */
     const struct qtn_struct *st; /* element struct with pointer fields */
     const struct qtn_sig *sig;   /* callback signature */
+    void (*free_fn)(void *);     /* QTN_K_ALLOCATED: frees the callee's copy (in its
+                                    domain), and what the caller frees with */
+    void *(*alloc_fn)(size_t);   /* QTN_K_ALLOCATED: allocates the caller's copy
+                                    (NULL: malloc); free_fn must free it */
 } qtn_param;
 
 /* Shorthands for descriptors in hand-written stubs. */
@@ -297,6 +324,8 @@ typedef struct qtn_entry {
                              QTN_NO_DEADLINE: none. Bounds the whole
                              crossing from its start: waiting for a
                              channel, the callbacks and calls up it makes */
+    const qtn_param *ret_param; /* ret QTN_T_ALLOCATED: how much comes back and
+                                   what frees it (kind QTN_K_ALLOCATED) */
 } qtn_entry;
 
 #define QTN_NO_DEADLINE UINT32_MAX

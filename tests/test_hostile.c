@@ -409,8 +409,107 @@ static void test_returned_string_made_up(void **state) {
     tu_plan("evil_str=host");
 }
 
+/* ---- data the callee allocated, where the domain says ------------------------ */
+
+/* An entry with callee-allocated output (QTN_K_ALLOCATED, its count in
+ * *len) and one returning an allocated string, whose domain answers with
+ * the data's place made up: over the host's own frame, past the window,
+ * longer than the window, longer than *len says, a string without its NUL.
+ * EA_HONEST answers as the runtime would. */
+enum { EA_HONEST = 1, EA_LOW, EA_OUT, EA_LONG, EA_LEN, EA_SHORT, EA_RET_NONUL, EA_RET_OUT,
+       EA_MAX };
+
+static void evil_alloc_thunk(qtn_val *a, qtn_val *r) {
+    (void)r;
+    qtn__thread *t = qtn__self_thread();
+    qtn__chan *ch = qtn__chan_in(qtn__my_slot(), (uint32_t)t->serving);
+    char *win = qtn__win_in(qtn__my_slot(), (uint32_t)t->serving);
+    uint64_t wsz = qtn__g.lay.win_size, at = (t->top + 15) & ~(uint64_t)15, v = 0;
+    memcpy(win + at, "abcdefgh", 8);
+    switch (a[0].i) {
+    case EA_HONEST: v = at | (uint64_t)4 << 32; break;
+    case EA_LOW: v = 8 | (uint64_t)4 << 32; break;
+    case EA_OUT: v = (wsz + 64) | (uint64_t)4 << 32; break;
+    case EA_LONG: v = at | (wsz - 8) << 32; break;
+    case EA_LEN: v = at | (uint64_t)8 << 32; break; /* *len says 4 */
+    case EA_SHORT: v = at | (uint64_t)2 << 32; break;
+    case EA_RET_NONUL: v = at | (uint64_t)4 << 32; break; /* "abcd", no NUL */
+    case EA_RET_OUT: v = (wsz - 2) | (uint64_t)4 << 32; break;
+    default: return;
+    }
+    if (a[0].i < EA_RET_NONUL) {
+        uint64_t four = 4;
+        memcpy(a[2].p, &four, sizeof four); /* *len */
+        memcpy(a[1].p, &v, sizeof v);       /* where *out's data is */
+        ch->dret.u = 0;
+    } else {
+        ch->dret.u = v;
+    }
+    ch->dtype = QTN__MSG_RET;
+    qtn__post(&ch->dseq, ++t->sent, &ch->hsleep);
+    for (;;)
+        pause(); /* the host kills this process (EA_HONEST: it is left alone) */
+}
+static void evil_free(void *p) { free(p); }
+static const qtn_param evil_alloc_params[] = {
+    QTN_P_SCALAR(QTN_T_I32),
+    {.kind = QTN_K_ALLOCATED, .elem_size = 1, .actual = QTN_ACTUAL_PARAM(2), .free_fn = evil_free},
+    {.kind = QTN_K_OUT, .elem_size = 8, .len_kind = QTN_LEN_CONST, .len = 1, .type = QTN_T_U64}};
+static const qtn_param evil_aret_param = {.kind = QTN_K_ALLOCATED, .elem_size = 1,
+                                          .actual = QTN_ACTUAL_STRING, .free_fn = evil_free};
+static qtn_component evil_alloc_component;
+static const qtn_entry evil_alloc_entry = {.name = "evil_alloc",
+                                           .component = &evil_alloc_component,
+                                           .thunk = evil_alloc_thunk, .ret = QTN_T_I32,
+                                           .nparams = 3, .params = evil_alloc_params,
+                                           .fault = {.i = -1}};
+static const qtn_entry evil_aret_entry = {.name = "evil_aret",
+                                          .component = &evil_alloc_component,
+                                          .thunk = evil_alloc_thunk, .ret = QTN_T_ALLOCATED,
+                                          .nparams = 1, .params = evil_alloc_params,
+                                          .fault = {.p = NULL}, .ret_param = &evil_aret_param};
+static const qtn_entry *const evil_alloc_entries[] = {&evil_alloc_entry, &evil_aret_entry};
+static qtn_component evil_alloc_component = {.name = "evil_alloc", .nentries = 2,
+                                             .entries = evil_alloc_entries};
+static qtn_edge evil_alloc_edge = QTN_EDGE_INIT(NULL, &evil_alloc_entry);
+static qtn_edge evil_aret_edge = QTN_EDGE_INIT(NULL, &evil_aret_entry);
+
+static void test_allocated_made_up(void **state) {
+    (void)state;
+    tu_plan("evil_alloc=5"); /* the honest answer's thread stays in pause() there */
+    static char mine[] = "mine";
+    for (int mode = EA_HONEST; mode < EA_MAX; mode++) {
+        uint32_t inc = incarnation(mode == EA_HONEST ? 5 : 4);
+        char *out = mine;
+        uint64_t len = 77;
+        qtn_val v[3] = {{.i = mode}, {.p = &out}, {.p = &len}}, r;
+        bool ret = mode >= EA_RET_NONUL;
+        int err = qtn_call(ret ? &evil_aret_edge : &evil_alloc_edge, v, &r);
+        if (mode == EA_HONEST) { /* the host's copy, NUL after it, for free() */
+            assert_int_equal(err, 0);
+            assert_int_equal(r.i, 0);
+            assert_int_equal(len, 4);
+            assert_ptr_not_equal(out, mine);
+            assert_string_equal(out, "abcd");
+            free(out);
+            qtn_report rep;
+            assert_int_equal(qtn_report_next(&rep, 0), 0);
+            assert_int_equal(incarnation(5), inc); /* no fault */
+            tu_plan("evil_alloc=4");
+            continue;
+        }
+        if (err != QTN_ECONTRACT || (ret ? r.p != NULL : r.i != -1))
+            fail_msg("mode %d: got %s, want the fault value", mode, qtn_strerror(err));
+        assert_ptr_equal(out, mine); /* nothing written: not *out, not *len */
+        assert_int_equal(len, 77);
+        expect_contract_fault(4, inc, ret ? "evil_aret" : "evil_alloc");
+    }
+    tu_plan("evil_alloc=host");
+}
+
 static int setup(void **state) {
     (void)state;
+    assert_int_equal(qtn_register(&evil_alloc_component), 0);
     assert_int_equal(qtn_register(&evil_str_component), 0);
     assert_int_equal(qtn_register(&tk_component), 0);
     assert_int_equal(qtn_register(&tk2_component), 0);
@@ -653,6 +752,7 @@ int main(void) {
         cmocka_unit_test(test_string_moved_during_import),
         cmocka_unit_test(test_forged_handles),
         cmocka_unit_test(test_returned_string_made_up),
+        cmocka_unit_test(test_allocated_made_up),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

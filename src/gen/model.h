@@ -33,6 +33,11 @@ typedef struct qg_param {
     struct qg_struct *st; /* buffers of structs with annotated pointer fields */
     struct qg_sig *sig;   /* callbacks: the function's parameters */
     char *key;        /* handles: what the pointer points to (a USR or type), NULL for void */
+    /* QTN_ALLOCATED: `actual` names the count ("return", a parameter), or
+     * alloc_string says it is NUL-terminated; elem spells T of T ** (T * of
+     * a result); free_fn and alloc_fn are the functions the annotation names */
+    bool alloc_string;
+    char *elem, *free_fn, *alloc_fn;
     qg_loc loc;
 } qg_param;
 
@@ -68,6 +73,8 @@ typedef struct qg_func {
     char **syscalls;  /* QTN_SYSCALLS: system calls its component needs */
     unsigned nsyscalls;
     char *denied;     /* QTN_DENIED: the errno name a denied system call fails with */
+    qg_param *ret_alloc; /* QTN_ALLOCATED on the function: what it returns (ret
+                            QTN_T_ALLOCATED) */
     qg_loc loc;
 } qg_func;
 

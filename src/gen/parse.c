@@ -33,6 +33,17 @@ typedef struct ctx {
     unsigned nside;
     qg_pending *pend; /* counts to check against the header, with libclang */
     unsigned npend;
+    struct fnname { /* functions (and function pointers) the headers declare */
+        char *name;
+        bool frees, allocs; /* takes one pointer; takes a size, returns a pointer */
+    } *fns;
+    unsigned nfns;
+    struct fnuse { /* a free_fn or alloc_fn QTN_ALLOCATED names, checked at the end */
+        char *name, *what;
+        bool alloc;
+        qg_loc loc;
+    } *uses;
+    unsigned nuses;
 } ctx;
 
 static char *dup_cx(CXString s) {
@@ -407,6 +418,11 @@ static enum CXVisitorResult visit_field(CXCursor c, CXClientData d) {
                  "QTN_INOUT(count), QTN_STRING or QTN_HANDLE", q->name, st->type);
         return CXVisit_Continue;
     }
+    if (q->kind == QTN_K_ALLOCATED) {
+        error_at(x, q->loc, "field '%s' of %s: QTN_ALLOCATED is for parameters (T **) and "
+                 "functions", q->name, st->type);
+        return CXVisit_Continue;
+    }
     if (q->actual)
         error_at(x, q->loc, "field '%s' of %s: QTN_ACTUAL is for parameters", q->name, st->type);
     if (q->kind == QTN_K_HANDLE || q->kind == QTN_K_STRING)
@@ -484,6 +500,8 @@ static void read_anns(ctx *x, qg_param *p, CXCursor c, const char *where) {
 
 static void parse_param(ctx *x, qg_func *f, qg_param *p, CXCursor c);
 static void check_func(ctx *x, qg_func *f);
+static void count_target_check(ctx *x, qg_loc at_loc, const qg_param *a, const char *ann,
+                               const char *of);
 
 typedef struct parms {
     CXCursor c[QTN_PARAMS_MAX + 1];
@@ -557,11 +575,112 @@ static qg_sig *sig_of(ctx *x, qg_func *f, qg_param *p, CXCursor c, CXType fn) {
         if (cb.params[i].owned)
             error_at(x, cb.params[i].loc, "a callback's handles are passed through: use "
                      "QTN_HANDLE");
+        if (cb.params[i].kind == QTN_K_ALLOCATED)
+            error_at(x, cb.params[i].loc, "a callback's parameters cannot be QTN_ALLOCATED: "
+                     "the caller's code allocates nothing the callee could free");
     }
     check_func(x, &cb);
     sg->params = cb.params;
     sg->nparams = pl.n;
     return sg;
+}
+
+/* A free_fn or alloc_fn of QTN_ALLOCATED, checked once every declaration
+ * of the header is known (check_uses). */
+static void use_fn(ctx *x, const char *name, bool alloc, const qg_loc *at, const char *fmt,
+                   const char *a, const char *b) {
+    x->uses = realloc(x->uses, (x->nuses + 1) * sizeof *x->uses);
+    struct fnuse *u = &x->uses[x->nuses++];
+    size_t n = strlen(fmt) + strlen(a) + strlen(b) + 1;
+    u->what = malloc(n);
+    snprintf(u->what, n, fmt, a, b);
+    u->name = strdup(name);
+    u->alloc = alloc;
+    u->loc = *at;
+    u->loc.file = strdup(at->file ? at->file : "?");
+}
+
+/* What QTN_ALLOCATED says the callee allocates, `elem` (T of a T ** parameter,
+ * of a T * result): data of its own that can be copied, whose size the
+ * stubs know. `what` names the parameter or result for messages. */
+static void allocated_check(ctx *x, const qg_func *f, qg_param *p, CXType elem, const char *what) {
+    CXType ec = clang_getCanonicalType(elem);
+    p->elem = dup_cx(clang_getTypeSpelling(elem));
+    if (!*p->elem) {
+        free(p->elem);
+        p->elem = dup_cx(clang_getTypeSpelling(ec));
+    }
+    bool chr = ec.kind == CXType_Char_S || ec.kind == CXType_Char_U || ec.kind == CXType_SChar ||
+               ec.kind == CXType_UChar;
+    if (ec.kind == CXType_Void)
+        error_at(x, p->loc, "%s of %s() is QTN_ALLOCATED data of type void: its elements have "
+                 "no size; declare it as what it is (char, uint8_t, a struct)", what, f->name);
+    else if (ec.kind == CXType_Pointer || ec.kind == CXType_FunctionProto ||
+             ec.kind == CXType_FunctionNoProto)
+        error_at(x, p->loc, "%s of %s() is QTN_ALLOCATED data of pointers, which mean nothing "
+                 "in another address space: return a handle instead (QTN_OWNED)", what, f->name);
+    else if (ec.kind == CXType_Record && record_has_ptr(ec))
+        error_at(x, p->loc, "%s of %s() is QTN_ALLOCATED data holding pointers, which cannot "
+                 "come back: only plain data can be copied (a struct of such pointers is a "
+                 "handle: QTN_OWNED)", what, f->name);
+    else if (clang_Type_getSizeOf(ec) <= 0)
+        error_at(x, p->loc, "%s of %s() is QTN_ALLOCATED data of an incomplete type '%s', whose "
+                 "size is unknown: a pointer the caller cannot look into is a handle "
+                 "(QTN_OWNED)", what, f->name, p->elem);
+    else if (p->alloc_string && !chr)
+        error_at(x, p->loc, "%s of %s() is QTN_ALLOCATED(string, ...) but its data is not "
+                 "char: give its count (*param or return)", what, f->name);
+    use_fn(x, p->free_fn, false, &p->loc, "the free function of %s of %s()", what, f->name);
+    if (p->alloc_fn)
+        use_fn(x, p->alloc_fn, true, &p->loc, "the allocator of %s of %s()", what, f->name);
+}
+
+/* Every free_fn and alloc_fn named is a function (or a pointer to one, or
+ * a macro) of the headers, of the right shape: a free function takes one
+ * pointer, an allocator a size and returns a pointer. */
+static void check_uses(ctx *x) {
+    for (unsigned i = 0; i < x->nuses; i++) {
+        const struct fnuse *u = &x->uses[i];
+        const struct fnname *fn = NULL;
+        for (unsigned k = 0; k < x->nfns && !fn; k++)
+            if (!strcmp(x->fns[k].name, u->name))
+                fn = &x->fns[k];
+        if (!fn && is_known(x, u->name, strlen(u->name)))
+            continue; /* a macro: the stubs' compiler checks it */
+        if (!fn)
+            error_at(x, u->loc, "%s: '%s' is no function these headers declare: name one "
+                     "they declare (free needs <stdlib.h>)", u->what, u->name);
+        else if (u->alloc && !fn->allocs)
+            error_at(x, u->loc, "%s: '%s' does not take a size and return a pointer, as an "
+                     "allocator does (malloc)", u->what, u->name);
+        else if (!u->alloc && !fn->frees)
+            error_at(x, u->loc, "%s: '%s' does not take one pointer, as a free function does "
+                     "(free)", u->what, u->name);
+    }
+    for (unsigned i = 0; i < x->nuses; i++)
+        free(x->uses[i].name), free(x->uses[i].what), free(x->uses[i].loc.file);
+    free(x->uses);
+    x->uses = NULL;
+    x->nuses = 0;
+}
+
+/* Notes a function the headers declare (or a variable pointing to one, as
+ * libxml2's xmlFree), with what shape it has. */
+static void note_fn(ctx *x, CXCursor c) {
+    CXType t = clang_getCanonicalType(clang_getCursorType(c));
+    if (t.kind == CXType_Pointer)
+        t = clang_getCanonicalType(clang_getPointeeType(t));
+    if (t.kind != CXType_FunctionProto)
+        return;
+    x->fns = realloc(x->fns, (x->nfns + 1) * sizeof *x->fns);
+    struct fnname *fn = &x->fns[x->nfns++];
+    fn->name = dup_cx(clang_getCursorSpelling(c));
+    bool one = clang_getNumArgTypes(t) == 1 && !clang_isFunctionTypeVariadic(t);
+    CXType a = one ? clang_getCanonicalType(clang_getArgType(t, 0)) : t;
+    qg_vslot sl;
+    fn->frees = one && a.kind == CXType_Pointer;
+    fn->allocs = one && scalar_of(a, &sl) >= QTN_T_I8 && scalar_of(a, &sl) <= QTN_T_U64 &&
+                 clang_getCanonicalType(clang_getResultType(t)).kind == CXType_Pointer;
 }
 
 static void parse_param(ctx *x, qg_func *f, qg_param *p, CXCursor c) {
@@ -627,6 +746,24 @@ static void parse_param(ctx *x, qg_func *f, qg_param *p, CXCursor c) {
                  p->name, f->name, hint);
         return;
     }
+    if (p->kind == QTN_K_ALLOCATED) {
+        char what[128];
+        snprintf(what, sizeof what, "'%s'", p->name);
+        if (ptc.kind != CXType_Pointer) {
+            error_at(x, p->loc, "'%s' of %s() is QTN_ALLOCATED but no pointer to a pointer: "
+                     "the callee stores a pointer to what it allocated in *%s (T **%s)",
+                     p->name, f->name, p->name, p->name);
+            return;
+        }
+        CXType e = clang_getPointeeType(clang_getPointeeType(t));
+        if (e.kind == CXType_Invalid)
+            e = clang_getPointeeType(ptc);
+        if (clang_isConstQualifiedType(pt))
+            error_at(x, p->loc, "'%s' of %s() points to a const pointer but is QTN_ALLOCATED "
+                     "(the callee stores into it)", p->name, f->name);
+        allocated_check(x, f, p, e, what);
+        return;
+    }
     if (p->kind == QTN_K_HANDLE)
         p->key = pointee_key(t);
     if (p->kind == QTN_K_HANDLE || p->kind == QTN_K_STRING) {
@@ -641,7 +778,8 @@ static void parse_param(ctx *x, qg_func *f, qg_param *p, CXCursor c) {
         error_at(x, p->loc, "'%s' of %s() points to pointers, which mean nothing in another "
                  "address space: pass it as QTN_HANDLE, or change the interface (a pointer the "
                  "callee hands out comes back as the return value: QTN_OWNED, a handle the "
-                 "callee issued, tagged with its incarnation)", p->name, f->name);
+                 "callee issued, tagged with its incarnation); data the callee allocates and "
+                 "stores in *%s is QTN_ALLOCATED(count, free_fn)", p->name, f->name, p->name);
     else if (ptc.kind == CXType_FunctionProto || ptc.kind == CXType_FunctionNoProto)
         ; /* handled above */
     else if (ptc.kind == CXType_Void && !p->bytes)
@@ -675,24 +813,32 @@ static void check_func(ctx *x, qg_func *f) {
             check_count(x, f, p, p->count);
         if (!p->actual || !strcmp(p->actual, "return")) {
             if (p->actual && !(f->ret >= QTN_T_I8 && f->ret <= QTN_T_U64))
-                error_at(x, p->loc, "QTN_ACTUAL(return) of '%s': %s() does not return an "
-                         "integer", p->name, f->name);
+                error_at(x, p->loc, "%s(return) of '%s': %s() does not return an "
+                         "integer", p->kind == QTN_K_ALLOCATED ? "QTN_ALLOCATED" : "QTN_ACTUAL",
+                         p->name, f->name);
             continue;
         }
+        const char *ann = p->kind == QTN_K_ALLOCATED ? "QTN_ALLOCATED" : "QTN_ACTUAL";
         int j = param_index(f, p->actual);
         if (j < 0) {
-            error_at(x, p->loc, "QTN_ACTUAL(*%s) of '%s': %s() has no parameter '%s'",
+            error_at(x, p->loc, "%s(*%s) of '%s': %s() has no parameter '%s'", ann,
                      p->actual, p->name, f->name, p->actual);
             continue;
         }
-        const qg_param *a = &f->params[j];
-        int at = a->pointee_scalar;
-        if ((a->kind != QTN_K_OUT && a->kind != QTN_K_INOUT) || !a->count ||
-            strcmp(a->count, "1") || a->bytes ||
-            !(at == QTN_T_I32 || at == QTN_T_U32 || at == QTN_T_I64 || at == QTN_T_U64))
-            error_at(x, p->loc, "QTN_ACTUAL(*%s) of '%s': '%s' must be QTN_OUT(1) or "
-                     "QTN_INOUT(1) of a 4- or 8-byte integer", a->name, p->name, a->name);
+        count_target_check(x, p->loc, &f->params[j], ann, p->name);
     }
+}
+
+/* The parameter an actual length or an allocated count is read from after
+ * the call: one 4- or 8-byte integer that comes back. */
+static void count_target_check(ctx *x, qg_loc at_loc, const qg_param *a, const char *ann,
+                               const char *of) {
+    int at = a->pointee_scalar;
+    if ((a->kind != QTN_K_OUT && a->kind != QTN_K_INOUT) || !a->count ||
+        strcmp(a->count, "1") || a->bytes ||
+        !(at == QTN_T_I32 || at == QTN_T_U32 || at == QTN_T_I64 || at == QTN_T_U64))
+        error_at(x, at_loc, "%s(*%s) of '%s': '%s' must be QTN_OUT(1) or "
+                 "QTN_INOUT(1) of a 4- or 8-byte integer", ann, a->name, of, a->name);
 }
 
 /* ---- functions -------------------------------------------------------------- */
@@ -713,6 +859,7 @@ static void free_one_param(qg_param *p) {
     }
     free(p->name), free(p->type), free(p->pointee), free(p->count), free(p->actual);
     free(p->key), free(p->loc.file);
+    free(p->elem), free(p->free_fn), free(p->alloc_fn);
 }
 
 /* The errno names QTN_DENIED takes: what a library may meet from a system
@@ -773,6 +920,8 @@ static void free_func(qg_func *f) {
         free(f->syscalls[i]);
     free(f->syscalls);
     free(f->denied);
+    if (f->ret_alloc)
+        free_one_param(f->ret_alloc), free(f->ret_alloc);
     free(f->name), free(f->component), free(f->ret_type), free(f->ret_key), free(f->fault);
     free(f->loc.file);
     memset(f, 0, sizeof *f);
@@ -867,6 +1016,16 @@ static void parse_func(ctx *x, CXCursor c) {
             ret_owned = true;
         } else if (!strcmp(w, "string")) {
             ret_string = true;
+        } else if (!strcmp(w, "allocated")) {
+            char msg[200];
+            if (!f->ret_alloc) {
+                f->ret_alloc = calloc(1, sizeof *f->ret_alloc);
+                f->ret_alloc->name = strdup("result");
+                f->ret_alloc->loc = a.locs[i];
+                f->ret_alloc->loc.file = strdup(a.locs[i].file ? a.locs[i].file : "?");
+            }
+            if (qg_ann_allocated(rest, f->ret_alloc, msg, sizeof msg))
+                error_at(x, a.locs[i], "%s(): %s", f->name, msg);
         } else {
             error_at(x, f->loc, "'%s' is no annotation for a function (%s())", w, f->name);
         }
@@ -884,6 +1043,22 @@ static void parse_func(ctx *x, CXCursor c) {
         f->ret = QTN_T_VOID;
         if (f->fault)
             error_at(x, f->loc, "%s() returns nothing: drop QTN_FAULT", f->name);
+    } else if (f->ret_alloc) {
+        f->ret = QTN_T_ALLOCATED;
+        f->ret_slot = QG_V_P;
+        qg_param *ra = f->ret_alloc;
+        if (!is_pointer(rt))
+            error_at(x, f->loc, "%s() is QTN_ALLOCATED but does not return a pointer (for a "
+                     "pointer it stores, annotate that T ** parameter)", f->name);
+        else if (ret_string || ret_handle || ret_owned)
+            error_at(x, f->loc, "%s() returns what it allocated: QTN_ALLOCATED, not %s as well "
+                     "(QTN_STRING: a string it keeps)", f->name,
+                     ret_string ? "QTN_STRING" : "a handle");
+        else if (ra->actual && !strcmp(ra->actual, "return"))
+            error_at(x, ra->loc, "QTN_ALLOCATED(return, ...) of %s(): its result is the "
+                     "pointer; count it with *param or string", f->name);
+        else
+            allocated_check(x, f, ra, clang_getPointeeType(rt), "the result");
     } else if (is_pointer(rt) && ret_string) {
         CXType pc = clang_getCanonicalType(clang_getPointeeType(clang_getCanonicalType(rt)));
         f->ret = QTN_T_STRING;
@@ -935,6 +1110,14 @@ static void parse_func(ctx *x, CXCursor c) {
     for (unsigned i = 0; i < f->nparams; i++)
         parse_param(x, f, &f->params[i], clang_Cursor_getArgument(c, i));
     check_func(x, f);
+    if (f->ret_alloc && f->ret_alloc->actual && strcmp(f->ret_alloc->actual, "return")) {
+        int j = param_index(f, f->ret_alloc->actual);
+        if (j < 0)
+            error_at(x, f->ret_alloc->loc, "QTN_ALLOCATED(*%s) of %s(): it has no parameter "
+                     "'%s'", f->ret_alloc->actual, f->name, f->ret_alloc->actual);
+        else
+            count_target_check(x, f->ret_alloc->loc, &f->params[j], "QTN_ALLOCATED", "the result");
+    }
     bool seen = false;
     for (unsigned i = 0; i < x->m->ncomponents; i++)
         seen |= !strcmp(x->m->components[i], f->component);
@@ -972,8 +1155,12 @@ static enum CXChildVisitResult visit(CXCursor c, CXCursor parent, CXClientData d
     (void)parent;
     ctx *x = d;
     switch (clang_getCursorKind(c)) {
-    case CXCursor_FunctionDecl: parse_func(x, c); break;
+    case CXCursor_FunctionDecl:
+        note_fn(x, c);
+        parse_func(x, c);
+        break;
     case CXCursor_VarDecl: {
+        note_fn(x, c);
         anns a = {.n = 0};
         clang_visitChildren(c, collect_ann, &a);
         for (unsigned i = 0; i < a.n; i++)
@@ -1089,6 +1276,12 @@ int qg_parse(qg_model *m, char **headers, int nheaders, char **args, int nargs, 
         }
         if (x.errors == before)
             clang_visitChildren(clang_getTranslationUnitCursor(tu), visit, &x);
+        check_uses(&x);
+        for (unsigned i = 0; i < x.nfns; i++)
+            free(x.fns[i].name);
+        free(x.fns);
+        x.fns = NULL;
+        x.nfns = 0;
         if (x.npend) /* the counts, evaluated as the stubs will evaluate them */
             x.errors += qg_counts_check(idx, headers, nheaders, headers[h], argv, nargv, x.pend,
                                         x.npend, err);

@@ -291,8 +291,11 @@ static void dispatch(qtn__thread *t, qtn__chan *ch, char *win) {
     uint64_t w0 = qtn__stamp();
     en->thunk(fr->args, &rv);
     uint64_t work = qtn__stamp() - w0; /* in stamps: the host converts */
+    size_t at = (t->top + QTN__ALIGN - 1) & ~(uint64_t)(QTN__ALIGN - 1);
+    qtn__allocated_back(en->params, en->nparams, fr->args, &rv, en->ret, en->ret_param, win,
+                            &at, qtn__g.lay.win_size);
     if (en->ret == QTN_T_STRING)
-        rv.u = string_back(rv.p, win, t->top);
+        rv.u = string_back(rv.p, win, at);
     globals_copy(en->component, globals, true); /* and back */
     t->dn--;
     t->top = save;
@@ -647,8 +650,9 @@ static const char *serve_request(qtn__thread *t, qtn__inc *I, qtn__hstack *st, q
     memcpy(args, fr->args, n * sizeof *args);
     qtn__fixv fx;
     qtn__fixv_init(&fx);
-    int r = qtn__import_checked(params, n, args, win + fo, win + end, &fx,
-                                type == QTN__MSG_CB || in_host ? &hc : NULL);
+    int r = rtype == QTN_T_ALLOCATED ? QTN_EINVAL /* not to a domain (yet) */
+            : qtn__import_checked(params, n, args, win + fo, win + end, &fx,
+                                  type == QTN__MSG_CB || in_host ? &hc : NULL);
     if (r == QTN_EINVAL) { /* a callback into the domain cannot cross here */
         qtn__import_drop(&fx);
         memcpy(&fr->ret, &fault, sizeof fault);
@@ -939,8 +943,9 @@ again:
         memcpy(&rv, (const void *)&ch->dret, sizeof rv); /* read once */
         rv = qtn__as_type(rv, en->ret);
         work = ch->dwork; /* the domain's word: it only shades its own statistics */
-        r = qtn__unmarshal(en->params, rv, en->ret, &fx);
-        if (r)
+        r = qtn__unmarshal_from(en->params, &rv, en->ret, en->ret_param, &fx, win, a.top,
+                                qtn__g.lay.win_size);
+        if (r == QTN_ECONTRACT)
             qtn__dom_kill(d, I->inc, QTN_FAULT_CONTRACT, en,
                           "the domain answered with a length or pointer it was not given");
         else if (en->ret == QTN_T_HANDLE)

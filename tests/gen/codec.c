@@ -1,6 +1,8 @@
 /* codec.c - the real functions of the codec test component. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -160,3 +162,66 @@ int codec_sort(int32_t *v, size_t n, codec_cmp cmp) {
 int32_t codec_level;
 
 int32_t codec_bump_level(void) { return codec_level++ * 10; }
+
+static atomic_int codec_nlive;
+
+void *codec_alloc(size_t n) {
+    void *p = malloc(n);
+    if (p)
+        atomic_fetch_add(&codec_nlive, 1);
+    return p;
+}
+
+void codec_free(void *p) {
+    if (p)
+        atomic_fetch_sub(&codec_nlive, 1);
+    free(p);
+}
+
+int32_t codec_live(void) { return atomic_load(&codec_nlive); }
+
+int codec_dump(int32_t n, char **out, size_t *len) {
+    if (n < 0)
+        return -1;
+    char *s = malloc((size_t)n * 2 + 1);
+    if (!s)
+        return -1;
+    for (int32_t i = 0; i < n; i++)
+        memcpy(s + 2 * i, "ab", 2);
+    s[2 * n] = 0;
+    *out = s;
+    *len = (size_t)n * 2;
+    return 0;
+}
+
+int codec_print(char **out, int32_t v) {
+    if (v < 0)
+        return -1; /* *out is left alone, as asprintf may */
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "v=%d", (int)v);
+    if (!(*out = strdup(buf)))
+        return -1;
+    return n;
+}
+
+char *codec_strdup_upper(const char *s) {
+    if (!s)
+        return NULL;
+    size_t n = strlen(s);
+    char *r = codec_alloc(n + 1);
+    if (!r)
+        return NULL;
+    for (size_t i = 0; i <= n; i++)
+        r[i] = (char)(s[i] >= 'a' && s[i] <= 'z' ? s[i] - 32 : s[i]);
+    return r;
+}
+
+codec_pair *codec_pairs(uint32_t count, uint32_t *n) {
+    codec_pair *v = codec_alloc((count ? count : 1) * sizeof *v);
+    if (!v)
+        return NULL;
+    for (uint32_t i = 0; i < count; i++)
+        v[i] = (codec_pair){(int32_t)i, i / 2.0};
+    *n = count;
+    return v;
+}

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h> /* free, named by QTN_ALLOCATED */
 
 #include "quarantine.h"
 
@@ -92,6 +93,33 @@ int codec_socket_errno(void);
  * 2 MiB, more than a channel holds), copied back */
 QTN_COMPONENT(codec) QTN_FAULT("?") QTN_STRING
 const char *codec_name(int32_t which);
+
+/* data the callee allocates and the caller frees, with the function each
+ * annotation names, wherever codec runs. codec_alloc and codec_free are
+ * codec's allocator (malloc and free that count what is live in the
+ * process: codec_live) */
+void *codec_alloc(size_t n);
+void codec_free(void *p);
+
+QTN_COMPONENT(codec) QTN_FAULT(-1)
+int32_t codec_live(void);
+
+/* n copies of "ab" in *out (2n chars and a NUL), their length in *len;
+ * n < 0: returns -1 and leaves both alone */
+QTN_COMPONENT(codec) QTN_FAULT(-1)
+int codec_dump(int32_t n, char **out QTN_ALLOCATED(*len, free), size_t *len QTN_OUT(1));
+
+/* asprintf-style: "v=<v>" in *out, its length returned (-1: none) */
+QTN_COMPONENT(codec) QTN_FAULT(-1)
+int codec_print(char **out QTN_ALLOCATED(return, free), int32_t v);
+
+/* a string the caller frees with codec_free (NULL for NULL) */
+QTN_COMPONENT(codec) QTN_FAULT(NULL) QTN_ALLOCATED(string, codec_free, codec_alloc)
+char *codec_strdup_upper(const char *s QTN_STRING QTN_NULLABLE);
+
+/* count pairs {i, i / 2.0} the caller frees with codec_free, *n of them */
+QTN_COMPONENT(codec) QTN_FAULT(NULL) QTN_ALLOCATED(*n, codec_free, codec_alloc)
+codec_pair *codec_pairs(uint32_t count, uint32_t *n QTN_OUT(1));
 
 /* callbacks run back in the caller's domain; their own pointer parameters
  * are annotated like an entry's, in the declarator or in a typedef */

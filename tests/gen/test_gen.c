@@ -473,7 +473,8 @@ static void test_owned_handles(void **state) {
                  3, 19, "'out' of f() points to pointers, which mean nothing in another address "
                  "space: pass it as QTN_HANDLE, or change the interface (a pointer the callee "
                  "hands out comes back as the return value: QTN_OWNED, a handle the callee "
-                 "issued, tagged with its incarnation)");
+                 "issued, tagged with its incarnation); data the callee allocates and stores in "
+                 "*out is QTN_ALLOCATED(count, free_fn)");
     int rc = gen("struct db;\n"
                  "QTN_COMPONENT(c) QTN_FAULT(NULL) QTN_OWNED struct db *db_open(int flags);\n"
                  "QTN_COMPONENT(c) QTN_FAULT(-1) int db_get(struct db *h QTN_HANDLE, int key);\n"
@@ -488,6 +489,91 @@ static void test_owned_handles(void **state) {
     /* once: not for another component's entry, an owned one, or a void * */
     assert_null(strstr(strstr(err, "warning:") + 1, "warning:"));
     assert_non_null(strstr(stubs, "__wrap_db_get"));
+}
+
+/* QTN_ALLOCATED: data the callee allocates, on a T ** parameter or a
+ * function; what it names and counts is checked against the header. */
+static void test_allocated(void **state) {
+    (void)state;
+    int rc = gen("#include <stdlib.h>\n"
+                 "void my_free(void *p);\nvoid *my_alloc(size_t n);\n"
+                 "extern void (*ptr_free)(void *);\n"
+                 "typedef struct pt { int x, y; } pt;\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1)\n"
+                 "int f(char **out QTN_ALLOCATED(*len, free), size_t *len QTN_OUT(1));\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1)\n"
+                 "int g(char **s QTN_ALLOCATED(return, ptr_free), int v);\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(NULL) QTN_ALLOCATED(*n, my_free, my_alloc)\n"
+                 "pt *h(int32_t *n QTN_OUT(1));\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(NULL) QTN_ALLOCATED(string, free)\n"
+                 "char *k(const char *s QTN_STRING);\n");
+    if (rc)
+        fail_msg("exit %d: %s", rc, err);
+    assert_non_null(strstr(stubs, "{.kind = QTN_K_ALLOCATED, .elem_size = sizeof(char), "
+                                  ".actual = QTN_ACTUAL_PARAM(1), .free_fn = qg_f_a0_free}"));
+    assert_non_null(strstr(stubs, ".actual = QTN_ACTUAL_RET, .free_fn = qg_g_a0_free}"));
+    assert_non_null(strstr(stubs, "static void qg_g_a0_free(void *p) {\n    ptr_free(p);\n}"));
+    assert_non_null(strstr(stubs, "static const qtn_param qg_h_ret = {.kind = QTN_K_ALLOCATED, "
+                                  ".elem_size = sizeof(pt), .actual = QTN_ACTUAL_PARAM(0), "
+                                  ".free_fn = qg_h_r_free, .alloc_fn = qg_h_r_alloc};"));
+    assert_non_null(strstr(stubs, "return my_alloc(n);"));
+    assert_non_null(strstr(stubs, ".ret = QTN_T_ALLOCATED,\n"));
+    assert_non_null(strstr(stubs, ".actual = QTN_ACTUAL_STRING, .free_fn = qg_k_r_free}"));
+    /* the count's target says its type */
+    assert_non_null(strstr(stubs, ".len = 1, .type = QTN_T_I32}"));
+    const char *pre = "#include <stdlib.h>\nvoid two(void *a, void *b);\n"
+                      "struct node { struct node *next; };\n";
+    char t[1024];
+#define ALLOC_ERR(decl, needle)                                                              \
+    do {                                                                                     \
+        snprintf(t, sizeof t, "%sQTN_COMPONENT(c) QTN_FAULT(-1)\n%s", pre, decl);            \
+        expect_error(t, 5, needle);                                                          \
+    } while (0)
+    ALLOC_ERR("int f(char *out QTN_ALLOCATED(*n, free), size_t *n QTN_OUT(1));",
+              "'out' of f() is QTN_ALLOCATED but no pointer to a pointer: the callee stores a "
+              "pointer to what it allocated in *out (T **out)");
+    ALLOC_ERR("int f(void **out QTN_ALLOCATED(*n, free), size_t *n QTN_OUT(1));",
+              "'out' of f() is QTN_ALLOCATED data of type void");
+    ALLOC_ERR("int f(char ***out QTN_ALLOCATED(*n, free), size_t *n QTN_OUT(1));",
+              "'out' of f() is QTN_ALLOCATED data of pointers");
+    ALLOC_ERR("int f(struct node **out QTN_ALLOCATED(*n, free), size_t *n QTN_OUT(1));",
+              "'out' of f() is QTN_ALLOCATED data holding pointers");
+    ALLOC_ERR("int f(int **out QTN_ALLOCATED(string, free));",
+              "'out' of f() is QTN_ALLOCATED(string, ...) but its data is not char");
+    ALLOC_ERR("int f(char **out QTN_ALLOCATED(*n, fre), size_t *n QTN_OUT(1));",
+              "the free function of 'out' of f(): 'fre' is no function these headers declare");
+    ALLOC_ERR("int f(char **out QTN_ALLOCATED(*n, two), size_t *n QTN_OUT(1));",
+              "the free function of 'out' of f(): 'two' does not take one pointer");
+    ALLOC_ERR("int f(char **out QTN_ALLOCATED(*n, free, free), size_t *n QTN_OUT(1));",
+              "the allocator of 'out' of f(): 'free' does not take a size and return a pointer");
+    ALLOC_ERR("int f(char **out QTN_ALLOCATED(*m, free), size_t *n QTN_OUT(1));",
+              "QTN_ALLOCATED(*m) of 'out': f() has no parameter 'm'");
+    ALLOC_ERR("int f(char **out QTN_ALLOCATED(*n, free), size_t n);",
+              "QTN_ALLOCATED(*n) of 'out': 'n' must be QTN_OUT(1) or QTN_INOUT(1)");
+    ALLOC_ERR("int f(char **out QTN_ALLOCATED(n, free), size_t n);",
+              "QTN_ALLOCATED(n, free): say QTN_ALLOCATED(count, free_fn)");
+    ALLOC_ERR("int f(char **out QTN_ALLOCATED(*n), size_t *n QTN_OUT(1));",
+              "say QTN_ALLOCATED(count, free_fn)");
+    ALLOC_ERR("int f(char **out QTN_ALLOCATED(*n, free) QTN_OUT(1), size_t *n QTN_OUT(1));",
+              "two annotations say what crosses");
+    ALLOC_ERR("int f(int (*cb)(char **s QTN_ALLOCATED(string, free)) QTN_CALLBACK);",
+              "a callback's parameters cannot be QTN_ALLOCATED");
+    ALLOC_ERR("void *f(size_t *n QTN_OUT(1)) QTN_ALLOCATED(*n, free);",
+              "f() is QTN_ALLOCATED data of type void");
+    snprintf(t, sizeof t, "%sQTN_COMPONENT(c) QTN_FAULT(-1) QTN_ALLOCATED(*n, free)\n"
+             "int f(size_t *n QTN_OUT(1));", pre);
+    expect_error(t, 5, "f() is QTN_ALLOCATED but does not return a pointer");
+    snprintf(t, sizeof t, "%sQTN_COMPONENT(c) QTN_FAULT(0) QTN_ALLOCATED(return, free)\n"
+             "char *f(int n);", pre);
+    expect_error(t, 4, "QTN_ALLOCATED(return, ...) of f(): its result is the pointer");
+    snprintf(t, sizeof t, "%sQTN_COMPONENT(c) QTN_FAULT(0) QTN_ALLOCATED(string, free) "
+             "QTN_STRING\nchar *f(int n);", pre);
+    expect_error(t, 5, "f() returns what it allocated: QTN_ALLOCATED, not QTN_STRING as well");
+    snprintf(t, sizeof t, "%sstruct s { char *p QTN_ALLOCATED(string, free); };\n"
+             "QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(struct s *v QTN_INOUT(1));", pre);
+    expect_error(t, 4, "field 'p' of struct s: QTN_ALLOCATED is for parameters (T **) and "
+                       "functions");
+#undef ALLOC_ERR
 }
 
 int main(void) {
@@ -512,6 +598,7 @@ int main(void) {
         cmocka_unit_test(test_rejects_an_entry_of_two_components),
         cmocka_unit_test(test_rejects_globals_the_runtime_cannot_sync),
         cmocka_unit_test(test_owned_handles),
+        cmocka_unit_test(test_allocated),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[128];

@@ -329,6 +329,111 @@ static void test_returned_strings(void **state) {
     assert_int_equal((int)strlen(codec_name(4)), (2 << 20) - 1); /* directly: the library's */
 }
 
+/* What the callee allocates comes back into memory the caller frees with
+ * the function the annotation names, in both placements: the same data, the
+ * same free. */
+typedef struct allocs {
+    int dump_r, print_r;
+    size_t dump_len;
+    char dump[16], print[16], upper[16];
+    char *left_dump, *left_print; /* what a failing call left in *out */
+    size_t left_len;
+    int upper_null;
+    uint32_t npairs;
+    codec_pair pairs[5];
+    int32_t live; /* codec's allocations live after the calls, where codec runs */
+} allocs;
+
+static void run_allocs(allocs *r) {
+    memset(r, 0, sizeof *r);
+    char *out = NULL;
+    r->dump_len = 99;
+    r->dump_r = codec_dump(3, &out, &r->dump_len);
+    assert_non_null(out);
+    memcpy(r->dump, out, r->dump_len + 1); /* its NUL too */
+    free(out);
+    static char mine[] = "mine";
+    r->left_dump = mine;
+    r->left_len = 7;
+    assert_int_equal(codec_dump(-1, &r->left_dump, &r->left_len), -1);
+    char *p = NULL;
+    r->print_r = codec_print(&p, 42);
+    assert_non_null(p);
+    snprintf(r->print, sizeof r->print, "%s", p);
+    free(p);
+    r->left_print = mine;
+    assert_int_equal(codec_print(&r->left_print, -5), -1);
+    char *u = codec_strdup_upper("mixed Case");
+    assert_non_null(u);
+    snprintf(r->upper, sizeof r->upper, "%s", u);
+    codec_free(u);
+    r->upper_null = codec_strdup_upper(NULL) == NULL;
+    codec_pair *v = codec_pairs(5, &r->npairs);
+    assert_non_null(v);
+    memcpy(r->pairs, v, sizeof r->pairs);
+    codec_free(v);
+    r->live = codec_live();
+}
+
+static void test_callee_allocated(void **state) {
+    (void)state;
+    allocs d, i;
+    plan("codec=host");
+    int32_t live0 = codec_live();
+    run_allocs(&d);
+    plan("codec=1");
+    assert_int_not_equal(codec_pid(), getpid());
+    int32_t dlive0 = codec_live();
+    qtn_clear_error();
+    run_allocs(&i);
+    assert_int_equal(qtn_last_error(), 0);
+    assert_int_equal(d.dump_r, 0);
+    assert_int_equal(i.dump_r, 0);
+    assert_int_equal(i.dump_len, 6);
+    assert_int_equal(d.dump_len, i.dump_len);
+    assert_string_equal(i.dump, "ababab");
+    assert_memory_equal(d.dump, i.dump, 7);
+    assert_string_equal(i.left_dump, "mine"); /* a failing call left *out alone */
+    assert_string_equal(d.left_dump, "mine");
+    assert_int_equal(i.print_r, 4);
+    assert_int_equal(d.print_r, i.print_r);
+    assert_string_equal(i.print, "v=42");
+    assert_string_equal(d.print, i.print);
+    assert_string_equal(i.left_print, "mine");
+    assert_string_equal(i.upper, "MIXED CASE");
+    assert_string_equal(d.upper, i.upper);
+    assert_true(i.upper_null && d.upper_null);
+    assert_int_equal(i.npairs, 5);
+    assert_int_equal(d.npairs, 5);
+    for (int k = 0; k < 5; k++) {
+        assert_int_equal(d.pairs[k].key, i.pairs[k].key);
+        assert_true(d.pairs[k].weight == i.pairs[k].weight);
+    }
+    assert_true(i.pairs[3].weight == 1.5);
+    /* nothing leaked on either side: the domain freed its copies with
+     * codec_free, and the caller's codec_free matched codec_alloc here */
+    assert_int_equal(d.live, live0);
+    assert_int_equal(i.live, dlive0);
+    plan("codec=host");
+    assert_int_equal(codec_live(), live0);
+    plan("codec=1");
+    /* more than the channel holds: the fault value, and said; the domain
+     * freed its copy and serves on */
+    char *big = NULL;
+    size_t blen = 0;
+    qtn_clear_error();
+    assert_int_equal(codec_dump(600000, &big, &blen), -1);
+    assert_int_equal(qtn_last_error(), QTN_ETOOBIG);
+    assert_null(big);
+    assert_int_equal(codec_live(), dlive0);
+    assert_int_equal(codec_print(&big, 1), 3);
+    free(big);
+    plan("codec=host");
+    assert_int_equal(codec_dump(600000, &big, &blen), 0); /* directly: the library's */
+    assert_int_equal(blen, 1200000);
+    free(big);
+}
+
 /* QTN_DENIED(EACCES): a system call the filter denies fails in the domain
  * with EACCES, and the domain lives on (same incarnation, no fault). */
 static void test_denied_fails(void **state) {
@@ -397,6 +502,7 @@ int main(void) {
         cmocka_unit_test(test_declared_syscalls),
         cmocka_unit_test(test_denied_fails),
         cmocka_unit_test(test_returned_strings),
+        cmocka_unit_test(test_callee_allocated),
         cmocka_unit_test_prestate(test_code_identity, &report),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
