@@ -53,6 +53,7 @@ typedef struct sigent {
     ffi_type *at[QTN_PARAMS_MAX];
     ffi_closure *closure;
     void *code;
+    atomic_bool said_late; /* a late call of the closure was said on stderr */
 } sigent;
 
 static sigent *sigs;
@@ -219,10 +220,21 @@ static void closure_handler(ffi_cif *cif, void *rbuf, void **args, void *ud) {
     uint32_t i = t ? t->dn : 0;
     while (i > 0 && t->dst[i - 1].entry != en)
         i--;
-    if (!t || t->serving < 0 || i == 0)
-        qtn__fatal("callback parameter %u of %s called after its call returned or from "
-                   "another thread",
-                   s->idx, en->name);
+    if (!t || t->serving < 0 || i == 0) {
+        /* the library kept the pointer (a handler registered for later) or
+         * called it from a thread of its own: the caller's function cannot
+         * be reached from here, so it does not run, and returns 0; said
+         * once, counted, and the domain serves on */
+        atomic_fetch_add_explicit(&qtn__my_hdr()->late_callbacks, 1, memory_order_relaxed);
+        if (!atomic_exchange(&s->said_late, true))
+            qtn__warn("callback parameter %u of %s was called %s: it did not run and returned "
+                      "0 (a callback runs back in the caller's domain only during the call "
+                      "that passed it; one the component keeps for later cannot)",
+                      s->idx, en->name, t && t->serving >= 0 ? "after its call returned"
+                                                             : "from a thread of the component's own");
+        to_ffi_ret(rbuf, (qtn_val){0}, s->sig->ret);
+        return;
+    }
     qtn_val v[QTN_PARAMS_MAX], rv;
     for (unsigned k = 0; k < s->sig->nparams; k++)
         v[k] = from_ffi_arg(args[k], &s->sig->params[k]);

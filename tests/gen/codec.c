@@ -1,6 +1,7 @@
 /* codec.c - the real functions of the codec test component. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,4 +225,32 @@ codec_pair *codec_pairs(uint32_t count, uint32_t *n) {
         v[i] = (codec_pair){(int32_t)i, i / 2.0};
     *n = count;
     return v;
+}
+
+static int (*codec_kept)(int32_t x);
+
+void codec_keep(int (*fn)(int32_t x)) { codec_kept = fn; }
+
+typedef struct codec_firing {
+    int32_t x;
+    int r;
+} codec_firing;
+
+static void *codec_fire_there(void *arg) {
+    codec_firing *f = arg;
+    f->r = codec_kept(f->x);
+    return NULL;
+}
+
+int codec_fire(int32_t x, int32_t from_thread) {
+    if (!codec_kept)
+        return -2;
+    codec_firing f = {x, -3};
+    pthread_t th;
+    if (!from_thread)
+        return codec_kept(x);
+    if (pthread_create(&th, NULL, codec_fire_there, &f))
+        return -3;
+    pthread_join(th, NULL);
+    return f.r;
 }

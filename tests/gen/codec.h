@@ -134,6 +134,15 @@ typedef int (*codec_cmp)(const int32_t *a QTN_IN(1), const int32_t *b QTN_IN(1))
 QTN_COMPONENT(codec) QTN_FAULT(-1)
 int codec_sort(int32_t *v QTN_INOUT(n), size_t n, codec_cmp cmp QTN_CALLBACK);
 
+/* a callback codec keeps for later (as a library keeps an error handler),
+ * then calls from a later call, or from a thread of its own: returns what
+ * it returned, -2 with none kept */
+QTN_COMPONENT(codec)
+void codec_keep(int (*fn)(int32_t x) QTN_CALLBACK);
+
+QTN_COMPONENT(codec) QTN_FAULT(-1)
+int codec_fire(int32_t x, int32_t from_thread);
+
 /* a global synced on each crossing into codec */
 extern int32_t codec_level QTN_SYNC(codec);
 

@@ -576,6 +576,29 @@ static void test_allocated(void **state) {
 #undef ALLOC_ERR
 }
 
+/* Callbacks kept in structs (handler tables, I/O hooks) are called after
+ * the call that passed them: refused, unless passed through untouched. */
+static void test_function_pointer_fields(void **state) {
+    (void)state;
+    const char *msg = "field 'on_error' of struct hooks is a function pointer: a callback kept "
+                      "in a struct (a handler table, I/O hooks) is called after the call that "
+                      "passed it returned, and cannot run back in the caller's domain then; "
+                      "leave it NULL and mark it QTN_HANDLE (passed through untouched), or pass "
+                      "the function as a QTN_CALLBACK parameter of the call that calls it";
+    expect_exact("struct hooks { void (*on_error)(int code); int level; };\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(struct hooks *h QTN_IN(1));",
+                 1, 23, msg);
+    expect_exact("struct hooks { void (*on_error)(int code) QTN_CALLBACK; int level; };\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(struct hooks *h QTN_IN(1));",
+                 1, 23, msg);
+    int rc = gen("struct hooks { void (*on_error)(int code) QTN_HANDLE; int level; };\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(struct hooks *h QTN_IN(1));");
+    if (rc)
+        fail_msg("exit %d: %s", rc, err);
+    assert_non_null(strstr(stubs, "{.kind = QTN_K_HANDLE, .offset = offsetof(struct hooks, "
+                                  "on_error)}"));
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/qtn-gen-test-XXXXXX");
     if (!mkdtemp(dir))
@@ -599,6 +622,7 @@ int main(void) {
         cmocka_unit_test(test_rejects_globals_the_runtime_cannot_sync),
         cmocka_unit_test(test_owned_handles),
         cmocka_unit_test(test_allocated),
+        cmocka_unit_test(test_function_pointer_fields),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[128];

@@ -434,6 +434,44 @@ static void test_callee_allocated(void **state) {
     free(big);
 }
 
+/* A callback the component keeps and calls after the call that passed it
+ * returned (or from a thread of its own): directly it runs; isolated it
+ * cannot reach the caller, so it does not run, returns 0 and is counted,
+ * and the domain serves on. */
+static atomic_int kept_ran;
+
+static int kept_twice(int32_t x) {
+    atomic_fetch_add(&kept_ran, 1);
+    return 2 * x;
+}
+
+static void test_kept_callbacks(void **state) {
+    (void)state;
+    plan("codec=host");
+    codec_keep(kept_twice);
+    assert_int_equal(codec_fire(21, 0), 42);
+    assert_int_equal(codec_fire(4, 1), 8);
+    assert_int_equal(atomic_load(&kept_ran), 2);
+    codec_keep(NULL);
+    plan("codec=1");
+    int pid = codec_pid();
+    qtn_domain_info before, after;
+    assert_int_equal(qtn_domain_info_get(1, &before), 0);
+    assert_int_equal(codec_fire(21, 0), -2); /* none kept there yet */
+    codec_keep(kept_twice);
+    qtn_clear_error();
+    assert_int_equal(codec_fire(21, 0), 0); /* it did not run: 0 */
+    assert_int_equal(codec_fire(4, 1), 0);  /* nor from codec's own thread */
+    assert_int_equal(qtn_last_error(), 0);  /* the calls themselves worked */
+    assert_int_equal(atomic_load(&kept_ran), 2);
+    assert_int_equal(codec_pid(), pid); /* the same process serves on */
+    assert_int_equal(qtn_domain_info_get(1, &after), 0);
+    assert_int_equal(after.restarts, before.restarts);
+    assert_int_equal(after.late_callbacks, before.late_callbacks + 2);
+    codec_keep(NULL);
+    plan("codec=host");
+}
+
 /* QTN_DENIED(EACCES): a system call the filter denies fails in the domain
  * with EACCES, and the domain lives on (same incarnation, no fault). */
 static void test_denied_fails(void **state) {
@@ -503,6 +541,7 @@ int main(void) {
         cmocka_unit_test(test_denied_fails),
         cmocka_unit_test(test_returned_strings),
         cmocka_unit_test(test_callee_allocated),
+        cmocka_unit_test(test_kept_callbacks),
         cmocka_unit_test_prestate(test_code_identity, &report),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
