@@ -201,10 +201,16 @@ enum {
                     caller; on a crossing it is copied back into memory of the
                     calling thread's, valid until that thread calls the same
                     entry again (NULL crosses as NULL) */
-    QTN_T_ALLOCATED /* return type only: a pointer to data the callee allocated and
+    QTN_T_ALLOCATED, /* return type only: a pointer to data the callee allocated and
                     the caller frees (qtn_entry.ret_param says how much and with
                     what); on a crossing it is copied into memory of the
                     caller's and the callee's copy is freed in its domain */
+    QTN_T_OUT       /* return type only: a pointer to data the callee keeps, which
+                    the caller reads (qtn_entry.ret_param: kind QTN_K_OUT, its
+                    count, its struct with the pointer fields that come along);
+                    on a crossing it is copied back into memory of the calling
+                    thread's, valid until that thread calls the same entry
+                    again (NULL crosses as NULL) */
 };
 
 /* What crosses for a parameter. */
@@ -325,7 +331,10 @@ typedef struct qtn_entry {
                              crossing from its start: waiting for a
                              channel, the callbacks and calls up it makes */
     const qtn_param *ret_param; /* ret QTN_T_ALLOCATED: how much comes back and
-                                   what frees it (kind QTN_K_ALLOCATED) */
+                                   what frees it (kind QTN_K_ALLOCATED); ret
+                                   QTN_T_OUT: how much, and its struct (kind
+                                   QTN_K_OUT, len_kind QTN_LEN_CONST, or
+                                   actual QTN_ACTUAL_PARAM(i)) */
 } qtn_entry;
 
 #define QTN_NO_DEADLINE UINT32_MAX

@@ -507,8 +507,93 @@ static void test_allocated_made_up(void **state) {
     tu_plan("evil_alloc=host");
 }
 
+/* ---- data a result points to, laid out as the domain says ----------------------- */
+
+/* An entry returning data it keeps (QTN_T_OUT): one struct whose items
+ * field points to n int32s after it. The domain lays it out in the window
+ * with the items made up: over the struct itself (walked twice), past what
+ * it says it sent, outside the window, a negative n, a place over the host's
+ * frame, a length past the window. EO_HONEST lays it out as the runtime
+ * does. */
+typedef struct ev_set {
+    int32_t n;
+    int32_t pad;
+    const int32_t *items;
+} ev_set;
+enum { EO_HONEST = 1, EO_BACK, EO_PAST, EO_OUT, EO_NEG, EO_LOW, EO_LONG, EO_MAX };
+
+static void evil_out_thunk(qtn_val *a, qtn_val *r) {
+    (void)r;
+    qtn__thread *t = qtn__self_thread();
+    qtn__chan *ch = qtn__chan_in(qtn__my_slot(), (uint32_t)t->serving);
+    char *win = qtn__win_in(qtn__my_slot(), (uint32_t)t->serving);
+    uint64_t wsz = qtn__g.lay.win_size, at = (t->top + 15) & ~(uint64_t)15, total = 32;
+    ev_set *set = (ev_set *)(win + at);
+    int32_t *items = (int32_t *)(win + at + 16);
+    *set = (ev_set){3, 0, items};
+    items[0] = 10, items[1] = 20, items[2] = 30;
+    switch (a[0].i) {
+    case EO_BACK: set->items = (const int32_t *)(win + at); break;
+    case EO_PAST: set->n = 100; break;
+    case EO_OUT: set->items = (const int32_t *)(win + wsz - 4); break;
+    case EO_NEG: set->n = -1; break;
+    case EO_LOW: at = 16; break;
+    case EO_LONG: total = wsz; break;
+    default: break;
+    }
+    ch->dret.u = at | total << 32;
+    ch->dtype = QTN__MSG_RET;
+    qtn__post(&ch->dseq, ++t->sent, &ch->hsleep);
+    for (;;)
+        pause(); /* the host kills this process (EO_HONEST: it is left alone) */
+}
+static const qtn_param ev_set_fields[] = {
+    {.kind = QTN_K_IN, .offset = offsetof(ev_set, items), .elem_size = 4,
+     .len_kind = QTN_LEN_FIELD, .len = offsetof(ev_set, n), .type = QTN_T_I32}};
+static const qtn_struct ev_set_st = {"ev_set", sizeof(ev_set), 1, ev_set_fields};
+static const qtn_param evil_out_ret = {.kind = QTN_K_OUT, .elem_size = sizeof(ev_set),
+                                       .len_kind = QTN_LEN_CONST, .len = 1, .st = &ev_set_st};
+static qtn_component evil_out_component;
+static const qtn_entry evil_out_entry = {.name = "evil_out", .component = &evil_out_component,
+                                         .thunk = evil_out_thunk, .ret = QTN_T_OUT,
+                                         .nparams = 1, .params = evil_str_params,
+                                         .fault = {.p = NULL}, .ret_param = &evil_out_ret};
+static const qtn_entry *const evil_out_entries[] = {&evil_out_entry};
+static qtn_component evil_out_component = {.name = "evil_out", .nentries = 1,
+                                           .entries = evil_out_entries};
+static qtn_edge evil_out_edge = QTN_EDGE_INIT(NULL, &evil_out_entry);
+
+static void test_returned_data_made_up(void **state) {
+    (void)state;
+    tu_plan("evil_out=6"); /* the honest answer's thread stays in pause() there */
+    for (int mode = EO_HONEST; mode < EO_MAX; mode++) {
+        int d = mode == EO_HONEST ? 6 : 7;
+        uint32_t inc = incarnation(d);
+        qtn_val v[1] = {{.i = mode}}, r;
+        int err = qtn_call(&evil_out_edge, v, &r);
+        if (mode == EO_HONEST) { /* the host's copy, its pointer into it */
+            assert_int_equal(err, 0);
+            const ev_set *set = r.p;
+            assert_non_null(set);
+            assert_int_equal(set->n, 3);
+            assert_true((const char *)set->items == (const char *)set + 16);
+            assert_int_equal(set->items[2], 30);
+            qtn_report rep;
+            assert_int_equal(qtn_report_next(&rep, 0), 0);
+            assert_int_equal(incarnation(d), inc);
+            tu_plan("evil_out=7");
+            continue;
+        }
+        if (err != QTN_ECONTRACT || r.p)
+            fail_msg("mode %d: got %s, want the fault value", mode, qtn_strerror(err));
+        expect_contract_fault(d, inc, "evil_out");
+    }
+    tu_plan("evil_out=host");
+}
+
 static int setup(void **state) {
     (void)state;
+    assert_int_equal(qtn_register(&evil_out_component), 0);
     assert_int_equal(qtn_register(&evil_alloc_component), 0);
     assert_int_equal(qtn_register(&evil_str_component), 0);
     assert_int_equal(qtn_register(&tk_component), 0);
@@ -753,6 +838,7 @@ int main(void) {
         cmocka_unit_test(test_forged_handles),
         cmocka_unit_test(test_returned_string_made_up),
         cmocka_unit_test(test_allocated_made_up),
+        cmocka_unit_test(test_returned_data_made_up),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -24,8 +24,9 @@ static const char *tname(int t) {
     static const char *n[] = {"QTN_T_VOID", "QTN_T_I8",  "QTN_T_U8",  "QTN_T_I16",
                               "QTN_T_U16",  "QTN_T_I32", "QTN_T_U32", "QTN_T_I64",
                               "QTN_T_U64",  "QTN_T_F32", "QTN_T_F64", "QTN_T_PTR",
-                              "QTN_T_HANDLE", "QTN_T_STRING", "QTN_T_ALLOCATED"};
-    return t >= 0 && t <= QTN_T_ALLOCATED ? n[t] : "QTN_T_VOID";
+                              "QTN_T_HANDLE", "QTN_T_STRING", "QTN_T_ALLOCATED",
+                              "QTN_T_OUT"};
+    return t >= 0 && t <= QTN_T_OUT ? n[t] : "QTN_T_VOID";
 }
 
 static const char *kname(int k) {
@@ -73,7 +74,7 @@ typedef struct plist {
     const char *prefix; /* of the generated names */
     const qg_param *p;
     unsigned n;
-    const qg_param *ret_alloc; /* an entry's QTN_ALLOCATED result, or NULL */
+    const qg_param *ret_param; /* an entry's QTN_ALLOCATED result, or NULL */
 } plist;
 
 static int param_index(const plist *l, const char *name) {
@@ -168,7 +169,7 @@ static void emit_param(FILE *o, const plist *l, unsigned i) {
     else if (p->actual)
         out(o, ", .actual = QTN_ACTUAL_PARAM(%d)", param_index(l, p->actual));
     /* an actual-length target says its integer type */
-    bool target = l->ret_alloc && l->ret_alloc->actual && !strcmp(l->ret_alloc->actual, p->name);
+    bool target = l->ret_param && l->ret_param->actual && !strcmp(l->ret_param->actual, p->name);
     for (unsigned k = 0; k < l->n && !target; k++)
         target = l->p[k].actual && !strcmp(l->p[k].actual, p->name);
     if (target)
@@ -240,14 +241,25 @@ static void emit_func(FILE *o, const qg_func *f) {
         unpack(o, &f->params[i], i);
     }
     out(o, ");\n}\n\n");
-    plist l = {f->name, f->params, f->nparams, f->ret_alloc};
+    plist l = {f->name, f->params, f->nparams, f->ret_param};
     emit_params(o, &l);
-    if (f->ret_alloc) {
+    if (f->ret_param && f->ret_param->kind == QTN_K_OUT) {
+        const qg_param *rp = f->ret_param;
+        out(o, "static const qtn_param qg_%s_ret = {.kind = QTN_K_OUT, .elem_size = sizeof(%s)",
+            f->name, rp->elem);
+        if (rp->actual)
+            out(o, ", .actual = QTN_ACTUAL_PARAM(%d)", param_index(&l, rp->actual));
+        else
+            out(o, ", .len_kind = QTN_LEN_CONST, .len = %s", rp->count);
+        if (rp->st)
+            out(o, ", .st = &qg_st_%s", rp->st->cname);
+        out(o, "};\n\n");
+    } else if (f->ret_param) {
         char name[192];
         snprintf(name, sizeof name, "%s_r", f->name);
-        emit_alloc_fns(o, f->ret_alloc, name);
+        emit_alloc_fns(o, f->ret_param, name);
         out(o, "static const qtn_param qg_%s_ret = {.kind = QTN_K_ALLOCATED", f->name);
-        emit_alloc_desc(o, &l, f->ret_alloc, name);
+        emit_alloc_desc(o, &l, f->ret_param, name);
         out(o, "};\n\n");
     }
     out(o, "extern qtn_component %s;\n", comp_var(f->component));
@@ -260,7 +272,7 @@ static void emit_func(FILE *o, const qg_func *f) {
     if (f->fault)
         out(o, "    .fault = {.%s = (%s)(%s)},\n", member(f->ret_slot),
             f->ret_slot == QG_V_P ? "void *" : f->ret_type, f->fault);
-    if (f->ret_alloc)
+    if (f->ret_param)
         out(o, "    .ret_param = &qg_%s_ret,\n", f->name);
     if (f->has_deadline && !f->deadline_ms)
         out(o, "    .deadline_ms = QTN_NO_DEADLINE,\n");

@@ -98,8 +98,8 @@ static void put_component(text *t, const qg_model *m, const char *c) {
         const qg_func *f = fs[i];
         tput(t, "\nentry %s ret=%s t=%d fault=%s deadline=%s%u", f->name, S(f->ret_type), f->ret,
              S(f->fault), f->has_deadline ? "" : "default/", f->deadline_ms);
-        if (f->ret_alloc)
-            put_params(t, f->ret_alloc, 1, 1);
+        if (f->ret_param)
+            put_params(t, f->ret_param, 1, 1);
         put_params(t, f->params, f->nparams, 1);
     }
     free(fs);

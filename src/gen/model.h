@@ -73,8 +73,9 @@ typedef struct qg_func {
     char **syscalls;  /* QTN_SYSCALLS: system calls its component needs */
     unsigned nsyscalls;
     char *denied;     /* QTN_DENIED: the errno name a denied system call fails with */
-    qg_param *ret_alloc; /* QTN_ALLOCATED on the function: what it returns (ret
-                            QTN_T_ALLOCATED) */
+    qg_param *ret_param; /* what the function's pointer result carries: kind
+                            QTN_K_ALLOCATED (QTN_ALLOCATED, ret QTN_T_ALLOCATED)
+                            or QTN_K_OUT (QTN_OUT(count), ret QTN_T_OUT) */
     qg_loc loc;
 } qg_func;
 

@@ -647,6 +647,74 @@ static void allocated_check(ctx *x, const qg_func *f, qg_param *p, CXType elem, 
         use_fn(x, p->alloc_fn, true, &p->loc, "the allocator of %s of %s()", what, f->name);
 }
 
+/* The count of QTN_OUT(count) on a function: a number, or *param. */
+static int out_count(qg_param *p, const char *s) {
+    p->kind = QTN_K_OUT;
+    free(p->count), free(p->actual);
+    p->count = p->actual = NULL;
+    if (*s && s[strspn(s, "0123456789")] == 0) {
+        p->count = strdup(s);
+        return 0;
+    }
+    if (*s != '*')
+        return -1;
+    s += 1 + strspn(s + 1, " ");
+    bool ident = *s && !isdigit((unsigned char)*s);
+    for (const char *c = s; *c; c++)
+        ident &= isalnum((unsigned char)*c) || *c == '_';
+    if (!ident)
+        return -1;
+    p->actual = strdup(s);
+    return 0;
+}
+
+/* The pointer fields of returned data (st, and the structs inside it): each
+ * copied back (QTN_IN, QTN_OUT, QTN_INOUT, QTN_STRING); a handle in it is
+ * refused, as the caller could pass it on while its incarnation goes
+ * unchecked. */
+static void out_fields_check(ctx *x, const qg_func *f, const qg_struct *st, int depth) {
+    for (unsigned i = 0; st && depth < 8 && i < st->nfields; i++) {
+        const qg_param *q = &st->fields[i];
+        if (q->kind == QTN_K_HANDLE)
+            error_at(x, q->loc, "field '%s' of %s is a handle, in data %s() returns: it would "
+                     "come back unchecked (its incarnation unknown); return it from an entry of "
+                     "its own (QTN_OWNED), or describe what it points to", q->name, st->type,
+                     f->name);
+        out_fields_check(x, f, q->st, depth + 1);
+    }
+}
+
+/* T of the `T *` a QTN_OUT function returns: data the caller reads, copied
+ * back, with its annotated pointer fields. */
+static void out_result_check(ctx *x, const qg_func *f, qg_param *p, CXType elem) {
+    CXType ec = clang_getCanonicalType(elem);
+    p->elem = dup_cx(clang_getTypeSpelling(elem));
+    if (!*p->elem) {
+        free(p->elem);
+        p->elem = dup_cx(clang_getTypeSpelling(ec));
+    }
+    if (ec.kind == CXType_Void)
+        error_at(x, p->loc, "the result of %s() is QTN_OUT data of type void: declare it as "
+                 "what it is (a struct, uint8_t)", f->name);
+    else if (ec.kind == CXType_Pointer || ec.kind == CXType_FunctionProto ||
+             ec.kind == CXType_FunctionNoProto)
+        error_at(x, p->loc, "the result of %s() is QTN_OUT data of pointers, which mean nothing "
+                 "in another address space", f->name);
+    else if (clang_Type_getSizeOf(ec) <= 0)
+        error_at(x, p->loc, "the result of %s() is QTN_OUT data of an incomplete type '%s', "
+                 "whose size is unknown: a pointer the caller cannot look into is a handle "
+                 "(QTN_OWNED)", f->name, p->elem);
+    else if (ec.kind == CXType_Record && record_has_ptr(ec)) {
+        if (clang_getCursorKind(clang_getTypeDeclaration(ec)) == CXCursor_UnionDecl)
+            error_at(x, p->loc, "the result of %s() points to a union holding pointers: which "
+                     "member is active cannot be told", f->name);
+        else { /* the struct itself, not `const struct ...`: one descriptor for both */
+            p->st = struct_of(x, f, p, clang_getCursorType(clang_getTypeDeclaration(ec)), 0);
+            out_fields_check(x, f, p->st, 0);
+        }
+    }
+}
+
 /* Every free_fn and alloc_fn named is a function (or a pointer to one, or
  * a macro) of the headers, of the right shape: a free function takes one
  * pointer, an allocator a size and returns a pointer. */
@@ -932,8 +1000,8 @@ static void free_func(qg_func *f) {
         free(f->syscalls[i]);
     free(f->syscalls);
     free(f->denied);
-    if (f->ret_alloc)
-        free_one_param(f->ret_alloc), free(f->ret_alloc);
+    if (f->ret_param)
+        free_one_param(f->ret_param), free(f->ret_param);
     free(f->name), free(f->component), free(f->ret_type), free(f->ret_key), free(f->fault);
     free(f->loc.file);
     memset(f, 0, sizeof *f);
@@ -1028,16 +1096,25 @@ static void parse_func(ctx *x, CXCursor c) {
             ret_owned = true;
         } else if (!strcmp(w, "string")) {
             ret_string = true;
-        } else if (!strcmp(w, "allocated")) {
+        } else if (!strcmp(w, "allocated") || !strcmp(w, "out")) {
             char msg[200];
-            if (!f->ret_alloc) {
-                f->ret_alloc = calloc(1, sizeof *f->ret_alloc);
-                f->ret_alloc->name = strdup("result");
-                f->ret_alloc->loc = a.locs[i];
-                f->ret_alloc->loc.file = strdup(a.locs[i].file ? a.locs[i].file : "?");
+            int kind = w[0] == 'a' ? QTN_K_ALLOCATED : QTN_K_OUT;
+            if (!f->ret_param) {
+                f->ret_param = calloc(1, sizeof *f->ret_param);
+                f->ret_param->name = strdup("result");
+                f->ret_param->loc = a.locs[i];
+                f->ret_param->loc.file = strdup(a.locs[i].file ? a.locs[i].file : "?");
+            } else if (f->ret_param->kind != kind) {
+                error_at(x, a.locs[i], "%s() returns data it keeps (QTN_OUT) or data the caller "
+                         "frees (QTN_ALLOCATED), not both", f->name);
             }
-            if (qg_ann_allocated(rest, f->ret_alloc, msg, sizeof msg))
-                error_at(x, a.locs[i], "%s(): %s", f->name, msg);
+            if (kind == QTN_K_ALLOCATED) {
+                if (qg_ann_allocated(rest, f->ret_param, msg, sizeof msg))
+                    error_at(x, a.locs[i], "%s(): %s", f->name, msg);
+            } else if (out_count(f->ret_param, rest)) {
+                error_at(x, a.locs[i], "QTN_OUT(%s) of %s(): the count of a result is a number "
+                         "or *param (an integer the function stores)", rest, f->name);
+            }
         } else {
             error_at(x, f->loc, "'%s' is no annotation for a function (%s())", w, f->name);
         }
@@ -1055,10 +1132,20 @@ static void parse_func(ctx *x, CXCursor c) {
         f->ret = QTN_T_VOID;
         if (f->fault)
             error_at(x, f->loc, "%s() returns nothing: drop QTN_FAULT", f->name);
-    } else if (f->ret_alloc) {
+    } else if (f->ret_param && f->ret_param->kind == QTN_K_OUT) {
+        f->ret = QTN_T_OUT;
+        f->ret_slot = QG_V_P;
+        if (!is_pointer(rt))
+            error_at(x, f->loc, "%s() is QTN_OUT but does not return a pointer", f->name);
+        else if (ret_string || ret_handle || ret_owned)
+            error_at(x, f->loc, "%s() returns data it keeps: QTN_OUT, not %s as well", f->name,
+                     ret_string ? "QTN_STRING" : "a handle");
+        else
+            out_result_check(x, f, f->ret_param, clang_getPointeeType(rt));
+    } else if (f->ret_param) {
         f->ret = QTN_T_ALLOCATED;
         f->ret_slot = QG_V_P;
-        qg_param *ra = f->ret_alloc;
+        qg_param *ra = f->ret_param;
         if (!is_pointer(rt))
             error_at(x, f->loc, "%s() is QTN_ALLOCATED but does not return a pointer (for a "
                      "pointer it stores, annotate that T ** parameter)", f->name);
@@ -1122,13 +1209,14 @@ static void parse_func(ctx *x, CXCursor c) {
     for (unsigned i = 0; i < f->nparams; i++)
         parse_param(x, f, &f->params[i], clang_Cursor_getArgument(c, i));
     check_func(x, f);
-    if (f->ret_alloc && f->ret_alloc->actual && strcmp(f->ret_alloc->actual, "return")) {
-        int j = param_index(f, f->ret_alloc->actual);
+    if (f->ret_param && f->ret_param->actual && strcmp(f->ret_param->actual, "return")) {
+        const char *ann = f->ret_param->kind == QTN_K_OUT ? "QTN_OUT" : "QTN_ALLOCATED";
+        int j = param_index(f, f->ret_param->actual);
         if (j < 0)
-            error_at(x, f->ret_alloc->loc, "QTN_ALLOCATED(*%s) of %s(): it has no parameter "
-                     "'%s'", f->ret_alloc->actual, f->name, f->ret_alloc->actual);
+            error_at(x, f->ret_param->loc, "%s(*%s) of %s(): it has no parameter '%s'", ann,
+                     f->ret_param->actual, f->name, f->ret_param->actual);
         else
-            count_target_check(x, f->ret_alloc->loc, &f->params[j], "QTN_ALLOCATED", "the result");
+            count_target_check(x, f->ret_param->loc, &f->params[j], ann, "the result");
     }
     bool seen = false;
     for (unsigned i = 0; i < x->m->ncomponents; i++)

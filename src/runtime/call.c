@@ -306,6 +306,9 @@ static void dispatch(qtn__thread *t, qtn__chan *ch, char *win) {
     size_t at = (t->top + QTN__ALIGN - 1) & ~(uint64_t)(QTN__ALIGN - 1);
     qtn__allocated_back(en->params, en->nparams, fr->args, &rv, en->ret, en->ret_param, win,
                             &at, qtn__g.lay.win_size);
+    if (en->ret == QTN_T_OUT)
+        rv.u = qtn__out_back(en->ret_param, en->params, fr->args, rv.p, win, &at,
+                             qtn__g.lay.win_size);
     if (en->ret == QTN_T_STRING)
         rv.u = string_back(rv.p, win, at);
     globals_copy(en->component, globals, true); /* and back */
@@ -662,7 +665,7 @@ static const char *serve_request(qtn__thread *t, qtn__inc *I, qtn__hstack *st, q
     memcpy(args, fr->args, n * sizeof *args);
     qtn__fixv fx;
     qtn__fixv_init(&fx);
-    int r = rtype == QTN_T_ALLOCATED ? QTN_EINVAL /* not to a domain (yet) */
+    int r = rtype == QTN_T_ALLOCATED || rtype == QTN_T_OUT ? QTN_EINVAL /* not to a domain (yet) */
             : qtn__import_checked(params, n, args, win + fo, win + end, &fx,
                                   type == QTN__MSG_CB || in_host ? &hc : NULL);
     if (r == QTN_EINVAL) { /* a callback into the domain cannot cross here */
@@ -831,6 +834,28 @@ static char *string_copy(qtn__thread *t, const qtn_entry *en, const char *win, u
     return r->buf;
 }
 
+/* Data a QTN_T_OUT result pointed to, checked and copied (malloc): it
+ * replaces what the thread kept from en's last call. Returns it, or NULL
+ * (freed) when memory ran out. */
+static char *data_keep(qtn__thread *t, const qtn_entry *en, char *copy) {
+    qtn__rstr *r = t->rstr;
+    while (r && r->en != en)
+        r = r->next;
+    if (!r) {
+        if (!(r = calloc(1, sizeof *r))) {
+            free(copy);
+            return NULL;
+        }
+        r->en = en;
+        r->next = t->rstr;
+        t->rstr = r;
+    }
+    free(r->buf);
+    r->buf = copy;
+    r->cap = 0; /* not a string's buffer: string_copy never shares it (entries differ) */
+    return copy;
+}
+
 void qtn__strings_free(qtn__thread *t) {
     while (t->rstr) {
         qtn__rstr *r = t->rstr;
@@ -959,9 +984,16 @@ again:
                                 qtn__g.lay.win_size);
         if (r == QTN_ECONTRACT)
             qtn__dom_kill(d, I->inc, QTN_FAULT_CONTRACT, en,
-                          "the domain answered with a length or pointer it was not given");
+                          en->ret == QTN_T_OUT
+                              ? "the domain returned data outside its part of the window, or "
+                                "not as its description says"
+                              : "the domain answered with a length or pointer it was not given");
+        else if (r)
+            ; /* QTN_ETOOBIG, QTN_ENOMEM: the fault value; the domain did no wrong */
         else if (en->ret == QTN_T_HANDLE)
             rv.p = tag_handle(rv.p, I->inc);
+        else if (en->ret == QTN_T_OUT && rv.p && !(rv.p = data_keep(t, en, rv.p)))
+            r = QTN_ENOMEM;
         else if (en->ret == QTN_T_STRING && rv.u) {
             bool bad;
             if (rv.u == UINT64_MAX) {

@@ -472,12 +472,25 @@ int qtn__unmarshal_from(const qtn_param *params, qtn_val *retv, uint8_t rtype,
             }
         }
     }
-    char *rcopy;
-    int r = allocated_in(params, &ret, rtype, retp, fx, win, lo, hi, &rcopy);
-    if (r)
+    char *rcopy, *ocopy = NULL;
+    int r = 0;
+    if (retp && rtype == QTN_T_OUT && win) { /* the data the result points to */
+        size_t count = 0, osize;
+        if (ret.u && ret.u != QTN__ALLOC_TOOBIG && retp->actual > 0 &&
+            !stashed_count(params, fx, (uint32_t)retp->actual - 1, &count))
+            return QTN_ECONTRACT; /* data, and no length the caller could be told */
+        if ((r = qtn__out_in(retp, count, ret.u, win, lo, hi, &ocopy, &osize)))
+            return r;
+    }
+    r = allocated_in(params, &ret, rtype, retp, fx, win, lo, hi, &rcopy);
+    if (r) {
+        free(ocopy);
         return r;
+    }
     if (retp && rtype == QTN_T_ALLOCATED && win)
         retv->p = rcopy;
+    if (retp && rtype == QTN_T_OUT && win)
+        retv->p = ocopy; /* the caller side keeps it (per thread and entry) */
     /* pass 2: copy back */
     for (uint32_t i = 0; i < fx->n; i++) {
         qtn__fix *f = &fx->v[i];
@@ -575,6 +588,157 @@ void qtn__allocated_back(const qtn_param *params, unsigned n, const qtn_val *arg
             retp->free_fn(v);
         ret->u = where;
     }
+}
+
+/* ---- data a result points to, which the callee keeps ------------------------ */
+
+/* The elements of a pointer field f of the element at `elem`: its count as
+ * the element says (SIZE_MAX on a bad one), bytes up to `room` for a
+ * string. */
+static size_t field_count(const qtn_param *f, const char *elem, const char *s, size_t room) {
+    size_t n;
+    if (f->kind == QTN_K_STRING) {
+        const char *nul = memchr(s, 0, room);
+        return nul ? (size_t)(nul - s) + 1 : SIZE_MAX;
+    }
+    if (qtn__count(NULL, f, NULL, elem, &n))
+        return SIZE_MAX;
+    return n;
+}
+
+static size_t field_esize(const qtn_param *f) { return f->kind == QTN_K_STRING ? 1 : f->elem_size; }
+
+static bool copied_field(const qtn_param *f) {
+    return f->kind == QTN_K_STRING || is_buffer(f->kind);
+}
+
+/* Domain side: the pointer fields of `count` elements of st at `mine` (in
+ * the window already), each one's data copied after *at. */
+static int out_fields(const qtn_struct *st, char *mine, size_t count, char *win, size_t *at,
+                      size_t lim, int depth) {
+    if (depth > 8)
+        return QTN_ETOOBIG;
+    for (size_t e = 0; e < count; e++) {
+        char *me = mine + e * st->size;
+        for (uint32_t i = 0; i < st->nfields; i++) {
+            const qtn_param *f = &st->fields[i];
+            char *src;
+            memcpy(&src, me + f->offset, sizeof src);
+            if (!copied_field(f) || !src)
+                continue;
+            size_t room = lim - *at, esz = field_esize(f);
+            size_t n = field_count(f, me, src, room);
+            if (n == SIZE_MAX || (esz && n > room / esz))
+                return QTN_ETOOBIG;
+            char *dst = win + *at;
+            memcpy(dst, src, n * esz);
+            *at += (n * esz + QTN__ALIGN - 1) & ~(size_t)(QTN__ALIGN - 1);
+            if (*at > lim)
+                return QTN_ETOOBIG;
+            memcpy(me + f->offset, &dst, sizeof dst);
+            if (f->st && f->st->nfields) {
+                int r = out_fields(f->st, dst, n, win, at, lim, depth + 1);
+                if (r)
+                    return r;
+            }
+        }
+    }
+    return 0;
+}
+
+uint64_t qtn__out_back(const qtn_param *retp, const qtn_param *params, const qtn_val *args,
+                       const void *v, char *win, size_t *at, size_t lim) {
+    if (!v)
+        return 0;
+    size_t count = (size_t)retp->len, start = *at;
+    if (retp->actual > 0) {
+        uint32_t ai = (uint32_t)retp->actual - 1;
+        uint8_t t = params[ai].type ? params[ai].type
+                                    : params[ai].elem_size == 4 ? QTN_T_U32 : QTN_T_U64;
+        if (!args[ai].p || read_count(args[ai].p, t, &count))
+            return QTN__ALLOC_TOOBIG; /* data, and no count for it */
+    }
+    size_t esz = retp->elem_size, room = lim > start ? lim - start : 0;
+    if (!start || (esz && count > room / esz))
+        return QTN__ALLOC_TOOBIG;
+    memcpy(win + start, v, count * esz);
+    *at = start + ((count * esz + QTN__ALIGN - 1) & ~(size_t)(QTN__ALIGN - 1));
+    if (*at > lim || (retp->st && retp->st->nfields &&
+                      out_fields(retp->st, win + start, count, win, at, lim, 0)))
+        return QTN__ALLOC_TOOBIG;
+    size_t total = *at - start;
+    if (total > UINT32_MAX)
+        return QTN__ALLOC_TOOBIG;
+    return (uint64_t)start | (uint64_t)total << 32;
+}
+
+/* Caller side: checks and translates the pointer fields of `count`
+ * elements of st at `mine` (in the copy c of `size` bytes, which stood at
+ * `w` in the window). Each field's data must start at or past *next (the
+ * end of the data before it: no buffer is walked twice) and lie inside the
+ * copy. */
+static int in_fields(const qtn_struct *st, char *mine, size_t count, char *c, size_t size,
+                     const char *w, size_t *next, int depth) {
+    if (depth > 8)
+        return QTN_ECONTRACT;
+    for (size_t e = 0; e < count; e++) {
+        char *me = mine + e * st->size;
+        for (uint32_t i = 0; i < st->nfields; i++) {
+            const qtn_param *f = &st->fields[i];
+            const char *v;
+            memcpy(&v, me + f->offset, sizeof v);
+            if (!copied_field(f) || !v)
+                continue;
+            if (v < w + *next || v > w + size)
+                return QTN_ECONTRACT;
+            size_t off = (size_t)(v - w), esz = field_esize(f);
+            size_t n = field_count(f, me, c + off, size - off);
+            if (n == SIZE_MAX || (esz && n > (size - off) / esz))
+                return QTN_ECONTRACT;
+            *next = off + n * esz;
+            char *nv = c + off;
+            memcpy(me + f->offset, &nv, sizeof nv);
+            if (f->st && f->st->nfields) {
+                int r = in_fields(f->st, nv, n, c, size, w, next, depth + 1);
+                if (r)
+                    return r;
+            }
+        }
+    }
+    return 0;
+}
+
+int qtn__out_in(const qtn_param *retp, size_t count, uint64_t where, const char *win, size_t lo,
+                size_t hi, char **copy, size_t *size) {
+    *copy = NULL;
+    *size = 0;
+    if (where == 0)
+        return 0;
+    if (where == QTN__ALLOC_TOOBIG)
+        return QTN_ETOOBIG;
+    size_t off = (size_t)(where & 0xffffffffu), bytes = (size_t)(where >> 32);
+    if (!win || off < lo || off > hi || bytes > hi - off)
+        return QTN_ECONTRACT;
+    if (retp->len_kind == QTN_LEN_CONST && retp->actual <= 0)
+        count = (size_t)retp->len;
+    size_t esz = retp->elem_size;
+    if (esz && count > bytes / esz)
+        return QTN_ECONTRACT; /* the elements themselves do not fit in it */
+    char *c = malloc(bytes ? bytes : 1);
+    if (!c)
+        return QTN_ENOMEM;
+    memcpy(c, win + off, bytes); /* read once: what follows reads the copy */
+    size_t next = count * esz;
+    if (retp->st && retp->st->nfields) {
+        int r = in_fields(retp->st, c, count, c, bytes, win + off, &next, 0);
+        if (r) {
+            free(c);
+            return r;
+        }
+    }
+    *copy = c;
+    *size = bytes;
+    return 0;
 }
 
 /* ---- callee side (host running a callback or an upcall) ------------------ */

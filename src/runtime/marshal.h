@@ -93,6 +93,23 @@ int qtn__unmarshal(const qtn_param *params, qtn_val ret, uint8_t rtype, qtn__fix
 void qtn__allocated_back(const qtn_param *params, unsigned n, const qtn_val *args, qtn_val *ret,
                          uint8_t rtype, const qtn_param *retp, char *win, size_t *at, size_t lim);
 
+/* Callee side (a domain), after the call: copies the data a QTN_T_OUT
+ * result points to (retp: its count and struct) into the window from *at
+ * up to lim, each pointer field's data after it in the order qtn__out_in
+ * walks them, those fields pointing to the copies. Returns offset | bytes
+ * << 32 (all of it), 0 for NULL, or QTN__ALLOC_TOOBIG. */
+uint64_t qtn__out_back(const qtn_param *retp, const qtn_param *params, const qtn_val *args,
+                       const void *v, char *win, size_t *at, size_t lim);
+
+/* Caller side: the data qtn__out_back left at `where` in the window, copied
+ * once into new memory (malloc; *size its bytes) and checked there: the
+ * result's elements first (count: retp's constant, or `count`), then each
+ * pointer field's data, after the one before, inside what was copied, its
+ * length read from the copy; the fields then point into the copy. Returns
+ * 0, QTN_ECONTRACT, QTN_ETOOBIG or QTN_ENOMEM. */
+int qtn__out_in(const qtn_param *retp, size_t count, uint64_t where, const char *win, size_t lo,
+                size_t hi, char **copy, size_t *size);
+
 #define QTN__ALLOC_TOOBIG UINT64_MAX
 #define QTN__ALLOC_LEFT (UINT64_MAX - 1)
 

@@ -254,3 +254,26 @@ int codec_fire(int32_t x, int32_t from_thread) {
     pthread_join(th, NULL);
     return f.r;
 }
+
+const codec_result *codec_eval(int32_t n) {
+    static __thread codec_result r;
+    static __thread codec_set set;
+    static __thread int32_t *items;
+    if (n < 0)
+        return NULL;
+    int32_t *v = realloc(items, ((size_t)n + 1) * sizeof *v); /* kept: freed by the next */
+    if (!v)
+        return NULL;
+    items = v;
+    for (int32_t i = 0; i < n; i++)
+        v[i] = (i % 1000) * (i % 1000);
+    set = (codec_set){n, v};
+    r = (codec_result){7, "squares", &set};
+    return &r;
+}
+
+const codec_pair *codec_table(uint32_t *n) {
+    static const codec_pair table[3] = {{1, 0.25}, {2, 0.5}, {3, 0.75}};
+    *n = 3;
+    return table;
+}

@@ -121,6 +121,26 @@ char *codec_strdup_upper(const char *s QTN_STRING QTN_NULLABLE);
 QTN_COMPONENT(codec) QTN_FAULT(NULL) QTN_ALLOCATED(*n, codec_free, codec_alloc)
 codec_pair *codec_pairs(uint32_t count, uint32_t *n QTN_OUT(1));
 
+/* data a function returns and codec keeps, which the caller reads
+ * (result->set->n, as libxml2's obj->nodesetval->nodeNr): n squares (of i % 1000),
+ * named; n < 0: NULL. Valid until the thread's next codec_eval */
+typedef struct codec_set {
+    int32_t n;
+    const int32_t *items QTN_IN(n);
+} codec_set;
+typedef struct codec_result {
+    int32_t kind;
+    const char *name QTN_STRING;
+    const codec_set *set QTN_IN(1);
+} codec_result;
+
+QTN_COMPONENT(codec) QTN_FAULT(NULL) QTN_OUT(1)
+const codec_result *codec_eval(int32_t n);
+
+/* codec's table of pairs, *n of them */
+QTN_COMPONENT(codec) QTN_FAULT(NULL) QTN_OUT(*n)
+const codec_pair *codec_table(uint32_t *n QTN_OUT(1));
+
 /* callbacks run back in the caller's domain; their own pointer parameters
  * are annotated like an entry's, in the declarator or in a typedef */
 QTN_COMPONENT(codec) QTN_FAULT(-1)

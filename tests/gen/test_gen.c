@@ -576,6 +576,48 @@ static void test_allocated(void **state) {
 #undef ALLOC_ERR
 }
 
+/* QTN_OUT(count) on a function: data it keeps, read by the caller, copied
+ * back with the pointer fields its struct describes. */
+static void test_returned_data(void **state) {
+    (void)state;
+    int rc = gen("typedef struct set { int32_t n; const int32_t *items QTN_IN(n); } set;\n"
+                 "typedef struct res { int kind; const char *name QTN_STRING; "
+                 "set *s QTN_IN(1); } res;\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(NULL) QTN_OUT(1)\nconst res *eval(int n);\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(NULL) QTN_OUT(*n)\n"
+                 "const int16_t *table(uint32_t *n QTN_OUT(1));\n");
+    if (rc)
+        fail_msg("exit %d: %s", rc, err);
+    assert_non_null(strstr(stubs, "static const qtn_param qg_eval_ret = {.kind = QTN_K_OUT, "
+                                  ".elem_size = sizeof(const res), .len_kind = QTN_LEN_CONST, "
+                                  ".len = 1, .st = &qg_st_"));
+    assert_non_null(strstr(stubs, ".ret = QTN_T_OUT,\n"));
+    assert_non_null(strstr(stubs, "static const qtn_param qg_table_ret = {.kind = QTN_K_OUT, "
+                                  ".elem_size = sizeof(const int16_t), "
+                                  ".actual = QTN_ACTUAL_PARAM(0)};"));
+    expect_error("struct db;\nQTN_COMPONENT(c) QTN_FAULT(NULL) QTN_OUT(1)\n"
+                 "struct db *f(void);", 2,
+                 "the result of f() is QTN_OUT data of an incomplete type 'struct db'");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(NULL) QTN_OUT(1)\nvoid *f(void);", 1,
+                 "the result of f() is QTN_OUT data of type void");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(NULL) QTN_OUT(1)\nchar **f(void);", 1,
+                 "the result of f() is QTN_OUT data of pointers");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(-1) QTN_OUT(1)\nint f(void);", 2,
+                 "f() is QTN_OUT but does not return a pointer");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(NULL) QTN_OUT(n + 1)\nconst int *f(int n);", 1,
+                 "QTN_OUT(n + 1) of f(): the count of a result is a number or *param");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(NULL) QTN_OUT(*n)\nconst int *f(int n);", 1,
+                 "QTN_OUT(*n) of 'the result': 'n' must be QTN_OUT(1) or QTN_INOUT(1)");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(NULL) QTN_OUT(1) QTN_STRING\nconst char *f(void);",
+                 2, "f() returns data it keeps: QTN_OUT, not QTN_STRING as well");
+    expect_error("typedef struct h { int n; void *priv QTN_HANDLE; } h;\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(NULL) QTN_OUT(1)\nconst h *f(void);", 1,
+                 "field 'priv' of struct h is a handle, in data f() returns");
+    expect_error("typedef struct h { int n; char *name; } h;\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(NULL) QTN_OUT(1)\nconst h *f(void);", 1,
+                 "field 'name' of struct h is a pointer: say what crosses");
+}
+
 /* Callbacks kept in structs (handler tables, I/O hooks) are called after
  * the call that passed them: refused, unless passed through untouched. */
 static void test_function_pointer_fields(void **state) {
@@ -623,6 +665,7 @@ int main(void) {
         cmocka_unit_test(test_owned_handles),
         cmocka_unit_test(test_allocated),
         cmocka_unit_test(test_function_pointer_fields),
+        cmocka_unit_test(test_returned_data),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[128];

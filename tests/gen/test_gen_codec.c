@@ -434,6 +434,56 @@ static void test_callee_allocated(void **state) {
     free(big);
 }
 
+/* Data a function returns and keeps, read by the caller through its
+ * pointers (result->set->items[k]): the same directly and isolated, where it
+ * is the calling thread's copy until its next call of the entry. */
+static void read_eval(int32_t n, int32_t *kind, char *name, int32_t *count, int64_t *sum) {
+    const codec_result *r = codec_eval(n);
+    assert_non_null(r);
+    assert_non_null(r->set);
+    *kind = r->kind;
+    snprintf(name, 16, "%s", r->name);
+    *count = r->set->n;
+    *sum = 0;
+    for (int32_t k = 0; k < r->set->n; k++)
+        *sum = *sum * 31 + r->set->items[k];
+}
+
+static void test_returned_data(void **state) {
+    (void)state;
+    int32_t dk, ik, dn, in;
+    int64_t ds, is;
+    char dname[16], iname[16];
+    plan("codec=host");
+    read_eval(10, &dk, dname, &dn, &ds);
+    plan("codec=1");
+    assert_int_not_equal(codec_pid(), getpid());
+    qtn_clear_error();
+    read_eval(10, &ik, iname, &in, &is);
+    assert_int_equal(qtn_last_error(), 0);
+    assert_int_equal(ik, 7);
+    assert_int_equal(dk, ik);
+    assert_string_equal(iname, "squares");
+    assert_string_equal(dname, iname);
+    assert_int_equal(in, 10);
+    assert_int_equal(dn, in);
+    assert_int_equal(ds, is);
+    const codec_result *a = codec_eval(2);
+    assert_int_equal(a->set->items[1], 1);
+    assert_null(codec_eval(-1)); /* NULL as NULL */
+    uint32_t n = 0;
+    const codec_pair *t = codec_table(&n);
+    assert_int_equal(n, 3);
+    assert_true(t[2].key == 3 && t[2].weight == 0.75);
+    /* more than the channel holds: the fault value, and said */
+    qtn_clear_error();
+    assert_null(codec_eval(300000));
+    assert_int_equal(qtn_last_error(), QTN_ETOOBIG);
+    assert_int_equal(codec_eval(3)->set->items[2], 4); /* and the domain serves on */
+    plan("codec=host");
+    assert_int_equal(codec_eval(300000)->set->n, 300000);
+}
+
 /* A callback the component keeps and calls after the call that passed it
  * returned (or from a thread of its own): directly it runs; isolated it
  * cannot reach the caller, so it does not run, returns 0 and is counted,
@@ -542,6 +592,7 @@ int main(void) {
         cmocka_unit_test(test_returned_strings),
         cmocka_unit_test(test_callee_allocated),
         cmocka_unit_test(test_kept_callbacks),
+        cmocka_unit_test(test_returned_data),
         cmocka_unit_test_prestate(test_code_identity, &report),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
