@@ -127,6 +127,10 @@ QTN_EXTERN void qtn_clear_error(void);
 #define QTN_INOUT_BYTES(bytes) QTN__ANN("inout_bytes " #bytes)
 #define QTN_ACTUAL(src) QTN__ANN("actual " #src) /* `return` or `*param`: elements written */
 #define QTN_STRING QTN__ANN("string")            /* NUL-terminated, copied in */
+/* with QTN_IN(count) on a `T **` parameter: what each of its pointers points
+ * to, copied in with the array: QTN_EACH(string) (NUL-terminated) or
+ * QTN_EACH(k) (k elements of T, a number); NULL pointers cross as NULL */
+#define QTN_EACH(what) QTN__ANN("each " #what)
 #define QTN_NULLABLE QTN__ANN("nullable")
 #define QTN_HANDLE QTN__ANN("handle")            /* opaque, passed through */
 #define QTN_OWNED QTN__ANN("owned")              /* a handle the callee issued */

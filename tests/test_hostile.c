@@ -591,8 +591,105 @@ static void test_returned_data_made_up(void **state) {
     tu_plan("evil_out=host");
 }
 
+/* ---- an array of strings a domain passes up ------------------------------------ */
+
+/* A domain calls an entry of a component in the host with an array of
+ * strings (QTN_EACH(string)): one of its pointers made up, outside the
+ * window, over the domain's own caller's frame, or to a string without its
+ * NUL in the frame. The host must copy and check each before its entry
+ * runs; EU_HONEST passes two real ones. */
+enum { EU_HONEST = 1, EU_OUT, EU_LOW, EU_NONUL, EU_MAX };
+
+static int64_t hnames_seen;
+static void hnames_thunk(qtn_val *a, qtn_val *r) {
+    const char *const *v = a[0].p;
+    int64_t t = 0;
+    for (uint64_t i = 0; i < a[1].u; i++)
+        t += v[i] ? (int64_t)strlen(v[i]) : 0;
+    hnames_seen++;
+    r->i = t;
+}
+static const qtn_param strs_fields[] = {{.kind = QTN_K_STRING, .offset = 0}};
+static const qtn_struct strs_st = {"strs", sizeof(char *), 1, strs_fields};
+static const qtn_param hnames_params[] = {
+    {.kind = QTN_K_IN, .elem_size = sizeof(char *), .len_kind = QTN_LEN_PARAM, .len = 1,
+     .st = &strs_st},
+    QTN_P_SCALAR(QTN_T_U64)};
+static qtn_component hnames_component;
+static const qtn_entry hnames_entry = {.name = "hnames", .component = &hnames_component,
+                                       .thunk = hnames_thunk, .ret = QTN_T_I64, .nparams = 2,
+                                       .params = hnames_params, .fault = {.i = -1}};
+static const qtn_entry *const hnames_entries[] = {&hnames_entry};
+static qtn_component hnames_component = {.name = "hnames", .nentries = 1,
+                                         .entries = hnames_entries};
+
+static void evup_thunk(qtn_val *a, qtn_val *r) {
+    qtn__thread *t = qtn__self_thread();
+    qtn__chan *ch = qtn__chan_in(qtn__my_slot(), (uint32_t)t->serving);
+    char *win = qtn__win_in(qtn__my_slot(), (uint32_t)t->serving);
+    uint64_t wsz = qtn__g.lay.win_size, fo = (t->top + 15) & ~(uint64_t)15;
+    qtn__frame *fr = (qtn__frame *)(win + fo);
+    char **arr = (char **)(win + fo + 64);
+    fr->nargs = 2;
+    fr->args[0].p = arr;
+    fr->args[1].u = 2;
+    memcpy(win + fo + 128, "ok", 3);
+    memcpy(win + fo + 144, "fine", 5);
+    arr[0] = win + fo + 128;
+    arr[1] = win + fo + 144;
+    switch (a[0].i) {
+    case EU_OUT: arr[1] = win + wsz + 64; break;
+    case EU_LOW: arr[1] = win + 8; break;
+    case EU_NONUL: memset(win + fo + 144, 'A', 112); break; /* up to the frame's end */
+    default: break;
+    }
+    ch->dtype = QTN__MSG_UP;
+    ch->did = (uint64_t)(uintptr_t)&hnames_entry;
+    ch->did2 = 0;
+    ch->ddepth = 0;
+    ch->dframe = fo;
+    ch->dend = fo + 256;
+    qtn__post(&ch->dseq, ++t->sent, &ch->hsleep);
+    if (qtn__await(&ch->hseq, t->seen, t->seen + 1, &ch->dsleep, NULL, 0, 0, NULL))
+        abort();
+    t->seen++;
+    r->i = fr->ret.i; /* the host's answer */
+}
+static const qtn_param evup_params[] = {QTN_P_SCALAR(QTN_T_I32)};
+static qtn_component evup_component;
+static const qtn_entry evup_entry = {.name = "evup", .component = &evup_component,
+                                     .thunk = evup_thunk, .ret = QTN_T_I64, .nparams = 1,
+                                     .params = evup_params, .fault = {.i = -2}};
+static const qtn_entry *const evup_entries[] = {&evup_entry};
+static qtn_component evup_component = {.name = "evup", .nentries = 1, .entries = evup_entries};
+static qtn_edge evup_edge = QTN_EDGE_INIT(NULL, &evup_entry);
+
+static void test_string_array_made_up(void **state) {
+    (void)state;
+    tu_plan("evup=8 hnames=host");
+    for (int mode = EU_HONEST; mode < EU_MAX; mode++) {
+        uint32_t inc = incarnation(8);
+        int64_t seen = hnames_seen;
+        qtn_val v[1] = {{.i = mode}}, r;
+        int err = qtn_call(&evup_edge, v, &r);
+        if (mode == EU_HONEST) {
+            assert_int_equal(err, 0);
+            assert_int_equal(r.i, 2 + 4); /* the host's entry read both */
+            assert_int_equal(hnames_seen, seen + 1);
+            continue;
+        }
+        if (err != QTN_ECONTRACT || r.i != -2)
+            fail_msg("mode %d: got %s, want the fault value", mode, qtn_strerror(err));
+        assert_int_equal(hnames_seen, seen); /* the host's entry never ran */
+        expect_contract_fault(8, inc, "evup");
+    }
+    tu_plan("evup=host");
+}
+
 static int setup(void **state) {
     (void)state;
+    assert_int_equal(qtn_register(&hnames_component), 0);
+    assert_int_equal(qtn_register(&evup_component), 0);
     assert_int_equal(qtn_register(&evil_out_component), 0);
     assert_int_equal(qtn_register(&evil_alloc_component), 0);
     assert_int_equal(qtn_register(&evil_str_component), 0);
@@ -839,6 +936,7 @@ int main(void) {
         cmocka_unit_test(test_returned_string_made_up),
         cmocka_unit_test(test_allocated_made_up),
         cmocka_unit_test(test_returned_data_made_up),
+        cmocka_unit_test(test_string_array_made_up),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

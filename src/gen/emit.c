@@ -318,11 +318,18 @@ static void emit_func(FILE *o, const qg_func *f) {
 
 /* The descriptor of a struct whose pointer fields cross with it. */
 static void emit_struct(FILE *o, const qg_struct *st) {
-    out(o, "/* %s: its pointer fields cross with it */\n", st->type);
+    if (st->ptr_array)
+        out(o, "/* an array of %s: what each points to crosses with it */\n", st->type);
+    else
+        out(o, "/* %s: its pointer fields cross with it */\n", st->type);
     out(o, "static const qtn_param qg_st_%s_fields[] = {\n", st->cname);
     for (unsigned i = 0; i < st->nfields; i++) {
         const qg_param *q = &st->fields[i];
-        out(o, "    {.kind = %s, .offset = offsetof(%s, %s)", kname(q->kind), st->type, q->name);
+        if (st->ptr_array) /* each element of an array of pointers */
+            out(o, "    {.kind = %s, .offset = 0", kname(q->kind));
+        else
+            out(o, "    {.kind = %s, .offset = offsetof(%s, %s)", kname(q->kind), st->type,
+                q->name);
         if (q->kind != QTN_K_HANDLE && q->kind != QTN_K_STRING) {
             out(o, ", .elem_size = ");
             if (q->bytes)

@@ -38,6 +38,7 @@ typedef struct qg_param {
      * a result); free_fn and alloc_fn are the functions the annotation names */
     bool alloc_string;
     char *elem, *free_fn, *alloc_fn;
+    char *each;       /* QTN_EACH: "string" or a number, for an array of pointers */
     qg_loc loc;
 } qg_param;
 
@@ -51,7 +52,10 @@ typedef struct qg_sig {
 /* A struct whose pointer fields cross with it; its fields are qg_params
  * whose count names a sibling field (or is a constant). */
 typedef struct qg_struct {
-    char *type;       /* the C spelling, for sizeof and offsetof */
+    char *type;       /* the C spelling, for sizeof and offsetof; an array of
+                         pointers (ptr_array): the pointer type, its one field
+                         at offset 0 */
+    bool ptr_array;
     char *cname;      /* an identifier for the generated descriptor */
     qg_param *fields; /* the pointer fields only */
     unsigned nfields;

@@ -597,6 +597,77 @@ static qg_sig *sig_of(ctx *x, qg_func *f, qg_param *p, CXCursor c, CXType fn) {
     return sg;
 }
 
+/* The descriptor of an array of pointers (QTN_IN(n) QTN_EACH(what) on a
+ * `T **`): a "struct" of one pointer field at offset 0, each element a
+ * string or `what` elements of T (with T's own pointer fields). `ptr` is
+ * the type of the array's elements (T *). */
+static qg_struct *ptr_array_of(ctx *x, const qg_func *f, qg_param *p, CXType ptr) {
+    CXType e = clang_getPointeeType(clang_getCanonicalType(ptr));
+    CXType ec = clang_getCanonicalType(e);
+    bool chr = ec.kind == CXType_Char_S || ec.kind == CXType_Char_U || ec.kind == CXType_SChar ||
+               ec.kind == CXType_UChar;
+    bool str = !strcmp(p->each, "string");
+    if (str && !chr) {
+        error_at(x, p->loc, "'%s' of %s() is QTN_EACH(string) but its pointers are not to "
+                 "char", p->name, f->name);
+        return NULL;
+    }
+    if (!str && (ec.kind == CXType_Void || ec.kind == CXType_Pointer ||
+                 ec.kind == CXType_FunctionProto || clang_Type_getSizeOf(ec) <= 0)) {
+        error_at(x, p->loc, "'%s' of %s() is QTN_EACH(%s) of elements whose size is unknown or "
+                 "that are pointers themselves: each must point to plain data or a struct",
+                 p->name, f->name, p->each);
+        return NULL;
+    }
+    if (ec.kind == CXType_Record && clang_getCursorKind(clang_getTypeDeclaration(ec)) ==
+                                        CXCursor_UnionDecl && record_has_ptr(ec)) {
+        error_at(x, p->loc, "'%s' of %s() points to unions holding pointers: which member is "
+                 "active cannot be told", p->name, f->name);
+        return NULL;
+    }
+    /* one descriptor per pointer type and what each points to */
+    char *ts = dup_cx(clang_getTypeSpelling(ptr));
+    size_t n = strlen(ts) + strlen(p->each) + 16;
+    char *cname = malloc(n);
+    snprintf(cname, n, "%s_each_%s", ts, p->each);
+    for (size_t i = 0; cname[i]; i++)
+        if (!isalnum((unsigned char)cname[i]))
+            cname[i] = '_';
+    for (qg_struct *s = x->m->structs; s; s = s->next)
+        if (!strcmp(s->cname, cname)) {
+            free(ts), free(cname);
+            return s;
+        }
+    qg_struct *st = calloc(1, sizeof *st);
+    st->type = ts;
+    st->cname = cname;
+    st->ptr_array = true;
+    st->fields = calloc(1, sizeof *st->fields);
+    st->nfields = 1;
+    qg_param *q = &st->fields[0];
+    q->name = strdup("[i]");
+    q->type = dup_cx(clang_getTypeSpelling(ptr));
+    q->pointee = dup_cx(clang_getTypeSpelling(clang_getPointeeType(ptr)));
+    if (!*q->pointee) {
+        free(q->pointee);
+        q->pointee = dup_cx(clang_getTypeSpelling(e));
+    }
+    q->loc = p->loc;
+    q->loc.file = strdup(p->loc.file ? p->loc.file : "?");
+    q->slot = QG_V_P;
+    q->kind = str ? QTN_K_STRING : QTN_K_IN;
+    if (!str) {
+        q->count = strdup(p->each);
+        if (ec.kind == CXType_Record && record_has_ptr(ec))
+            q->st = struct_of(x, f, q, ec, 1);
+    }
+    qg_struct **tail = &x->m->structs;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = st;
+    return st;
+}
+
 /* A free_fn or alloc_fn of QTN_ALLOCATED, checked once every declaration
  * of the header is known (check_uses). */
 static void use_fn(ctx *x, const char *name, bool alloc, const qg_loc *at, const char *fmt,
@@ -854,12 +925,24 @@ static void parse_param(ctx *x, qg_func *f, qg_param *p, CXCursor c) {
         return;
     }
     /* a buffer */
-    if (ptc.kind == CXType_Pointer)
+    if (p->each && ptc.kind != CXType_Pointer)
+        error_at(x, p->loc, "'%s' of %s() is QTN_EACH(%s) but no array of pointers (T **)",
+                 p->name, f->name, p->each);
+    else if (p->each && p->kind != QTN_K_IN)
+        error_at(x, p->loc, "'%s' of %s() is an array of pointers: it crosses QTN_IN only (the "
+                 "callee's pointers mean nothing to the caller)", p->name, f->name);
+    else if (p->each) { /* as declared, for the spelling (int32_t, not int) */
+        CXType dpt = clang_getPointeeType(t);
+        p->st = ptr_array_of(x, f, p, dpt.kind != CXType_Invalid ? dpt : pt);
+    }
+    else if (ptc.kind == CXType_Pointer)
         error_at(x, p->loc, "'%s' of %s() points to pointers, which mean nothing in another "
                  "address space: pass it as QTN_HANDLE, or change the interface (a pointer the "
                  "callee hands out comes back as the return value: QTN_OWNED, a handle the "
                  "callee issued, tagged with its incarnation); data the callee allocates and "
-                 "stores in *%s is QTN_ALLOCATED(count, free_fn)", p->name, f->name, p->name);
+                 "stores in *%s is QTN_ALLOCATED(count, free_fn); an array of strings or "
+                 "structs it reads is QTN_IN(count) QTN_EACH(string or count)", p->name,
+                 f->name, p->name);
     else if (ptc.kind == CXType_FunctionProto || ptc.kind == CXType_FunctionNoProto)
         ; /* handled above */
     else if (ptc.kind == CXType_Void && !p->bytes)
@@ -939,7 +1022,7 @@ static void free_one_param(qg_param *p) {
     }
     free(p->name), free(p->type), free(p->pointee), free(p->count), free(p->actual);
     free(p->key), free(p->loc.file);
-    free(p->elem), free(p->free_fn), free(p->alloc_fn);
+    free(p->elem), free(p->free_fn), free(p->alloc_fn), free(p->each);
 }
 
 /* The errno names QTN_DENIED takes: what a library may meet from a system

@@ -277,3 +277,24 @@ const codec_pair *codec_table(uint32_t *n) {
     *n = 3;
     return table;
 }
+
+int64_t codec_total(const char *const *names, size_t n) {
+    int64_t t = 0;
+    for (size_t i = 0; i < n; i++)
+        t += names[i] ? (int64_t)strlen(names[i]) : 0;
+    return t;
+}
+
+int codec_keys(const codec_pair *const *v, uint32_t n) {
+    int s = 0;
+    for (uint32_t i = 0; i < n; i++)
+        s += v[i] ? v[i]->key : 0;
+    return s;
+}
+
+int codec_parts_len(const codec_part *const *v, uint32_t n) {
+    int s = 0;
+    for (uint32_t i = 0; i < n; i++)
+        s += (int)strlen(v[i]->name) + (int)v[i]->len;
+    return s;
+}

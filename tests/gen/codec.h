@@ -141,6 +141,19 @@ const codec_result *codec_eval(int32_t n);
 QTN_COMPONENT(codec) QTN_FAULT(NULL) QTN_OUT(*n)
 const codec_pair *codec_table(uint32_t *n QTN_OUT(1));
 
+/* arrays of pointers, each element's data crossing with it: the lengths
+ * of n strings summed (a NULL one counts 0), the keys of n pairs summed,
+ * and codec_doc_upper's sum over n parts (the parts' own pointers cross
+ * too) */
+QTN_COMPONENT(codec) QTN_FAULT(-1)
+int64_t codec_total(const char *const *names QTN_IN(n) QTN_EACH(string), size_t n);
+
+QTN_COMPONENT(codec) QTN_FAULT(-1)
+int codec_keys(const codec_pair *const *v QTN_IN(n) QTN_EACH(1), uint32_t n);
+
+QTN_COMPONENT(codec) QTN_FAULT(-1)
+int codec_parts_len(const codec_part *const *v QTN_IN(n) QTN_EACH(1), uint32_t n);
+
 /* callbacks run back in the caller's domain; their own pointer parameters
  * are annotated like an entry's, in the declarator or in a typedef */
 QTN_COMPONENT(codec) QTN_FAULT(-1)

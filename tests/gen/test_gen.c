@@ -474,7 +474,8 @@ static void test_owned_handles(void **state) {
                  "space: pass it as QTN_HANDLE, or change the interface (a pointer the callee "
                  "hands out comes back as the return value: QTN_OWNED, a handle the callee "
                  "issued, tagged with its incarnation); data the callee allocates and stores in "
-                 "*out is QTN_ALLOCATED(count, free_fn)");
+                 "*out is QTN_ALLOCATED(count, free_fn); an array of strings or structs it reads "
+                 "is QTN_IN(count) QTN_EACH(string or count)");
     int rc = gen("struct db;\n"
                  "QTN_COMPONENT(c) QTN_FAULT(NULL) QTN_OWNED struct db *db_open(int flags);\n"
                  "QTN_COMPONENT(c) QTN_FAULT(-1) int db_get(struct db *h QTN_HANDLE, int key);\n"
@@ -618,6 +619,45 @@ static void test_returned_data(void **state) {
                  "field 'name' of struct h is a pointer: say what crosses");
 }
 
+/* QTN_EACH: arrays of pointers with a count, what each points to crossing
+ * with them; anything else about them is refused. */
+static void test_pointer_arrays(void **state) {
+    (void)state;
+    int rc = gen("typedef struct item { int k; const char *name QTN_STRING; } item;\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1)\n"
+                 "int f(const char **names QTN_IN(n) QTN_EACH(string), size_t n,\n"
+                 "      item *const *items QTN_IN(m) QTN_EACH(1), int m,\n"
+                 "      const int32_t **rows QTN_IN(3) QTN_EACH(4));\n");
+    if (rc)
+        fail_msg("exit %d: %s", rc, err);
+    assert_non_null(strstr(stubs, "{.kind = QTN_K_STRING, .offset = 0}"));
+    assert_non_null(strstr(stubs, "{.kind = QTN_K_IN, .offset = 0, .elem_size = sizeof(item), "
+                                  ".len_kind = QTN_LEN_CONST, .len = 1, .st = &qg_st_"));
+    assert_non_null(strstr(stubs, "{.kind = QTN_K_IN, .offset = 0, .elem_size = "
+                                  "sizeof(const int32_t), .len_kind = QTN_LEN_CONST, .len = 4}"));
+    assert_non_null(strstr(stubs, ".elem_size = sizeof(const char *), .len_kind = QTN_LEN_PARAM, "
+                                  ".len = 1, .st = &qg_st_const_char___each_string}"));
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(-1)\n"
+                 "int f(char **v QTN_INOUT(n) QTN_EACH(string), int n);", 2,
+                 "'v' of f() is an array of pointers: it crosses QTN_IN only");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(-1)\n"
+                 "int f(int **v QTN_IN(n) QTN_EACH(string), int n);", 2,
+                 "'v' of f() is QTN_EACH(string) but its pointers are not to char");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(-1)\n"
+                 "int f(char *v QTN_IN(n) QTN_EACH(string), int n);", 2,
+                 "'v' of f() is QTN_EACH(string) but no array of pointers (T **)");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(-1)\n"
+                 "int f(void **v QTN_IN(n) QTN_EACH(2), int n);", 2,
+                 "'v' of f() is QTN_EACH(2) of elements whose size is unknown");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(-1)\n"
+                 "int f(char **v QTN_IN(n) QTN_EACH(n), int n);", 2,
+                 "QTN_EACH(n): say QTN_EACH(string) or QTN_EACH(count), a number");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(-1)\n"
+                 "int f(int (*cb)(const char **v QTN_IN(n) QTN_EACH(string), int n) "
+                 "QTN_CALLBACK);", 2,
+                 "a callback's parameters cannot be structs with pointers");
+}
+
 /* Callbacks kept in structs (handler tables, I/O hooks) are called after
  * the call that passed them: refused, unless passed through untouched. */
 static void test_function_pointer_fields(void **state) {
@@ -666,6 +706,7 @@ int main(void) {
         cmocka_unit_test(test_allocated),
         cmocka_unit_test(test_function_pointer_fields),
         cmocka_unit_test(test_returned_data),
+        cmocka_unit_test(test_pointer_arrays),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[128];

@@ -484,6 +484,46 @@ static void test_returned_data(void **state) {
     assert_int_equal(codec_eval(300000)->set->n, 300000);
 }
 
+/* Arrays of pointers with a count: each element's data crosses with the
+ * array, NULL as NULL, more than a window's worth through the bulk area. */
+static void test_pointer_arrays(void **state) {
+    (void)state;
+    static char big[3][600000];
+    for (int k = 0; k < 3; k++) {
+        memset(big[k], 'a' + k, sizeof big[k] - 1);
+        big[k][sizeof big[k] - 1] = 0;
+    }
+    const char *names[] = {"isolate", NULL, "only", "what faults"};
+    const char *bigs[] = {big[0], big[1], big[2]};
+    codec_pair p0 = {3, 0}, p1 = {40, 0}, p2 = {500, 0};
+    const codec_pair *pairs[] = {&p0, NULL, &p1, &p2};
+    uint8_t d0[4] = "abc", d1[3] = "xy";
+    codec_part q0 = {"first", d0, 3}, q1 = {"2nd", d1, 2};
+    const codec_part *parts[] = {&q0, &q1};
+    int64_t dt[3];
+    int dk, dp;
+    plan("codec=host");
+    dt[0] = codec_total(names, 4);
+    dt[1] = codec_total(bigs, 3);
+    dt[2] = codec_total(NULL, 0);
+    dk = codec_keys(pairs, 4);
+    dp = codec_parts_len(parts, 2);
+    plan("codec=1");
+    assert_int_not_equal(codec_pid(), getpid());
+    qtn_clear_error();
+    assert_int_equal(codec_total(names, 4), 7 + 4 + 11);
+    assert_int_equal(codec_total(names, 4), dt[0]);
+    assert_int_equal(codec_total(bigs, 3), 3 * (600000 - 1)); /* past the window */
+    assert_int_equal(codec_total(bigs, 3), dt[1]);
+    assert_int_equal(codec_total(NULL, 0), dt[2]);
+    assert_int_equal(codec_keys(pairs, 4), 543);
+    assert_int_equal(codec_keys(pairs, 4), dk);
+    assert_int_equal(codec_parts_len(parts, 2), 5 + 3 + 3 + 2);
+    assert_int_equal(codec_parts_len(parts, 2), dp);
+    assert_int_equal(qtn_last_error(), 0);
+    plan("codec=host");
+}
+
 /* A callback the component keeps and calls after the call that passed it
  * returned (or from a thread of its own): directly it runs; isolated it
  * cannot reach the caller, so it does not run, returns 0 and is counted,
@@ -593,6 +633,7 @@ int main(void) {
         cmocka_unit_test(test_callee_allocated),
         cmocka_unit_test(test_kept_callbacks),
         cmocka_unit_test(test_returned_data),
+        cmocka_unit_test(test_pointer_arrays),
         cmocka_unit_test_prestate(test_code_identity, &report),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
