@@ -131,6 +131,11 @@ QTN_EXTERN void qtn_clear_error(void);
  * to, copied in with the array: QTN_EACH(string) (NUL-terminated) or
  * QTN_EACH(k) (k elements of T, a number); NULL pointers cross as NULL */
 #define QTN_EACH(what) QTN__ANN("each " #what)
+/* on a union field of a struct: which member is active, by the value of an
+ * integer field beside it: QTN_ACTIVE(kind, KIND_STR: s, KIND_BLOB: blob);
+ * the pointers of the member the value names cross, those of the others do
+ * not (a union holding pointers without it is refused) */
+#define QTN_ACTIVE(...) QTN__ANN("active " #__VA_ARGS__)
 #define QTN_NULLABLE QTN__ANN("nullable")
 #define QTN_HANDLE QTN__ANN("handle")            /* opaque, passed through */
 #define QTN_OWNED QTN__ANN("owned")              /* a handle the callee issued */
@@ -247,6 +252,9 @@ enum {
 #define QTN_F_OWNED 0x02u    /* QTN_K_HANDLE issued by the callee's component:
                                 a handle from an earlier incarnation of its
                                 domain fails the call with QTN_ESTALE */
+#define QTN_F_WHEN 0x04u     /* a struct field in a union member: it crosses
+                                only while the integer field at when_offset
+                                (of type when_type) holds when_value */
 
 /* qtn_param.actual: no actual length, the return value, or an out-parameter
  * (zero-initialised descriptors mean "none"). */
@@ -288,6 +296,9 @@ typedef struct qtn_param {
                                     domain), and what the caller frees with */
     void *(*alloc_fn)(size_t);   /* QTN_K_ALLOCATED: allocates the caller's copy
                                     (NULL: malloc); free_fn must free it */
+    uint8_t when_type;           /* QTN_F_WHEN: the discriminant's QTN_T_* */
+    uint32_t when_offset;        /* QTN_F_WHEN: its offset in the element */
+    int64_t when_value;          /* QTN_F_WHEN: the value that makes it active */
 } qtn_param;
 
 /* Shorthands for descriptors in hand-written stubs. */

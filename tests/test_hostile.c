@@ -686,8 +686,79 @@ static void test_string_array_made_up(void **state) {
     tu_plan("evup=host");
 }
 
+/* ---- a union whose active member the domain changes -------------------------- */
+
+/* An inout struct holding a union (QTN_F_WHEN fields): the caller sends a
+ * number; the domain answers with the discriminant switched to the string
+ * member and a pointer of its own in it. The caller never sent a buffer
+ * for that member: a contract fault, and the caller's struct untouched.
+ * EW_HONEST turns the number negative and keeps the kind. */
+typedef struct ev_val {
+    int32_t kind; /* 1 number, 2 text */
+    union {
+        int64_t num;
+        const char *text;
+    } u;
+} ev_val;
+enum { EW_HONEST = 1, EW_SWITCH, EW_MAX };
+
+static void evil_union_thunk(qtn_val *a, qtn_val *r) {
+    ev_val *v = a[1].p; /* its copy in the window */
+    char *win = qtn__win_in(qtn__my_slot(), (uint32_t)qtn__self_thread()->serving);
+    if (a[0].i == EW_HONEST) {
+        v->u.num = -v->u.num;
+    } else {
+        memcpy(win + qtn__g.lay.win_size - 8, "made", 5);
+        v->kind = 2;
+        v->u.text = win + qtn__g.lay.win_size - 8;
+    }
+    r->i = 0;
+}
+static const qtn_param ev_val_fields[] = {
+    {.kind = QTN_K_STRING, .offset = offsetof(ev_val, u.text), .flags = QTN_F_WHEN,
+     .when_type = QTN_T_I32, .when_offset = offsetof(ev_val, kind), .when_value = 2}};
+static const qtn_struct ev_val_st = {"ev_val", sizeof(ev_val), 1, ev_val_fields};
+static const qtn_param evil_union_params[] = {
+    QTN_P_SCALAR(QTN_T_I32),
+    {.kind = QTN_K_INOUT, .elem_size = sizeof(ev_val), .len_kind = QTN_LEN_CONST, .len = 1,
+     .st = &ev_val_st}};
+static qtn_component evil_union_component;
+static const qtn_entry evil_union_entry = {.name = "evil_union",
+                                           .component = &evil_union_component,
+                                           .thunk = evil_union_thunk, .ret = QTN_T_I32,
+                                           .nparams = 2, .params = evil_union_params,
+                                           .fault = {.i = -1}};
+static const qtn_entry *const evil_union_entries[] = {&evil_union_entry};
+static qtn_component evil_union_component = {.name = "evil_union", .nentries = 1,
+                                             .entries = evil_union_entries};
+static qtn_edge evil_union_edge = QTN_EDGE_INIT(NULL, &evil_union_entry);
+
+static void test_union_switched(void **state) {
+    (void)state;
+    tu_plan("evil_union=9");
+    for (int mode = EW_HONEST; mode < EW_MAX; mode++) {
+        uint32_t inc = incarnation(9);
+        ev_val v = {.kind = 1, .u.num = 12345};
+        qtn_val a[2] = {{.i = mode}, {.p = &v}}, r;
+        int err = qtn_call(&evil_union_edge, a, &r);
+        if (mode == EW_HONEST) {
+            assert_int_equal(err, 0);
+            assert_int_equal(v.kind, 1);
+            assert_true(v.u.num == -12345); /* a number's bits come back as bits */
+            continue;
+        }
+        if (err != QTN_ECONTRACT || r.i != -1)
+            fail_msg("mode %d: got %s, want the fault value", mode, qtn_strerror(err));
+        assert_int_equal(v.kind, 1); /* nothing written */
+        assert_true(v.u.num == 12345);
+        expect_contract_fault(9, inc, "evil_union");
+    }
+    tu_plan("evil_union=host");
+}
+
 static int setup(void **state) {
     (void)state;
+    assert_int_equal(qtn_register(&evil_union_component), 0);
     assert_int_equal(qtn_register(&hnames_component), 0);
     assert_int_equal(qtn_register(&evup_component), 0);
     assert_int_equal(qtn_register(&evil_out_component), 0);
@@ -937,6 +1008,7 @@ int main(void) {
         cmocka_unit_test(test_allocated_made_up),
         cmocka_unit_test(test_returned_data_made_up),
         cmocka_unit_test(test_string_array_made_up),
+        cmocka_unit_test(test_union_switched),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -45,6 +45,10 @@ int qg_ann_apply(const char *text, qg_param *p, char *err, size_t len) {
         if (p->kind && p->kind != QTN_K_ALLOCATED)
             return fail(err, len, "two annotations say what crosses (%s is the second)", w);
         return qg_ann_allocated(s, p, err, len);
+    } else if (!strcmp(w, "active")) {
+        free(p->active);
+        p->active = strdup(s);
+        return 0;
     } else if (!strcmp(w, "each")) {
         bool num = *s && s[strspn(s, "0123456789")] == 0;
         if (strcmp(s, "string") && !num)

@@ -344,6 +344,10 @@ static void emit_struct(FILE *o, const qg_struct *st) {
             if (q->st)
                 out(o, ", .st = &qg_st_%s", q->st->cname);
         }
+        if (q->when_field) /* a union member's: while its discriminant says so */
+            out(o, ", .flags = QTN_F_WHEN, .when_type = %s, .when_offset = offsetof(%s, %s), "
+                ".when_value = (int64_t)(%s)", tname(q->when_type), st->type, q->when_field,
+                q->when_value);
         out(o, "},\n");
     }
     out(o, "};\n");

@@ -69,7 +69,9 @@ static void put_params(text *t, const qg_param *p, unsigned n, int depth) {
              depth * 2, "", p->name, S(p->type), S(p->pointee), p->kind, p->scalar,
              p->pointee_scalar, p->bytes, p->nullable, p->owned, S(p->count), p->count_scalar,
              S(p->actual));
-        if (p->kind == QTN_K_ALLOCATED) /* said only when there: other identities stay */
+        if (p->when_field) /* said only when there: other identities stay */
+            tput(t, " when=%s==%s", p->when_field, S(p->when_value));
+        if (p->kind == QTN_K_ALLOCATED)
             tput(t, " allocated=%s/%s/%s/%s", p->alloc_string ? "string" : S(p->actual),
                  S(p->elem), S(p->free_fn), S(p->alloc_fn));
         if (p->st)

@@ -39,6 +39,11 @@ typedef struct qg_param {
     bool alloc_string;
     char *elem, *free_fn, *alloc_fn;
     char *each;       /* QTN_EACH: "string" or a number, for an array of pointers */
+    char *active;     /* QTN_ACTIVE's text, on a union field */
+    /* a field in a union member: it crosses while when_field (its place in
+     * the outer struct, for offsetof) holds when_value (C) */
+    char *when_field, *when_value;
+    int when_type;
     qg_loc loc;
 } qg_param;
 

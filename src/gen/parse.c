@@ -291,12 +291,17 @@ typedef struct fieldctx {
     int depth;
     const char *prefix; /* where that record is in st's ("", "in.", "v[1].") */
     const char *rec_name; /* its type, for messages and sidecars */
+    /* fields of a union member: they cross while when_field holds when_value */
+    const char *when_field, *when_value;
+    int when_type;
+    bool in_union;      /* rec is the union itself: its pointers count with numbers */
 } fieldctx;
 
 static qg_struct *struct_of(ctx *x, const qg_func *f, const qg_param *p, CXType rec, int depth);
 
 /* Reads the annotations of a field (as for a parameter). */
 static void read_anns(ctx *x, qg_param *q, CXCursor c, const char *where);
+static void free_one_param(qg_param *p);
 
 typedef struct fieldlook {
     const char *name;
@@ -327,6 +332,146 @@ static enum CXVisitorResult visit_field(CXCursor c, CXClientData d);
 
 #define INNER_ELEMS_MAX 64 /* elements of an array of structs described one by one */
 
+typedef struct members {
+    CXCursor c[64];
+    unsigned n;
+} members;
+
+static enum CXVisitorResult collect_member(CXCursor c, CXClientData d) {
+    members *m = d;
+    if (m->n < 64)
+        m->c[m->n++] = c;
+    return CXVisit_Continue;
+}
+
+static void trim_end(char *s) {
+    for (size_t n = strlen(s); n && s[n - 1] == ' '; n--)
+        s[n - 1] = 0;
+}
+
+/* True for an integer literal, or a name of the headers (an enumerator, a
+ * macro): what a discriminant's value may be. */
+static bool value_ok(const ctx *x, const char *v, size_t n) {
+    size_t i = v[0] == '-' ? 1 : 0;
+    if (i < n && isdigit((unsigned char)v[i])) {
+        for (; i < n; i++)
+            if (!isalnum((unsigned char)v[i]))
+                return false;
+        return true;
+    }
+    for (size_t k = 0; k < n; k++)
+        if (!isalnum((unsigned char)v[k]) && v[k] != '_')
+            return false;
+    return n && is_known(x, v, n);
+}
+
+/* A union field holding pointers. With QTN_ACTIVE(field, VALUE: member,
+ * ...) the pointers of each member named cross while the discriminant
+ * field beside the union holds its value; a member holding pointers that
+ * no value names, or a union without the annotation, is refused: which
+ * member is active could not be told. */
+static void union_fields(fieldctx *fc, CXCursor c, CXType u, const char *name, long long n,
+                         const qg_loc *at) {
+    ctx *x = fc->x;
+    qg_param tmp = {.name = (char *)name, .loc = *at};
+    read_anns(x, &tmp, c, fc->rec_name);
+    for (unsigned i = 0; !tmp.active && i < x->nside; i++) /* from a sidecar */
+        if (!strcmp(x->side[i].type, fc->rec_name) && !strcmp(x->side[i].field, name))
+            read_anns(x, &tmp, x->side[i].c, fc->rec_name);
+    char *act = tmp.active;
+    tmp.active = NULL;
+    tmp.name = NULL;
+    tmp.loc.file = NULL;
+    free_one_param(&tmp);
+    if (!act) {
+        error_at(x, *at, "field '%s%s' of %s is a union holding a pointer: which member is "
+                 "active cannot be told, so its pointer cannot cross; say it with "
+                 "QTN_ACTIVE(field, VALUE: member, ...), a field beside it naming the member, or "
+                 "make the pointer a field of its own", fc->prefix, name, fc->rec_name);
+        return;
+    }
+    if (n >= 0 || fc->when_field) {
+        error_at(x, *at, "field '%s%s' of %s: QTN_ACTIVE describes one union, not an array of "
+                 "them or one inside another's member", fc->prefix, name, fc->rec_name);
+        free(act);
+        return;
+    }
+    /* the discriminant: an integer field beside the union */
+    const char *s = act;
+    size_t dn = strcspn(s, ",");
+    char *disc = strndup(s, dn);
+    trim_end(disc);
+    CXType dt;
+    qg_vslot sl;
+    int dtype = 0;
+    if (!field_type(fc->rec, disc, &dt) || !(dtype = scalar_of(dt, &sl)) || dtype > QTN_T_U64) {
+        error_at(x, *at, "QTN_ACTIVE of '%s%s' of %s: '%s' is no integer field of %s beside "
+                 "the union", fc->prefix, name, fc->rec_name, disc, fc->rec_name);
+        free(disc), free(act);
+        return;
+    }
+    members m = {.n = 0};
+    clang_Type_visitFields(u, collect_member, &m);
+    bool named[64] = {false};
+    size_t pl = strlen(fc->prefix) + strlen(name) + 2;
+    char *pre = malloc(pl), *dfield = malloc(strlen(fc->prefix) + strlen(disc) + 1);
+    snprintf(pre, pl, "%s%s.", fc->prefix, name);
+    sprintf(dfield, "%s%s", fc->prefix, disc);
+    char *urec = dup_cx(clang_getTypeSpelling(u));
+    s += dn;
+    while (*s == ',') { /* VALUE: member */
+        s++;
+        size_t k = strcspn(s, ",");
+        char *item = strndup(s, k), *colon = strchr(item, ':');
+        s += k;
+        char *v = item + strspn(item, " "), *mem = NULL;
+        if (colon) {
+            *colon = 0;
+            mem = colon + 1 + strspn(colon + 1, " ");
+            trim_end(v);
+            trim_end(mem);
+        }
+        unsigned mi = m.n;
+        for (unsigned j = 0; mem && j < m.n; j++) {
+            char *mn = dup_cx(clang_getCursorSpelling(m.c[j]));
+            if (!strcmp(mn, mem))
+                mi = j;
+            free(mn);
+        }
+        if (!colon || !*v || !value_ok(x, v, strlen(v)))
+            error_at(x, *at, "QTN_ACTIVE of '%s%s' of %s: '%s%s%s' is not VALUE: member (a "
+                     "number or a name of the headers, then the member it selects)", fc->prefix,
+                     name, fc->rec_name, v, colon ? ": " : "", mem ? mem : "");
+        else if (mi == m.n)
+            error_at(x, *at, "QTN_ACTIVE of '%s%s' of %s: the union has no member '%s'",
+                     fc->prefix, name, fc->rec_name, mem);
+        else {
+            named[mi] = true;
+            fieldctx in = *fc;
+            in.rec = u;
+            in.prefix = pre;
+            in.rec_name = urec;
+            in.when_field = dfield;
+            in.when_value = v;
+            in.when_type = dtype;
+            in.in_union = true;
+            visit_field(m.c[mi], &in);
+        }
+        free(item);
+    }
+    for (unsigned j = 0; j < m.n; j++) {
+        CXType mt = clang_getCanonicalType(clang_getCursorType(m.c[j]));
+        if (named[j] || !(mt.kind == CXType_Pointer || (mt.kind == CXType_Record && record_has_ptr(mt))))
+            continue;
+        char *mn = dup_cx(clang_getCursorSpelling(m.c[j]));
+        error_at(x, *at, "QTN_ACTIVE of '%s%s' of %s: member '%s' holds a pointer, and no value "
+                 "selects it: name the value that makes it active", fc->prefix, name,
+                 fc->rec_name, mn);
+        free(mn);
+    }
+    free(urec), free(pre), free(dfield), free(disc), free(act);
+}
+
 /* A field that is not a pointer but holds some. A struct by value, or a
  * fixed array of them, is described field by field as part of st (its
  * pointer fields at their offsets in st: "in.p", "v[1].p"), at any depth up
@@ -354,9 +499,7 @@ static void inner_fields(fieldctx *fc, CXCursor c, CXType t) {
                  "pass each one as a parameter of its own, or point to them with one "
                  "QTN_IN(count) field", fc->prefix, name, what);
     else if (clang_getCursorKind(clang_getTypeDeclaration(e)) == CXCursor_UnionDecl)
-        error_at(fc->x, at, "field '%s%s' of %s is a union holding a pointer: which member is "
-                 "active cannot be told, so its pointer cannot cross; make the pointer a field "
-                 "of its own", fc->prefix, name, what);
+        union_fields(fc, c, e, name, n, &at);
     else if (fc->depth >= 4)
         error_at(fc->x, at, "field '%s%s' of %s: structs nest too deep", fc->prefix, name,
                  what);
@@ -378,6 +521,7 @@ static void inner_fields(fieldctx *fc, CXCursor c, CXType t) {
             in.depth = fc->depth + 1;
             in.prefix = pre;
             in.rec_name = rec;
+            in.in_union = false; /* a struct: its pointers count with its fields */
             clang_Type_visitFields(e, visit_field, &in);
             free(pre);
         }
@@ -406,6 +550,11 @@ static enum CXVisitorResult visit_field(CXCursor c, CXClientData d) {
     q->pointee = dup_cx(clang_getTypeSpelling(clang_getPointeeType(clang_getCursorType(c))));
     q->loc = loc_of(c);
     q->slot = QG_V_P;
+    if (fc->when_field) {
+        q->when_field = strdup(fc->when_field);
+        q->when_value = strdup(fc->when_value);
+        q->when_type = fc->when_type;
+    }
     read_anns(fc->x, q, c, fc->rec_name);
     for (unsigned i = 0; !q->kind && i < fc->x->nside; i++) /* from a sidecar */
         if (!strcmp(fc->x->side[i].type, fc->rec_name) && !strcmp(fc->x->side[i].field, bare))
@@ -452,7 +601,11 @@ static enum CXVisitorResult visit_field(CXCursor c, CXClientData d) {
             q->st = struct_of(x, fc->f, q, pt, fc->depth + 1);
     }
     /* a field's count is a sibling integer field or a number */
-    if (q->count) {
+    if (q->count && fc->in_union && q->count[strspn(q->count, "0123456789")]) {
+        error_at(x, q->loc, "member '%s' of the union in %s counts with '%s': a pointer member "
+                 "of a union counts with a number; for a count in a field, make the member a "
+                 "struct holding the pointer and its count", q->name, st->type, q->count);
+    } else if (q->count) {
         const char *e = q->count + strspn(q->count, "0123456789"); /* digits only: no sign */
         CXType ct;
         if ((*e || e == q->count) &&
@@ -487,7 +640,7 @@ static qg_struct *struct_of(ctx *x, const qg_func *f, const qg_param *p, CXType 
     st->cname = malloc(n + 1);
     for (size_t i = 0; i <= n; i++)
         st->cname[i] = isalnum((unsigned char)type[i]) ? type[i] : (type[i] ? '_' : 0);
-    fieldctx fc = {x, f, st, canon, depth, "", st->type};
+    fieldctx fc = {x, f, st, canon, depth, "", st->type, NULL, NULL, 0, false};
     clang_Type_visitFields(canon, visit_field, &fc);
     /* after the structs its fields point to: emitted in list order */
     qg_struct **tail = &x->m->structs;
@@ -1022,7 +1175,8 @@ static void free_one_param(qg_param *p) {
     }
     free(p->name), free(p->type), free(p->pointee), free(p->count), free(p->actual);
     free(p->key), free(p->loc.file);
-    free(p->elem), free(p->free_fn), free(p->alloc_fn), free(p->each);
+    free(p->elem), free(p->free_fn), free(p->alloc_fn), free(p->each), free(p->active);
+    free(p->when_field), free(p->when_value);
 }
 
 /* The errno names QTN_DENIED takes: what a library may meet from a system

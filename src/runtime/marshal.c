@@ -153,6 +153,20 @@ void qtn__alloc_release(qtn__alloc *a) {
     a->nbulk = a->bulk_cap = 0;
 }
 
+/* False for a field of a union member that the element's discriminant
+ * says is not the active one: its bytes are the union's, not a pointer. */
+static bool field_active(const qtn_param *f, const char *elem) {
+    if (!(f->flags & QTN_F_WHEN))
+        return true;
+    uint64_t u = 0;
+    size_t n = qtn__type_size(f->when_type);
+    if (!n || n > 8)
+        return false;
+    memcpy(&u, elem + f->when_offset, n); /* little-endian widening */
+    qtn_val v = qtn__as_type((qtn_val){.u = u}, f->when_type);
+    return v.i == f->when_value;
+}
+
 static bool is_buffer(uint8_t k) { return k == QTN_K_IN || k == QTN_K_OUT || k == QTN_K_INOUT; }
 static bool goes_back(uint8_t k) { return k == QTN_K_OUT || k == QTN_K_INOUT; }
 
@@ -169,7 +183,7 @@ static int marshal_fields(const qtn_struct *st, char *mine, char *theirs, size_t
             const qtn_param *f = &st->fields[i];
             char *src, *dst = NULL;
             memcpy(&src, me + f->offset, sizeof src);
-            if (f->kind == QTN_K_HANDLE || f->kind == QTN_K_SCALAR)
+            if (f->kind == QTN_K_HANDLE || f->kind == QTN_K_SCALAR || !field_active(f, me))
                 continue; /* crossed as bytes */
             int r = marshal_ptr(NULL, f, NULL, me, src, &dst, a, fx, parent, i, e);
             if (r)
@@ -462,8 +476,8 @@ int qtn__unmarshal_from(const qtn_param *params, qtn_val *retv, uint8_t rtype,
             char *te = f->tmp + e * p->st->size;
             for (uint32_t k = 0; k < p->st->nfields; k++) {
                 const qtn_param *fd = &p->st->fields[k];
-                if (fd->kind == QTN_K_HANDLE || fd->kind == QTN_K_SCALAR)
-                    continue;
+                if (fd->kind == QTN_K_HANDLE || fd->kind == QTN_K_SCALAR || !field_active(fd, te))
+                    continue; /* as the callee's copy says: a pointer only if active */
                 char *v, *nv;
                 memcpy(&v, te + fd->offset, sizeof v);
                 if (translate_field(fx, (int32_t)i, e, k, v, &nv))
@@ -624,7 +638,7 @@ static int out_fields(const qtn_struct *st, char *mine, size_t count, char *win,
             const qtn_param *f = &st->fields[i];
             char *src;
             memcpy(&src, me + f->offset, sizeof src);
-            if (!copied_field(f) || !src)
+            if (!copied_field(f) || !src || !field_active(f, me))
                 continue;
             size_t room = lim - *at, esz = field_esize(f);
             size_t n = field_count(f, me, src, room);
@@ -687,7 +701,7 @@ static int in_fields(const qtn_struct *st, char *mine, size_t count, char *c, si
             const qtn_param *f = &st->fields[i];
             const char *v;
             memcpy(&v, me + f->offset, sizeof v);
-            if (!copied_field(f) || !v)
+            if (!copied_field(f) || !v || !field_active(f, me))
                 continue;
             if (v < w + *next || v > w + size)
                 return QTN_ECONTRACT;
@@ -758,6 +772,8 @@ static int import_fields(const qtn_struct *st, char *mine, size_t count, const c
             const qtn_param *f = &st->fields[i];
             char *v, *nv = NULL;
             memcpy(&v, me + f->offset, sizeof v); /* the private copy: read once */
+            if (!field_active(f, me))
+                continue; /* the union's bytes, as they are */
             if (f->kind == QTN_K_HANDLE) {
                 if (!handle_ok(hc, (uint64_t)(uintptr_t)v))
                     return QTN_ESTALE;
@@ -905,6 +921,8 @@ void qtn__export_issuing(const qtn_param *params, qtn_val ret, uint8_t rtype, qt
                     const qtn_param *fd = &p->st->fields[k];
                     char *v, *nv = NULL;
                     memcpy(&v, me + fd->offset, sizeof v);
+                    if (!field_active(fd, me))
+                        continue;
                     if (fd->kind == QTN_K_HANDLE) { /* the domain may send it back */
                         if (v && issue)
                             issue(ctx, (uint64_t)(uintptr_t)v);

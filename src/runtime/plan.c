@@ -121,6 +121,10 @@ static int check_param(const char *cn, const char *en, const qtn_param *ps, unsi
                        unsigned i, bool in_struct, bool in_callback, int depth) {
     const qtn_param *p = &ps[i];
     const char *what = in_struct ? "field" : "parameter";
+    if ((p->flags & QTN_F_WHEN) &&
+        (!in_struct || !int_type(p->when_type)))
+        return bad(cn, en, "%s %u: QTN_F_WHEN is for struct fields, with an integer "
+                   "discriminant", what, i);
     switch (p->kind) {
     case QTN_K_SCALAR:
         if (in_struct)

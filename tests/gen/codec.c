@@ -298,3 +298,20 @@ int codec_parts_len(const codec_part *const *v, uint32_t n) {
         s += (int)strlen(v[i]->name) + (int)v[i]->len;
     return s;
 }
+
+int codec_values(codec_value *v, uint32_t n) {
+    int t = 0;
+    for (uint32_t i = 0; i < n; i++)
+        switch (v[i].kind) {
+        case CODEC_NUM: t += 8; break;
+        case CODEC_TEXT: t += (int)strlen(v[i].u.text); break;
+        case CODEC_BLOB:
+            for (uint32_t k = 0; k < v[i].u.blob.len; k++)
+                if (v[i].u.blob.data[k] >= 'a' && v[i].u.blob.data[k] <= 'z')
+                    v[i].u.blob.data[k] = (uint8_t)(v[i].u.blob.data[k] - 32);
+            t += (int)v[i].u.blob.len;
+            break;
+        default: return -1;
+        }
+    return t;
+}

@@ -154,6 +154,26 @@ int codec_keys(const codec_pair *const *v QTN_IN(n) QTN_EACH(1), uint32_t n);
 QTN_COMPONENT(codec) QTN_FAULT(-1)
 int codec_parts_len(const codec_part *const *v QTN_IN(n) QTN_EACH(1), uint32_t n);
 
+/* a union whose active member a field beside it names: the pointers of
+ * that member cross, those of the others do not. codec_value_len: the
+ * length of the text, the blob, or 8 for a number (-1 for a bad kind) */
+enum codec_kind { CODEC_NUM = 1, CODEC_TEXT, CODEC_BLOB };
+typedef struct codec_value {
+    int32_t kind;
+    union {
+        int64_t num;
+        const char *text QTN_STRING;
+        struct {
+            uint8_t *data QTN_INOUT(len);
+            uint32_t len;
+        } blob;
+    } u QTN_ACTIVE(kind, CODEC_TEXT: text, CODEC_BLOB: blob);
+} codec_value;
+
+/* the lengths summed; each blob's bytes upper-cased */
+QTN_COMPONENT(codec) QTN_FAULT(-1)
+int codec_values(codec_value *v QTN_INOUT(n), uint32_t n);
+
 /* callbacks run back in the caller's domain; their own pointer parameters
  * are annotated like an entry's, in the declarator or in a typedef */
 QTN_COMPONENT(codec) QTN_FAULT(-1)

@@ -658,6 +658,48 @@ static void test_pointer_arrays(void **state) {
                  "a callback's parameters cannot be structs with pointers");
 }
 
+/* QTN_ACTIVE: a union's active member, named by a field beside it; a
+ * union holding pointers without one stays refused. */
+static void test_unions(void **state) {
+    (void)state;
+    const char *u = "enum { K_NUM = 1, K_TEXT };\n"
+                    "typedef struct val { int kind; union { long num; const char *text "
+                    "QTN_STRING; } u";
+    char t[1024];
+    snprintf(t, sizeof t, "%s QTN_ACTIVE(kind, K_TEXT: text); } val;\n"
+             "QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(val *v QTN_IN(1));", u);
+    int rc = gen(t);
+    if (rc)
+        fail_msg("exit %d: %s", rc, err);
+    assert_non_null(strstr(stubs, "{.kind = QTN_K_STRING, .offset = offsetof(struct val, u.text), "
+                                  ".flags = QTN_F_WHEN, .when_type = QTN_T_I32, .when_offset = "
+                                  "offsetof(struct val, kind), .when_value = (int64_t)(K_TEXT)}"));
+    snprintf(t, sizeof t, "%s; } val;\nQTN_COMPONENT(c) QTN_FAULT(-1)\n"
+             "int f(val *v QTN_IN(1));", u);
+    expect_error(t, 2, "field 'u' of struct val is a union holding a pointer: which member is "
+                       "active cannot be told, so its pointer cannot cross; say it with "
+                       "QTN_ACTIVE(field, VALUE: member, ...)");
+    snprintf(t, sizeof t, "%s QTN_ACTIVE(knd, K_TEXT: text); } val;\n"
+             "QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(val *v QTN_IN(1));", u);
+    expect_error(t, 2, "QTN_ACTIVE of 'u' of struct val: 'knd' is no integer field of struct "
+                       "val beside the union");
+    snprintf(t, sizeof t, "%s QTN_ACTIVE(kind, K_TXT: text); } val;\n"
+             "QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(val *v QTN_IN(1));", u);
+    expect_error(t, 2, "QTN_ACTIVE of 'u' of struct val: 'K_TXT: text' is not VALUE: member");
+    snprintf(t, sizeof t, "%s QTN_ACTIVE(kind, K_TEXT: txt); } val;\n"
+             "QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(val *v QTN_IN(1));", u);
+    expect_error(t, 2, "QTN_ACTIVE of 'u' of struct val: the union has no member 'txt'");
+    snprintf(t, sizeof t, "%s QTN_ACTIVE(kind, K_NUM: num); } val;\n"
+             "QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(val *v QTN_IN(1));", u);
+    expect_error(t, 2, "QTN_ACTIVE of 'u' of struct val: member 'text' holds a pointer, and no "
+                       "value selects it");
+    expect_error("typedef struct v2 { int kind, n; union { long num; uint8_t *d QTN_IN(n); } u "
+                 "QTN_ACTIVE(kind, 2: d); } v2;\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(v2 *v QTN_IN(1));", 1,
+                 "member 'u.d' of the union in struct v2 counts with 'n': a pointer member of a "
+                 "union counts with a number; for a count in a field, make the member a struct");
+}
+
 /* Callbacks kept in structs (handler tables, I/O hooks) are called after
  * the call that passed them: refused, unless passed through untouched. */
 static void test_function_pointer_fields(void **state) {
@@ -707,6 +749,7 @@ int main(void) {
         cmocka_unit_test(test_function_pointer_fields),
         cmocka_unit_test(test_returned_data),
         cmocka_unit_test(test_pointer_arrays),
+        cmocka_unit_test(test_unions),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[128];

@@ -524,6 +524,37 @@ static void test_pointer_arrays(void **state) {
     plan("codec=host");
 }
 
+/* A union whose active member a field names: that member's pointers
+ * cross (the text in, the blob both ways), a number's bits are left as
+ * bits, and the results match the direct call. */
+static void test_unions(void **state) {
+    (void)state;
+    uint8_t db[6], ib[6];
+    int dr, ir;
+    for (int pass = 0; pass < 2; pass++) {
+        uint8_t *blob = pass ? ib : db;
+        memcpy(blob, "bytes", 6);
+        codec_value v[3] = {{.kind = CODEC_NUM, .u.num = (int64_t)(uintptr_t)&v[0]},
+                            {.kind = CODEC_TEXT, .u.text = "seven c"},
+                            {.kind = CODEC_BLOB, .u.blob = {blob, 5}}};
+        plan(pass ? "codec=1" : "codec=host");
+        if (pass)
+            assert_int_not_equal(codec_pid(), getpid());
+        qtn_clear_error();
+        int r = codec_values(v, 3);
+        assert_int_equal(qtn_last_error(), 0);
+        assert_true(v[0].u.num == (int64_t)(uintptr_t)&v[0]); /* bits, untouched */
+        assert_string_equal(v[1].u.text, "seven c");
+        assert_ptr_equal(v[2].u.blob.data, blob); /* the caller's own pointer back */
+        *(pass ? &ir : &dr) = r;
+    }
+    assert_int_equal(ir, 8 + 7 + 5);
+    assert_int_equal(dr, ir);
+    assert_memory_equal(ib, "BYTES", 6);
+    assert_memory_equal(db, ib, 6);
+    plan("codec=host");
+}
+
 /* A callback the component keeps and calls after the call that passed it
  * returned (or from a thread of its own): directly it runs; isolated it
  * cannot reach the caller, so it does not run, returns 0 and is counted,
@@ -634,6 +665,7 @@ int main(void) {
         cmocka_unit_test(test_kept_callbacks),
         cmocka_unit_test(test_returned_data),
         cmocka_unit_test(test_pointer_arrays),
+        cmocka_unit_test(test_unions),
         cmocka_unit_test_prestate(test_code_identity, &report),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
