@@ -507,6 +507,52 @@ static void test_allocated_made_up(void **state) {
     tu_plan("evil_alloc=host");
 }
 
+/* A domain calling an entry with callee-allocated output (in the host):
+ * such data comes back to the program only, so the call returns the fault
+ * value and says QTN_EINVAL, without running the entry. */
+static int halloc_ran;
+static void halloc_thunk(qtn_val *a, qtn_val *r) {
+    halloc_ran++;
+    *(char **)a[0].p = strdup("x");
+    r->i = 1;
+}
+static const qtn_param halloc_params[] = {
+    {.kind = QTN_K_ALLOCATED, .elem_size = 1, .actual = QTN_ACTUAL_STRING, .free_fn = evil_free}};
+static qtn_component halloc_component;
+static const qtn_entry halloc_entry = {.name = "halloc", .component = &halloc_component,
+                                       .thunk = halloc_thunk, .ret = QTN_T_I32, .nparams = 1,
+                                       .params = halloc_params, .fault = {.i = -1}};
+static const qtn_entry *const halloc_entries[] = {&halloc_entry};
+static qtn_component halloc_component = {.name = "halloc", .nentries = 1,
+                                         .entries = halloc_entries};
+static qtn_edge halloc_edge = QTN_EDGE_INIT(NULL, &halloc_entry);
+
+static void dalloc_thunk(qtn_val *a, qtn_val *r) {
+    (void)a;
+    char *out = NULL;
+    qtn_val v[1] = {{.p = &out}}, rv;
+    int err = qtn_call(&halloc_edge, v, &rv);
+    r->i = err == QTN_EINVAL && rv.i == -1 && !out && qtn_last_error() == QTN_EINVAL ? 7 : err;
+}
+static qtn_component dalloc_component;
+static const qtn_entry dalloc_entry = {.name = "dalloc", .component = &dalloc_component,
+                                       .thunk = dalloc_thunk, .ret = QTN_T_I32, .nparams = 0,
+                                       .fault = {.i = -2}};
+static const qtn_entry *const dalloc_entries[] = {&dalloc_entry};
+static qtn_component dalloc_component = {.name = "dalloc", .nentries = 1,
+                                         .entries = dalloc_entries};
+static qtn_edge dalloc_edge = QTN_EDGE_INIT(NULL, &dalloc_entry);
+
+static void test_allocated_from_a_domain(void **state) {
+    (void)state;
+    tu_plan("dalloc=10 halloc=host");
+    qtn_val r;
+    assert_int_equal(qtn_call(&dalloc_edge, NULL, &r), 0);
+    assert_int_equal(r.i, 7); /* refused, and said, in the domain */
+    assert_int_equal(halloc_ran, 0);
+    tu_plan("dalloc=host");
+}
+
 /* ---- data a result points to, laid out as the domain says ----------------------- */
 
 /* An entry returning data it keeps (QTN_T_OUT): one struct whose items
@@ -758,6 +804,8 @@ static void test_union_switched(void **state) {
 
 static int setup(void **state) {
     (void)state;
+    assert_int_equal(qtn_register(&halloc_component), 0);
+    assert_int_equal(qtn_register(&dalloc_component), 0);
     assert_int_equal(qtn_register(&evil_union_component), 0);
     assert_int_equal(qtn_register(&hnames_component), 0);
     assert_int_equal(qtn_register(&evup_component), 0);
@@ -1006,6 +1054,7 @@ int main(void) {
         cmocka_unit_test(test_forged_handles),
         cmocka_unit_test(test_returned_string_made_up),
         cmocka_unit_test(test_allocated_made_up),
+        cmocka_unit_test(test_allocated_from_a_domain),
         cmocka_unit_test(test_returned_data_made_up),
         cmocka_unit_test(test_string_array_made_up),
         cmocka_unit_test(test_union_switched),

@@ -1032,6 +1032,15 @@ done:
     return r;
 }
 
+/* True if an entry has a parameter the callee allocates into: such data
+ * comes back to the program only, not to a domain calling up. */
+static bool has_allocated(const qtn_entry *en) {
+    for (unsigned i = 0; i < en->nparams; i++)
+        if (en->params[i].kind == QTN_K_ALLOCATED)
+            return true;
+    return false;
+}
+
 /* qtn_call once the edge has its id (0: the overflow bucket). */
 static int call_edge(qtn__thread *t, qtn_edge *e, qtn_val *args, qtn_val *ret) {
     const qtn_entry *en = e->entry;
@@ -1063,6 +1072,11 @@ static int call_edge(qtn__thread *t, qtn_edge *e, qtn_val *args, qtn_val *ret) {
         if (t->serving < 0) {
             *ret = en->fault;
             return QTN_EDEAD;
+        }
+        if (qtn__unlikely(en->ret == QTN_T_ALLOCATED || en->ret == QTN_T_OUT ||
+                          has_allocated(en))) {
+            *ret = en->fault; /* data only the program can take back: said, not sent */
+            return QTN_EINVAL;
         }
         /* a generated stub does not know its caller: the entry this
          * thread is running here does */
