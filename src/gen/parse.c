@@ -461,7 +461,8 @@ static void union_fields(fieldctx *fc, CXCursor c, CXType u, const char *name, l
     }
     for (unsigned j = 0; j < m.n; j++) {
         CXType mt = clang_getCanonicalType(clang_getCursorType(m.c[j]));
-        if (named[j] || !(mt.kind == CXType_Pointer || (mt.kind == CXType_Record && record_has_ptr(mt))))
+        bool holds = mt.kind == CXType_Pointer || (mt.kind == CXType_Record && record_has_ptr(mt));
+        if (named[j] || !holds)
             continue;
         char *mn = dup_cx(clang_getCursorSpelling(m.c[j]));
         error_at(x, *at, "QTN_ACTIVE of '%s%s' of %s: member '%s' holds a pointer, and no value "

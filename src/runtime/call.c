@@ -230,8 +230,9 @@ static void closure_handler(ffi_cif *cif, void *rbuf, void **args, void *ud) {
             qtn__warn("callback parameter %u of %s was called %s: it did not run and returned "
                       "0 (a callback runs back in the caller's domain only during the call "
                       "that passed it; one the component keeps for later cannot)",
-                      s->idx, en->name, t && t->serving >= 0 ? "after its call returned"
-                                                             : "from a thread of the component's own");
+                      s->idx, en->name,
+                      t && t->serving >= 0 ? "after its call returned"
+                                           : "from a thread of the component's own");
         to_ffi_ret(rbuf, (qtn_val){0}, s->sig->ret);
         return;
     }

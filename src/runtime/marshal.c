@@ -455,7 +455,7 @@ int qtn__unmarshal_from(const qtn_param *params, qtn_val *retv, uint8_t rtype,
             else
                 actual = (size_t)ret.u;
         } else {
-                if (!stashed_count(params, fx, (uint32_t)p->actual - 1, &actual))
+            if (!stashed_count(params, fx, (uint32_t)p->actual - 1, &actual))
                 actual = 0; /* NULL or a negative length copies nothing back */
         }
         if (actual > f->count)

@@ -73,8 +73,8 @@ static int check_out_result(const char *cn, const qtn_entry *e) {
         unsigned ai = (unsigned)p->actual - 1;
         const qtn_param *a = ai < e->nparams ? &e->params[ai] : NULL;
         if (!a || (a->kind != QTN_K_OUT && a->kind != QTN_K_INOUT) ||
-            a->len_kind != QTN_LEN_CONST || a->len != 1 || (a->elem_size != 4 && a->elem_size != 8) ||
-            a->st)
+            a->len_kind != QTN_LEN_CONST || a->len != 1 ||
+            (a->elem_size != 4 && a->elem_size != 8) || a->st)
             return bad(cn, e->name, "result: its count's parameter %d must point to one 4- or "
                        "8-byte integer that goes back (out or inout, length 1)", (int)ai);
     } else if (p->len_kind != QTN_LEN_CONST || p->actual) {
@@ -107,8 +107,8 @@ static int check_allocated(const char *cn, const char *en, const qtn_param *ps, 
         unsigned ai = (unsigned)p->actual - 1;
         const qtn_param *a = ai < n ? &ps[ai] : NULL;
         if (!a || (is_param && ai == i) || (a->kind != QTN_K_OUT && a->kind != QTN_K_INOUT) ||
-            a->len_kind != QTN_LEN_CONST || a->len != 1 || (a->elem_size != 4 && a->elem_size != 8) ||
-            a->st)
+            a->len_kind != QTN_LEN_CONST || a->len != 1 ||
+            (a->elem_size != 4 && a->elem_size != 8) || a->st)
             return bad(cn, en, "%s %u: its count's parameter %d must point to one 4- or 8-byte "
                        "integer that goes back (out or inout, length 1)", what, i, (int)ai);
         return 0;
