@@ -166,6 +166,7 @@ QTN_EXTERN void qtn_clear_error(void);
 /* In a sidecar (a header of annotations for a header you cannot edit):
  * annotates field `field` of struct type `type`, e.g.
  *     QTN_FIELD(z_stream, next_in, QTN_IN(avail_in));
+ * (a field inside a struct or union member by its place: `u.text`)
  * Place it before the functions that take the struct. */
 #ifdef QTN_GEN
 #define QTN__CAT2(a, b) a##b

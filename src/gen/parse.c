@@ -328,6 +328,19 @@ static bool field_type(CXType rec, const char *name, CXType *t) {
     return l.found;
 }
 
+/* The type of field `path` of record rec, through the records inside it
+ * ("u.text": member text of the union u), for a sidecar's QTN_FIELD. */
+static bool field_path_type(CXType rec, const char *path, CXType *t) {
+    char *p = strdup(path), *save = NULL;
+    bool ok = true;
+    for (char *tok = strtok_r(p, ".", &save); ok && tok; tok = strtok_r(NULL, ".", &save)) {
+        ok = field_type(rec, tok, t);
+        rec = clang_getCanonicalType(*t);
+    }
+    free(p);
+    return ok;
+}
+
 static enum CXVisitorResult visit_field(CXCursor c, CXClientData d);
 
 #define INNER_ELEMS_MAX 64 /* elements of an array of structs described one by one */
@@ -557,8 +570,10 @@ static enum CXVisitorResult visit_field(CXCursor c, CXClientData d) {
         q->when_type = fc->when_type;
     }
     read_anns(fc->x, q, c, fc->rec_name);
-    for (unsigned i = 0; !q->kind && i < fc->x->nside; i++) /* from a sidecar */
-        if (!strcmp(fc->x->side[i].type, fc->rec_name) && !strcmp(fc->x->side[i].field, bare))
+    for (unsigned i = 0; !q->kind && i < fc->x->nside; i++) /* from a sidecar: by its */
+        if ((!strcmp(fc->x->side[i].type, fc->rec_name) &&   /* name in its record, or */
+             !strcmp(fc->x->side[i].field, bare)) ||           /* its place in the outer */
+            (!strcmp(fc->x->side[i].type, fc->st->type) && !strcmp(fc->x->side[i].field, q->name)))
             read_anns(fc->x, q, fc->x->side[i].c, fc->rec_name);
     free(bare);
     ctx *x = fc->x;
@@ -1516,7 +1531,8 @@ static enum CXChildVisitResult visit(CXCursor c, CXCursor parent, CXClientData d
                 sf->field = strdup(a.items[i] + 10);
                 sf->c = c;
                 CXType ft;
-                if (!field_type(clang_getCanonicalType(clang_getCursorType(c)), sf->field, &ft)) {
+                if (!field_path_type(clang_getCanonicalType(clang_getCursorType(c)), sf->field,
+                                     &ft)) {
                     qg_loc l = loc_of(c);
                     error_at(x, l, "QTN_FIELD: %s has no field '%s'", sf->type, sf->field);
                     free(l.file);

@@ -693,6 +693,20 @@ static void test_unions(void **state) {
              "QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(val *v QTN_IN(1));", u);
     expect_error(t, 2, "QTN_ACTIVE of 'u' of struct val: member 'text' holds a pointer, and no "
                        "value selects it");
+    /* in a sidecar: the union by its name, its member by its place */
+    rc = gen("enum { K_NUM = 1, K_TEXT };\n"
+             "typedef struct val { int kind; union { long num; const char *text; } u; } val;\n"
+             "QTN_FIELD(val, u, QTN_ACTIVE(kind, K_TEXT: text));\n"
+             "QTN_FIELD(val, u.text, QTN_STRING);\n"
+             "QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(val *v QTN_IN(1));");
+    if (rc)
+        fail_msg("exit %d: %s", rc, err);
+    assert_non_null(strstr(stubs, "{.kind = QTN_K_STRING, .offset = offsetof(struct val, u.text), "
+                                  ".flags = QTN_F_WHEN"));
+    expect_error("typedef struct val { int kind; union { long num; const char *text; } u; } val;\n"
+                 "QTN_FIELD(val, u.txt, QTN_STRING);\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(val *v QTN_IN(1));", 2,
+                 "QTN_FIELD: struct val has no field 'u.txt'");
     expect_error("typedef struct v2 { int kind, n; union { long num; uint8_t *d QTN_IN(n); } u "
                  "QTN_ACTIVE(kind, 2: d); } v2;\n"
                  "QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(v2 *v QTN_IN(1));", 1,
