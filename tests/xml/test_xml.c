@@ -2,8 +2,10 @@
  * parsed from memory, dumped to memory libxml2 allocates (xmlDocDumpMemory)
  * and a node's content (xmlNodeGetContent), both freed by the caller with
  * xmlFree wherever libxml2 runs; the results are the same directly and
- * isolated, and the plan may move libxml2 while documents are open: their
- * handles are refused, not used in the wrong process. */
+ * isolated, from four threads at once too, and the plan may move libxml2
+ * while documents are open: their handles are refused, not used in the
+ * wrong process. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -71,6 +73,44 @@ static void test_dump_and_content(void **state) {
     plan("xml=host");
 }
 
+/* Four threads at once, each with its own documents and dumps, against the
+ * isolated libxml2: every dump is the one the host makes. */
+static run expected;
+static void *dumper(void *arg) {
+    int *bad = arg;
+    for (int k = 0; k < 200; k++) {
+        run r;
+        once(&r);
+        if (r.size != expected.size || strcmp(r.dump, expected.dump) ||
+            strcmp(r.content, expected.content))
+            (*bad)++;
+    }
+    return NULL;
+}
+
+static void test_threads(void **state) {
+    (void)state;
+    plan("xml=host");
+    once(&expected);
+    plan("xml=1");
+    qtn_stats s0, s1;
+    assert_int_equal(qtn_stats_component("xml", &s0), 0);
+    pthread_t th[4];
+    int bad[4] = {0};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, dumper, &bad[i]), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(bad[i], 0);
+    assert_int_equal(qtn_stats_component("xml", &s1), 0);
+    assert_int_equal(s1.crossings - s0.crossings, 4 * 200 * 5); /* all of them crossed */
+    qtn_domain_info di;
+    assert_int_equal(qtn_domain_info_get(1, &di), 0);
+    assert_int_equal(di.restarts, 0);
+    plan("xml=host");
+}
+
 /* A document the domain parsed, used after the plan moved libxml2 into the
  * program: refused as stale, not dereferenced here. */
 static void test_document_across_a_move(void **state) {
@@ -97,6 +137,7 @@ int main(void) {
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dump_and_content),
+        cmocka_unit_test(test_threads),
         cmocka_unit_test(test_document_across_a_move),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
