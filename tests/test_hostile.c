@@ -559,14 +559,14 @@ static void test_allocated_from_a_domain(void **state) {
  * field points to n int32s after it. The domain lays it out in the window
  * with the items made up: over the struct itself (walked twice), past what
  * it says it sent, outside the window, a negative n, a place over the host's
- * frame, a length past the window. EO_HONEST lays it out as the runtime
- * does. */
+ * frame, a length past the window, items not aligned as C would read them.
+ * EO_HONEST lays it out as the runtime does. */
 typedef struct ev_set {
     int32_t n;
     int32_t pad;
     const int32_t *items;
 } ev_set;
-enum { EO_HONEST = 1, EO_BACK, EO_PAST, EO_OUT, EO_NEG, EO_LOW, EO_LONG, EO_MAX };
+enum { EO_HONEST = 1, EO_BACK, EO_PAST, EO_OUT, EO_NEG, EO_LOW, EO_LONG, EO_ODD, EO_MAX };
 
 static void evil_out_thunk(qtn_val *a, qtn_val *r) {
     (void)r;
@@ -585,6 +585,7 @@ static void evil_out_thunk(qtn_val *a, qtn_val *r) {
     case EO_NEG: set->n = -1; break;
     case EO_LOW: at = 16; break;
     case EO_LONG: total = wsz; break;
+    case EO_ODD: set->items = (const int32_t *)(win + at + 20); total = 40; break; /* unaligned */
     default: break;
     }
     ch->dret.u = at | total << 32;

@@ -703,8 +703,8 @@ static int in_fields(const qtn_struct *st, char *mine, size_t count, char *c, si
             memcpy(&v, me + f->offset, sizeof v);
             if (!copied_field(f) || !v || !field_active(f, me))
                 continue;
-            if (v < w + *next || v > w + size)
-                return QTN_ECONTRACT;
+            if (v < w + *next || v > w + size || (size_t)(v - w) % QTN__ALIGN)
+                return QTN_ECONTRACT; /* aligned as the domain lays them out: read as C */
             size_t off = (size_t)(v - w), esz = field_esize(f);
             size_t n = field_count(f, me, c + off, size - off);
             if (n == SIZE_MAX || (esz && n > (size - off) / esz))
@@ -731,7 +731,7 @@ int qtn__out_in(const qtn_param *retp, size_t count, uint64_t where, const char 
     if (where == QTN__ALLOC_TOOBIG)
         return QTN_ETOOBIG;
     size_t off = (size_t)(where & 0xffffffffu), bytes = (size_t)(where >> 32);
-    if (!win || off < lo || off > hi || bytes > hi - off)
+    if (!win || off < lo || off > hi || bytes > hi - off || off % QTN__ALIGN)
         return QTN_ECONTRACT;
     if (retp->len_kind == QTN_LEN_CONST && retp->actual <= 0)
         count = (size_t)retp->len;

@@ -104,8 +104,9 @@ uint64_t qtn__out_back(const qtn_param *retp, const qtn_param *params, const qtn
 /* Caller side: the data qtn__out_back left at `where` in the window, copied
  * once into new memory (malloc; *size its bytes) and checked there: the
  * result's elements first (count: retp's constant, or `count`), then each
- * pointer field's data, after the one before, inside what was copied, its
- * length read from the copy; the fields then point into the copy. Returns
+ * pointer field's data, after the one before, inside what was copied, at a
+ * multiple of QTN__ALIGN (so the caller reads it as C), its length read
+ * from the copy; the fields then point into the copy. Returns
  * 0, QTN_ECONTRACT, QTN_ETOOBIG or QTN_ENOMEM. */
 int qtn__out_in(const qtn_param *retp, size_t count, uint64_t where, const char *win, size_t lo,
                 size_t hi, char **copy, size_t *size);
