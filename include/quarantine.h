@@ -120,7 +120,11 @@ QTN_EXTERN void qtn_clear_error(void);
 #define QTN_DENIED(errno_name) QTN__ANN("denied " #errno_name)
 /* on a pointer parameter */
 #define QTN_IN(count) QTN__ANN("in " #count)
-#define QTN_OUT(count) QTN__ANN("out " #count)
+#define QTN_OUT(count) QTN__ANN("out " #count) /* also on a function returning T *: count
+                                                  (a number or *param) elements of
+                                                  data it keeps, copied back with
+                                                  their annotated pointer fields
+                                                  (QTN_T_OUT) */
 #define QTN_INOUT(count) QTN__ANN("inout " #count)
 #define QTN_IN_BYTES(bytes) QTN__ANN("in_bytes " #bytes)
 #define QTN_OUT_BYTES(bytes) QTN__ANN("out_bytes " #bytes)
