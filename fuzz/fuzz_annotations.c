@@ -81,6 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     free(p.count);
     free(p.actual);
+    free(p.free_fn), free(p.alloc_fn), free(p.each), free(p.active);
     free(text);
     return 0;
 }

@@ -19,7 +19,12 @@
  * the frame (a NUL to a letter and back) while the host imports it, as a
  * domain thread could: the private copies must still be what the checks
  * saw (every string ends with its NUL inside its copy), and every handle
- * the host goes on with, argument or struct field, is one it issued. */
+ * the host goes on with, argument or struct field, is one it issued.
+ *
+ * Part 3 (data a result points to, QTN_T_OUT): the input is what a domain
+ * laid out in the window, pointers aimed into it; what the host accepts
+ * must be a copy whose every pointer, and what it points to, lies inside
+ * it (a string with its NUL, an array of its length). */
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -302,10 +307,93 @@ static void request(const uint8_t *data, size_t size) {
     free(frame);
 }
 
+typedef struct fz_set {
+    int32_t n;
+    int32_t kind; /* 1: items is the active member */
+    union {
+        const int32_t *items;
+        int64_t bits;
+    } u;
+} fz_set;
+typedef struct fz_res {
+    const char *name;
+    const fz_set *set;
+    int64_t v;
+} fz_res;
+static const qtn_param f_set[] = {
+    {.kind = QTN_K_IN, .elem_size = 4, .len_kind = QTN_LEN_FIELD, .type = QTN_T_I32,
+     .len = offsetof(fz_set, n), .offset = offsetof(fz_set, u.items), .flags = QTN_F_WHEN,
+     .when_type = QTN_T_I32, .when_offset = offsetof(fz_set, kind), .when_value = 1}};
+static const qtn_struct s_set = {"fz_set", sizeof(fz_set), 1, f_set};
+static const qtn_param f_res[] = {
+    {.kind = QTN_K_STRING, .offset = offsetof(fz_res, name)},
+    {.kind = QTN_K_IN, .elem_size = sizeof(fz_set), .len = 2, .offset = offsetof(fz_res, set),
+     .st = &s_set}};
+static const qtn_struct s_res = {"fz_res", sizeof(fz_res), 2, f_res};
+
+static bool inside(const char *c, size_t size, const void *p, size_t bytes) {
+    const char *q = p;
+    return q >= c && q <= c + size && bytes <= (size_t)(c + size - q);
+}
+
+static void returned(const uint8_t *data, size_t size) {
+    static _Alignas(16) char win[4096];
+    enum { LO = 64 };
+    const qtn_param retp = {.kind = QTN_K_OUT, .elem_size = sizeof(fz_res),
+                            .len_kind = QTN_LEN_CONST, .len = 2, .st = &s_res};
+    size_t room = sizeof win - LO, n = size < room ? size : room;
+    memset(win, 0, sizeof win);
+    memcpy(win + LO, data, n);
+    /* pointers into what was laid out, where the input's bytes say */
+    for (size_t i = 0; i + 2 <= n && i < 48; i += 2) {
+        size_t at = LO + (data[i] * 8u) % (n ? n : 1);
+        char *p = win + LO + (data[i + 1] * 4u) % (n + 8);
+        if (at + sizeof p <= LO + n)
+            memcpy(win + at, &p, sizeof p);
+    }
+    size_t len = n;
+    if (size > 2 && data[0] == 0xff)
+        len = (size_t)data[1] << 8; /* a length of the domain's choosing */
+    uint64_t where = size && data[size - 1] == 0xfe ? 8 : LO; /* over the host's frame */
+    where |= (uint64_t)len << 32;
+    char *copy;
+    size_t csize;
+    int r = qtn__out_in(&retp, 0, where, win, LO, sizeof win, &copy, &csize);
+    if (r) {
+        if (r != QTN_ECONTRACT && r != QTN_ENOMEM)
+            abort();
+        if (copy)
+            abort();
+        return;
+    }
+    if (!copy || csize < 2 * sizeof(fz_res))
+        abort();
+    const fz_res *res = (const fz_res *)copy;
+    for (int k = 0; k < 2; k++) {
+        if (res[k].name && (!inside(copy, csize, res[k].name, 1) ||
+                            !memchr(res[k].name, 0, (size_t)(copy + csize - res[k].name))))
+            abort();
+        if (!res[k].set)
+            continue;
+        if (!inside(copy, csize, res[k].set, 2 * sizeof(fz_set)))
+            abort();
+        for (int j = 0; j < 2; j++) {
+            const fz_set *st = &res[k].set[j];
+            if (st->kind != 1 || !st->u.items)
+                continue; /* the union's bits: not a pointer */
+            if (st->n < 0 || !inside(copy, csize, st->u.items, (size_t)st->n * 4))
+                abort();
+        }
+    }
+    free(copy);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size == 0)
         return 0;
-    if (data[0] & 1)
+    if (data[0] % 3 == 2)
+        returned(data + 1, size - 1);
+    else if (data[0] & 1)
         answer(data + 1, size - 1);
     else
         request(data + 1, size - 1);

@@ -38,7 +38,8 @@ int main(int argc, char **argv) {
     static const char *const words[] = {"qtn ", "in ", "out ", "inout_bytes ", "actual ", "*",
                                         "return", "string", "n", "len", "sizeof(", ")", "(",
                                         "[", "]", " * ", "+", ";", "\"", "\n", "m", "42",
-                                        "field ", "callback", "zz", "owned"};
+                                        "field ", "callback", "zz", "owned", "allocated ",
+                                        ", ", "free", "each ", "active ", ": "};
     for (long r = 0; r < runs && text; r++) {
         size_t n = 0, k = next() % 12;
         for (size_t i = 0; i < k; i++) {

@@ -120,13 +120,26 @@ QTN_EXTERN void qtn_clear_error(void);
 #define QTN_DENIED(errno_name) QTN__ANN("denied " #errno_name)
 /* on a pointer parameter */
 #define QTN_IN(count) QTN__ANN("in " #count)
-#define QTN_OUT(count) QTN__ANN("out " #count)
+#define QTN_OUT(count) QTN__ANN("out " #count) /* also on a function returning T *: count
+                                                  (a number or *param) elements of
+                                                  data it keeps, copied back with
+                                                  their annotated pointer fields
+                                                  (QTN_T_OUT) */
 #define QTN_INOUT(count) QTN__ANN("inout " #count)
 #define QTN_IN_BYTES(bytes) QTN__ANN("in_bytes " #bytes)
 #define QTN_OUT_BYTES(bytes) QTN__ANN("out_bytes " #bytes)
 #define QTN_INOUT_BYTES(bytes) QTN__ANN("inout_bytes " #bytes)
 #define QTN_ACTUAL(src) QTN__ANN("actual " #src) /* `return` or `*param`: elements written */
 #define QTN_STRING QTN__ANN("string")            /* NUL-terminated, copied in */
+/* with QTN_IN(count) on a `T **` parameter: what each of its pointers points
+ * to, copied in with the array: QTN_EACH(string) (NUL-terminated) or
+ * QTN_EACH(k) (k elements of T, a number); NULL pointers cross as NULL */
+#define QTN_EACH(what) QTN__ANN("each " #what)
+/* on a union field of a struct: which member is active, by the value of an
+ * integer field beside it: QTN_ACTIVE(kind, KIND_STR: s, KIND_BLOB: blob);
+ * the pointers of the member the value names cross, those of the others do
+ * not (a union holding pointers without it is refused) */
+#define QTN_ACTIVE(...) QTN__ANN("active " #__VA_ARGS__)
 #define QTN_NULLABLE QTN__ANN("nullable")
 #define QTN_HANDLE QTN__ANN("handle")            /* opaque, passed through */
 #define QTN_OWNED QTN__ANN("owned")              /* a handle the callee issued */
@@ -136,6 +149,15 @@ QTN_EXTERN void qtn_clear_error(void);
 #define QTN_CALLBACK QTN__ANN("callback")        /* a function pointer: runs back in the
                                                     caller's domain; annotate its own
                                                     pointer parameters the same way */
+/* on a `T **out` parameter, or on a function returning `T *`: the callee
+ * allocates what comes back, and the caller frees it with free_fn, wherever
+ * the component runs. QTN_ALLOCATED(count, free_fn[, alloc_fn]): count is
+ * `*len` (a QTN_OUT(1) integer parameter), `return` (the integer the
+ * function returns; parameters only) or `string` (NUL-terminated chars).
+ * On a crossing the data is copied into memory from alloc_fn (malloc unless
+ * named: it must be what free_fn frees in the program) and the callee's
+ * copy is freed in its domain with free_fn. */
+#define QTN_ALLOCATED(...) QTN__ANN("allocated " #__VA_ARGS__)
 
 /* In a source file of a component that defines none of its entries (helpers
  * only), at file scope: says whose code the file is, so that a host crash in
@@ -148,6 +170,7 @@ QTN_EXTERN void qtn_clear_error(void);
 /* In a sidecar (a header of annotations for a header you cannot edit):
  * annotates field `field` of struct type `type`, e.g.
  *     QTN_FIELD(z_stream, next_in, QTN_IN(avail_in));
+ * (a field inside a struct or union member by its place: `u.text`)
  * Place it before the functions that take the struct. */
 #ifdef QTN_GEN
 #define QTN__CAT2(a, b) a##b
@@ -187,11 +210,21 @@ enum {
     QTN_T_PTR,   /* a pointer passed by value and never dereferenced */
     QTN_T_HANDLE, /* return type only: a pointer the callee issued; on a crossing
                     it is tagged with the domain's incarnation (see QTN_F_OWNED) */
-    QTN_T_STRING  /* return type only: a NUL-terminated string the callee keeps (a
+    QTN_T_STRING,  /* return type only: a NUL-terminated string the callee keeps (a
                     version, an error message, a name), never freed by the
                     caller; on a crossing it is copied back into memory of the
                     calling thread's, valid until that thread calls the same
                     entry again (NULL crosses as NULL) */
+    QTN_T_ALLOCATED, /* return type only: a pointer to data the callee allocated and
+                    the caller frees (qtn_entry.ret_param says how much and with
+                    what); on a crossing it is copied into memory of the
+                    caller's and the callee's copy is freed in its domain */
+    QTN_T_OUT       /* return type only: a pointer to data the callee keeps, which
+                    the caller reads (qtn_entry.ret_param: kind QTN_K_OUT, its
+                    count, its struct with the pointer fields that come along);
+                    on a crossing it is copied back into memory of the calling
+                    thread's, valid until that thread calls the same entry
+                    again (NULL crosses as NULL) */
 };
 
 /* What crosses for a parameter. */
@@ -202,7 +235,11 @@ enum {
     QTN_K_OUT,        /* buffer copied back from the callee (starts zeroed) */
     QTN_K_INOUT,      /* buffer copied both ways */
     QTN_K_STRING,     /* NUL-terminated string copied to the callee */
-    QTN_K_CALLBACK    /* function pointer; runs back in the caller's domain */
+    QTN_K_CALLBACK,   /* function pointer; runs back in the caller's domain */
+    QTN_K_ALLOCATED   /* T **: the callee stores a pointer to data it allocated;
+                         it comes back as a copy from alloc_fn, the callee's
+                         copy freed with free_fn in the callee's domain; a
+                         pointer the callee leaves alone stays as it was */
 };
 
 /* Where a buffer's element count comes from. */
@@ -220,12 +257,17 @@ enum {
 #define QTN_F_OWNED 0x02u    /* QTN_K_HANDLE issued by the callee's component:
                                 a handle from an earlier incarnation of its
                                 domain fails the call with QTN_ESTALE */
+#define QTN_F_WHEN 0x04u     /* a struct field in a union member: it crosses
+                                only while the integer field at when_offset
+                                (of type when_type) holds when_value */
 
 /* qtn_param.actual: no actual length, the return value, or an out-parameter
  * (zero-initialised descriptors mean "none"). */
 #define QTN_ACTUAL_NONE 0
 #define QTN_ACTUAL_RET (-1)
 #define QTN_ACTUAL_PARAM(i) ((i) + 1)
+#define QTN_ACTUAL_STRING (-2) /* QTN_K_ALLOCATED, QTN_T_ALLOCATED: up to and
+                                  with the first NUL (elements of 1 byte) */
 
 struct qtn_struct;
 struct qtn_sig;
@@ -238,6 +280,10 @@ struct qtn_sig;
  * unsigned), only the first `actual` elements are copied back; the runtime
  * checks actual <= count, and a negative actual copies nothing. If `st` is
  * set, each element is that struct and its pointer fields cross too.
+ * For QTN_K_ALLOCATED (and an entry's ret_param) `actual` says how many
+ * elements of elem_size bytes the callee allocated (QTN_ACTUAL_RET,
+ * QTN_ACTUAL_PARAM(i) or QTN_ACTUAL_STRING; a negative count: none), and
+ * free_fn and alloc_fn what frees and allocates them.
  */
 typedef struct qtn_param {
     uint8_t kind;     /* QTN_K_SCALAR ... QTN_K_CALLBACK */
@@ -251,6 +297,13 @@ typedef struct qtn_param {
     uint32_t offset;  /* for struct fields: offset of the pointer field */
     const struct qtn_struct *st; /* element struct with pointer fields */
     const struct qtn_sig *sig;   /* callback signature */
+    void (*free_fn)(void *);     /* QTN_K_ALLOCATED: frees the callee's copy (in its
+                                    domain), and what the caller frees with */
+    void *(*alloc_fn)(size_t);   /* QTN_K_ALLOCATED: allocates the caller's copy
+                                    (NULL: malloc); free_fn must free it */
+    uint8_t when_type;           /* QTN_F_WHEN: the discriminant's QTN_T_* */
+    uint32_t when_offset;        /* QTN_F_WHEN: its offset in the element */
+    int64_t when_value;          /* QTN_F_WHEN: the value that makes it active */
 } qtn_param;
 
 /* Shorthands for descriptors in hand-written stubs. */
@@ -297,6 +350,11 @@ typedef struct qtn_entry {
                              QTN_NO_DEADLINE: none. Bounds the whole
                              crossing from its start: waiting for a
                              channel, the callbacks and calls up it makes */
+    const qtn_param *ret_param; /* ret QTN_T_ALLOCATED: how much comes back and
+                                   what frees it (kind QTN_K_ALLOCATED); ret
+                                   QTN_T_OUT: how much, and its struct (kind
+                                   QTN_K_OUT, len_kind QTN_LEN_CONST, or
+                                   actual QTN_ACTUAL_PARAM(i)) */
 } qtn_entry;
 
 #define QTN_NO_DEADLINE UINT32_MAX
@@ -551,6 +609,11 @@ typedef struct qtn_domain_info {
     uint64_t restarts;
     uint64_t recovery_ns_total; /* fault noticed -> new process serving */
     uint64_t recovery_ns_max;
+    uint64_t late_callbacks;    /* callback parameters its running process called
+                                   after their call returned (a library keeping
+                                   one for later) or from a thread of its own:
+                                   they did not run and returned 0 (the process's
+                                   own count, as it says) */
 } qtn_domain_info;
 
 /* Fills *out for isolated domain `id`. Returns 0, QTN_ERANGE or QTN_ESTATE. */

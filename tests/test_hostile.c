@@ -409,8 +409,409 @@ static void test_returned_string_made_up(void **state) {
     tu_plan("evil_str=host");
 }
 
+/* ---- data the callee allocated, where the domain says ------------------------ */
+
+/* An entry with callee-allocated output (QTN_K_ALLOCATED, its count in
+ * *len) and one returning an allocated string, whose domain answers with
+ * the data's place made up: over the host's own frame, past the window,
+ * longer than the window, longer than *len says, a string without its NUL.
+ * EA_HONEST answers as the runtime would. */
+enum { EA_HONEST = 1, EA_LOW, EA_OUT, EA_LONG, EA_LEN, EA_SHORT, EA_RET_NONUL, EA_RET_OUT,
+       EA_MAX };
+
+static void evil_alloc_thunk(qtn_val *a, qtn_val *r) {
+    (void)r;
+    qtn__thread *t = qtn__self_thread();
+    qtn__chan *ch = qtn__chan_in(qtn__my_slot(), (uint32_t)t->serving);
+    char *win = qtn__win_in(qtn__my_slot(), (uint32_t)t->serving);
+    uint64_t wsz = qtn__g.lay.win_size, at = (t->top + 15) & ~(uint64_t)15, v = 0;
+    memcpy(win + at, "abcdefgh", 8);
+    switch (a[0].i) {
+    case EA_HONEST: v = at | (uint64_t)4 << 32; break;
+    case EA_LOW: v = 8 | (uint64_t)4 << 32; break;
+    case EA_OUT: v = (wsz + 64) | (uint64_t)4 << 32; break;
+    case EA_LONG: v = at | (wsz - 8) << 32; break;
+    case EA_LEN: v = at | (uint64_t)8 << 32; break; /* *len says 4 */
+    case EA_SHORT: v = at | (uint64_t)2 << 32; break;
+    case EA_RET_NONUL: v = at | (uint64_t)4 << 32; break; /* "abcd", no NUL */
+    case EA_RET_OUT: v = (wsz - 2) | (uint64_t)4 << 32; break;
+    default: return;
+    }
+    if (a[0].i < EA_RET_NONUL) {
+        uint64_t four = 4;
+        memcpy(a[2].p, &four, sizeof four); /* *len */
+        memcpy(a[1].p, &v, sizeof v);       /* where *out's data is */
+        ch->dret.u = 0;
+    } else {
+        ch->dret.u = v;
+    }
+    ch->dtype = QTN__MSG_RET;
+    qtn__post(&ch->dseq, ++t->sent, &ch->hsleep);
+    for (;;)
+        pause(); /* the host kills this process (EA_HONEST: it is left alone) */
+}
+static void evil_free(void *p) { free(p); }
+static const qtn_param evil_alloc_params[] = {
+    QTN_P_SCALAR(QTN_T_I32),
+    {.kind = QTN_K_ALLOCATED, .elem_size = 1, .actual = QTN_ACTUAL_PARAM(2), .free_fn = evil_free},
+    {.kind = QTN_K_OUT, .elem_size = 8, .len_kind = QTN_LEN_CONST, .len = 1, .type = QTN_T_U64}};
+static const qtn_param evil_aret_param = {.kind = QTN_K_ALLOCATED, .elem_size = 1,
+                                          .actual = QTN_ACTUAL_STRING, .free_fn = evil_free};
+static qtn_component evil_alloc_component;
+static const qtn_entry evil_alloc_entry = {.name = "evil_alloc",
+                                           .component = &evil_alloc_component,
+                                           .thunk = evil_alloc_thunk, .ret = QTN_T_I32,
+                                           .nparams = 3, .params = evil_alloc_params,
+                                           .fault = {.i = -1}};
+static const qtn_entry evil_aret_entry = {.name = "evil_aret",
+                                          .component = &evil_alloc_component,
+                                          .thunk = evil_alloc_thunk, .ret = QTN_T_ALLOCATED,
+                                          .nparams = 1, .params = evil_alloc_params,
+                                          .fault = {.p = NULL}, .ret_param = &evil_aret_param};
+static const qtn_entry *const evil_alloc_entries[] = {&evil_alloc_entry, &evil_aret_entry};
+static qtn_component evil_alloc_component = {.name = "evil_alloc", .nentries = 2,
+                                             .entries = evil_alloc_entries};
+static qtn_edge evil_alloc_edge = QTN_EDGE_INIT(NULL, &evil_alloc_entry);
+static qtn_edge evil_aret_edge = QTN_EDGE_INIT(NULL, &evil_aret_entry);
+
+static void test_allocated_made_up(void **state) {
+    (void)state;
+    tu_plan("evil_alloc=5"); /* the honest answer's thread stays in pause() there */
+    static char mine[] = "mine";
+    for (int mode = EA_HONEST; mode < EA_MAX; mode++) {
+        uint32_t inc = incarnation(mode == EA_HONEST ? 5 : 4);
+        char *out = mine;
+        uint64_t len = 77;
+        qtn_val v[3] = {{.i = mode}, {.p = &out}, {.p = &len}}, r;
+        bool ret = mode >= EA_RET_NONUL;
+        int err = qtn_call(ret ? &evil_aret_edge : &evil_alloc_edge, v, &r);
+        if (mode == EA_HONEST) { /* the host's copy, NUL after it, for free() */
+            assert_int_equal(err, 0);
+            assert_int_equal(r.i, 0);
+            assert_int_equal(len, 4);
+            assert_ptr_not_equal(out, mine);
+            assert_string_equal(out, "abcd");
+            free(out);
+            qtn_report rep;
+            assert_int_equal(qtn_report_next(&rep, 0), 0);
+            assert_int_equal(incarnation(5), inc); /* no fault */
+            tu_plan("evil_alloc=4");
+            continue;
+        }
+        if (err != QTN_ECONTRACT || (ret ? r.p != NULL : r.i != -1))
+            fail_msg("mode %d: got %s, want the fault value", mode, qtn_strerror(err));
+        assert_ptr_equal(out, mine); /* nothing written: not *out, not *len */
+        assert_int_equal(len, 77);
+        expect_contract_fault(4, inc, ret ? "evil_aret" : "evil_alloc");
+    }
+    tu_plan("evil_alloc=host");
+}
+
+/* A domain calling an entry with callee-allocated output (in the host):
+ * such data comes back to the program only, so the call returns the fault
+ * value and says QTN_EINVAL, without running the entry. */
+static int halloc_ran;
+static void halloc_thunk(qtn_val *a, qtn_val *r) {
+    halloc_ran++;
+    *(char **)a[0].p = strdup("x");
+    r->i = 1;
+}
+static const qtn_param halloc_params[] = {
+    {.kind = QTN_K_ALLOCATED, .elem_size = 1, .actual = QTN_ACTUAL_STRING, .free_fn = evil_free}};
+static qtn_component halloc_component;
+static const qtn_entry halloc_entry = {.name = "halloc", .component = &halloc_component,
+                                       .thunk = halloc_thunk, .ret = QTN_T_I32, .nparams = 1,
+                                       .params = halloc_params, .fault = {.i = -1}};
+static const qtn_entry *const halloc_entries[] = {&halloc_entry};
+static qtn_component halloc_component = {.name = "halloc", .nentries = 1,
+                                         .entries = halloc_entries};
+static qtn_edge halloc_edge = QTN_EDGE_INIT(NULL, &halloc_entry);
+
+static void dalloc_thunk(qtn_val *a, qtn_val *r) {
+    (void)a;
+    char *out = NULL;
+    qtn_val v[1] = {{.p = &out}}, rv;
+    int err = qtn_call(&halloc_edge, v, &rv);
+    r->i = err == QTN_EINVAL && rv.i == -1 && !out && qtn_last_error() == QTN_EINVAL ? 7 : err;
+}
+static qtn_component dalloc_component;
+static const qtn_entry dalloc_entry = {.name = "dalloc", .component = &dalloc_component,
+                                       .thunk = dalloc_thunk, .ret = QTN_T_I32, .nparams = 0,
+                                       .fault = {.i = -2}};
+static const qtn_entry *const dalloc_entries[] = {&dalloc_entry};
+static qtn_component dalloc_component = {.name = "dalloc", .nentries = 1,
+                                         .entries = dalloc_entries};
+static qtn_edge dalloc_edge = QTN_EDGE_INIT(NULL, &dalloc_entry);
+
+static void test_allocated_from_a_domain(void **state) {
+    (void)state;
+    tu_plan("dalloc=10 halloc=host");
+    qtn_val r;
+    assert_int_equal(qtn_call(&dalloc_edge, NULL, &r), 0);
+    assert_int_equal(r.i, 7); /* refused, and said, in the domain */
+    assert_int_equal(halloc_ran, 0);
+    tu_plan("dalloc=host");
+}
+
+/* ---- data a result points to, laid out as the domain says ----------------------- */
+
+/* An entry returning data it keeps (QTN_T_OUT): one struct whose items
+ * field points to n int32s after it. The domain lays it out in the window
+ * with the items made up: over the struct itself (walked twice), past what
+ * it says it sent, outside the window, a negative n, a place over the host's
+ * frame, a length past the window, items not aligned as C would read them.
+ * EO_HONEST lays it out as the runtime does. */
+typedef struct ev_set {
+    int32_t n;
+    int32_t pad;
+    const int32_t *items;
+} ev_set;
+enum { EO_HONEST = 1, EO_BACK, EO_PAST, EO_OUT, EO_NEG, EO_LOW, EO_LONG, EO_ODD, EO_MAX };
+
+static void evil_out_thunk(qtn_val *a, qtn_val *r) {
+    (void)r;
+    qtn__thread *t = qtn__self_thread();
+    qtn__chan *ch = qtn__chan_in(qtn__my_slot(), (uint32_t)t->serving);
+    char *win = qtn__win_in(qtn__my_slot(), (uint32_t)t->serving);
+    uint64_t wsz = qtn__g.lay.win_size, at = (t->top + 15) & ~(uint64_t)15, total = 32;
+    ev_set *set = (ev_set *)(win + at);
+    int32_t *items = (int32_t *)(win + at + 16);
+    *set = (ev_set){3, 0, items};
+    items[0] = 10, items[1] = 20, items[2] = 30;
+    switch (a[0].i) {
+    case EO_BACK: set->items = (const int32_t *)(win + at); break;
+    case EO_PAST: set->n = 100; break;
+    case EO_OUT: set->items = (const int32_t *)(win + wsz - 4); break;
+    case EO_NEG: set->n = -1; break;
+    case EO_LOW: at = 16; break;
+    case EO_LONG: total = wsz; break;
+    case EO_ODD: set->items = (const int32_t *)(win + at + 20); total = 40; break; /* unaligned */
+    default: break;
+    }
+    ch->dret.u = at | total << 32;
+    ch->dtype = QTN__MSG_RET;
+    qtn__post(&ch->dseq, ++t->sent, &ch->hsleep);
+    for (;;)
+        pause(); /* the host kills this process (EO_HONEST: it is left alone) */
+}
+static const qtn_param ev_set_fields[] = {
+    {.kind = QTN_K_IN, .offset = offsetof(ev_set, items), .elem_size = 4,
+     .len_kind = QTN_LEN_FIELD, .len = offsetof(ev_set, n), .type = QTN_T_I32}};
+static const qtn_struct ev_set_st = {"ev_set", sizeof(ev_set), 1, ev_set_fields};
+static const qtn_param evil_out_ret = {.kind = QTN_K_OUT, .elem_size = sizeof(ev_set),
+                                       .len_kind = QTN_LEN_CONST, .len = 1, .st = &ev_set_st};
+static qtn_component evil_out_component;
+static const qtn_entry evil_out_entry = {.name = "evil_out", .component = &evil_out_component,
+                                         .thunk = evil_out_thunk, .ret = QTN_T_OUT,
+                                         .nparams = 1, .params = evil_str_params,
+                                         .fault = {.p = NULL}, .ret_param = &evil_out_ret};
+static const qtn_entry *const evil_out_entries[] = {&evil_out_entry};
+static qtn_component evil_out_component = {.name = "evil_out", .nentries = 1,
+                                           .entries = evil_out_entries};
+static qtn_edge evil_out_edge = QTN_EDGE_INIT(NULL, &evil_out_entry);
+
+static void test_returned_data_made_up(void **state) {
+    (void)state;
+    tu_plan("evil_out=6"); /* the honest answer's thread stays in pause() there */
+    for (int mode = EO_HONEST; mode < EO_MAX; mode++) {
+        int d = mode == EO_HONEST ? 6 : 7;
+        uint32_t inc = incarnation(d);
+        qtn_val v[1] = {{.i = mode}}, r;
+        int err = qtn_call(&evil_out_edge, v, &r);
+        if (mode == EO_HONEST) { /* the host's copy, its pointer into it */
+            assert_int_equal(err, 0);
+            const ev_set *set = r.p;
+            assert_non_null(set);
+            assert_int_equal(set->n, 3);
+            assert_true((const char *)set->items == (const char *)set + 16);
+            assert_int_equal(set->items[2], 30);
+            qtn_report rep;
+            assert_int_equal(qtn_report_next(&rep, 0), 0);
+            assert_int_equal(incarnation(d), inc);
+            tu_plan("evil_out=7");
+            continue;
+        }
+        if (err != QTN_ECONTRACT || r.p)
+            fail_msg("mode %d: got %s, want the fault value", mode, qtn_strerror(err));
+        expect_contract_fault(d, inc, "evil_out");
+    }
+    tu_plan("evil_out=host");
+}
+
+/* ---- an array of strings a domain passes up ------------------------------------ */
+
+/* A domain calls an entry of a component in the host with an array of
+ * strings (QTN_EACH(string)): one of its pointers made up, outside the
+ * window, over the domain's own caller's frame, or to a string without its
+ * NUL in the frame. The host must copy and check each before its entry
+ * runs; EU_HONEST passes two real ones. */
+enum { EU_HONEST = 1, EU_OUT, EU_LOW, EU_NONUL, EU_MAX };
+
+static int64_t hnames_seen;
+static void hnames_thunk(qtn_val *a, qtn_val *r) {
+    const char *const *v = a[0].p;
+    int64_t t = 0;
+    for (uint64_t i = 0; i < a[1].u; i++)
+        t += v[i] ? (int64_t)strlen(v[i]) : 0;
+    hnames_seen++;
+    r->i = t;
+}
+static const qtn_param strs_fields[] = {{.kind = QTN_K_STRING, .offset = 0}};
+static const qtn_struct strs_st = {"strs", sizeof(char *), 1, strs_fields};
+static const qtn_param hnames_params[] = {
+    {.kind = QTN_K_IN, .elem_size = sizeof(char *), .len_kind = QTN_LEN_PARAM, .len = 1,
+     .st = &strs_st},
+    QTN_P_SCALAR(QTN_T_U64)};
+static qtn_component hnames_component;
+static const qtn_entry hnames_entry = {.name = "hnames", .component = &hnames_component,
+                                       .thunk = hnames_thunk, .ret = QTN_T_I64, .nparams = 2,
+                                       .params = hnames_params, .fault = {.i = -1}};
+static const qtn_entry *const hnames_entries[] = {&hnames_entry};
+static qtn_component hnames_component = {.name = "hnames", .nentries = 1,
+                                         .entries = hnames_entries};
+
+static void evup_thunk(qtn_val *a, qtn_val *r) {
+    qtn__thread *t = qtn__self_thread();
+    qtn__chan *ch = qtn__chan_in(qtn__my_slot(), (uint32_t)t->serving);
+    char *win = qtn__win_in(qtn__my_slot(), (uint32_t)t->serving);
+    uint64_t wsz = qtn__g.lay.win_size, fo = (t->top + 15) & ~(uint64_t)15;
+    qtn__frame *fr = (qtn__frame *)(win + fo);
+    char **arr = (char **)(win + fo + 64);
+    fr->nargs = 2;
+    fr->args[0].p = arr;
+    fr->args[1].u = 2;
+    memcpy(win + fo + 128, "ok", 3);
+    memcpy(win + fo + 144, "fine", 5);
+    arr[0] = win + fo + 128;
+    arr[1] = win + fo + 144;
+    switch (a[0].i) {
+    case EU_OUT: arr[1] = win + wsz + 64; break;
+    case EU_LOW: arr[1] = win + 8; break;
+    case EU_NONUL: memset(win + fo + 144, 'A', 112); break; /* up to the frame's end */
+    default: break;
+    }
+    ch->dtype = QTN__MSG_UP;
+    ch->did = (uint64_t)(uintptr_t)&hnames_entry;
+    ch->did2 = 0;
+    ch->ddepth = 0;
+    ch->dframe = fo;
+    ch->dend = fo + 256;
+    qtn__post(&ch->dseq, ++t->sent, &ch->hsleep);
+    if (qtn__await(&ch->hseq, t->seen, t->seen + 1, &ch->dsleep, NULL, 0, 0, NULL))
+        abort();
+    t->seen++;
+    r->i = fr->ret.i; /* the host's answer */
+}
+static const qtn_param evup_params[] = {QTN_P_SCALAR(QTN_T_I32)};
+static qtn_component evup_component;
+static const qtn_entry evup_entry = {.name = "evup", .component = &evup_component,
+                                     .thunk = evup_thunk, .ret = QTN_T_I64, .nparams = 1,
+                                     .params = evup_params, .fault = {.i = -2}};
+static const qtn_entry *const evup_entries[] = {&evup_entry};
+static qtn_component evup_component = {.name = "evup", .nentries = 1, .entries = evup_entries};
+static qtn_edge evup_edge = QTN_EDGE_INIT(NULL, &evup_entry);
+
+static void test_string_array_made_up(void **state) {
+    (void)state;
+    tu_plan("evup=8 hnames=host");
+    for (int mode = EU_HONEST; mode < EU_MAX; mode++) {
+        uint32_t inc = incarnation(8);
+        int64_t seen = hnames_seen;
+        qtn_val v[1] = {{.i = mode}}, r;
+        int err = qtn_call(&evup_edge, v, &r);
+        if (mode == EU_HONEST) {
+            assert_int_equal(err, 0);
+            assert_int_equal(r.i, 2 + 4); /* the host's entry read both */
+            assert_int_equal(hnames_seen, seen + 1);
+            continue;
+        }
+        if (err != QTN_ECONTRACT || r.i != -2)
+            fail_msg("mode %d: got %s, want the fault value", mode, qtn_strerror(err));
+        assert_int_equal(hnames_seen, seen); /* the host's entry never ran */
+        expect_contract_fault(8, inc, "evup");
+    }
+    tu_plan("evup=host");
+}
+
+/* ---- a union whose active member the domain changes -------------------------- */
+
+/* An inout struct holding a union (QTN_F_WHEN fields): the caller sends a
+ * number; the domain answers with the discriminant switched to the string
+ * member and a pointer of its own in it. The caller never sent a buffer
+ * for that member: a contract fault, and the caller's struct untouched.
+ * EW_HONEST turns the number negative and keeps the kind. */
+typedef struct ev_val {
+    int32_t kind; /* 1 number, 2 text */
+    union {
+        int64_t num;
+        const char *text;
+    } u;
+} ev_val;
+enum { EW_HONEST = 1, EW_SWITCH, EW_MAX };
+
+static void evil_union_thunk(qtn_val *a, qtn_val *r) {
+    ev_val *v = a[1].p; /* its copy in the window */
+    char *win = qtn__win_in(qtn__my_slot(), (uint32_t)qtn__self_thread()->serving);
+    if (a[0].i == EW_HONEST) {
+        v->u.num = -v->u.num;
+    } else {
+        memcpy(win + qtn__g.lay.win_size - 8, "made", 5);
+        v->kind = 2;
+        v->u.text = win + qtn__g.lay.win_size - 8;
+    }
+    r->i = 0;
+}
+static const qtn_param ev_val_fields[] = {
+    {.kind = QTN_K_STRING, .offset = offsetof(ev_val, u.text), .flags = QTN_F_WHEN,
+     .when_type = QTN_T_I32, .when_offset = offsetof(ev_val, kind), .when_value = 2}};
+static const qtn_struct ev_val_st = {"ev_val", sizeof(ev_val), 1, ev_val_fields};
+static const qtn_param evil_union_params[] = {
+    QTN_P_SCALAR(QTN_T_I32),
+    {.kind = QTN_K_INOUT, .elem_size = sizeof(ev_val), .len_kind = QTN_LEN_CONST, .len = 1,
+     .st = &ev_val_st}};
+static qtn_component evil_union_component;
+static const qtn_entry evil_union_entry = {.name = "evil_union",
+                                           .component = &evil_union_component,
+                                           .thunk = evil_union_thunk, .ret = QTN_T_I32,
+                                           .nparams = 2, .params = evil_union_params,
+                                           .fault = {.i = -1}};
+static const qtn_entry *const evil_union_entries[] = {&evil_union_entry};
+static qtn_component evil_union_component = {.name = "evil_union", .nentries = 1,
+                                             .entries = evil_union_entries};
+static qtn_edge evil_union_edge = QTN_EDGE_INIT(NULL, &evil_union_entry);
+
+static void test_union_switched(void **state) {
+    (void)state;
+    tu_plan("evil_union=9");
+    for (int mode = EW_HONEST; mode < EW_MAX; mode++) {
+        uint32_t inc = incarnation(9);
+        ev_val v = {.kind = 1, .u.num = 12345};
+        qtn_val a[2] = {{.i = mode}, {.p = &v}}, r;
+        int err = qtn_call(&evil_union_edge, a, &r);
+        if (mode == EW_HONEST) {
+            assert_int_equal(err, 0);
+            assert_int_equal(v.kind, 1);
+            assert_true(v.u.num == -12345); /* a number's bits come back as bits */
+            continue;
+        }
+        if (err != QTN_ECONTRACT || r.i != -1)
+            fail_msg("mode %d: got %s, want the fault value", mode, qtn_strerror(err));
+        assert_int_equal(v.kind, 1); /* nothing written */
+        assert_true(v.u.num == 12345);
+        expect_contract_fault(9, inc, "evil_union");
+    }
+    tu_plan("evil_union=host");
+}
+
 static int setup(void **state) {
     (void)state;
+    assert_int_equal(qtn_register(&halloc_component), 0);
+    assert_int_equal(qtn_register(&dalloc_component), 0);
+    assert_int_equal(qtn_register(&evil_union_component), 0);
+    assert_int_equal(qtn_register(&hnames_component), 0);
+    assert_int_equal(qtn_register(&evup_component), 0);
+    assert_int_equal(qtn_register(&evil_out_component), 0);
+    assert_int_equal(qtn_register(&evil_alloc_component), 0);
     assert_int_equal(qtn_register(&evil_str_component), 0);
     assert_int_equal(qtn_register(&tk_component), 0);
     assert_int_equal(qtn_register(&tk2_component), 0);
@@ -653,6 +1054,11 @@ int main(void) {
         cmocka_unit_test(test_string_moved_during_import),
         cmocka_unit_test(test_forged_handles),
         cmocka_unit_test(test_returned_string_made_up),
+        cmocka_unit_test(test_allocated_made_up),
+        cmocka_unit_test(test_allocated_from_a_domain),
+        cmocka_unit_test(test_returned_data_made_up),
+        cmocka_unit_test(test_string_array_made_up),
+        cmocka_unit_test(test_union_switched),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -41,7 +41,23 @@ int qg_ann_apply(const char *text, qg_param *p, char *err, size_t len) {
     else if (!strcmp(w, "handle")) kind = QTN_K_HANDLE;
     else if (!strcmp(w, "owned")) kind = QTN_K_HANDLE, p->owned = true;
     else if (!strcmp(w, "callback")) kind = QTN_K_CALLBACK;
-    else if (!strcmp(w, "nullable")) {
+    else if (!strcmp(w, "allocated")) {
+        if (p->kind && p->kind != QTN_K_ALLOCATED)
+            return fail(err, len, "two annotations say what crosses (%s is the second)", w);
+        return qg_ann_allocated(s, p, err, len);
+    } else if (!strcmp(w, "active")) {
+        free(p->active);
+        p->active = strdup(s);
+        return 0;
+    } else if (!strcmp(w, "each")) {
+        bool num = *s && s[strspn(s, "0123456789")] == 0;
+        if (strcmp(s, "string") && !num)
+            return fail(err, len, "QTN_EACH(%s): say QTN_EACH(string) or QTN_EACH(count), a "
+                        "number", s);
+        free(p->each);
+        p->each = strdup(s);
+        return 0;
+    } else if (!strcmp(w, "nullable")) {
         p->nullable = true;
         return 0;
     } else if (!strcmp(w, "field") || !strcmp(w, "component") || !strcmp(w, "fault") ||
@@ -77,6 +93,56 @@ int qg_ann_apply(const char *text, qg_param *p, char *err, size_t len) {
         free(p->count);
         p->count = strdup(s);
     }
+    return 0;
+}
+
+static bool ident_n(const char *s, size_t n) {
+    if (!n || isdigit((unsigned char)s[0]))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_')
+            return false;
+    return true;
+}
+
+/* The next comma-separated item of s, trimmed: its start and length. */
+static const char *item(const char **s, size_t *n) {
+    const char *b = *s + strspn(*s, " \t");
+    const char *e = b + strcspn(b, ",");
+    *s = *e ? e + 1 : e;
+    while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
+    *n = (size_t)(e - b);
+    return b;
+}
+
+int qg_ann_allocated(const char *text, qg_param *p, char *err, size_t len) {
+    static const char *const usage =
+        "QTN_ALLOCATED(%s): say QTN_ALLOCATED(count, free_fn) or QTN_ALLOCATED(count, free_fn, "
+        "alloc_fn), the count being *param, return or string";
+    const char *s = text;
+    size_t nc, nf, na = 0;
+    const char *c = item(&s, &nc), *f = item(&s, &nf), *a = *s ? item(&s, &na) : NULL;
+    if (*s || !nc || !ident_n(f, nf) || (a && !ident_n(a, na)))
+        return fail(err, len, usage, text);
+    free(p->actual), free(p->free_fn), free(p->alloc_fn);
+    p->actual = p->free_fn = p->alloc_fn = NULL;
+    p->alloc_string = false;
+    if (nc == 6 && !memcmp(c, "string", 6))
+        p->alloc_string = true;
+    else if (nc == 6 && !memcmp(c, "return", 6))
+        p->actual = strdup("return");
+    else if (c[0] == '*') {
+        size_t k = 1 + strspn(c + 1, " ");
+        if (!ident_n(c + k, nc - k))
+            return fail(err, len, usage, text);
+        p->actual = strndup(c + k, nc - k);
+    } else
+        return fail(err, len, usage, text);
+    p->free_fn = strndup(f, nf);
+    if (a)
+        p->alloc_fn = strndup(a, na);
+    p->kind = QTN_K_ALLOCATED;
     return 0;
 }
 

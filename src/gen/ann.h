@@ -11,6 +11,11 @@
  * or -1 with a message in err. Text not starting with "qtn " is ignored. */
 int qg_ann_apply(const char *text, qg_param *p, char *err, size_t len);
 
+/* Reads the text of QTN_ALLOCATED(count, free_fn[, alloc_fn]) ("*len, free")
+ * into p: its kind, the count (p->actual, or p->alloc_string) and the
+ * function names. Returns 0, or -1 with a message in err. */
+int qg_ann_allocated(const char *text, qg_param *p, char *err, size_t len);
+
 /* Checks a count expression before it is copied into generated code:
  * balanced brackets, only what an expression needs, no side effect (++, --,
  * assignments), and every name outside sizeof(...) accepted by name_ok.

@@ -24,14 +24,16 @@ static const char *tname(int t) {
     static const char *n[] = {"QTN_T_VOID", "QTN_T_I8",  "QTN_T_U8",  "QTN_T_I16",
                               "QTN_T_U16",  "QTN_T_I32", "QTN_T_U32", "QTN_T_I64",
                               "QTN_T_U64",  "QTN_T_F32", "QTN_T_F64", "QTN_T_PTR",
-                              "QTN_T_HANDLE", "QTN_T_STRING"};
-    return t >= 0 && t <= QTN_T_STRING ? n[t] : "QTN_T_VOID";
+                              "QTN_T_HANDLE", "QTN_T_STRING", "QTN_T_ALLOCATED",
+                              "QTN_T_OUT"};
+    return t >= 0 && t <= QTN_T_OUT ? n[t] : "QTN_T_VOID";
 }
 
 static const char *kname(int k) {
     static const char *n[] = {"0", "QTN_K_SCALAR", "QTN_K_HANDLE", "QTN_K_IN", "QTN_K_OUT",
-                              "QTN_K_INOUT", "QTN_K_STRING", "QTN_K_CALLBACK"};
-    return k >= 0 && k <= QTN_K_CALLBACK ? n[k] : "0";
+                              "QTN_K_INOUT", "QTN_K_STRING", "QTN_K_CALLBACK",
+                              "QTN_K_ALLOCATED"};
+    return k >= 0 && k <= QTN_K_ALLOCATED ? n[k] : "0";
 }
 
 static const char *member(qg_vslot s) {
@@ -72,6 +74,7 @@ typedef struct plist {
     const char *prefix; /* of the generated names */
     const qg_param *p;
     unsigned n;
+    const qg_param *ret_param; /* an entry's QTN_ALLOCATED result, or NULL */
 } plist;
 
 static int param_index(const plist *l, const char *name) {
@@ -99,9 +102,40 @@ static void emit_count_fn(FILE *o, const plist *l, unsigned pi) {
     out(o, "    return (size_t)(%s);\n}\n\n", l->p[pi].count);
 }
 
+/* The functions a QTN_ALLOCATED descriptor points to: the names the
+ * annotation gave may be macros or pointers to functions (xmlFree), so each
+ * is called from a function of the descriptor's type. */
+static void emit_alloc_fns(FILE *o, const qg_param *p, const char *name) {
+    out(o, "static void qg_%s_free(void *p) {\n    %s(p);\n}\n", name, p->free_fn);
+    if (p->alloc_fn)
+        out(o, "static void *qg_%s_alloc(size_t n) {\n    return %s(n);\n}\n", name, p->alloc_fn);
+    out(o, "\n");
+}
+
+/* The fields of a QTN_ALLOCATED descriptor after its kind. */
+static void emit_alloc_desc(FILE *o, const plist *l, const qg_param *p, const char *name) {
+    out(o, ", .elem_size = sizeof(%s)", p->elem);
+    if (p->alloc_string)
+        out(o, ", .actual = QTN_ACTUAL_STRING");
+    else if (!strcmp(p->actual, "return"))
+        out(o, ", .actual = QTN_ACTUAL_RET");
+    else
+        out(o, ", .actual = QTN_ACTUAL_PARAM(%d)", param_index(l, p->actual));
+    out(o, ", .free_fn = qg_%s_free", name);
+    if (p->alloc_fn)
+        out(o, ", .alloc_fn = qg_%s_alloc", name);
+}
+
 static void emit_param(FILE *o, const plist *l, unsigned i) {
     const qg_param *p = &l->p[i];
     out(o, "    {.kind = %s", kname(p->kind));
+    if (p->kind == QTN_K_ALLOCATED) {
+        char name[192];
+        snprintf(name, sizeof name, "%s_a%u", l->prefix, i);
+        emit_alloc_desc(o, l, p, name);
+        out(o, "}");
+        return;
+    }
     if (p->kind == QTN_K_SCALAR) {
         out(o, ", .type = %s}", tname(p->scalar));
         return;
@@ -135,11 +169,11 @@ static void emit_param(FILE *o, const plist *l, unsigned i) {
     else if (p->actual)
         out(o, ", .actual = QTN_ACTUAL_PARAM(%d)", param_index(l, p->actual));
     /* an actual-length target says its integer type */
-    for (unsigned k = 0; k < l->n; k++)
-        if (l->p[k].actual && !strcmp(l->p[k].actual, p->name)) {
-            out(o, ", .type = %s", tname(p->pointee_scalar));
-            break;
-        }
+    bool target = l->ret_param && l->ret_param->actual && !strcmp(l->ret_param->actual, p->name);
+    for (unsigned k = 0; k < l->n && !target; k++)
+        target = l->p[k].actual && !strcmp(l->p[k].actual, p->name);
+    if (target)
+        out(o, ", .type = %s", tname(p->pointee_scalar));
     out(o, "}");
 }
 
@@ -151,10 +185,15 @@ static void emit_params(FILE *o, const plist *l) {
         const qg_param *p = &l->p[i];
         if (p->count && !is_number(p->count) && !count_is_param(l, p, &j))
             emit_count_fn(o, l, i);
+        if (p->kind == QTN_K_ALLOCATED) {
+            char name[192];
+            snprintf(name, sizeof name, "%s_a%u", l->prefix, i);
+            emit_alloc_fns(o, p, name);
+        }
         if (p->kind == QTN_K_CALLBACK && p->sig) {
             char prefix[192];
             snprintf(prefix, sizeof prefix, "%s_cb%u", l->prefix, i);
-            plist sl = {prefix, p->sig->params, p->sig->nparams};
+            plist sl = {prefix, p->sig->params, p->sig->nparams, NULL};
             emit_params(o, &sl);
             out(o, "static const qtn_sig qg_%s_sig = {%s, %u, %s%s%s};\n\n", prefix,
                 tname(p->sig->ret), p->sig->nparams, p->sig->nparams ? "qg_" : "NULL",
@@ -202,8 +241,27 @@ static void emit_func(FILE *o, const qg_func *f) {
         unpack(o, &f->params[i], i);
     }
     out(o, ");\n}\n\n");
-    plist l = {f->name, f->params, f->nparams};
+    plist l = {f->name, f->params, f->nparams, f->ret_param};
     emit_params(o, &l);
+    if (f->ret_param && f->ret_param->kind == QTN_K_OUT) {
+        const qg_param *rp = f->ret_param;
+        out(o, "static const qtn_param qg_%s_ret = {.kind = QTN_K_OUT, .elem_size = sizeof(%s)",
+            f->name, rp->elem);
+        if (rp->actual)
+            out(o, ", .actual = QTN_ACTUAL_PARAM(%d)", param_index(&l, rp->actual));
+        else
+            out(o, ", .len_kind = QTN_LEN_CONST, .len = %s", rp->count);
+        if (rp->st)
+            out(o, ", .st = &qg_st_%s", rp->st->cname);
+        out(o, "};\n\n");
+    } else if (f->ret_param) {
+        char name[192];
+        snprintf(name, sizeof name, "%s_r", f->name);
+        emit_alloc_fns(o, f->ret_param, name);
+        out(o, "static const qtn_param qg_%s_ret = {.kind = QTN_K_ALLOCATED", f->name);
+        emit_alloc_desc(o, &l, f->ret_param, name);
+        out(o, "};\n\n");
+    }
     out(o, "extern qtn_component %s;\n", comp_var(f->component));
     out(o, "static const qtn_entry qg_%s_entry = {\n", f->name);
     out(o, "    .name = \"%s\",\n    .component = &%s,\n    .thunk = qg_%s_thunk,\n", f->name,
@@ -214,6 +272,8 @@ static void emit_func(FILE *o, const qg_func *f) {
     if (f->fault)
         out(o, "    .fault = {.%s = (%s)(%s)},\n", member(f->ret_slot),
             f->ret_slot == QG_V_P ? "void *" : f->ret_type, f->fault);
+    if (f->ret_param)
+        out(o, "    .ret_param = &qg_%s_ret,\n", f->name);
     if (f->has_deadline && !f->deadline_ms)
         out(o, "    .deadline_ms = QTN_NO_DEADLINE,\n");
     else if (f->has_deadline)
@@ -258,11 +318,18 @@ static void emit_func(FILE *o, const qg_func *f) {
 
 /* The descriptor of a struct whose pointer fields cross with it. */
 static void emit_struct(FILE *o, const qg_struct *st) {
-    out(o, "/* %s: its pointer fields cross with it */\n", st->type);
+    if (st->ptr_array)
+        out(o, "/* an array of %s: what each points to crosses with it */\n", st->type);
+    else
+        out(o, "/* %s: its pointer fields cross with it */\n", st->type);
     out(o, "static const qtn_param qg_st_%s_fields[] = {\n", st->cname);
     for (unsigned i = 0; i < st->nfields; i++) {
         const qg_param *q = &st->fields[i];
-        out(o, "    {.kind = %s, .offset = offsetof(%s, %s)", kname(q->kind), st->type, q->name);
+        if (st->ptr_array) /* each element of an array of pointers */
+            out(o, "    {.kind = %s, .offset = 0", kname(q->kind));
+        else
+            out(o, "    {.kind = %s, .offset = offsetof(%s, %s)", kname(q->kind), st->type,
+                q->name);
         if (q->kind != QTN_K_HANDLE && q->kind != QTN_K_STRING) {
             out(o, ", .elem_size = ");
             if (q->bytes)
@@ -277,6 +344,10 @@ static void emit_struct(FILE *o, const qg_struct *st) {
             if (q->st)
                 out(o, ", .st = &qg_st_%s", q->st->cname);
         }
+        if (q->when_field) /* a union member's: while its discriminant says so */
+            out(o, ", .flags = QTN_F_WHEN, .when_type = %s, .when_offset = offsetof(%s, %s), "
+                ".when_value = (int64_t)(%s)", tname(q->when_type), st->type, q->when_field,
+                q->when_value);
         out(o, "},\n");
     }
     out(o, "};\n");

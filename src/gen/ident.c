@@ -69,6 +69,11 @@ static void put_params(text *t, const qg_param *p, unsigned n, int depth) {
              depth * 2, "", p->name, S(p->type), S(p->pointee), p->kind, p->scalar,
              p->pointee_scalar, p->bytes, p->nullable, p->owned, S(p->count), p->count_scalar,
              S(p->actual));
+        if (p->when_field) /* said only when there: other identities stay */
+            tput(t, " when=%s==%s", p->when_field, S(p->when_value));
+        if (p->kind == QTN_K_ALLOCATED)
+            tput(t, " allocated=%s/%s/%s/%s", p->alloc_string ? "string" : S(p->actual),
+                 S(p->elem), S(p->free_fn), S(p->alloc_fn));
         if (p->st)
             put_struct(t, p->st, depth);
         if (p->sig) {
@@ -95,6 +100,8 @@ static void put_component(text *t, const qg_model *m, const char *c) {
         const qg_func *f = fs[i];
         tput(t, "\nentry %s ret=%s t=%d fault=%s deadline=%s%u", f->name, S(f->ret_type), f->ret,
              S(f->fault), f->has_deadline ? "" : "default/", f->deadline_ms);
+        if (f->ret_param)
+            put_params(t, f->ret_param, 1, 1);
         put_params(t, f->params, f->nparams, 1);
     }
     free(fs);

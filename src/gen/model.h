@@ -33,6 +33,17 @@ typedef struct qg_param {
     struct qg_struct *st; /* buffers of structs with annotated pointer fields */
     struct qg_sig *sig;   /* callbacks: the function's parameters */
     char *key;        /* handles: what the pointer points to (a USR or type), NULL for void */
+    /* QTN_ALLOCATED: `actual` names the count ("return", a parameter), or
+     * alloc_string says it is NUL-terminated; elem spells T of T ** (T * of
+     * a result); free_fn and alloc_fn are the functions the annotation names */
+    bool alloc_string;
+    char *elem, *free_fn, *alloc_fn;
+    char *each;       /* QTN_EACH: "string" or a number, for an array of pointers */
+    char *active;     /* QTN_ACTIVE's text, on a union field */
+    /* a field in a union member: it crosses while when_field (its place in
+     * the outer struct, for offsetof) holds when_value (C) */
+    char *when_field, *when_value;
+    int when_type;
     qg_loc loc;
 } qg_param;
 
@@ -46,7 +57,10 @@ typedef struct qg_sig {
 /* A struct whose pointer fields cross with it; its fields are qg_params
  * whose count names a sibling field (or is a constant). */
 typedef struct qg_struct {
-    char *type;       /* the C spelling, for sizeof and offsetof */
+    char *type;       /* the C spelling, for sizeof and offsetof; an array of
+                         pointers (ptr_array): the pointer type, its one field
+                         at offset 0 */
+    bool ptr_array;
     char *cname;      /* an identifier for the generated descriptor */
     qg_param *fields; /* the pointer fields only */
     unsigned nfields;
@@ -68,6 +82,9 @@ typedef struct qg_func {
     char **syscalls;  /* QTN_SYSCALLS: system calls its component needs */
     unsigned nsyscalls;
     char *denied;     /* QTN_DENIED: the errno name a denied system call fails with */
+    qg_param *ret_param; /* what the function's pointer result carries: kind
+                            QTN_K_ALLOCATED (QTN_ALLOCATED, ret QTN_T_ALLOCATED)
+                            or QTN_K_OUT (QTN_OUT(count), ret QTN_T_OUT) */
     qg_loc loc;
 } qg_func;
 

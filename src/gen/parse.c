@@ -33,6 +33,17 @@ typedef struct ctx {
     unsigned nside;
     qg_pending *pend; /* counts to check against the header, with libclang */
     unsigned npend;
+    struct fnname { /* functions (and function pointers) the headers declare */
+        char *name;
+        bool frees, allocs; /* takes one pointer; takes a size, returns a pointer */
+    } *fns;
+    unsigned nfns;
+    struct fnuse { /* a free_fn or alloc_fn QTN_ALLOCATED names, checked at the end */
+        char *name, *what;
+        bool alloc;
+        qg_loc loc;
+    } *uses;
+    unsigned nuses;
 } ctx;
 
 static char *dup_cx(CXString s) {
@@ -280,12 +291,17 @@ typedef struct fieldctx {
     int depth;
     const char *prefix; /* where that record is in st's ("", "in.", "v[1].") */
     const char *rec_name; /* its type, for messages and sidecars */
+    /* fields of a union member: they cross while when_field holds when_value */
+    const char *when_field, *when_value;
+    int when_type;
+    bool in_union;      /* rec is the union itself: its pointers count with numbers */
 } fieldctx;
 
 static qg_struct *struct_of(ctx *x, const qg_func *f, const qg_param *p, CXType rec, int depth);
 
 /* Reads the annotations of a field (as for a parameter). */
 static void read_anns(ctx *x, qg_param *q, CXCursor c, const char *where);
+static void free_one_param(qg_param *p);
 
 typedef struct fieldlook {
     const char *name;
@@ -312,9 +328,163 @@ static bool field_type(CXType rec, const char *name, CXType *t) {
     return l.found;
 }
 
+/* The type of field `path` of record rec, through the records inside it
+ * ("u.text": member text of the union u), for a sidecar's QTN_FIELD. */
+static bool field_path_type(CXType rec, const char *path, CXType *t) {
+    char *p = strdup(path), *save = NULL;
+    bool ok = true;
+    for (char *tok = strtok_r(p, ".", &save); ok && tok; tok = strtok_r(NULL, ".", &save)) {
+        ok = field_type(rec, tok, t);
+        rec = clang_getCanonicalType(*t);
+    }
+    free(p);
+    return ok;
+}
+
 static enum CXVisitorResult visit_field(CXCursor c, CXClientData d);
 
 #define INNER_ELEMS_MAX 64 /* elements of an array of structs described one by one */
+
+typedef struct members {
+    CXCursor c[64];
+    unsigned n;
+} members;
+
+static enum CXVisitorResult collect_member(CXCursor c, CXClientData d) {
+    members *m = d;
+    if (m->n < 64)
+        m->c[m->n++] = c;
+    return CXVisit_Continue;
+}
+
+static void trim_end(char *s) {
+    for (size_t n = strlen(s); n && s[n - 1] == ' '; n--)
+        s[n - 1] = 0;
+}
+
+/* True for an integer literal, or a name of the headers (an enumerator, a
+ * macro): what a discriminant's value may be. */
+static bool value_ok(const ctx *x, const char *v, size_t n) {
+    size_t i = v[0] == '-' ? 1 : 0;
+    if (i < n && isdigit((unsigned char)v[i])) {
+        for (; i < n; i++)
+            if (!isalnum((unsigned char)v[i]))
+                return false;
+        return true;
+    }
+    for (size_t k = 0; k < n; k++)
+        if (!isalnum((unsigned char)v[k]) && v[k] != '_')
+            return false;
+    return n && is_known(x, v, n);
+}
+
+/* A union field holding pointers. With QTN_ACTIVE(field, VALUE: member,
+ * ...) the pointers of each member named cross while the discriminant
+ * field beside the union holds its value; a member holding pointers that
+ * no value names, or a union without the annotation, is refused: which
+ * member is active could not be told. */
+static void union_fields(fieldctx *fc, CXCursor c, CXType u, const char *name, long long n,
+                         const qg_loc *at) {
+    ctx *x = fc->x;
+    qg_param tmp = {.name = (char *)name, .loc = *at};
+    read_anns(x, &tmp, c, fc->rec_name);
+    for (unsigned i = 0; !tmp.active && i < x->nside; i++) /* from a sidecar */
+        if (!strcmp(x->side[i].type, fc->rec_name) && !strcmp(x->side[i].field, name))
+            read_anns(x, &tmp, x->side[i].c, fc->rec_name);
+    char *act = tmp.active;
+    tmp.active = NULL;
+    tmp.name = NULL;
+    tmp.loc.file = NULL;
+    free_one_param(&tmp);
+    if (!act) {
+        error_at(x, *at, "field '%s%s' of %s is a union holding a pointer: which member is "
+                 "active cannot be told, so its pointer cannot cross; say it with "
+                 "QTN_ACTIVE(field, VALUE: member, ...), a field beside it naming the member, or "
+                 "make the pointer a field of its own", fc->prefix, name, fc->rec_name);
+        return;
+    }
+    if (n >= 0 || fc->when_field) {
+        error_at(x, *at, "field '%s%s' of %s: QTN_ACTIVE describes one union, not an array of "
+                 "them or one inside another's member", fc->prefix, name, fc->rec_name);
+        free(act);
+        return;
+    }
+    /* the discriminant: an integer field beside the union */
+    const char *s = act;
+    size_t dn = strcspn(s, ",");
+    char *disc = strndup(s, dn);
+    trim_end(disc);
+    CXType dt;
+    qg_vslot sl;
+    int dtype = 0;
+    if (!field_type(fc->rec, disc, &dt) || !(dtype = scalar_of(dt, &sl)) || dtype > QTN_T_U64) {
+        error_at(x, *at, "QTN_ACTIVE of '%s%s' of %s: '%s' is no integer field of %s beside "
+                 "the union", fc->prefix, name, fc->rec_name, disc, fc->rec_name);
+        free(disc), free(act);
+        return;
+    }
+    members m = {.n = 0};
+    clang_Type_visitFields(u, collect_member, &m);
+    bool named[64] = {false};
+    size_t pl = strlen(fc->prefix) + strlen(name) + 2;
+    char *pre = malloc(pl), *dfield = malloc(strlen(fc->prefix) + strlen(disc) + 1);
+    snprintf(pre, pl, "%s%s.", fc->prefix, name);
+    sprintf(dfield, "%s%s", fc->prefix, disc);
+    char *urec = dup_cx(clang_getTypeSpelling(u));
+    s += dn;
+    while (*s == ',') { /* VALUE: member */
+        s++;
+        size_t k = strcspn(s, ",");
+        char *item = strndup(s, k), *colon = strchr(item, ':');
+        s += k;
+        char *v = item + strspn(item, " "), *mem = NULL;
+        if (colon) {
+            *colon = 0;
+            mem = colon + 1 + strspn(colon + 1, " ");
+            trim_end(v);
+            trim_end(mem);
+        }
+        unsigned mi = m.n;
+        for (unsigned j = 0; mem && j < m.n; j++) {
+            char *mn = dup_cx(clang_getCursorSpelling(m.c[j]));
+            if (!strcmp(mn, mem))
+                mi = j;
+            free(mn);
+        }
+        if (!colon || !*v || !value_ok(x, v, strlen(v)))
+            error_at(x, *at, "QTN_ACTIVE of '%s%s' of %s: '%s%s%s' is not VALUE: member (a "
+                     "number or a name of the headers, then the member it selects)", fc->prefix,
+                     name, fc->rec_name, v, colon ? ": " : "", mem ? mem : "");
+        else if (mi == m.n)
+            error_at(x, *at, "QTN_ACTIVE of '%s%s' of %s: the union has no member '%s'",
+                     fc->prefix, name, fc->rec_name, mem);
+        else {
+            named[mi] = true;
+            fieldctx in = *fc;
+            in.rec = u;
+            in.prefix = pre;
+            in.rec_name = urec;
+            in.when_field = dfield;
+            in.when_value = v;
+            in.when_type = dtype;
+            in.in_union = true;
+            visit_field(m.c[mi], &in);
+        }
+        free(item);
+    }
+    for (unsigned j = 0; j < m.n; j++) {
+        CXType mt = clang_getCanonicalType(clang_getCursorType(m.c[j]));
+        bool holds = mt.kind == CXType_Pointer || (mt.kind == CXType_Record && record_has_ptr(mt));
+        if (named[j] || !holds)
+            continue;
+        char *mn = dup_cx(clang_getCursorSpelling(m.c[j]));
+        error_at(x, *at, "QTN_ACTIVE of '%s%s' of %s: member '%s' holds a pointer, and no value "
+                 "selects it: name the value that makes it active", fc->prefix, name,
+                 fc->rec_name, mn);
+        free(mn);
+    }
+    free(urec), free(pre), free(dfield), free(disc), free(act);
+}
 
 /* A field that is not a pointer but holds some. A struct by value, or a
  * fixed array of them, is described field by field as part of st (its
@@ -343,9 +513,7 @@ static void inner_fields(fieldctx *fc, CXCursor c, CXType t) {
                  "pass each one as a parameter of its own, or point to them with one "
                  "QTN_IN(count) field", fc->prefix, name, what);
     else if (clang_getCursorKind(clang_getTypeDeclaration(e)) == CXCursor_UnionDecl)
-        error_at(fc->x, at, "field '%s%s' of %s is a union holding a pointer: which member is "
-                 "active cannot be told, so its pointer cannot cross; make the pointer a field "
-                 "of its own", fc->prefix, name, what);
+        union_fields(fc, c, e, name, n, &at);
     else if (fc->depth >= 4)
         error_at(fc->x, at, "field '%s%s' of %s: structs nest too deep", fc->prefix, name,
                  what);
@@ -367,6 +535,7 @@ static void inner_fields(fieldctx *fc, CXCursor c, CXType t) {
             in.depth = fc->depth + 1;
             in.prefix = pre;
             in.rec_name = rec;
+            in.in_union = false; /* a struct: its pointers count with its fields */
             clang_Type_visitFields(e, visit_field, &in);
             free(pre);
         }
@@ -395,16 +564,40 @@ static enum CXVisitorResult visit_field(CXCursor c, CXClientData d) {
     q->pointee = dup_cx(clang_getTypeSpelling(clang_getPointeeType(clang_getCursorType(c))));
     q->loc = loc_of(c);
     q->slot = QG_V_P;
+    if (fc->when_field) {
+        q->when_field = strdup(fc->when_field);
+        q->when_value = strdup(fc->when_value);
+        q->when_type = fc->when_type;
+    }
     read_anns(fc->x, q, c, fc->rec_name);
-    for (unsigned i = 0; !q->kind && i < fc->x->nside; i++) /* from a sidecar */
-        if (!strcmp(fc->x->side[i].type, fc->rec_name) && !strcmp(fc->x->side[i].field, bare))
+    for (unsigned i = 0; !q->kind && i < fc->x->nside; i++) /* from a sidecar: by its */
+        if ((!strcmp(fc->x->side[i].type, fc->rec_name) &&   /* name in its record, or */
+             !strcmp(fc->x->side[i].field, bare)) ||           /* its place in the outer */
+            (!strcmp(fc->x->side[i].type, fc->st->type) && !strcmp(fc->x->side[i].field, q->name)))
             read_anns(fc->x, q, fc->x->side[i].c, fc->rec_name);
     free(bare);
     ctx *x = fc->x;
     CXType pt = clang_getCanonicalType(clang_getPointeeType(t));
+    bool fn = pt.kind == CXType_FunctionProto || pt.kind == CXType_FunctionNoProto;
+    if (fn && q->kind != QTN_K_HANDLE) {
+        /* a handler table or I/O hooks: the library keeps them and calls
+         * them after the call that passed them returned, when nothing
+         * leads back to the caller's domain */
+        error_at(x, q->loc, "field '%s' of %s is a function pointer: a callback kept in a "
+                 "struct (a handler table, I/O hooks) is called after the call that passed it "
+                 "returned, and cannot run back in the caller's domain then; leave it NULL and "
+                 "mark it QTN_HANDLE (passed through untouched), or pass the function as a "
+                 "QTN_CALLBACK parameter of the call that calls it", q->name, st->type);
+        return CXVisit_Continue;
+    }
     if (!q->kind) {
         error_at(x, q->loc, "field '%s' of %s is a pointer: say what crosses with QTN_IN(count), "
                  "QTN_INOUT(count), QTN_STRING or QTN_HANDLE", q->name, st->type);
+        return CXVisit_Continue;
+    }
+    if (q->kind == QTN_K_ALLOCATED) {
+        error_at(x, q->loc, "field '%s' of %s: QTN_ALLOCATED is for parameters (T **) and "
+                 "functions", q->name, st->type);
         return CXVisit_Continue;
     }
     if (q->actual)
@@ -424,7 +617,11 @@ static enum CXVisitorResult visit_field(CXCursor c, CXClientData d) {
             q->st = struct_of(x, fc->f, q, pt, fc->depth + 1);
     }
     /* a field's count is a sibling integer field or a number */
-    if (q->count) {
+    if (q->count && fc->in_union && q->count[strspn(q->count, "0123456789")]) {
+        error_at(x, q->loc, "member '%s' of the union in %s counts with '%s': a pointer member "
+                 "of a union counts with a number; for a count in a field, make the member a "
+                 "struct holding the pointer and its count", q->name, st->type, q->count);
+    } else if (q->count) {
         const char *e = q->count + strspn(q->count, "0123456789"); /* digits only: no sign */
         CXType ct;
         if ((*e || e == q->count) &&
@@ -459,7 +656,7 @@ static qg_struct *struct_of(ctx *x, const qg_func *f, const qg_param *p, CXType 
     st->cname = malloc(n + 1);
     for (size_t i = 0; i <= n; i++)
         st->cname[i] = isalnum((unsigned char)type[i]) ? type[i] : (type[i] ? '_' : 0);
-    fieldctx fc = {x, f, st, canon, depth, "", st->type};
+    fieldctx fc = {x, f, st, canon, depth, "", st->type, NULL, NULL, 0, false};
     clang_Type_visitFields(canon, visit_field, &fc);
     /* after the structs its fields point to: emitted in list order */
     qg_struct **tail = &x->m->structs;
@@ -484,6 +681,8 @@ static void read_anns(ctx *x, qg_param *p, CXCursor c, const char *where) {
 
 static void parse_param(ctx *x, qg_func *f, qg_param *p, CXCursor c);
 static void check_func(ctx *x, qg_func *f);
+static void count_target_check(ctx *x, qg_loc at_loc, const qg_param *a, const char *ann,
+                               const char *of);
 
 typedef struct parms {
     CXCursor c[QTN_PARAMS_MAX + 1];
@@ -557,11 +756,251 @@ static qg_sig *sig_of(ctx *x, qg_func *f, qg_param *p, CXCursor c, CXType fn) {
         if (cb.params[i].owned)
             error_at(x, cb.params[i].loc, "a callback's handles are passed through: use "
                      "QTN_HANDLE");
+        if (cb.params[i].kind == QTN_K_ALLOCATED)
+            error_at(x, cb.params[i].loc, "a callback's parameters cannot be QTN_ALLOCATED: "
+                     "the caller's code allocates nothing the callee could free");
     }
     check_func(x, &cb);
     sg->params = cb.params;
     sg->nparams = pl.n;
     return sg;
+}
+
+/* The descriptor of an array of pointers (QTN_IN(n) QTN_EACH(what) on a
+ * `T **`): a "struct" of one pointer field at offset 0, each element a
+ * string or `what` elements of T (with T's own pointer fields). `ptr` is
+ * the type of the array's elements (T *). */
+static qg_struct *ptr_array_of(ctx *x, const qg_func *f, qg_param *p, CXType ptr) {
+    CXType e = clang_getPointeeType(clang_getCanonicalType(ptr));
+    CXType ec = clang_getCanonicalType(e);
+    bool chr = ec.kind == CXType_Char_S || ec.kind == CXType_Char_U || ec.kind == CXType_SChar ||
+               ec.kind == CXType_UChar;
+    bool str = !strcmp(p->each, "string");
+    if (str && !chr) {
+        error_at(x, p->loc, "'%s' of %s() is QTN_EACH(string) but its pointers are not to "
+                 "char", p->name, f->name);
+        return NULL;
+    }
+    if (!str && (ec.kind == CXType_Void || ec.kind == CXType_Pointer ||
+                 ec.kind == CXType_FunctionProto || clang_Type_getSizeOf(ec) <= 0)) {
+        error_at(x, p->loc, "'%s' of %s() is QTN_EACH(%s) of elements whose size is unknown or "
+                 "that are pointers themselves: each must point to plain data or a struct",
+                 p->name, f->name, p->each);
+        return NULL;
+    }
+    if (ec.kind == CXType_Record && clang_getCursorKind(clang_getTypeDeclaration(ec)) ==
+                                        CXCursor_UnionDecl && record_has_ptr(ec)) {
+        error_at(x, p->loc, "'%s' of %s() points to unions holding pointers: which member is "
+                 "active cannot be told", p->name, f->name);
+        return NULL;
+    }
+    /* one descriptor per pointer type and what each points to */
+    char *ts = dup_cx(clang_getTypeSpelling(ptr));
+    size_t n = strlen(ts) + strlen(p->each) + 16;
+    char *cname = malloc(n);
+    snprintf(cname, n, "%s_each_%s", ts, p->each);
+    for (size_t i = 0; cname[i]; i++)
+        if (!isalnum((unsigned char)cname[i]))
+            cname[i] = '_';
+    for (qg_struct *s = x->m->structs; s; s = s->next)
+        if (!strcmp(s->cname, cname)) {
+            free(ts), free(cname);
+            return s;
+        }
+    qg_struct *st = calloc(1, sizeof *st);
+    st->type = ts;
+    st->cname = cname;
+    st->ptr_array = true;
+    st->fields = calloc(1, sizeof *st->fields);
+    st->nfields = 1;
+    qg_param *q = &st->fields[0];
+    q->name = strdup("[i]");
+    q->type = dup_cx(clang_getTypeSpelling(ptr));
+    q->pointee = dup_cx(clang_getTypeSpelling(clang_getPointeeType(ptr)));
+    if (!*q->pointee) {
+        free(q->pointee);
+        q->pointee = dup_cx(clang_getTypeSpelling(e));
+    }
+    q->loc = p->loc;
+    q->loc.file = strdup(p->loc.file ? p->loc.file : "?");
+    q->slot = QG_V_P;
+    q->kind = str ? QTN_K_STRING : QTN_K_IN;
+    if (!str) {
+        q->count = strdup(p->each);
+        if (ec.kind == CXType_Record && record_has_ptr(ec))
+            q->st = struct_of(x, f, q, ec, 1);
+    }
+    qg_struct **tail = &x->m->structs;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = st;
+    return st;
+}
+
+/* A free_fn or alloc_fn of QTN_ALLOCATED, checked once every declaration
+ * of the header is known (check_uses). */
+static void use_fn(ctx *x, const char *name, bool alloc, const qg_loc *at, const char *fmt,
+                   const char *a, const char *b) {
+    x->uses = realloc(x->uses, (x->nuses + 1) * sizeof *x->uses);
+    struct fnuse *u = &x->uses[x->nuses++];
+    size_t n = strlen(fmt) + strlen(a) + strlen(b) + 1;
+    u->what = malloc(n);
+    snprintf(u->what, n, fmt, a, b);
+    u->name = strdup(name);
+    u->alloc = alloc;
+    u->loc = *at;
+    u->loc.file = strdup(at->file ? at->file : "?");
+}
+
+/* What QTN_ALLOCATED says the callee allocates, `elem` (T of a T ** parameter,
+ * of a T * result): data of its own that can be copied, whose size the
+ * stubs know. `what` names the parameter or result for messages. */
+static void allocated_check(ctx *x, const qg_func *f, qg_param *p, CXType elem, const char *what) {
+    CXType ec = clang_getCanonicalType(elem);
+    p->elem = dup_cx(clang_getTypeSpelling(elem));
+    if (!*p->elem) {
+        free(p->elem);
+        p->elem = dup_cx(clang_getTypeSpelling(ec));
+    }
+    bool chr = ec.kind == CXType_Char_S || ec.kind == CXType_Char_U || ec.kind == CXType_SChar ||
+               ec.kind == CXType_UChar;
+    if (ec.kind == CXType_Void)
+        error_at(x, p->loc, "%s of %s() is QTN_ALLOCATED data of type void: its elements have "
+                 "no size; declare it as what it is (char, uint8_t, a struct)", what, f->name);
+    else if (ec.kind == CXType_Pointer || ec.kind == CXType_FunctionProto ||
+             ec.kind == CXType_FunctionNoProto)
+        error_at(x, p->loc, "%s of %s() is QTN_ALLOCATED data of pointers, which mean nothing "
+                 "in another address space: return a handle instead (QTN_OWNED)", what, f->name);
+    else if (ec.kind == CXType_Record && record_has_ptr(ec))
+        error_at(x, p->loc, "%s of %s() is QTN_ALLOCATED data holding pointers, which cannot "
+                 "come back: only plain data can be copied (a struct of such pointers is a "
+                 "handle: QTN_OWNED)", what, f->name);
+    else if (clang_Type_getSizeOf(ec) <= 0)
+        error_at(x, p->loc, "%s of %s() is QTN_ALLOCATED data of an incomplete type '%s', whose "
+                 "size is unknown: a pointer the caller cannot look into is a handle "
+                 "(QTN_OWNED)", what, f->name, p->elem);
+    else if (p->alloc_string && !chr)
+        error_at(x, p->loc, "%s of %s() is QTN_ALLOCATED(string, ...) but its data is not "
+                 "char: give its count (*param or return)", what, f->name);
+    use_fn(x, p->free_fn, false, &p->loc, "the free function of %s of %s()", what, f->name);
+    if (p->alloc_fn)
+        use_fn(x, p->alloc_fn, true, &p->loc, "the allocator of %s of %s()", what, f->name);
+}
+
+/* The count of QTN_OUT(count) on a function: a number, or *param. */
+static int out_count(qg_param *p, const char *s) {
+    p->kind = QTN_K_OUT;
+    free(p->count), free(p->actual);
+    p->count = p->actual = NULL;
+    if (*s && s[strspn(s, "0123456789")] == 0) {
+        p->count = strdup(s);
+        return 0;
+    }
+    if (*s != '*')
+        return -1;
+    s += 1 + strspn(s + 1, " ");
+    bool ident = *s && !isdigit((unsigned char)*s);
+    for (const char *c = s; *c; c++)
+        ident &= isalnum((unsigned char)*c) || *c == '_';
+    if (!ident)
+        return -1;
+    p->actual = strdup(s);
+    return 0;
+}
+
+/* The pointer fields of returned data (st, and the structs inside it): each
+ * copied back (QTN_IN, QTN_OUT, QTN_INOUT, QTN_STRING); a handle in it is
+ * refused, as the caller could pass it on while its incarnation goes
+ * unchecked. */
+static void out_fields_check(ctx *x, const qg_func *f, const qg_struct *st, int depth) {
+    for (unsigned i = 0; st && depth < 8 && i < st->nfields; i++) {
+        const qg_param *q = &st->fields[i];
+        if (q->kind == QTN_K_HANDLE)
+            error_at(x, q->loc, "field '%s' of %s is a handle, in data %s() returns: it would "
+                     "come back unchecked (its incarnation unknown); return it from an entry of "
+                     "its own (QTN_OWNED), or describe what it points to", q->name, st->type,
+                     f->name);
+        out_fields_check(x, f, q->st, depth + 1);
+    }
+}
+
+/* T of the `T *` a QTN_OUT function returns: data the caller reads, copied
+ * back, with its annotated pointer fields. */
+static void out_result_check(ctx *x, const qg_func *f, qg_param *p, CXType elem) {
+    CXType ec = clang_getCanonicalType(elem);
+    p->elem = dup_cx(clang_getTypeSpelling(elem));
+    if (!*p->elem) {
+        free(p->elem);
+        p->elem = dup_cx(clang_getTypeSpelling(ec));
+    }
+    if (ec.kind == CXType_Void)
+        error_at(x, p->loc, "the result of %s() is QTN_OUT data of type void: declare it as "
+                 "what it is (a struct, uint8_t)", f->name);
+    else if (ec.kind == CXType_Pointer || ec.kind == CXType_FunctionProto ||
+             ec.kind == CXType_FunctionNoProto)
+        error_at(x, p->loc, "the result of %s() is QTN_OUT data of pointers, which mean nothing "
+                 "in another address space", f->name);
+    else if (clang_Type_getSizeOf(ec) <= 0)
+        error_at(x, p->loc, "the result of %s() is QTN_OUT data of an incomplete type '%s', "
+                 "whose size is unknown: a pointer the caller cannot look into is a handle "
+                 "(QTN_OWNED)", f->name, p->elem);
+    else if (ec.kind == CXType_Record && record_has_ptr(ec)) {
+        if (clang_getCursorKind(clang_getTypeDeclaration(ec)) == CXCursor_UnionDecl)
+            error_at(x, p->loc, "the result of %s() points to a union holding pointers: which "
+                     "member is active cannot be told", f->name);
+        else { /* the struct itself, not `const struct ...`: one descriptor for both */
+            p->st = struct_of(x, f, p, clang_getCursorType(clang_getTypeDeclaration(ec)), 0);
+            out_fields_check(x, f, p->st, 0);
+        }
+    }
+}
+
+/* Every free_fn and alloc_fn named is a function (or a pointer to one, or
+ * a macro) of the headers, of the right shape: a free function takes one
+ * pointer, an allocator a size and returns a pointer. */
+static void check_uses(ctx *x) {
+    for (unsigned i = 0; i < x->nuses; i++) {
+        const struct fnuse *u = &x->uses[i];
+        const struct fnname *fn = NULL;
+        for (unsigned k = 0; k < x->nfns && !fn; k++)
+            if (!strcmp(x->fns[k].name, u->name))
+                fn = &x->fns[k];
+        if (!fn && is_known(x, u->name, strlen(u->name)))
+            continue; /* a macro: the stubs' compiler checks it */
+        if (!fn)
+            error_at(x, u->loc, "%s: '%s' is no function these headers declare: name one "
+                     "they declare (free needs <stdlib.h>)", u->what, u->name);
+        else if (u->alloc && !fn->allocs)
+            error_at(x, u->loc, "%s: '%s' does not take a size and return a pointer, as an "
+                     "allocator does (malloc)", u->what, u->name);
+        else if (!u->alloc && !fn->frees)
+            error_at(x, u->loc, "%s: '%s' does not take one pointer, as a free function does "
+                     "(free)", u->what, u->name);
+    }
+    for (unsigned i = 0; i < x->nuses; i++)
+        free(x->uses[i].name), free(x->uses[i].what), free(x->uses[i].loc.file);
+    free(x->uses);
+    x->uses = NULL;
+    x->nuses = 0;
+}
+
+/* Notes a function the headers declare (or a variable pointing to one, as
+ * libxml2's xmlFree), with what shape it has. */
+static void note_fn(ctx *x, CXCursor c) {
+    CXType t = clang_getCanonicalType(clang_getCursorType(c));
+    if (t.kind == CXType_Pointer)
+        t = clang_getCanonicalType(clang_getPointeeType(t));
+    if (t.kind != CXType_FunctionProto)
+        return;
+    x->fns = realloc(x->fns, (x->nfns + 1) * sizeof *x->fns);
+    struct fnname *fn = &x->fns[x->nfns++];
+    fn->name = dup_cx(clang_getCursorSpelling(c));
+    bool one = clang_getNumArgTypes(t) == 1 && !clang_isFunctionTypeVariadic(t);
+    CXType a = one ? clang_getCanonicalType(clang_getArgType(t, 0)) : t;
+    qg_vslot sl;
+    fn->frees = one && a.kind == CXType_Pointer;
+    fn->allocs = one && scalar_of(a, &sl) >= QTN_T_I8 && scalar_of(a, &sl) <= QTN_T_U64 &&
+                 clang_getCanonicalType(clang_getResultType(t)).kind == CXType_Pointer;
 }
 
 static void parse_param(ctx *x, qg_func *f, qg_param *p, CXCursor c) {
@@ -627,6 +1066,24 @@ static void parse_param(ctx *x, qg_func *f, qg_param *p, CXCursor c) {
                  p->name, f->name, hint);
         return;
     }
+    if (p->kind == QTN_K_ALLOCATED) {
+        char what[128];
+        snprintf(what, sizeof what, "'%s'", p->name);
+        if (ptc.kind != CXType_Pointer) {
+            error_at(x, p->loc, "'%s' of %s() is QTN_ALLOCATED but no pointer to a pointer: "
+                     "the callee stores a pointer to what it allocated in *%s (T **%s)",
+                     p->name, f->name, p->name, p->name);
+            return;
+        }
+        CXType e = clang_getPointeeType(clang_getPointeeType(t));
+        if (e.kind == CXType_Invalid)
+            e = clang_getPointeeType(ptc);
+        if (clang_isConstQualifiedType(pt))
+            error_at(x, p->loc, "'%s' of %s() points to a const pointer but is QTN_ALLOCATED "
+                     "(the callee stores into it)", p->name, f->name);
+        allocated_check(x, f, p, e, what);
+        return;
+    }
     if (p->kind == QTN_K_HANDLE)
         p->key = pointee_key(t);
     if (p->kind == QTN_K_HANDLE || p->kind == QTN_K_STRING) {
@@ -637,11 +1094,24 @@ static void parse_param(ctx *x, qg_func *f, qg_param *p, CXCursor c) {
         return;
     }
     /* a buffer */
-    if (ptc.kind == CXType_Pointer)
+    if (p->each && ptc.kind != CXType_Pointer)
+        error_at(x, p->loc, "'%s' of %s() is QTN_EACH(%s) but no array of pointers (T **)",
+                 p->name, f->name, p->each);
+    else if (p->each && p->kind != QTN_K_IN)
+        error_at(x, p->loc, "'%s' of %s() is an array of pointers: it crosses QTN_IN only (the "
+                 "callee's pointers mean nothing to the caller)", p->name, f->name);
+    else if (p->each) { /* as declared, for the spelling (int32_t, not int) */
+        CXType dpt = clang_getPointeeType(t);
+        p->st = ptr_array_of(x, f, p, dpt.kind != CXType_Invalid ? dpt : pt);
+    }
+    else if (ptc.kind == CXType_Pointer)
         error_at(x, p->loc, "'%s' of %s() points to pointers, which mean nothing in another "
                  "address space: pass it as QTN_HANDLE, or change the interface (a pointer the "
                  "callee hands out comes back as the return value: QTN_OWNED, a handle the "
-                 "callee issued, tagged with its incarnation)", p->name, f->name);
+                 "callee issued, tagged with its incarnation); data the callee allocates and "
+                 "stores in *%s is QTN_ALLOCATED(count, free_fn); an array of strings or "
+                 "structs it reads is QTN_IN(count) QTN_EACH(string or count)", p->name,
+                 f->name, p->name);
     else if (ptc.kind == CXType_FunctionProto || ptc.kind == CXType_FunctionNoProto)
         ; /* handled above */
     else if (ptc.kind == CXType_Void && !p->bytes)
@@ -675,24 +1145,32 @@ static void check_func(ctx *x, qg_func *f) {
             check_count(x, f, p, p->count);
         if (!p->actual || !strcmp(p->actual, "return")) {
             if (p->actual && !(f->ret >= QTN_T_I8 && f->ret <= QTN_T_U64))
-                error_at(x, p->loc, "QTN_ACTUAL(return) of '%s': %s() does not return an "
-                         "integer", p->name, f->name);
+                error_at(x, p->loc, "%s(return) of '%s': %s() does not return an "
+                         "integer", p->kind == QTN_K_ALLOCATED ? "QTN_ALLOCATED" : "QTN_ACTUAL",
+                         p->name, f->name);
             continue;
         }
+        const char *ann = p->kind == QTN_K_ALLOCATED ? "QTN_ALLOCATED" : "QTN_ACTUAL";
         int j = param_index(f, p->actual);
         if (j < 0) {
-            error_at(x, p->loc, "QTN_ACTUAL(*%s) of '%s': %s() has no parameter '%s'",
+            error_at(x, p->loc, "%s(*%s) of '%s': %s() has no parameter '%s'", ann,
                      p->actual, p->name, f->name, p->actual);
             continue;
         }
-        const qg_param *a = &f->params[j];
-        int at = a->pointee_scalar;
-        if ((a->kind != QTN_K_OUT && a->kind != QTN_K_INOUT) || !a->count ||
-            strcmp(a->count, "1") || a->bytes ||
-            !(at == QTN_T_I32 || at == QTN_T_U32 || at == QTN_T_I64 || at == QTN_T_U64))
-            error_at(x, p->loc, "QTN_ACTUAL(*%s) of '%s': '%s' must be QTN_OUT(1) or "
-                     "QTN_INOUT(1) of a 4- or 8-byte integer", a->name, p->name, a->name);
+        count_target_check(x, p->loc, &f->params[j], ann, p->name);
     }
+}
+
+/* The parameter an actual length or an allocated count is read from after
+ * the call: one 4- or 8-byte integer that comes back. */
+static void count_target_check(ctx *x, qg_loc at_loc, const qg_param *a, const char *ann,
+                               const char *of) {
+    int at = a->pointee_scalar;
+    if ((a->kind != QTN_K_OUT && a->kind != QTN_K_INOUT) || !a->count ||
+        strcmp(a->count, "1") || a->bytes ||
+        !(at == QTN_T_I32 || at == QTN_T_U32 || at == QTN_T_I64 || at == QTN_T_U64))
+        error_at(x, at_loc, "%s(*%s) of '%s': '%s' must be QTN_OUT(1) or "
+                 "QTN_INOUT(1) of a 4- or 8-byte integer", ann, a->name, of, a->name);
 }
 
 /* ---- functions -------------------------------------------------------------- */
@@ -713,6 +1191,8 @@ static void free_one_param(qg_param *p) {
     }
     free(p->name), free(p->type), free(p->pointee), free(p->count), free(p->actual);
     free(p->key), free(p->loc.file);
+    free(p->elem), free(p->free_fn), free(p->alloc_fn), free(p->each), free(p->active);
+    free(p->when_field), free(p->when_value);
 }
 
 /* The errno names QTN_DENIED takes: what a library may meet from a system
@@ -773,6 +1253,8 @@ static void free_func(qg_func *f) {
         free(f->syscalls[i]);
     free(f->syscalls);
     free(f->denied);
+    if (f->ret_param)
+        free_one_param(f->ret_param), free(f->ret_param);
     free(f->name), free(f->component), free(f->ret_type), free(f->ret_key), free(f->fault);
     free(f->loc.file);
     memset(f, 0, sizeof *f);
@@ -867,6 +1349,25 @@ static void parse_func(ctx *x, CXCursor c) {
             ret_owned = true;
         } else if (!strcmp(w, "string")) {
             ret_string = true;
+        } else if (!strcmp(w, "allocated") || !strcmp(w, "out")) {
+            char msg[200];
+            int kind = w[0] == 'a' ? QTN_K_ALLOCATED : QTN_K_OUT;
+            if (!f->ret_param) {
+                f->ret_param = calloc(1, sizeof *f->ret_param);
+                f->ret_param->name = strdup("result");
+                f->ret_param->loc = a.locs[i];
+                f->ret_param->loc.file = strdup(a.locs[i].file ? a.locs[i].file : "?");
+            } else if (f->ret_param->kind != kind) {
+                error_at(x, a.locs[i], "%s() returns data it keeps (QTN_OUT) or data the caller "
+                         "frees (QTN_ALLOCATED), not both", f->name);
+            }
+            if (kind == QTN_K_ALLOCATED) {
+                if (qg_ann_allocated(rest, f->ret_param, msg, sizeof msg))
+                    error_at(x, a.locs[i], "%s(): %s", f->name, msg);
+            } else if (out_count(f->ret_param, rest)) {
+                error_at(x, a.locs[i], "QTN_OUT(%s) of %s(): the count of a result is a number "
+                         "or *param (an integer the function stores)", rest, f->name);
+            }
         } else {
             error_at(x, f->loc, "'%s' is no annotation for a function (%s())", w, f->name);
         }
@@ -884,6 +1385,32 @@ static void parse_func(ctx *x, CXCursor c) {
         f->ret = QTN_T_VOID;
         if (f->fault)
             error_at(x, f->loc, "%s() returns nothing: drop QTN_FAULT", f->name);
+    } else if (f->ret_param && f->ret_param->kind == QTN_K_OUT) {
+        f->ret = QTN_T_OUT;
+        f->ret_slot = QG_V_P;
+        if (!is_pointer(rt))
+            error_at(x, f->loc, "%s() is QTN_OUT but does not return a pointer", f->name);
+        else if (ret_string || ret_handle || ret_owned)
+            error_at(x, f->loc, "%s() returns data it keeps: QTN_OUT, not %s as well", f->name,
+                     ret_string ? "QTN_STRING" : "a handle");
+        else
+            out_result_check(x, f, f->ret_param, clang_getPointeeType(rt));
+    } else if (f->ret_param) {
+        f->ret = QTN_T_ALLOCATED;
+        f->ret_slot = QG_V_P;
+        qg_param *ra = f->ret_param;
+        if (!is_pointer(rt))
+            error_at(x, f->loc, "%s() is QTN_ALLOCATED but does not return a pointer (for a "
+                     "pointer it stores, annotate that T ** parameter)", f->name);
+        else if (ret_string || ret_handle || ret_owned)
+            error_at(x, f->loc, "%s() returns what it allocated: QTN_ALLOCATED, not %s as well "
+                     "(QTN_STRING: a string it keeps)", f->name,
+                     ret_string ? "QTN_STRING" : "a handle");
+        else if (ra->actual && !strcmp(ra->actual, "return"))
+            error_at(x, ra->loc, "QTN_ALLOCATED(return, ...) of %s(): its result is the "
+                     "pointer; count it with *param or string", f->name);
+        else
+            allocated_check(x, f, ra, clang_getPointeeType(rt), "the result");
     } else if (is_pointer(rt) && ret_string) {
         CXType pc = clang_getCanonicalType(clang_getPointeeType(clang_getCanonicalType(rt)));
         f->ret = QTN_T_STRING;
@@ -935,6 +1462,15 @@ static void parse_func(ctx *x, CXCursor c) {
     for (unsigned i = 0; i < f->nparams; i++)
         parse_param(x, f, &f->params[i], clang_Cursor_getArgument(c, i));
     check_func(x, f);
+    if (f->ret_param && f->ret_param->actual && strcmp(f->ret_param->actual, "return")) {
+        const char *ann = f->ret_param->kind == QTN_K_OUT ? "QTN_OUT" : "QTN_ALLOCATED";
+        int j = param_index(f, f->ret_param->actual);
+        if (j < 0)
+            error_at(x, f->ret_param->loc, "%s(*%s) of %s(): it has no parameter '%s'", ann,
+                     f->ret_param->actual, f->name, f->ret_param->actual);
+        else
+            count_target_check(x, f->ret_param->loc, &f->params[j], ann, "the result");
+    }
     bool seen = false;
     for (unsigned i = 0; i < x->m->ncomponents; i++)
         seen |= !strcmp(x->m->components[i], f->component);
@@ -972,8 +1508,12 @@ static enum CXChildVisitResult visit(CXCursor c, CXCursor parent, CXClientData d
     (void)parent;
     ctx *x = d;
     switch (clang_getCursorKind(c)) {
-    case CXCursor_FunctionDecl: parse_func(x, c); break;
+    case CXCursor_FunctionDecl:
+        note_fn(x, c);
+        parse_func(x, c);
+        break;
     case CXCursor_VarDecl: {
+        note_fn(x, c);
         anns a = {.n = 0};
         clang_visitChildren(c, collect_ann, &a);
         for (unsigned i = 0; i < a.n; i++)
@@ -991,7 +1531,8 @@ static enum CXChildVisitResult visit(CXCursor c, CXCursor parent, CXClientData d
                 sf->field = strdup(a.items[i] + 10);
                 sf->c = c;
                 CXType ft;
-                if (!field_type(clang_getCanonicalType(clang_getCursorType(c)), sf->field, &ft)) {
+                if (!field_path_type(clang_getCanonicalType(clang_getCursorType(c)), sf->field,
+                                     &ft)) {
                     qg_loc l = loc_of(c);
                     error_at(x, l, "QTN_FIELD: %s has no field '%s'", sf->type, sf->field);
                     free(l.file);
@@ -1089,6 +1630,12 @@ int qg_parse(qg_model *m, char **headers, int nheaders, char **args, int nargs, 
         }
         if (x.errors == before)
             clang_visitChildren(clang_getTranslationUnitCursor(tu), visit, &x);
+        check_uses(&x);
+        for (unsigned i = 0; i < x.nfns; i++)
+            free(x.fns[i].name);
+        free(x.fns);
+        x.fns = NULL;
+        x.nfns = 0;
         if (x.npend) /* the counts, evaluated as the stubs will evaluate them */
             x.errors += qg_counts_check(idx, headers, nheaders, headers[h], argv, nargv, x.pend,
                                         x.npend, err);

@@ -53,6 +53,7 @@ typedef struct sigent {
     ffi_type *at[QTN_PARAMS_MAX];
     ffi_closure *closure;
     void *code;
+    atomic_bool said_late; /* a late call of the closure was said on stderr */
 } sigent;
 
 static sigent *sigs;
@@ -219,10 +220,22 @@ static void closure_handler(ffi_cif *cif, void *rbuf, void **args, void *ud) {
     uint32_t i = t ? t->dn : 0;
     while (i > 0 && t->dst[i - 1].entry != en)
         i--;
-    if (!t || t->serving < 0 || i == 0)
-        qtn__fatal("callback parameter %u of %s called after its call returned or from "
-                   "another thread",
-                   s->idx, en->name);
+    if (!t || t->serving < 0 || i == 0) {
+        /* the library kept the pointer (a handler registered for later) or
+         * called it from a thread of its own: the caller's function cannot
+         * be reached from here, so it does not run, and returns 0; said
+         * once, counted, and the domain serves on */
+        atomic_fetch_add_explicit(&qtn__my_hdr()->late_callbacks, 1, memory_order_relaxed);
+        if (!atomic_exchange(&s->said_late, true))
+            qtn__warn("callback parameter %u of %s was called %s: it did not run and returned "
+                      "0 (a callback runs back in the caller's domain only during the call "
+                      "that passed it; one the component keeps for later cannot)",
+                      s->idx, en->name,
+                      t && t->serving >= 0 ? "after its call returned"
+                                           : "from a thread of the component's own");
+        to_ffi_ret(rbuf, (qtn_val){0}, s->sig->ret);
+        return;
+    }
     qtn_val v[QTN_PARAMS_MAX], rv;
     for (unsigned k = 0; k < s->sig->nparams; k++)
         v[k] = from_ffi_arg(args[k], &s->sig->params[k]);
@@ -291,8 +304,14 @@ static void dispatch(qtn__thread *t, qtn__chan *ch, char *win) {
     uint64_t w0 = qtn__stamp();
     en->thunk(fr->args, &rv);
     uint64_t work = qtn__stamp() - w0; /* in stamps: the host converts */
+    size_t at = (t->top + QTN__ALIGN - 1) & ~(uint64_t)(QTN__ALIGN - 1);
+    qtn__allocated_back(en->params, en->nparams, fr->args, &rv, en->ret, en->ret_param, win,
+                            &at, qtn__g.lay.win_size);
+    if (en->ret == QTN_T_OUT)
+        rv.u = qtn__out_back(en->ret_param, en->params, fr->args, rv.p, win, &at,
+                             qtn__g.lay.win_size);
     if (en->ret == QTN_T_STRING)
-        rv.u = string_back(rv.p, win, t->top);
+        rv.u = string_back(rv.p, win, at);
     globals_copy(en->component, globals, true); /* and back */
     t->dn--;
     t->top = save;
@@ -647,8 +666,9 @@ static const char *serve_request(qtn__thread *t, qtn__inc *I, qtn__hstack *st, q
     memcpy(args, fr->args, n * sizeof *args);
     qtn__fixv fx;
     qtn__fixv_init(&fx);
-    int r = qtn__import_checked(params, n, args, win + fo, win + end, &fx,
-                                type == QTN__MSG_CB || in_host ? &hc : NULL);
+    int r = rtype == QTN_T_ALLOCATED || rtype == QTN_T_OUT ? QTN_EINVAL /* not to a domain (yet) */
+            : qtn__import_checked(params, n, args, win + fo, win + end, &fx,
+                                  type == QTN__MSG_CB || in_host ? &hc : NULL);
     if (r == QTN_EINVAL) { /* a callback into the domain cannot cross here */
         qtn__import_drop(&fx);
         memcpy(&fr->ret, &fault, sizeof fault);
@@ -815,6 +835,28 @@ static char *string_copy(qtn__thread *t, const qtn_entry *en, const char *win, u
     return r->buf;
 }
 
+/* Data a QTN_T_OUT result pointed to, checked and copied (malloc): it
+ * replaces what the thread kept from en's last call. Returns it, or NULL
+ * (freed) when memory ran out. */
+static char *data_keep(qtn__thread *t, const qtn_entry *en, char *copy) {
+    qtn__rstr *r = t->rstr;
+    while (r && r->en != en)
+        r = r->next;
+    if (!r) {
+        if (!(r = calloc(1, sizeof *r))) {
+            free(copy);
+            return NULL;
+        }
+        r->en = en;
+        r->next = t->rstr;
+        t->rstr = r;
+    }
+    free(r->buf);
+    r->buf = copy;
+    r->cap = 0; /* not a string's buffer: string_copy never shares it (entries differ) */
+    return copy;
+}
+
 void qtn__strings_free(qtn__thread *t) {
     while (t->rstr) {
         qtn__rstr *r = t->rstr;
@@ -939,12 +981,20 @@ again:
         memcpy(&rv, (const void *)&ch->dret, sizeof rv); /* read once */
         rv = qtn__as_type(rv, en->ret);
         work = ch->dwork; /* the domain's word: it only shades its own statistics */
-        r = qtn__unmarshal(en->params, rv, en->ret, &fx);
-        if (r)
+        r = qtn__unmarshal_from(en->params, &rv, en->ret, en->ret_param, &fx, win, a.top,
+                                qtn__g.lay.win_size);
+        if (r == QTN_ECONTRACT)
             qtn__dom_kill(d, I->inc, QTN_FAULT_CONTRACT, en,
-                          "the domain answered with a length or pointer it was not given");
+                          en->ret == QTN_T_OUT
+                              ? "the domain returned data outside its part of the window, or "
+                                "not as its description says"
+                              : "the domain answered with a length or pointer it was not given");
+        else if (r)
+            ; /* QTN_ETOOBIG, QTN_ENOMEM: the fault value; the domain did no wrong */
         else if (en->ret == QTN_T_HANDLE)
             rv.p = tag_handle(rv.p, I->inc);
+        else if (en->ret == QTN_T_OUT && rv.p && !(rv.p = data_keep(t, en, rv.p)))
+            r = QTN_ENOMEM;
         else if (en->ret == QTN_T_STRING && rv.u) {
             bool bad;
             if (rv.u == UINT64_MAX) {
@@ -983,6 +1033,15 @@ done:
     return r;
 }
 
+/* True if an entry has a parameter the callee allocates into: such data
+ * comes back to the program only, not to a domain calling up. */
+static bool has_allocated(const qtn_entry *en) {
+    for (unsigned i = 0; i < en->nparams; i++)
+        if (en->params[i].kind == QTN_K_ALLOCATED)
+            return true;
+    return false;
+}
+
 /* qtn_call once the edge has its id (0: the overflow bucket). */
 static int call_edge(qtn__thread *t, qtn_edge *e, qtn_val *args, qtn_val *ret) {
     const qtn_entry *en = e->entry;
@@ -1014,6 +1073,11 @@ static int call_edge(qtn__thread *t, qtn_edge *e, qtn_val *args, qtn_val *ret) {
         if (t->serving < 0) {
             *ret = en->fault;
             return QTN_EDEAD;
+        }
+        if (qtn__unlikely(en->ret == QTN_T_ALLOCATED || en->ret == QTN_T_OUT ||
+                          has_allocated(en))) {
+            *ret = en->fault; /* data only the program can take back: said, not sent */
+            return QTN_EINVAL;
         }
         /* a generated stub does not know its caller: the entry this
          * thread is running here does */

@@ -125,6 +125,8 @@ int qtn_domain_info_get(int id, qtn_domain_info *out) {
         out->pid = I->pid;
         out->channels_in_use = I->in_use;
         out->channels_served = I->nserved;
+        if (I->base)
+            out->late_callbacks = atomic_load(&((qtn__dhdr *)I->base)->late_callbacks);
     }
     out->overflow_waits = dm->overflow_waits;
     out->restarts = dm->restarts;

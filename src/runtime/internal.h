@@ -93,6 +93,8 @@ typedef struct qtn__dhdr {
     _Atomic uint32_t bell_sleep;
     _Atomic uint32_t plan_gen;  /* bumped when `plan` changes */
     _Atomic uint32_t served;    /* serving threads started (informational) */
+    _Atomic uint64_t late_callbacks; /* callbacks called outside their call (the
+                                        process's word: informational) */
     _Atomic uint64_t want[QTN__CHAN_MAX / 64]; /* channels needing a thread */
     _Atomic uint8_t plan[QTN_COMPONENTS_MAX + 1]; /* component id -> domain */
 } qtn__dhdr;

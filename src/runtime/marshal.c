@@ -153,6 +153,20 @@ void qtn__alloc_release(qtn__alloc *a) {
     a->nbulk = a->bulk_cap = 0;
 }
 
+/* False for a field of a union member that the element's discriminant
+ * says is not the active one: its bytes are the union's, not a pointer. */
+static bool field_active(const qtn_param *f, const char *elem) {
+    if (!(f->flags & QTN_F_WHEN))
+        return true;
+    uint64_t u = 0;
+    size_t n = qtn__type_size(f->when_type);
+    if (!n || n > 8)
+        return false;
+    memcpy(&u, elem + f->when_offset, n); /* little-endian widening */
+    qtn_val v = qtn__as_type((qtn_val){.u = u}, f->when_type);
+    return v.i == f->when_value;
+}
+
 static bool is_buffer(uint8_t k) { return k == QTN_K_IN || k == QTN_K_OUT || k == QTN_K_INOUT; }
 static bool goes_back(uint8_t k) { return k == QTN_K_OUT || k == QTN_K_INOUT; }
 
@@ -169,7 +183,7 @@ static int marshal_fields(const qtn_struct *st, char *mine, char *theirs, size_t
             const qtn_param *f = &st->fields[i];
             char *src, *dst = NULL;
             memcpy(&src, me + f->offset, sizeof src);
-            if (f->kind == QTN_K_HANDLE || f->kind == QTN_K_SCALAR)
+            if (f->kind == QTN_K_HANDLE || f->kind == QTN_K_SCALAR || !field_active(f, me))
                 continue; /* crossed as bytes */
             int r = marshal_ptr(NULL, f, NULL, me, src, &dst, a, fx, parent, i, e);
             if (r)
@@ -230,6 +244,31 @@ int qtn__marshal(const qtn_param *params, unsigned n, const qtn_val *args, qtn_v
         case QTN_K_SCALAR:
         case QTN_K_HANDLE: out[i] = args[i]; break;
         case QTN_K_CALLBACK: out[i].u = args[i].p ? i + 1 : 0; break;
+        case QTN_K_ALLOCATED: {
+            /* one cell for the callee's pointer, holding its own address:
+             * still there after the call, the callee left *out alone */
+            out[i].p = NULL;
+            if (!args[i].p)
+                break;
+            if (p->actual > 0 && !args[p->actual - 1].p)
+                return QTN_EINVAL; /* the count's place is NULL: nothing could say it */
+            char *cell = qtn__alloc_take(a, sizeof(void *));
+            if (!cell)
+                return QTN_ETOOBIG;
+            void *self = cell;
+            memcpy(cell, &self, sizeof self);
+            qtn__fix *f = fix_add(fx);
+            if (!f)
+                return QTN_ENOMEM;
+            f->p = p;
+            f->mine = args[i].p;
+            f->theirs = cell;
+            f->count = 1;
+            f->parent = -1;
+            f->pidx = i;
+            out[i].p = cell;
+            break;
+        }
         default: {
             char *dst;
             int r = marshal_ptr(params, p, args, NULL, args[i].p, &dst, a, fx, -1, i, 0);
@@ -271,7 +310,129 @@ static int translate_field(const qtn__fixv *fx, int32_t parent, size_t e, uint32
     return QTN_ECONTRACT; /* a pointer the caller never sent */
 }
 
+/* The count of a one-element integer out-parameter ai, as the caller will
+ * see it (its value read once in pass 1); false if it has none or it is
+ * negative. */
+static bool stashed_count(const qtn_param *params, const qtn__fixv *fx, uint32_t ai,
+                          size_t *count) {
+    const qtn__fix *af = param_fix(fx, ai);
+    if (!af)
+        return false; /* the caller passed NULL for the length */
+    uint8_t t = params[ai].type;
+    if (!t)
+        t = af->p->elem_size == 4 ? QTN_T_U32 : QTN_T_U64;
+    return qtn__type_size(t) == af->p->elem_size && !read_count(&af->stash, t, count);
+}
+
+static void *alloc_with(const qtn_param *p, size_t bytes) {
+    return p->alloc_fn ? p->alloc_fn(bytes) : malloc(bytes);
+}
+
+static void free_with(const qtn_param *p, void *mem) {
+    if (p->free_fn)
+        p->free_fn(mem);
+    else
+        free(mem);
+}
+
+/* The callee's allocated data at `where` (offset | bytes << 32, as
+ * qtn__allocated_back left it), copied once into memory of p->alloc_fn's
+ * with one zeroed element past it. `count` is the number of elements the
+ * caller will be told (SIZE_MAX: a NUL-terminated string). Returns 0,
+ * QTN_ECONTRACT (not where the callee may write, or not what it said),
+ * QTN_ETOOBIG or QTN_ENOMEM. */
+static int allocated_copy(const qtn_param *p, uint64_t where, size_t count, const char *win,
+                          size_t lo, size_t hi, char **copy) {
+    *copy = NULL;
+    if (where == 0)
+        return 0;
+    if (where == QTN__ALLOC_TOOBIG)
+        return QTN_ETOOBIG;
+    if (!win)
+        return QTN_ECONTRACT;
+    size_t off = (size_t)(where & 0xffffffffu), bytes = (size_t)(where >> 32);
+    if (off < lo || off > hi || bytes > hi - off)
+        return QTN_ECONTRACT;
+    size_t esz = p->elem_size ? p->elem_size : 1, room = bytes;
+    if (count == SIZE_MAX) {
+        if (!bytes || esz != 1)
+            return QTN_ECONTRACT;
+    } else {
+        if (count > SIZE_MAX / esz || count * esz != bytes)
+            return QTN_ECONTRACT; /* not the length the caller is told */
+        room = bytes + esz;
+    }
+    char *c = alloc_with(p, room);
+    if (!c)
+        return QTN_ENOMEM;
+    memcpy(c, win + off, bytes); /* read once */
+    if (count == SIZE_MAX && c[bytes - 1] != 0) { /* the copy must end with the NUL */
+        free_with(p, c);
+        return QTN_ECONTRACT;
+    }
+    memset(c + bytes, 0, room - bytes);
+    *copy = c;
+    return 0;
+}
+
+/* What the callee allocated, as the caller will be told it: copied from the
+ * window (QTN_K_ALLOCATED cells, a QTN_T_ALLOCATED result), or an error
+ * after freeing the copies made. */
+static int allocated_in(const qtn_param *params, qtn_val *ret, uint8_t rtype,
+                        const qtn_param *retp, qtn__fixv *fx, const char *win, size_t lo,
+                        size_t hi, char **rcopy) {
+    int r = 0;
+    *rcopy = NULL;
+    for (uint32_t i = 0; i < fx->n && !r; i++) {
+        qtn__fix *f = &fx->v[i];
+        const qtn_param *p = f->p;
+        if (p->kind != QTN_K_ALLOCATED)
+            continue;
+        if (!win)
+            continue; /* a request to the host: its cells stay as they were */
+        uint64_t where;
+        memcpy(&where, f->theirs, sizeof where); /* read once */
+        if (where == QTN__ALLOC_LEFT)
+            continue;
+        size_t count = SIZE_MAX;
+        if (p->actual == QTN_ACTUAL_RET) {
+            if (qtn__type_signed(rtype) && ret->i < 0)
+                r = QTN_ECONTRACT; /* it said it allocated nothing */
+            count = (size_t)ret->u;
+        } else if (p->actual > 0) {
+            if (!stashed_count(params, fx, (uint32_t)p->actual - 1, &count))
+                r = QTN_ECONTRACT;
+        }
+        if (!r && !(r = allocated_copy(p, where, count, win, lo, hi, &f->copy)))
+            f->store = true;
+    }
+    if (!r && retp && rtype == QTN_T_ALLOCATED && win) {
+        size_t count = SIZE_MAX;
+        if (ret->u && ret->u != QTN__ALLOC_TOOBIG && retp->actual > 0 &&
+            !stashed_count(params, fx, (uint32_t)retp->actual - 1, &count))
+            r = QTN_ECONTRACT; /* data, and no length the caller could be told */
+        if (!r)
+            r = allocated_copy(retp, ret->u, count, win, lo, hi, rcopy);
+    }
+    if (r) {
+        for (uint32_t i = 0; i < fx->n; i++)
+            if (fx->v[i].copy) {
+                free_with(fx->v[i].p, fx->v[i].copy);
+                fx->v[i].copy = NULL;
+                fx->v[i].store = false;
+            }
+    }
+    return r;
+}
+
 int qtn__unmarshal(const qtn_param *params, qtn_val ret, uint8_t rtype, qtn__fixv *fx) {
+    return qtn__unmarshal_from(params, &ret, rtype, NULL, fx, NULL, 0, 0);
+}
+
+int qtn__unmarshal_from(const qtn_param *params, qtn_val *retv, uint8_t rtype,
+                        const qtn_param *retp, qtn__fixv *fx, const char *win, size_t lo,
+                        size_t hi) {
+    qtn_val ret = *retv;
     /* pass 1: read everything the callee controls once, and check it */
     for (uint32_t i = 0; i < fx->n; i++) {
         qtn__fix *f = &fx->v[i];
@@ -294,17 +455,8 @@ int qtn__unmarshal(const qtn_param *params, qtn_val ret, uint8_t rtype, qtn__fix
             else
                 actual = (size_t)ret.u;
         } else {
-            uint32_t ai = (uint32_t)p->actual - 1;
-            const qtn__fix *af = param_fix(fx, ai);
-            if (!af) {
-                actual = 0; /* the caller passed NULL for the length */
-            } else {
-                uint8_t t = params[ai].type;
-                if (!t)
-                    t = af->p->elem_size == 4 ? QTN_T_U32 : QTN_T_U64;
-                if (qtn__type_size(t) != af->p->elem_size || read_count(&af->stash, t, &actual))
-                    actual = 0; /* a negative length copies nothing back */
-            }
+            if (!stashed_count(params, fx, (uint32_t)p->actual - 1, &actual))
+                actual = 0; /* NULL or a negative length copies nothing back */
         }
         if (actual > f->count)
             return QTN_ECONTRACT;
@@ -324,8 +476,8 @@ int qtn__unmarshal(const qtn_param *params, qtn_val ret, uint8_t rtype, qtn__fix
             char *te = f->tmp + e * p->st->size;
             for (uint32_t k = 0; k < p->st->nfields; k++) {
                 const qtn_param *fd = &p->st->fields[k];
-                if (fd->kind == QTN_K_HANDLE || fd->kind == QTN_K_SCALAR)
-                    continue;
+                if (fd->kind == QTN_K_HANDLE || fd->kind == QTN_K_SCALAR || !field_active(fd, te))
+                    continue; /* as the callee's copy says: a pointer only if active */
                 char *v, *nv;
                 memcpy(&v, te + fd->offset, sizeof v);
                 if (translate_field(fx, (int32_t)i, e, k, v, &nv))
@@ -334,10 +486,34 @@ int qtn__unmarshal(const qtn_param *params, qtn_val ret, uint8_t rtype, qtn__fix
             }
         }
     }
+    char *rcopy, *ocopy = NULL;
+    int r = 0;
+    if (retp && rtype == QTN_T_OUT && win) { /* the data the result points to */
+        size_t count = 0, osize;
+        if (ret.u && ret.u != QTN__ALLOC_TOOBIG && retp->actual > 0 &&
+            !stashed_count(params, fx, (uint32_t)retp->actual - 1, &count))
+            return QTN_ECONTRACT; /* data, and no length the caller could be told */
+        if ((r = qtn__out_in(retp, count, ret.u, win, lo, hi, &ocopy, &osize)))
+            return r;
+    }
+    r = allocated_in(params, &ret, rtype, retp, fx, win, lo, hi, &rcopy);
+    if (r) {
+        free(ocopy);
+        return r;
+    }
+    if (retp && rtype == QTN_T_ALLOCATED && win)
+        retv->p = rcopy;
+    if (retp && rtype == QTN_T_OUT && win)
+        retv->p = ocopy; /* the caller side keeps it (per thread and entry) */
     /* pass 2: copy back */
     for (uint32_t i = 0; i < fx->n; i++) {
         qtn__fix *f = &fx->v[i];
         const qtn_param *p = f->p;
+        if (f->store) { /* the caller owns it now */
+            memcpy(f->mine, &f->copy, sizeof f->copy);
+            f->copy = NULL;
+            continue;
+        }
         if (!f->back)
             continue;
         if (f->tmp)
@@ -347,6 +523,235 @@ int qtn__unmarshal(const qtn_param *params, qtn_val ret, uint8_t rtype, qtn__fix
         else
             memcpy(f->mine, f->theirs, f->back * p->elem_size);
     }
+    return 0;
+}
+
+/* ---- callee side (a domain): data the callee allocated --------------------- */
+
+/* How many elements the callee allocated, as it says: false for none (a
+ * negative count, or no place to read it from); SIZE_MAX for a string. */
+static bool allocated_count(const qtn_param *params, const qtn_param *p, const qtn_val *args,
+                            qtn_val ret, uint8_t rtype, size_t *count) {
+    *count = SIZE_MAX;
+    if (p->actual == QTN_ACTUAL_RET) {
+        qtn_val v = qtn__as_type(ret, rtype);
+        return val_count(v, rtype, count) == 0;
+    }
+    if (p->actual > 0) {
+        uint32_t ai = (uint32_t)p->actual - 1;
+        const char *at = args[ai].p;
+        uint8_t t = params[ai].type;
+        if (!t)
+            t = params[ai].elem_size == 4 ? QTN_T_U32 : QTN_T_U64;
+        return at && read_count(at, t, count) == 0;
+    }
+    return true;
+}
+
+/* Copies the callee's data at v into the window; its place as the caller
+ * side reads it. */
+static uint64_t allocated_out(const qtn_param *p, const char *v, size_t count, char *win,
+                              size_t *at, size_t lim) {
+    if (!v)
+        return 0;
+    size_t esz = p->elem_size ? p->elem_size : 1, bytes;
+    size_t room = lim > *at ? lim - *at : 0;
+    if (room > UINT32_MAX)
+        room = UINT32_MAX;
+    if (count == SIZE_MAX) {
+        bytes = strnlen(v, room) + 1;
+    } else {
+        if (count > SIZE_MAX / esz)
+            return QTN__ALLOC_TOOBIG;
+        bytes = count * esz;
+    }
+    if (bytes > room || !*at)
+        return QTN__ALLOC_TOOBIG;
+    memcpy(win + *at, v, bytes);
+    uint64_t where = (uint64_t)*at | (uint64_t)bytes << 32;
+    *at += (bytes + QTN__ALIGN - 1) & ~(size_t)(QTN__ALIGN - 1);
+    return where;
+}
+
+void qtn__allocated_back(const qtn_param *params, unsigned n, const qtn_val *args, qtn_val *ret,
+                         uint8_t rtype, const qtn_param *retp, char *win, size_t *at, size_t lim) {
+    for (unsigned i = 0; i < n; i++) {
+        const qtn_param *p = &params[i];
+        char *cell = args[i].p, *v;
+        if (p->kind != QTN_K_ALLOCATED || !cell)
+            continue;
+        memcpy(&v, cell, sizeof v);
+        size_t count;
+        uint64_t where = QTN__ALLOC_LEFT;
+        if (v != cell && allocated_count(params, p, args, *ret, rtype, &count)) {
+            where = allocated_out(p, v, count, win, at, lim);
+            if (v && p->free_fn)
+                p->free_fn(v); /* the component's copy, with the component's free */
+        }
+        memcpy(cell, &where, sizeof where);
+    }
+    if (retp && rtype == QTN_T_ALLOCATED) {
+        char *v = ret->p;
+        size_t count;
+        uint64_t where = 0;
+        if (v && allocated_count(params, retp, args, *ret, rtype, &count))
+            where = allocated_out(retp, v, count, win, at, lim);
+        else if (v)
+            where = QTN__ALLOC_TOOBIG; /* it says it made none: the call fails */
+        if (v && retp->free_fn)
+            retp->free_fn(v);
+        ret->u = where;
+    }
+}
+
+/* ---- data a result points to, which the callee keeps ------------------------ */
+
+/* The elements of a pointer field f of the element at `elem`: its count as
+ * the element says (SIZE_MAX on a bad one), bytes up to `room` for a
+ * string. */
+static size_t field_count(const qtn_param *f, const char *elem, const char *s, size_t room) {
+    size_t n;
+    if (f->kind == QTN_K_STRING) {
+        const char *nul = memchr(s, 0, room);
+        return nul ? (size_t)(nul - s) + 1 : SIZE_MAX;
+    }
+    if (qtn__count(NULL, f, NULL, elem, &n))
+        return SIZE_MAX;
+    return n;
+}
+
+static size_t field_esize(const qtn_param *f) { return f->kind == QTN_K_STRING ? 1 : f->elem_size; }
+
+static bool copied_field(const qtn_param *f) {
+    return f->kind == QTN_K_STRING || is_buffer(f->kind);
+}
+
+/* Domain side: the pointer fields of `count` elements of st at `mine` (in
+ * the window already), each one's data copied after *at. */
+static int out_fields(const qtn_struct *st, char *mine, size_t count, char *win, size_t *at,
+                      size_t lim, int depth) {
+    if (depth > 8)
+        return QTN_ETOOBIG;
+    for (size_t e = 0; e < count; e++) {
+        char *me = mine + e * st->size;
+        for (uint32_t i = 0; i < st->nfields; i++) {
+            const qtn_param *f = &st->fields[i];
+            char *src;
+            memcpy(&src, me + f->offset, sizeof src);
+            if (!copied_field(f) || !src || !field_active(f, me))
+                continue;
+            size_t room = lim - *at, esz = field_esize(f);
+            size_t n = field_count(f, me, src, room);
+            if (n == SIZE_MAX || (esz && n > room / esz))
+                return QTN_ETOOBIG;
+            char *dst = win + *at;
+            memcpy(dst, src, n * esz);
+            *at += (n * esz + QTN__ALIGN - 1) & ~(size_t)(QTN__ALIGN - 1);
+            if (*at > lim)
+                return QTN_ETOOBIG;
+            memcpy(me + f->offset, &dst, sizeof dst);
+            if (f->st && f->st->nfields) {
+                int r = out_fields(f->st, dst, n, win, at, lim, depth + 1);
+                if (r)
+                    return r;
+            }
+        }
+    }
+    return 0;
+}
+
+uint64_t qtn__out_back(const qtn_param *retp, const qtn_param *params, const qtn_val *args,
+                       const void *v, char *win, size_t *at, size_t lim) {
+    if (!v)
+        return 0;
+    size_t count = (size_t)retp->len, start = *at;
+    if (retp->actual > 0) {
+        uint32_t ai = (uint32_t)retp->actual - 1;
+        uint8_t t = params[ai].type ? params[ai].type
+                                    : params[ai].elem_size == 4 ? QTN_T_U32 : QTN_T_U64;
+        if (!args[ai].p || read_count(args[ai].p, t, &count))
+            return QTN__ALLOC_TOOBIG; /* data, and no count for it */
+    }
+    size_t esz = retp->elem_size, room = lim > start ? lim - start : 0;
+    if (!start || (esz && count > room / esz))
+        return QTN__ALLOC_TOOBIG;
+    memcpy(win + start, v, count * esz);
+    *at = start + ((count * esz + QTN__ALIGN - 1) & ~(size_t)(QTN__ALIGN - 1));
+    if (*at > lim || (retp->st && retp->st->nfields &&
+                      out_fields(retp->st, win + start, count, win, at, lim, 0)))
+        return QTN__ALLOC_TOOBIG;
+    size_t total = *at - start;
+    if (total > UINT32_MAX)
+        return QTN__ALLOC_TOOBIG;
+    return (uint64_t)start | (uint64_t)total << 32;
+}
+
+/* Caller side: checks and translates the pointer fields of `count`
+ * elements of st at `mine` (in the copy c of `size` bytes, which stood at
+ * `w` in the window). Each field's data must start at or past *next (the
+ * end of the data before it: no buffer is walked twice) and lie inside the
+ * copy. */
+static int in_fields(const qtn_struct *st, char *mine, size_t count, char *c, size_t size,
+                     const char *w, size_t *next, int depth) {
+    if (depth > 8)
+        return QTN_ECONTRACT;
+    for (size_t e = 0; e < count; e++) {
+        char *me = mine + e * st->size;
+        for (uint32_t i = 0; i < st->nfields; i++) {
+            const qtn_param *f = &st->fields[i];
+            const char *v;
+            memcpy(&v, me + f->offset, sizeof v);
+            if (!copied_field(f) || !v || !field_active(f, me))
+                continue;
+            if (v < w + *next || v > w + size || (size_t)(v - w) % QTN__ALIGN)
+                return QTN_ECONTRACT; /* aligned as the domain lays them out: read as C */
+            size_t off = (size_t)(v - w), esz = field_esize(f);
+            size_t n = field_count(f, me, c + off, size - off);
+            if (n == SIZE_MAX || (esz && n > (size - off) / esz))
+                return QTN_ECONTRACT;
+            *next = off + n * esz;
+            char *nv = c + off;
+            memcpy(me + f->offset, &nv, sizeof nv);
+            if (f->st && f->st->nfields) {
+                int r = in_fields(f->st, nv, n, c, size, w, next, depth + 1);
+                if (r)
+                    return r;
+            }
+        }
+    }
+    return 0;
+}
+
+int qtn__out_in(const qtn_param *retp, size_t count, uint64_t where, const char *win, size_t lo,
+                size_t hi, char **copy, size_t *size) {
+    *copy = NULL;
+    *size = 0;
+    if (where == 0)
+        return 0;
+    if (where == QTN__ALLOC_TOOBIG)
+        return QTN_ETOOBIG;
+    size_t off = (size_t)(where & 0xffffffffu), bytes = (size_t)(where >> 32);
+    if (!win || off < lo || off > hi || bytes > hi - off || off % QTN__ALIGN)
+        return QTN_ECONTRACT;
+    if (retp->len_kind == QTN_LEN_CONST && retp->actual <= 0)
+        count = (size_t)retp->len;
+    size_t esz = retp->elem_size;
+    if (esz && count > bytes / esz)
+        return QTN_ECONTRACT; /* the elements themselves do not fit in it */
+    char *c = malloc(bytes ? bytes : 1);
+    if (!c)
+        return QTN_ENOMEM;
+    memcpy(c, win + off, bytes); /* read once: what follows reads the copy */
+    size_t next = count * esz;
+    if (retp->st && retp->st->nfields) {
+        int r = in_fields(retp->st, c, count, c, bytes, win + off, &next, 0);
+        if (r) {
+            free(c);
+            return r;
+        }
+    }
+    *copy = c;
+    *size = bytes;
     return 0;
 }
 
@@ -367,6 +772,8 @@ static int import_fields(const qtn_struct *st, char *mine, size_t count, const c
             const qtn_param *f = &st->fields[i];
             char *v, *nv = NULL;
             memcpy(&v, me + f->offset, sizeof v); /* the private copy: read once */
+            if (!field_active(f, me))
+                continue; /* the union's bytes, as they are */
             if (f->kind == QTN_K_HANDLE) {
                 if (!handle_ok(hc, (uint64_t)(uintptr_t)v))
                     return QTN_ESTALE;
@@ -463,6 +870,8 @@ int qtn__import_checked(const qtn_param *params, unsigned n, qtn_val *args, cons
                 return QTN_EINVAL; /* a domain's function cannot run here */
             continue;
         }
+        if (p->kind == QTN_K_ALLOCATED)
+            return QTN_EINVAL; /* not from a domain (yet): its fault value */
         char *mine;
         int r = import_ptr(params, p, orig, NULL, orig[i].p, &mine, lo, hi, fx, -1, i, 0, hc);
         if (r)
@@ -512,6 +921,8 @@ void qtn__export_issuing(const qtn_param *params, qtn_val ret, uint8_t rtype, qt
                     const qtn_param *fd = &p->st->fields[k];
                     char *v, *nv = NULL;
                     memcpy(&v, me + fd->offset, sizeof v);
+                    if (!field_active(fd, me))
+                        continue;
                     if (fd->kind == QTN_K_HANDLE) { /* the domain may send it back */
                         if (v && issue)
                             issue(ctx, (uint64_t)(uintptr_t)v);

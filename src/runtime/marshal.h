@@ -27,6 +27,8 @@ typedef struct qtn__fix {
     size_t elem;    /* element of the parent holding this field */
     char *tmp;      /* caller side: checked private copy of a struct array */
     uint64_t stash; /* checked value of a one-element integer out-parameter */
+    char *copy;     /* caller side, QTN_K_ALLOCATED: the caller's copy (alloc_fn's) */
+    bool store;     /* caller side, QTN_K_ALLOCATED: `copy` goes to *mine (NULL too) */
 } qtn__fix;
 
 typedef struct qtn__fixv {
@@ -69,8 +71,48 @@ int qtn__marshal(const qtn_param *params, unsigned n, const qtn_val *args, qtn_v
  * moved pointers in structs) against what was sent, then copies it to the
  * caller's memory. `ret` is the private copy of the result, `rtype` its
  * QTN_T_*. Nothing is written unless every check passes. Returns 0 or
- * QTN_ECONTRACT. */
+ * QTN_ECONTRACT (QTN_ENOMEM: out of memory). qtn__unmarshal_from: data the
+ * callee allocated
+ * (QTN_K_ALLOCATED parameters; a QTN_T_ALLOCATED result, described by
+ * retp, replaced in *ret by the caller's copy) must lie in the window `win`
+ * between offsets lo and hi: past what the caller sent. With win NULL
+ * (a domain's request to the host), none comes back. QTN_ETOOBIG: the
+ * callee's data did not fit in the window (the callee freed it). */
+int qtn__unmarshal_from(const qtn_param *params, qtn_val *ret, uint8_t rtype,
+                        const qtn_param *retp, qtn__fixv *fx, const char *win, size_t lo,
+                        size_t hi);
+/* The same without a window: no callee-allocated data comes back. */
 int qtn__unmarshal(const qtn_param *params, qtn_val ret, uint8_t rtype, qtn__fixv *fx);
+
+/* Callee side (a domain), after the call: copies the data the callee
+ * allocated (QTN_K_ALLOCATED parameters, a QTN_T_ALLOCATED result) into the
+ * window win from offset *at up to lim, frees the callee's copies with their
+ * free_fn, and leaves in each cell (and in *ret) where it went:
+ * offset | bytes << 32, 0 for NULL, QTN__ALLOC_TOOBIG or QTN__ALLOC_LEFT (a
+ * cell the callee did not write, or a negative count: nothing allocated). */
+void qtn__allocated_back(const qtn_param *params, unsigned n, const qtn_val *args, qtn_val *ret,
+                         uint8_t rtype, const qtn_param *retp, char *win, size_t *at, size_t lim);
+
+/* Callee side (a domain), after the call: copies the data a QTN_T_OUT
+ * result points to (retp: its count and struct) into the window from *at
+ * up to lim, each pointer field's data after it in the order qtn__out_in
+ * walks them, those fields pointing to the copies. Returns offset | bytes
+ * << 32 (all of it), 0 for NULL, or QTN__ALLOC_TOOBIG. */
+uint64_t qtn__out_back(const qtn_param *retp, const qtn_param *params, const qtn_val *args,
+                       const void *v, char *win, size_t *at, size_t lim);
+
+/* Caller side: the data qtn__out_back left at `where` in the window, copied
+ * once into new memory (malloc; *size its bytes) and checked there: the
+ * result's elements first (count: retp's constant, or `count`), then each
+ * pointer field's data, after the one before, inside what was copied, at a
+ * multiple of QTN__ALIGN (so the caller reads it as C), its length read
+ * from the copy; the fields then point into the copy. Returns
+ * 0, QTN_ECONTRACT, QTN_ETOOBIG or QTN_ENOMEM. */
+int qtn__out_in(const qtn_param *retp, size_t count, uint64_t where, const char *win, size_t lo,
+                size_t hi, char **copy, size_t *size);
+
+#define QTN__ALLOC_TOOBIG UINT64_MAX
+#define QTN__ALLOC_LEFT (UINT64_MAX - 1)
 
 /* Which handles a domain may send the host: ok(ctx, v) for each non-NULL
  * QTN_K_HANDLE parameter and struct field; false refuses the request. */

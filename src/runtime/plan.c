@@ -61,10 +61,70 @@ static bool int_type(uint8_t t) { return t >= QTN_T_I8 && t <= QTN_T_U64; }
 static int check_params(const char *cn, const char *en, const qtn_param *ps, unsigned n,
                         bool in_struct, bool in_callback, int depth);
 
+/* A result pointing to data the callee keeps: kind QTN_K_OUT, a constant
+ * count or one from an integer out-parameter, its struct's fields as a
+ * struct's. */
+static int check_out_result(const char *cn, const qtn_entry *e) {
+    const qtn_param *p = e->ret_param;
+    if (!p || p->kind != QTN_K_OUT || !p->elem_size)
+        return bad(cn, e->name, "a result of data needs its ret_param (QTN_K_OUT, an element "
+                   "size)");
+    if (p->actual > 0) {
+        unsigned ai = (unsigned)p->actual - 1;
+        const qtn_param *a = ai < e->nparams ? &e->params[ai] : NULL;
+        if (!a || (a->kind != QTN_K_OUT && a->kind != QTN_K_INOUT) ||
+            a->len_kind != QTN_LEN_CONST || a->len != 1 ||
+            (a->elem_size != 4 && a->elem_size != 8) || a->st)
+            return bad(cn, e->name, "result: its count's parameter %d must point to one 4- or "
+                       "8-byte integer that goes back (out or inout, length 1)", (int)ai);
+    } else if (p->len_kind != QTN_LEN_CONST || p->actual) {
+        return bad(cn, e->name, "result: its count is a constant or QTN_ACTUAL_PARAM(i)");
+    }
+    if (p->st) {
+        if (p->st->size != p->elem_size)
+            return bad(cn, e->name, "result: element size %u differs from struct %s size %u",
+                       p->elem_size, p->st->name ? p->st->name : "?", p->st->size);
+        return check_params(cn, e->name, p->st->fields, p->st->nfields, true, false, 1);
+    }
+    return 0;
+}
+
+/* What the callee allocated (parameter i, or the result: is_param false):
+ * a free function, an element size and where its count comes from. */
+static int check_allocated(const char *cn, const char *en, const qtn_param *ps, unsigned n,
+                           const qtn_param *p, unsigned i, bool is_param) {
+    const char *what = is_param ? "parameter" : "result";
+    if (!p->free_fn)
+        return bad(cn, en, "%s %u: callee-allocated data needs its free_fn", what, i);
+    if (p->elem_size == 0)
+        return bad(cn, en, "%s %u: element size is 0", what, i);
+    if (p->actual == QTN_ACTUAL_STRING)
+        return p->elem_size == 1 ? 0 : bad(cn, en, "%s %u: a string's elements are bytes",
+                                            what, i);
+    if (p->actual == QTN_ACTUAL_RET && is_param)
+        return 0;
+    if (p->actual > 0) {
+        unsigned ai = (unsigned)p->actual - 1;
+        const qtn_param *a = ai < n ? &ps[ai] : NULL;
+        if (!a || (is_param && ai == i) || (a->kind != QTN_K_OUT && a->kind != QTN_K_INOUT) ||
+            a->len_kind != QTN_LEN_CONST || a->len != 1 ||
+            (a->elem_size != 4 && a->elem_size != 8) || a->st)
+            return bad(cn, en, "%s %u: its count's parameter %d must point to one 4- or 8-byte "
+                       "integer that goes back (out or inout, length 1)", what, i, (int)ai);
+        return 0;
+    }
+    return bad(cn, en, "%s %u: callee-allocated data needs a count (QTN_ACTUAL_PARAM, %s"
+               "QTN_ACTUAL_STRING)", what, i, is_param ? "QTN_ACTUAL_RET, " : "");
+}
+
 static int check_param(const char *cn, const char *en, const qtn_param *ps, unsigned n,
                        unsigned i, bool in_struct, bool in_callback, int depth) {
     const qtn_param *p = &ps[i];
     const char *what = in_struct ? "field" : "parameter";
+    if ((p->flags & QTN_F_WHEN) &&
+        (!in_struct || !int_type(p->when_type)))
+        return bad(cn, en, "%s %u: QTN_F_WHEN is for struct fields, with an integer "
+                   "discriminant", what, i);
     switch (p->kind) {
     case QTN_K_SCALAR:
         if (in_struct)
@@ -85,6 +145,11 @@ static int check_param(const char *cn, const char *en, const qtn_param *ps, unsi
     case QTN_K_IN:
     case QTN_K_OUT:
     case QTN_K_INOUT: break;
+    case QTN_K_ALLOCATED:
+        if (in_struct || in_callback)
+            return bad(cn, en, "%s %u: callee-allocated data is for entry parameters only",
+                       what, i);
+        return check_allocated(cn, en, ps, n, p, i, true);
     default: return bad(cn, en, "%s %u: unknown kind %u", what, i, p->kind);
     }
     if (p->elem_size == 0)
@@ -244,10 +309,19 @@ int qtn_register(qtn_component *c) {
             r = bad(c->name, e->name, "the entry names another component");
             goto out;
         }
-        if (e->nparams > QTN_PARAMS_MAX || e->ret > QTN_T_STRING) {
+        if (e->nparams > QTN_PARAMS_MAX || e->ret > QTN_T_OUT) {
             r = bad(c->name, e->name, "too many parameters or a bad return type");
             goto out;
         }
+        if (e->ret == QTN_T_ALLOCATED &&
+            (!e->ret_param || e->ret_param->kind != QTN_K_ALLOCATED ||
+             (r = check_allocated(c->name, e->name, e->params, e->nparams, e->ret_param, 0,
+                                  false)))) {
+            r = r ? r : bad(c->name, e->name, "an allocated result needs its ret_param");
+            goto out;
+        }
+        if (e->ret == QTN_T_OUT && (r = check_out_result(c->name, e)))
+            goto out;
         r = check_params(c->name, e->name, e->params, e->nparams, false, false, 0);
         if (r)
             goto out;

@@ -1,6 +1,9 @@
 /* codec.c - the real functions of the codec test component. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -160,3 +163,155 @@ int codec_sort(int32_t *v, size_t n, codec_cmp cmp) {
 int32_t codec_level;
 
 int32_t codec_bump_level(void) { return codec_level++ * 10; }
+
+static atomic_int codec_nlive;
+
+void *codec_alloc(size_t n) {
+    void *p = malloc(n);
+    if (p)
+        atomic_fetch_add(&codec_nlive, 1);
+    return p;
+}
+
+void codec_free(void *p) {
+    if (p)
+        atomic_fetch_sub(&codec_nlive, 1);
+    free(p);
+}
+
+int32_t codec_live(void) { return atomic_load(&codec_nlive); }
+
+int codec_dump(int32_t n, char **out, size_t *len) {
+    if (n < 0)
+        return -1;
+    char *s = malloc((size_t)n * 2 + 1);
+    if (!s)
+        return -1;
+    for (int32_t i = 0; i < n; i++)
+        memcpy(s + 2 * i, "ab", 2);
+    s[2 * n] = 0;
+    *out = s;
+    *len = (size_t)n * 2;
+    return 0;
+}
+
+int codec_print(char **out, int32_t v) {
+    if (v < 0)
+        return -1; /* *out is left alone, as asprintf may */
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "v=%d", (int)v);
+    if (!(*out = strdup(buf)))
+        return -1;
+    return n;
+}
+
+char *codec_strdup_upper(const char *s) {
+    if (!s)
+        return NULL;
+    size_t n = strlen(s);
+    char *r = codec_alloc(n + 1);
+    if (!r)
+        return NULL;
+    for (size_t i = 0; i <= n; i++)
+        r[i] = (char)(s[i] >= 'a' && s[i] <= 'z' ? s[i] - 32 : s[i]);
+    return r;
+}
+
+codec_pair *codec_pairs(uint32_t count, uint32_t *n) {
+    codec_pair *v = codec_alloc((count ? count : 1) * sizeof *v);
+    if (!v)
+        return NULL;
+    for (uint32_t i = 0; i < count; i++)
+        v[i] = (codec_pair){(int32_t)i, i / 2.0};
+    *n = count;
+    return v;
+}
+
+static int (*codec_kept)(int32_t x);
+
+void codec_keep(int (*fn)(int32_t x)) { codec_kept = fn; }
+
+typedef struct codec_firing {
+    int32_t x;
+    int r;
+} codec_firing;
+
+static void *codec_fire_there(void *arg) {
+    codec_firing *f = arg;
+    f->r = codec_kept(f->x);
+    return NULL;
+}
+
+int codec_fire(int32_t x, int32_t from_thread) {
+    if (!codec_kept)
+        return -2;
+    codec_firing f = {x, -3};
+    pthread_t th;
+    if (!from_thread)
+        return codec_kept(x);
+    if (pthread_create(&th, NULL, codec_fire_there, &f))
+        return -3;
+    pthread_join(th, NULL);
+    return f.r;
+}
+
+const codec_result *codec_eval(int32_t n) {
+    static __thread codec_result r;
+    static __thread codec_set set;
+    static __thread int32_t *items;
+    if (n < 0)
+        return NULL;
+    int32_t *v = realloc(items, ((size_t)n + 1) * sizeof *v); /* kept: freed by the next */
+    if (!v)
+        return NULL;
+    items = v;
+    for (int32_t i = 0; i < n; i++)
+        v[i] = (i % 1000) * (i % 1000);
+    set = (codec_set){n, v};
+    r = (codec_result){7, "squares", &set};
+    return &r;
+}
+
+const codec_pair *codec_table(uint32_t *n) {
+    static const codec_pair table[3] = {{1, 0.25}, {2, 0.5}, {3, 0.75}};
+    *n = 3;
+    return table;
+}
+
+int64_t codec_total(const char *const *names, size_t n) {
+    int64_t t = 0;
+    for (size_t i = 0; i < n; i++)
+        t += names[i] ? (int64_t)strlen(names[i]) : 0;
+    return t;
+}
+
+int codec_keys(const codec_pair *const *v, uint32_t n) {
+    int s = 0;
+    for (uint32_t i = 0; i < n; i++)
+        s += v[i] ? v[i]->key : 0;
+    return s;
+}
+
+int codec_parts_len(const codec_part *const *v, uint32_t n) {
+    int s = 0;
+    for (uint32_t i = 0; i < n; i++)
+        s += (int)strlen(v[i]->name) + (int)v[i]->len;
+    return s;
+}
+
+int codec_values(codec_value *v, uint32_t n) {
+    int t = 0;
+    for (uint32_t i = 0; i < n; i++)
+        switch (v[i].kind) {
+        case CODEC_NUM: t += 8; break;
+        case CODEC_TEXT: t += (int)strlen(v[i].u.text); break;
+        case CODEC_BLOB:
+            for (uint32_t k = 0; k < v[i].u.blob.len; k++)
+                if (v[i].u.blob.data[k] >= 'a' && v[i].u.blob.data[k] <= 'z')
+                    v[i].u.blob.data[k] = (uint8_t)(v[i].u.blob.data[k] - 32);
+            t += (int)v[i].u.blob.len;
+            break;
+        default: return -1;
+        }
+    return t;
+}

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h> /* free, named by QTN_ALLOCATED */
 
 #include "quarantine.h"
 
@@ -93,6 +94,86 @@ int codec_socket_errno(void);
 QTN_COMPONENT(codec) QTN_FAULT("?") QTN_STRING
 const char *codec_name(int32_t which);
 
+/* data the callee allocates and the caller frees, with the function each
+ * annotation names, wherever codec runs. codec_alloc and codec_free are
+ * codec's allocator (malloc and free that count what is live in the
+ * process: codec_live) */
+void *codec_alloc(size_t n);
+void codec_free(void *p);
+
+QTN_COMPONENT(codec) QTN_FAULT(-1)
+int32_t codec_live(void);
+
+/* n copies of "ab" in *out (2n chars and a NUL), their length in *len;
+ * n < 0: returns -1 and leaves both alone */
+QTN_COMPONENT(codec) QTN_FAULT(-1)
+int codec_dump(int32_t n, char **out QTN_ALLOCATED(*len, free), size_t *len QTN_OUT(1));
+
+/* asprintf-style: "v=<v>" in *out, its length returned (-1: none) */
+QTN_COMPONENT(codec) QTN_FAULT(-1)
+int codec_print(char **out QTN_ALLOCATED(return, free), int32_t v);
+
+/* a string the caller frees with codec_free (NULL for NULL) */
+QTN_COMPONENT(codec) QTN_FAULT(NULL) QTN_ALLOCATED(string, codec_free, codec_alloc)
+char *codec_strdup_upper(const char *s QTN_STRING QTN_NULLABLE);
+
+/* count pairs {i, i / 2.0} the caller frees with codec_free, *n of them */
+QTN_COMPONENT(codec) QTN_FAULT(NULL) QTN_ALLOCATED(*n, codec_free, codec_alloc)
+codec_pair *codec_pairs(uint32_t count, uint32_t *n QTN_OUT(1));
+
+/* data a function returns and codec keeps, which the caller reads
+ * (result->set->n, as libxml2's obj->nodesetval->nodeNr): n squares (of i % 1000),
+ * named; n < 0: NULL. Valid until the thread's next codec_eval */
+typedef struct codec_set {
+    int32_t n;
+    const int32_t *items QTN_IN(n);
+} codec_set;
+typedef struct codec_result {
+    int32_t kind;
+    const char *name QTN_STRING;
+    const codec_set *set QTN_IN(1);
+} codec_result;
+
+QTN_COMPONENT(codec) QTN_FAULT(NULL) QTN_OUT(1)
+const codec_result *codec_eval(int32_t n);
+
+/* codec's table of pairs, *n of them */
+QTN_COMPONENT(codec) QTN_FAULT(NULL) QTN_OUT(*n)
+const codec_pair *codec_table(uint32_t *n QTN_OUT(1));
+
+/* arrays of pointers, each element's data crossing with it: the lengths
+ * of n strings summed (a NULL one counts 0), the keys of n pairs summed,
+ * and codec_doc_upper's sum over n parts (the parts' own pointers cross
+ * too) */
+QTN_COMPONENT(codec) QTN_FAULT(-1)
+int64_t codec_total(const char *const *names QTN_IN(n) QTN_EACH(string), size_t n);
+
+QTN_COMPONENT(codec) QTN_FAULT(-1)
+int codec_keys(const codec_pair *const *v QTN_IN(n) QTN_EACH(1), uint32_t n);
+
+QTN_COMPONENT(codec) QTN_FAULT(-1)
+int codec_parts_len(const codec_part *const *v QTN_IN(n) QTN_EACH(1), uint32_t n);
+
+/* a union whose active member a field beside it names: the pointers of
+ * that member cross, those of the others do not. codec_value_len: the
+ * length of the text, the blob, or 8 for a number (-1 for a bad kind) */
+enum codec_kind { CODEC_NUM = 1, CODEC_TEXT, CODEC_BLOB };
+typedef struct codec_value {
+    int32_t kind;
+    union {
+        int64_t num;
+        const char *text QTN_STRING;
+        struct {
+            uint8_t *data QTN_INOUT(len);
+            uint32_t len;
+        } blob;
+    } u QTN_ACTIVE(kind, CODEC_TEXT: text, CODEC_BLOB: blob);
+} codec_value;
+
+/* the lengths summed; each blob's bytes upper-cased */
+QTN_COMPONENT(codec) QTN_FAULT(-1)
+int codec_values(codec_value *v QTN_INOUT(n), uint32_t n);
+
 /* callbacks run back in the caller's domain; their own pointer parameters
  * are annotated like an entry's, in the declarator or in a typedef */
 QTN_COMPONENT(codec) QTN_FAULT(-1)
@@ -105,6 +186,15 @@ typedef int (*codec_cmp)(const int32_t *a QTN_IN(1), const int32_t *b QTN_IN(1))
 
 QTN_COMPONENT(codec) QTN_FAULT(-1)
 int codec_sort(int32_t *v QTN_INOUT(n), size_t n, codec_cmp cmp QTN_CALLBACK);
+
+/* a callback codec keeps for later (as a library keeps an error handler),
+ * then calls from a later call, or from a thread of its own: returns what
+ * it returned, -2 with none kept */
+QTN_COMPONENT(codec)
+void codec_keep(int (*fn)(int32_t x) QTN_CALLBACK);
+
+QTN_COMPONENT(codec) QTN_FAULT(-1)
+int codec_fire(int32_t x, int32_t from_thread);
 
 /* a global synced on each crossing into codec */
 extern int32_t codec_level QTN_SYNC(codec);

@@ -473,7 +473,9 @@ static void test_owned_handles(void **state) {
                  3, 19, "'out' of f() points to pointers, which mean nothing in another address "
                  "space: pass it as QTN_HANDLE, or change the interface (a pointer the callee "
                  "hands out comes back as the return value: QTN_OWNED, a handle the callee "
-                 "issued, tagged with its incarnation)");
+                 "issued, tagged with its incarnation); data the callee allocates and stores in "
+                 "*out is QTN_ALLOCATED(count, free_fn); an array of strings or structs it reads "
+                 "is QTN_IN(count) QTN_EACH(string or count)");
     int rc = gen("struct db;\n"
                  "QTN_COMPONENT(c) QTN_FAULT(NULL) QTN_OWNED struct db *db_open(int flags);\n"
                  "QTN_COMPONENT(c) QTN_FAULT(-1) int db_get(struct db *h QTN_HANDLE, int key);\n"
@@ -488,6 +490,251 @@ static void test_owned_handles(void **state) {
     /* once: not for another component's entry, an owned one, or a void * */
     assert_null(strstr(strstr(err, "warning:") + 1, "warning:"));
     assert_non_null(strstr(stubs, "__wrap_db_get"));
+}
+
+/* QTN_ALLOCATED: data the callee allocates, on a T ** parameter or a
+ * function; what it names and counts is checked against the header. */
+static void test_allocated(void **state) {
+    (void)state;
+    int rc = gen("#include <stdlib.h>\n"
+                 "void my_free(void *p);\nvoid *my_alloc(size_t n);\n"
+                 "extern void (*ptr_free)(void *);\n"
+                 "typedef struct pt { int x, y; } pt;\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1)\n"
+                 "int f(char **out QTN_ALLOCATED(*len, free), size_t *len QTN_OUT(1));\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1)\n"
+                 "int g(char **s QTN_ALLOCATED(return, ptr_free), int v);\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(NULL) QTN_ALLOCATED(*n, my_free, my_alloc)\n"
+                 "pt *h(int32_t *n QTN_OUT(1));\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(NULL) QTN_ALLOCATED(string, free)\n"
+                 "char *k(const char *s QTN_STRING);\n");
+    if (rc)
+        fail_msg("exit %d: %s", rc, err);
+    assert_non_null(strstr(stubs, "{.kind = QTN_K_ALLOCATED, .elem_size = sizeof(char), "
+                                  ".actual = QTN_ACTUAL_PARAM(1), .free_fn = qg_f_a0_free}"));
+    assert_non_null(strstr(stubs, ".actual = QTN_ACTUAL_RET, .free_fn = qg_g_a0_free}"));
+    assert_non_null(strstr(stubs, "static void qg_g_a0_free(void *p) {\n    ptr_free(p);\n}"));
+    assert_non_null(strstr(stubs, "static const qtn_param qg_h_ret = {.kind = QTN_K_ALLOCATED, "
+                                  ".elem_size = sizeof(pt), .actual = QTN_ACTUAL_PARAM(0), "
+                                  ".free_fn = qg_h_r_free, .alloc_fn = qg_h_r_alloc};"));
+    assert_non_null(strstr(stubs, "return my_alloc(n);"));
+    assert_non_null(strstr(stubs, ".ret = QTN_T_ALLOCATED,\n"));
+    assert_non_null(strstr(stubs, ".actual = QTN_ACTUAL_STRING, .free_fn = qg_k_r_free}"));
+    /* the count's target says its type */
+    assert_non_null(strstr(stubs, ".len = 1, .type = QTN_T_I32}"));
+    const char *pre = "#include <stdlib.h>\nvoid two(void *a, void *b);\n"
+                      "struct node { struct node *next; };\n";
+    char t[1024];
+#define ALLOC_ERR(decl, needle)                                                              \
+    do {                                                                                     \
+        snprintf(t, sizeof t, "%sQTN_COMPONENT(c) QTN_FAULT(-1)\n%s", pre, decl);            \
+        expect_error(t, 5, needle);                                                          \
+    } while (0)
+    ALLOC_ERR("int f(char *out QTN_ALLOCATED(*n, free), size_t *n QTN_OUT(1));",
+              "'out' of f() is QTN_ALLOCATED but no pointer to a pointer: the callee stores a "
+              "pointer to what it allocated in *out (T **out)");
+    ALLOC_ERR("int f(void **out QTN_ALLOCATED(*n, free), size_t *n QTN_OUT(1));",
+              "'out' of f() is QTN_ALLOCATED data of type void");
+    ALLOC_ERR("int f(char ***out QTN_ALLOCATED(*n, free), size_t *n QTN_OUT(1));",
+              "'out' of f() is QTN_ALLOCATED data of pointers");
+    ALLOC_ERR("int f(struct node **out QTN_ALLOCATED(*n, free), size_t *n QTN_OUT(1));",
+              "'out' of f() is QTN_ALLOCATED data holding pointers");
+    ALLOC_ERR("int f(int **out QTN_ALLOCATED(string, free));",
+              "'out' of f() is QTN_ALLOCATED(string, ...) but its data is not char");
+    ALLOC_ERR("int f(char **out QTN_ALLOCATED(*n, fre), size_t *n QTN_OUT(1));",
+              "the free function of 'out' of f(): 'fre' is no function these headers declare");
+    ALLOC_ERR("int f(char **out QTN_ALLOCATED(*n, two), size_t *n QTN_OUT(1));",
+              "the free function of 'out' of f(): 'two' does not take one pointer");
+    ALLOC_ERR("int f(char **out QTN_ALLOCATED(*n, free, free), size_t *n QTN_OUT(1));",
+              "the allocator of 'out' of f(): 'free' does not take a size and return a pointer");
+    ALLOC_ERR("int f(char **out QTN_ALLOCATED(*m, free), size_t *n QTN_OUT(1));",
+              "QTN_ALLOCATED(*m) of 'out': f() has no parameter 'm'");
+    ALLOC_ERR("int f(char **out QTN_ALLOCATED(*n, free), size_t n);",
+              "QTN_ALLOCATED(*n) of 'out': 'n' must be QTN_OUT(1) or QTN_INOUT(1)");
+    ALLOC_ERR("int f(char **out QTN_ALLOCATED(n, free), size_t n);",
+              "QTN_ALLOCATED(n, free): say QTN_ALLOCATED(count, free_fn)");
+    ALLOC_ERR("int f(char **out QTN_ALLOCATED(*n), size_t *n QTN_OUT(1));",
+              "say QTN_ALLOCATED(count, free_fn)");
+    ALLOC_ERR("int f(char **out QTN_ALLOCATED(*n, free) QTN_OUT(1), size_t *n QTN_OUT(1));",
+              "two annotations say what crosses");
+    ALLOC_ERR("int f(int (*cb)(char **s QTN_ALLOCATED(string, free)) QTN_CALLBACK);",
+              "a callback's parameters cannot be QTN_ALLOCATED");
+    ALLOC_ERR("void *f(size_t *n QTN_OUT(1)) QTN_ALLOCATED(*n, free);",
+              "f() is QTN_ALLOCATED data of type void");
+    snprintf(t, sizeof t, "%sQTN_COMPONENT(c) QTN_FAULT(-1) QTN_ALLOCATED(*n, free)\n"
+             "int f(size_t *n QTN_OUT(1));", pre);
+    expect_error(t, 5, "f() is QTN_ALLOCATED but does not return a pointer");
+    snprintf(t, sizeof t, "%sQTN_COMPONENT(c) QTN_FAULT(0) QTN_ALLOCATED(return, free)\n"
+             "char *f(int n);", pre);
+    expect_error(t, 4, "QTN_ALLOCATED(return, ...) of f(): its result is the pointer");
+    snprintf(t, sizeof t, "%sQTN_COMPONENT(c) QTN_FAULT(0) QTN_ALLOCATED(string, free) "
+             "QTN_STRING\nchar *f(int n);", pre);
+    expect_error(t, 5, "f() returns what it allocated: QTN_ALLOCATED, not QTN_STRING as well");
+    snprintf(t, sizeof t, "%sstruct s { char *p QTN_ALLOCATED(string, free); };\n"
+             "QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(struct s *v QTN_INOUT(1));", pre);
+    expect_error(t, 4, "field 'p' of struct s: QTN_ALLOCATED is for parameters (T **) and "
+                       "functions");
+#undef ALLOC_ERR
+}
+
+/* QTN_OUT(count) on a function: data it keeps, read by the caller, copied
+ * back with the pointer fields its struct describes. */
+static void test_returned_data(void **state) {
+    (void)state;
+    int rc = gen("typedef struct set { int32_t n; const int32_t *items QTN_IN(n); } set;\n"
+                 "typedef struct res { int kind; const char *name QTN_STRING; "
+                 "set *s QTN_IN(1); } res;\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(NULL) QTN_OUT(1)\nconst res *eval(int n);\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(NULL) QTN_OUT(*n)\n"
+                 "const int16_t *table(uint32_t *n QTN_OUT(1));\n");
+    if (rc)
+        fail_msg("exit %d: %s", rc, err);
+    assert_non_null(strstr(stubs, "static const qtn_param qg_eval_ret = {.kind = QTN_K_OUT, "
+                                  ".elem_size = sizeof(const res), .len_kind = QTN_LEN_CONST, "
+                                  ".len = 1, .st = &qg_st_"));
+    assert_non_null(strstr(stubs, ".ret = QTN_T_OUT,\n"));
+    assert_non_null(strstr(stubs, "static const qtn_param qg_table_ret = {.kind = QTN_K_OUT, "
+                                  ".elem_size = sizeof(const int16_t), "
+                                  ".actual = QTN_ACTUAL_PARAM(0)};"));
+    expect_error("struct db;\nQTN_COMPONENT(c) QTN_FAULT(NULL) QTN_OUT(1)\n"
+                 "struct db *f(void);", 2,
+                 "the result of f() is QTN_OUT data of an incomplete type 'struct db'");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(NULL) QTN_OUT(1)\nvoid *f(void);", 1,
+                 "the result of f() is QTN_OUT data of type void");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(NULL) QTN_OUT(1)\nchar **f(void);", 1,
+                 "the result of f() is QTN_OUT data of pointers");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(-1) QTN_OUT(1)\nint f(void);", 2,
+                 "f() is QTN_OUT but does not return a pointer");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(NULL) QTN_OUT(n + 1)\nconst int *f(int n);", 1,
+                 "QTN_OUT(n + 1) of f(): the count of a result is a number or *param");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(NULL) QTN_OUT(*n)\nconst int *f(int n);", 1,
+                 "QTN_OUT(*n) of 'the result': 'n' must be QTN_OUT(1) or QTN_INOUT(1)");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(NULL) QTN_OUT(1) QTN_STRING\nconst char *f(void);",
+                 2, "f() returns data it keeps: QTN_OUT, not QTN_STRING as well");
+    expect_error("typedef struct h { int n; void *priv QTN_HANDLE; } h;\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(NULL) QTN_OUT(1)\nconst h *f(void);", 1,
+                 "field 'priv' of struct h is a handle, in data f() returns");
+    expect_error("typedef struct h { int n; char *name; } h;\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(NULL) QTN_OUT(1)\nconst h *f(void);", 1,
+                 "field 'name' of struct h is a pointer: say what crosses");
+}
+
+/* QTN_EACH: arrays of pointers with a count, what each points to crossing
+ * with them; anything else about them is refused. */
+static void test_pointer_arrays(void **state) {
+    (void)state;
+    int rc = gen("typedef struct item { int k; const char *name QTN_STRING; } item;\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1)\n"
+                 "int f(const char **names QTN_IN(n) QTN_EACH(string), size_t n,\n"
+                 "      item *const *items QTN_IN(m) QTN_EACH(1), int m,\n"
+                 "      const int32_t **rows QTN_IN(3) QTN_EACH(4));\n");
+    if (rc)
+        fail_msg("exit %d: %s", rc, err);
+    assert_non_null(strstr(stubs, "{.kind = QTN_K_STRING, .offset = 0}"));
+    assert_non_null(strstr(stubs, "{.kind = QTN_K_IN, .offset = 0, .elem_size = sizeof(item), "
+                                  ".len_kind = QTN_LEN_CONST, .len = 1, .st = &qg_st_"));
+    assert_non_null(strstr(stubs, "{.kind = QTN_K_IN, .offset = 0, .elem_size = "
+                                  "sizeof(const int32_t), .len_kind = QTN_LEN_CONST, .len = 4}"));
+    assert_non_null(strstr(stubs, ".elem_size = sizeof(const char *), .len_kind = QTN_LEN_PARAM, "
+                                  ".len = 1, .st = &qg_st_const_char___each_string}"));
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(-1)\n"
+                 "int f(char **v QTN_INOUT(n) QTN_EACH(string), int n);", 2,
+                 "'v' of f() is an array of pointers: it crosses QTN_IN only");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(-1)\n"
+                 "int f(int **v QTN_IN(n) QTN_EACH(string), int n);", 2,
+                 "'v' of f() is QTN_EACH(string) but its pointers are not to char");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(-1)\n"
+                 "int f(char *v QTN_IN(n) QTN_EACH(string), int n);", 2,
+                 "'v' of f() is QTN_EACH(string) but no array of pointers (T **)");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(-1)\n"
+                 "int f(void **v QTN_IN(n) QTN_EACH(2), int n);", 2,
+                 "'v' of f() is QTN_EACH(2) of elements whose size is unknown");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(-1)\n"
+                 "int f(char **v QTN_IN(n) QTN_EACH(n), int n);", 2,
+                 "QTN_EACH(n): say QTN_EACH(string) or QTN_EACH(count), a number");
+    expect_error("QTN_COMPONENT(c) QTN_FAULT(-1)\n"
+                 "int f(int (*cb)(const char **v QTN_IN(n) QTN_EACH(string), int n) "
+                 "QTN_CALLBACK);", 2,
+                 "a callback's parameters cannot be structs with pointers");
+}
+
+/* QTN_ACTIVE: a union's active member, named by a field beside it; a
+ * union holding pointers without one stays refused. */
+static void test_unions(void **state) {
+    (void)state;
+    const char *u = "enum { K_NUM = 1, K_TEXT };\n"
+                    "typedef struct val { int kind; union { long num; const char *text "
+                    "QTN_STRING; } u";
+    char t[1024];
+    snprintf(t, sizeof t, "%s QTN_ACTIVE(kind, K_TEXT: text); } val;\n"
+             "QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(val *v QTN_IN(1));", u);
+    int rc = gen(t);
+    if (rc)
+        fail_msg("exit %d: %s", rc, err);
+    assert_non_null(strstr(stubs, "{.kind = QTN_K_STRING, .offset = offsetof(struct val, u.text), "
+                                  ".flags = QTN_F_WHEN, .when_type = QTN_T_I32, .when_offset = "
+                                  "offsetof(struct val, kind), .when_value = (int64_t)(K_TEXT)}"));
+    snprintf(t, sizeof t, "%s; } val;\nQTN_COMPONENT(c) QTN_FAULT(-1)\n"
+             "int f(val *v QTN_IN(1));", u);
+    expect_error(t, 2, "field 'u' of struct val is a union holding a pointer: which member is "
+                       "active cannot be told, so its pointer cannot cross; say it with "
+                       "QTN_ACTIVE(field, VALUE: member, ...)");
+    snprintf(t, sizeof t, "%s QTN_ACTIVE(knd, K_TEXT: text); } val;\n"
+             "QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(val *v QTN_IN(1));", u);
+    expect_error(t, 2, "QTN_ACTIVE of 'u' of struct val: 'knd' is no integer field of struct "
+                       "val beside the union");
+    snprintf(t, sizeof t, "%s QTN_ACTIVE(kind, K_TXT: text); } val;\n"
+             "QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(val *v QTN_IN(1));", u);
+    expect_error(t, 2, "QTN_ACTIVE of 'u' of struct val: 'K_TXT: text' is not VALUE: member");
+    snprintf(t, sizeof t, "%s QTN_ACTIVE(kind, K_TEXT: txt); } val;\n"
+             "QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(val *v QTN_IN(1));", u);
+    expect_error(t, 2, "QTN_ACTIVE of 'u' of struct val: the union has no member 'txt'");
+    snprintf(t, sizeof t, "%s QTN_ACTIVE(kind, K_NUM: num); } val;\n"
+             "QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(val *v QTN_IN(1));", u);
+    expect_error(t, 2, "QTN_ACTIVE of 'u' of struct val: member 'text' holds a pointer, and no "
+                       "value selects it");
+    /* in a sidecar: the union by its name, its member by its place */
+    rc = gen("enum { K_NUM = 1, K_TEXT };\n"
+             "typedef struct val { int kind; union { long num; const char *text; } u; } val;\n"
+             "QTN_FIELD(val, u, QTN_ACTIVE(kind, K_TEXT: text));\n"
+             "QTN_FIELD(val, u.text, QTN_STRING);\n"
+             "QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(val *v QTN_IN(1));");
+    if (rc)
+        fail_msg("exit %d: %s", rc, err);
+    assert_non_null(strstr(stubs, "{.kind = QTN_K_STRING, .offset = offsetof(struct val, u.text), "
+                                  ".flags = QTN_F_WHEN"));
+    expect_error("typedef struct val { int kind; union { long num; const char *text; } u; } val;\n"
+                 "QTN_FIELD(val, u.txt, QTN_STRING);\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(val *v QTN_IN(1));", 2,
+                 "QTN_FIELD: struct val has no field 'u.txt'");
+    expect_error("typedef struct v2 { int kind, n; union { long num; uint8_t *d QTN_IN(n); } u "
+                 "QTN_ACTIVE(kind, 2: d); } v2;\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(v2 *v QTN_IN(1));", 1,
+                 "member 'u.d' of the union in struct v2 counts with 'n': a pointer member of a "
+                 "union counts with a number; for a count in a field, make the member a struct");
+}
+
+/* Callbacks kept in structs (handler tables, I/O hooks) are called after
+ * the call that passed them: refused, unless passed through untouched. */
+static void test_function_pointer_fields(void **state) {
+    (void)state;
+    const char *msg = "field 'on_error' of struct hooks is a function pointer: a callback kept "
+                      "in a struct (a handler table, I/O hooks) is called after the call that "
+                      "passed it returned, and cannot run back in the caller's domain then; "
+                      "leave it NULL and mark it QTN_HANDLE (passed through untouched), or pass "
+                      "the function as a QTN_CALLBACK parameter of the call that calls it";
+    expect_exact("struct hooks { void (*on_error)(int code); int level; };\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(struct hooks *h QTN_IN(1));",
+                 1, 23, msg);
+    expect_exact("struct hooks { void (*on_error)(int code) QTN_CALLBACK; int level; };\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(struct hooks *h QTN_IN(1));",
+                 1, 23, msg);
+    int rc = gen("struct hooks { void (*on_error)(int code) QTN_HANDLE; int level; };\n"
+                 "QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(struct hooks *h QTN_IN(1));");
+    if (rc)
+        fail_msg("exit %d: %s", rc, err);
+    assert_non_null(strstr(stubs, "{.kind = QTN_K_HANDLE, .offset = offsetof(struct hooks, "
+                                  "on_error)}"));
 }
 
 int main(void) {
@@ -512,6 +759,11 @@ int main(void) {
         cmocka_unit_test(test_rejects_an_entry_of_two_components),
         cmocka_unit_test(test_rejects_globals_the_runtime_cannot_sync),
         cmocka_unit_test(test_owned_handles),
+        cmocka_unit_test(test_allocated),
+        cmocka_unit_test(test_function_pointer_fields),
+        cmocka_unit_test(test_returned_data),
+        cmocka_unit_test(test_pointer_arrays),
+        cmocka_unit_test(test_unions),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[128];

@@ -329,6 +329,270 @@ static void test_returned_strings(void **state) {
     assert_int_equal((int)strlen(codec_name(4)), (2 << 20) - 1); /* directly: the library's */
 }
 
+/* What the callee allocates comes back into memory the caller frees with
+ * the function the annotation names, in both placements: the same data, the
+ * same free. */
+typedef struct allocs {
+    int dump_r, print_r;
+    size_t dump_len;
+    char dump[16], print[16], upper[16];
+    char *left_dump, *left_print; /* what a failing call left in *out */
+    size_t left_len;
+    int upper_null;
+    uint32_t npairs;
+    codec_pair pairs[5];
+    int32_t live; /* codec's allocations live after the calls, where codec runs */
+} allocs;
+
+static void run_allocs(allocs *r) {
+    memset(r, 0, sizeof *r);
+    char *out = NULL;
+    r->dump_len = 99;
+    r->dump_r = codec_dump(3, &out, &r->dump_len);
+    assert_non_null(out);
+    memcpy(r->dump, out, r->dump_len + 1); /* its NUL too */
+    free(out);
+    static char mine[] = "mine";
+    r->left_dump = mine;
+    r->left_len = 7;
+    assert_int_equal(codec_dump(-1, &r->left_dump, &r->left_len), -1);
+    char *p = NULL;
+    r->print_r = codec_print(&p, 42);
+    assert_non_null(p);
+    snprintf(r->print, sizeof r->print, "%s", p);
+    free(p);
+    r->left_print = mine;
+    assert_int_equal(codec_print(&r->left_print, -5), -1);
+    char *u = codec_strdup_upper("mixed Case");
+    assert_non_null(u);
+    snprintf(r->upper, sizeof r->upper, "%s", u);
+    codec_free(u);
+    r->upper_null = codec_strdup_upper(NULL) == NULL;
+    codec_pair *v = codec_pairs(5, &r->npairs);
+    assert_non_null(v);
+    memcpy(r->pairs, v, sizeof r->pairs);
+    codec_free(v);
+    r->live = codec_live();
+}
+
+static void test_callee_allocated(void **state) {
+    (void)state;
+    allocs d, i;
+    plan("codec=host");
+    int32_t live0 = codec_live();
+    run_allocs(&d);
+    plan("codec=1");
+    assert_int_not_equal(codec_pid(), getpid());
+    int32_t dlive0 = codec_live();
+    qtn_clear_error();
+    run_allocs(&i);
+    assert_int_equal(qtn_last_error(), 0);
+    assert_int_equal(d.dump_r, 0);
+    assert_int_equal(i.dump_r, 0);
+    assert_int_equal(i.dump_len, 6);
+    assert_int_equal(d.dump_len, i.dump_len);
+    assert_string_equal(i.dump, "ababab");
+    assert_memory_equal(d.dump, i.dump, 7);
+    assert_string_equal(i.left_dump, "mine"); /* a failing call left *out alone */
+    assert_string_equal(d.left_dump, "mine");
+    assert_int_equal(i.print_r, 4);
+    assert_int_equal(d.print_r, i.print_r);
+    assert_string_equal(i.print, "v=42");
+    assert_string_equal(d.print, i.print);
+    assert_string_equal(i.left_print, "mine");
+    assert_string_equal(i.upper, "MIXED CASE");
+    assert_string_equal(d.upper, i.upper);
+    assert_true(i.upper_null && d.upper_null);
+    assert_int_equal(i.npairs, 5);
+    assert_int_equal(d.npairs, 5);
+    for (int k = 0; k < 5; k++) {
+        assert_int_equal(d.pairs[k].key, i.pairs[k].key);
+        assert_true(d.pairs[k].weight == i.pairs[k].weight);
+    }
+    assert_true(i.pairs[3].weight == 1.5);
+    /* nothing leaked on either side: the domain freed its copies with
+     * codec_free, and the caller's codec_free matched codec_alloc here */
+    assert_int_equal(d.live, live0);
+    assert_int_equal(i.live, dlive0);
+    plan("codec=host");
+    assert_int_equal(codec_live(), live0);
+    plan("codec=1");
+    /* more than the channel holds: the fault value, and said; the domain
+     * freed its copy and serves on */
+    char *big = NULL;
+    size_t blen = 0;
+    qtn_clear_error();
+    assert_int_equal(codec_dump(600000, &big, &blen), -1);
+    assert_int_equal(qtn_last_error(), QTN_ETOOBIG);
+    assert_null(big);
+    assert_int_equal(codec_live(), dlive0);
+    assert_int_equal(codec_print(&big, 1), 3);
+    free(big);
+    plan("codec=host");
+    assert_int_equal(codec_dump(600000, &big, &blen), 0); /* directly: the library's */
+    assert_int_equal(blen, 1200000);
+    free(big);
+}
+
+/* Data a function returns and keeps, read by the caller through its
+ * pointers (result->set->items[k]): the same directly and isolated, where it
+ * is the calling thread's copy until its next call of the entry. */
+static void read_eval(int32_t n, int32_t *kind, char *name, int32_t *count, int64_t *sum) {
+    const codec_result *r = codec_eval(n);
+    assert_non_null(r);
+    assert_non_null(r->set);
+    *kind = r->kind;
+    snprintf(name, 16, "%s", r->name);
+    *count = r->set->n;
+    *sum = 0;
+    for (int32_t k = 0; k < r->set->n; k++)
+        *sum = *sum * 31 + r->set->items[k];
+}
+
+static void test_returned_data(void **state) {
+    (void)state;
+    int32_t dk, ik, dn, in;
+    int64_t ds, is;
+    char dname[16], iname[16];
+    plan("codec=host");
+    read_eval(10, &dk, dname, &dn, &ds);
+    plan("codec=1");
+    assert_int_not_equal(codec_pid(), getpid());
+    qtn_clear_error();
+    read_eval(10, &ik, iname, &in, &is);
+    assert_int_equal(qtn_last_error(), 0);
+    assert_int_equal(ik, 7);
+    assert_int_equal(dk, ik);
+    assert_string_equal(iname, "squares");
+    assert_string_equal(dname, iname);
+    assert_int_equal(in, 10);
+    assert_int_equal(dn, in);
+    assert_int_equal(ds, is);
+    const codec_result *a = codec_eval(2);
+    assert_int_equal(a->set->items[1], 1);
+    assert_null(codec_eval(-1)); /* NULL as NULL */
+    uint32_t n = 0;
+    const codec_pair *t = codec_table(&n);
+    assert_int_equal(n, 3);
+    assert_true(t[2].key == 3 && t[2].weight == 0.75);
+    /* more than the channel holds: the fault value, and said */
+    qtn_clear_error();
+    assert_null(codec_eval(300000));
+    assert_int_equal(qtn_last_error(), QTN_ETOOBIG);
+    assert_int_equal(codec_eval(3)->set->items[2], 4); /* and the domain serves on */
+    plan("codec=host");
+    assert_int_equal(codec_eval(300000)->set->n, 300000);
+}
+
+/* Arrays of pointers with a count: each element's data crosses with the
+ * array, NULL as NULL, more than a window's worth through the bulk area. */
+static void test_pointer_arrays(void **state) {
+    (void)state;
+    static char big[3][600000];
+    for (int k = 0; k < 3; k++) {
+        memset(big[k], 'a' + k, sizeof big[k] - 1);
+        big[k][sizeof big[k] - 1] = 0;
+    }
+    const char *names[] = {"isolate", NULL, "only", "what faults"};
+    const char *bigs[] = {big[0], big[1], big[2]};
+    codec_pair p0 = {3, 0}, p1 = {40, 0}, p2 = {500, 0};
+    const codec_pair *pairs[] = {&p0, NULL, &p1, &p2};
+    uint8_t d0[4] = "abc", d1[3] = "xy";
+    codec_part q0 = {"first", d0, 3}, q1 = {"2nd", d1, 2};
+    const codec_part *parts[] = {&q0, &q1};
+    int64_t dt[3];
+    int dk, dp;
+    plan("codec=host");
+    dt[0] = codec_total(names, 4);
+    dt[1] = codec_total(bigs, 3);
+    dt[2] = codec_total(NULL, 0);
+    dk = codec_keys(pairs, 4);
+    dp = codec_parts_len(parts, 2);
+    plan("codec=1");
+    assert_int_not_equal(codec_pid(), getpid());
+    qtn_clear_error();
+    assert_int_equal(codec_total(names, 4), 7 + 4 + 11);
+    assert_int_equal(codec_total(names, 4), dt[0]);
+    assert_int_equal(codec_total(bigs, 3), 3 * (600000 - 1)); /* past the window */
+    assert_int_equal(codec_total(bigs, 3), dt[1]);
+    assert_int_equal(codec_total(NULL, 0), dt[2]);
+    assert_int_equal(codec_keys(pairs, 4), 543);
+    assert_int_equal(codec_keys(pairs, 4), dk);
+    assert_int_equal(codec_parts_len(parts, 2), 5 + 3 + 3 + 2);
+    assert_int_equal(codec_parts_len(parts, 2), dp);
+    assert_int_equal(qtn_last_error(), 0);
+    plan("codec=host");
+}
+
+/* A union whose active member a field names: that member's pointers
+ * cross (the text in, the blob both ways), a number's bits are left as
+ * bits, and the results match the direct call. */
+static void test_unions(void **state) {
+    (void)state;
+    uint8_t db[6], ib[6];
+    int dr, ir;
+    for (int pass = 0; pass < 2; pass++) {
+        uint8_t *blob = pass ? ib : db;
+        memcpy(blob, "bytes", 6);
+        codec_value v[3] = {{.kind = CODEC_NUM, .u.num = (int64_t)(uintptr_t)&v[0]},
+                            {.kind = CODEC_TEXT, .u.text = "seven c"},
+                            {.kind = CODEC_BLOB, .u.blob = {blob, 5}}};
+        plan(pass ? "codec=1" : "codec=host");
+        if (pass)
+            assert_int_not_equal(codec_pid(), getpid());
+        qtn_clear_error();
+        int r = codec_values(v, 3);
+        assert_int_equal(qtn_last_error(), 0);
+        assert_true(v[0].u.num == (int64_t)(uintptr_t)&v[0]); /* bits, untouched */
+        assert_string_equal(v[1].u.text, "seven c");
+        assert_ptr_equal(v[2].u.blob.data, blob); /* the caller's own pointer back */
+        *(pass ? &ir : &dr) = r;
+    }
+    assert_int_equal(ir, 8 + 7 + 5);
+    assert_int_equal(dr, ir);
+    assert_memory_equal(ib, "BYTES", 6);
+    assert_memory_equal(db, ib, 6);
+    plan("codec=host");
+}
+
+/* A callback the component keeps and calls after the call that passed it
+ * returned (or from a thread of its own): directly it runs; isolated it
+ * cannot reach the caller, so it does not run, returns 0 and is counted,
+ * and the domain serves on. */
+static atomic_int kept_ran;
+
+static int kept_twice(int32_t x) {
+    atomic_fetch_add(&kept_ran, 1);
+    return 2 * x;
+}
+
+static void test_kept_callbacks(void **state) {
+    (void)state;
+    plan("codec=host");
+    codec_keep(kept_twice);
+    assert_int_equal(codec_fire(21, 0), 42);
+    assert_int_equal(codec_fire(4, 1), 8);
+    assert_int_equal(atomic_load(&kept_ran), 2);
+    codec_keep(NULL);
+    plan("codec=1");
+    int pid = codec_pid();
+    qtn_domain_info before, after;
+    assert_int_equal(qtn_domain_info_get(1, &before), 0);
+    assert_int_equal(codec_fire(21, 0), -2); /* none kept there yet */
+    codec_keep(kept_twice);
+    qtn_clear_error();
+    assert_int_equal(codec_fire(21, 0), 0); /* it did not run: 0 */
+    assert_int_equal(codec_fire(4, 1), 0);  /* nor from codec's own thread */
+    assert_int_equal(qtn_last_error(), 0);  /* the calls themselves worked */
+    assert_int_equal(atomic_load(&kept_ran), 2);
+    assert_int_equal(codec_pid(), pid); /* the same process serves on */
+    assert_int_equal(qtn_domain_info_get(1, &after), 0);
+    assert_int_equal(after.restarts, before.restarts);
+    assert_int_equal(after.late_callbacks, before.late_callbacks + 2);
+    codec_keep(NULL);
+    plan("codec=host");
+}
+
 /* QTN_DENIED(EACCES): a system call the filter denies fails in the domain
  * with EACCES, and the domain lives on (same incarnation, no fault). */
 static void test_denied_fails(void **state) {
@@ -397,6 +661,11 @@ int main(void) {
         cmocka_unit_test(test_declared_syscalls),
         cmocka_unit_test(test_denied_fails),
         cmocka_unit_test(test_returned_strings),
+        cmocka_unit_test(test_callee_allocated),
+        cmocka_unit_test(test_kept_callbacks),
+        cmocka_unit_test(test_returned_data),
+        cmocka_unit_test(test_pointer_arrays),
+        cmocka_unit_test(test_unions),
         cmocka_unit_test_prestate(test_code_identity, &report),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
