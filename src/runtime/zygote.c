@@ -644,14 +644,23 @@ static void *out_main(void *arg) {
                 out_drain(&out.p[map[i]]); /* reading the new one is harmless */
         pthread_mutex_unlock(&out.lock);
     }
-    /* stopping: what the domains left in their pipes, then as much of the
-     * queue as goes without waiting */
+    /* stopping: what the domains left in their pipes, then the queue, for
+     * as long as the program's stderr takes it, up to a second (a reader
+     * that is slow at exit must not lose a domain's last words; one that
+     * never reads must not hold the program's exit) */
     pthread_mutex_lock(&out.lock);
     for (int i = 0; i < NP; i++) {
         out_drain(&out.p[i]);
         out_close(&out.p[i]);
     }
-    out_flush();
+    for (int waited = 0; out_flush() && waited < 1000; waited += 10) {
+        int fd = out.mode == OUT_OWN ? out.fd : 2;
+        pthread_mutex_unlock(&out.lock);
+        struct pollfd pw = {.fd = fd, .events = POLLOUT};
+        if (poll(&pw, 1, 10) < 0 && errno != EINTR)
+            usleep(10000);
+        pthread_mutex_lock(&out.lock);
+    }
     pthread_mutex_unlock(&out.lock);
     return NULL;
 }
