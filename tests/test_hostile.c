@@ -417,7 +417,7 @@ static void test_returned_string_made_up(void **state) {
  * longer than the window, longer than *len says, a string without its NUL.
  * EA_HONEST answers as the runtime would. */
 enum { EA_HONEST = 1, EA_LOW, EA_OUT, EA_LONG, EA_LEN, EA_SHORT, EA_RET_NONUL, EA_RET_OUT,
-       EA_MAX };
+       EA_MAX, EA_STR_BAD };
 
 static void evil_alloc_thunk(qtn_val *a, qtn_val *r) {
     (void)r;
@@ -435,13 +435,14 @@ static void evil_alloc_thunk(qtn_val *a, qtn_val *r) {
     case EA_SHORT: v = at | (uint64_t)2 << 32; break;
     case EA_RET_NONUL: v = at | (uint64_t)4 << 32; break; /* "abcd", no NUL */
     case EA_RET_OUT: v = (wsz - 2) | (uint64_t)4 << 32; break;
+    case EA_STR_BAD: v = at | (uint64_t)4 << 32; break; /* *out honest, the string not */
     default: return;
     }
-    if (a[0].i < EA_RET_NONUL) {
+    if (a[0].i < EA_RET_NONUL || a[0].i == EA_STR_BAD) {
         uint64_t four = 4;
         memcpy(a[2].p, &four, sizeof four); /* *len */
         memcpy(a[1].p, &v, sizeof v);       /* where *out's data is */
-        ch->dret.u = 0;
+        ch->dret.u = a[0].i == EA_STR_BAD ? 8 | (uint64_t)4 << 32 : 0; /* in the request */
     } else {
         ch->dret.u = v;
     }
@@ -468,11 +469,18 @@ static const qtn_entry evil_aret_entry = {.name = "evil_aret",
                                           .thunk = evil_alloc_thunk, .ret = QTN_T_ALLOCATED,
                                           .nparams = 1, .params = evil_alloc_params,
                                           .fault = {.p = NULL}, .ret_param = &evil_aret_param};
-static const qtn_entry *const evil_alloc_entries[] = {&evil_alloc_entry, &evil_aret_entry};
-static qtn_component evil_alloc_component = {.name = "evil_alloc", .nentries = 2,
+static const qtn_entry evil_astr_entry = {.name = "evil_astr",
+                                          .component = &evil_alloc_component,
+                                          .thunk = evil_alloc_thunk, .ret = QTN_T_STRING,
+                                          .nparams = 3, .params = evil_alloc_params,
+                                          .fault = {.p = NULL}};
+static const qtn_entry *const evil_alloc_entries[] = {&evil_alloc_entry, &evil_aret_entry,
+                                                      &evil_astr_entry};
+static qtn_component evil_alloc_component = {.name = "evil_alloc", .nentries = 3,
                                              .entries = evil_alloc_entries};
 static qtn_edge evil_alloc_edge = QTN_EDGE_INIT(NULL, &evil_alloc_entry);
 static qtn_edge evil_aret_edge = QTN_EDGE_INIT(NULL, &evil_aret_entry);
+static qtn_edge evil_astr_edge = QTN_EDGE_INIT(NULL, &evil_astr_entry);
 
 static void test_allocated_made_up(void **state) {
     (void)state;
@@ -504,6 +512,26 @@ static void test_allocated_made_up(void **state) {
         assert_int_equal(len, 77);
         expect_contract_fault(4, inc, ret ? "evil_aret" : "evil_alloc");
     }
+    tu_plan("evil_alloc=host");
+}
+
+/* A domain that answers *out's data honestly and its string result not:
+ * the call fails whole, and the caller is not handed data it is told the
+ * call did not produce (nor left to free it). */
+static void test_allocated_with_a_bad_string(void **state) {
+    (void)state;
+    tu_plan("evil_alloc=4");
+    uint32_t inc = incarnation(4);
+    static char mine[] = "mine";
+    char *out = mine;
+    uint64_t len = 77;
+    qtn_val v[3] = {{.i = EA_STR_BAD}, {.p = &out}, {.p = &len}}, r;
+    int err = qtn_call(&evil_astr_edge, v, &r);
+    assert_int_equal(err, QTN_ECONTRACT);
+    assert_null(r.p);
+    assert_ptr_equal(out, mine); /* nothing written: not *out, not *len */
+    assert_int_equal(len, 77);
+    expect_contract_fault(4, inc, "evil_astr");
     tu_plan("evil_alloc=host");
 }
 
@@ -1055,6 +1083,7 @@ int main(void) {
         cmocka_unit_test(test_forged_handles),
         cmocka_unit_test(test_returned_string_made_up),
         cmocka_unit_test(test_allocated_made_up),
+        cmocka_unit_test(test_allocated_with_a_bad_string),
         cmocka_unit_test(test_allocated_from_a_domain),
         cmocka_unit_test(test_returned_data_made_up),
         cmocka_unit_test(test_string_array_made_up),

@@ -981,21 +981,10 @@ again:
         memcpy(&rv, (const void *)&ch->dret, sizeof rv); /* read once */
         rv = qtn__as_type(rv, en->ret);
         work = ch->dwork; /* the domain's word: it only shades its own statistics */
-        r = qtn__unmarshal_from(en->params, &rv, en->ret, en->ret_param, &fx, win, a.top,
-                                qtn__g.lay.win_size);
-        if (r == QTN_ECONTRACT)
-            qtn__dom_kill(d, I->inc, QTN_FAULT_CONTRACT, en,
-                          en->ret == QTN_T_OUT
-                              ? "the domain returned data outside its part of the window, or "
-                                "not as its description says"
-                              : "the domain answered with a length or pointer it was not given");
-        else if (r)
-            ; /* QTN_ETOOBIG, QTN_ENOMEM: the fault value; the domain did no wrong */
-        else if (en->ret == QTN_T_HANDLE)
-            rv.p = tag_handle(rv.p, I->inc);
-        else if (en->ret == QTN_T_OUT && rv.p && !(rv.p = data_keep(t, en, rv.p)))
-            r = QTN_ENOMEM;
-        else if (en->ret == QTN_T_STRING && rv.u) {
+        /* the string result first: unmarshalling hands the caller what the
+         * outputs point to (callee-allocated data is the caller's then), so
+         * nothing may fail after it */
+        if (en->ret == QTN_T_STRING && rv.u) {
             bool bad;
             if (rv.u == UINT64_MAX) {
                 r = QTN_ETOOBIG; /* the callee's string does not fit in the channel */
@@ -1005,6 +994,23 @@ again:
                     qtn__dom_kill(d, I->inc, QTN_FAULT_CONTRACT, en,
                                   "the domain returned a string outside its part of the window");
             }
+        }
+        if (!r) {
+            r = qtn__unmarshal_from(en->params, &rv, en->ret, en->ret_param, &fx, win, a.top,
+                                    qtn__g.lay.win_size);
+            if (r == QTN_ECONTRACT)
+                qtn__dom_kill(d, I->inc, QTN_FAULT_CONTRACT, en,
+                              en->ret == QTN_T_OUT
+                                  ? "the domain returned data outside its part of the window, or "
+                                    "not as its description says"
+                                  : "the domain answered with a length or pointer it was not "
+                                    "given");
+            else if (r)
+                ; /* QTN_ETOOBIG, QTN_ENOMEM: the fault value; the domain did no wrong */
+            else if (en->ret == QTN_T_HANDLE)
+                rv.p = tag_handle(rv.p, I->inc);
+            else if (en->ret == QTN_T_OUT && rv.p && !(rv.p = data_keep(t, en, rv.p)))
+                r = QTN_ENOMEM;
         }
         if (!r && gsize) /* fixed sizes: any bytes are the component's own business */
             globals_copy(en->component, (char *)(fr->args + n), false);
