@@ -36,6 +36,7 @@ typedef struct ctx {
     struct fnname { /* functions (and function pointers) the headers declare */
         char *name;
         bool frees, allocs; /* takes one pointer; takes a size, returns a pointer */
+        bool data;          /* a variable, but of no function's type */
     } *fns;
     unsigned nfns;
     struct fnuse { /* a free_fn or alloc_fn QTN_ALLOCATED names, checked at the end */
@@ -970,6 +971,9 @@ static void check_uses(ctx *x) {
         if (!fn)
             error_at(x, u->loc, "%s: '%s' is no function these headers declare: name one "
                      "they declare (free needs <stdlib.h>)", u->what, u->name);
+        else if (fn->data)
+            error_at(x, u->loc, "%s: '%s' is a variable of no function's type: name a "
+                     "function, or a pointer to one", u->what, u->name);
         else if (u->alloc && !fn->allocs)
             error_at(x, u->loc, "%s: '%s' does not take a size and return a pointer, as an "
                      "allocator does (malloc)", u->what, u->name);
@@ -990,11 +994,17 @@ static void note_fn(ctx *x, CXCursor c) {
     CXType t = clang_getCanonicalType(clang_getCursorType(c));
     if (t.kind == CXType_Pointer)
         t = clang_getCanonicalType(clang_getPointeeType(t));
-    if (t.kind != CXType_FunctionProto)
+    bool data = t.kind != CXType_FunctionProto;
+    if (data && clang_getCursorKind(c) != CXCursor_VarDecl)
         return;
     x->fns = realloc(x->fns, (x->nfns + 1) * sizeof *x->fns);
     struct fnname *fn = &x->fns[x->nfns++];
     fn->name = dup_cx(clang_getCursorSpelling(c));
+    fn->data = data;
+    if (data) { /* named only to be refused */
+        fn->frees = fn->allocs = false;
+        return;
+    }
     bool one = clang_getNumArgTypes(t) == 1 && !clang_isFunctionTypeVariadic(t);
     CXType a = one ? clang_getCanonicalType(clang_getArgType(t, 0)) : t;
     qg_vslot sl;

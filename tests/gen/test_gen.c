@@ -522,7 +522,7 @@ static void test_allocated(void **state) {
     assert_non_null(strstr(stubs, ".actual = QTN_ACTUAL_STRING, .free_fn = qg_k_r_free}"));
     /* the count's target says its type */
     assert_non_null(strstr(stubs, ".len = 1, .type = QTN_T_I32}"));
-    const char *pre = "#include <stdlib.h>\nvoid two(void *a, void *b);\n"
+    const char *pre = "#include <stdlib.h>\nvoid two(void *a, void *b); extern int notfn;\n"
                       "struct node { struct node *next; };\n";
     char t[1024];
 #define ALLOC_ERR(decl, needle)                                                              \
@@ -543,6 +543,8 @@ static void test_allocated(void **state) {
               "'out' of f() is QTN_ALLOCATED(string, ...) but its data is not char");
     ALLOC_ERR("int f(char **out QTN_ALLOCATED(*n, fre), size_t *n QTN_OUT(1));",
               "the free function of 'out' of f(): 'fre' is no function these headers declare");
+    ALLOC_ERR("int f(char **out QTN_ALLOCATED(*n, notfn), size_t *n QTN_OUT(1));",
+              "the free function of 'out' of f(): 'notfn' is a variable of no function's type");
     ALLOC_ERR("int f(char **out QTN_ALLOCATED(*n, two), size_t *n QTN_OUT(1));",
               "the free function of 'out' of f(): 'two' does not take one pointer");
     ALLOC_ERR("int f(char **out QTN_ALLOCATED(*n, free, free), size_t *n QTN_OUT(1));",
