@@ -614,6 +614,21 @@ static bool out_flush(void) {
     return false;
 }
 
+/* Writes queued lines, waiting up to 10 ms (not past `until`) for fd 2 to
+ * take more when it would block. True while lines wait and time is left.
+ * Lock held (dropped while waiting). */
+static bool out_flush_wait(uint64_t until) {
+    if (!out_flush() || qtn__now_ns() >= until)
+        return false;
+    int fd = out.mode == OUT_OWN ? out.fd : 2;
+    pthread_mutex_unlock(&out.lock);
+    struct pollfd pw = {.fd = fd, .events = POLLOUT};
+    if (poll(&pw, 1, 10) < 0 && errno != EINTR)
+        usleep(10000);
+    pthread_mutex_lock(&out.lock);
+    return true;
+}
+
 static void *out_main(void *arg) {
     (void)arg;
     enum { NP = 2 * QTN_DOMAINS_MAX };
@@ -644,23 +659,29 @@ static void *out_main(void *arg) {
                 out_drain(&out.p[map[i]]); /* reading the new one is harmless */
         pthread_mutex_unlock(&out.lock);
     }
-    /* stopping: what the domains left in their pipes, then the queue, for
-     * as long as the program's stderr takes it, up to a second (a reader
-     * that is slow at exit must not lose a domain's last words; one that
-     * never reads must not hold the program's exit) */
+    /* stopping: what the domains left in their pipes, and the queue, for as
+     * long as the program's stderr takes them, up to a second (a reader
+     * that is slow at exit must not lose a domain's last words, which come
+     * last; one that never reads must not hold the program's exit). The
+     * pipes are read a piece at a time, the queue written out between, so
+     * that what is read does not overflow the queue. */
+    uint64_t until = qtn__now_ns() + 1000000000ull;
     pthread_mutex_lock(&out.lock);
     for (int i = 0; i < NP; i++) {
-        out_drain(&out.p[i]);
-        out_close(&out.p[i]);
+        outpipe *o = &out.p[i];
+        while (o->fd >= 0) {
+            unsigned char buf[4096];
+            ssize_t r = qtn__now_ns() < until ? read(o->fd, buf, sizeof buf) : 0;
+            if (r > 0)
+                out_feed(o, buf, (size_t)r);
+            else if (r == 0 || (errno != EINTR))
+                out_close(o); /* the end, nothing more to come now, or no time left */
+            while (out.qlen > OUT_QUEUE / 2 && out_flush_wait(until))
+                ;
+        }
     }
-    for (int waited = 0; out_flush() && waited < 1000; waited += 10) {
-        int fd = out.mode == OUT_OWN ? out.fd : 2;
-        pthread_mutex_unlock(&out.lock);
-        struct pollfd pw = {.fd = fd, .events = POLLOUT};
-        if (poll(&pw, 1, 10) < 0 && errno != EINTR)
-            usleep(10000);
-        pthread_mutex_lock(&out.lock);
-    }
+    while (out_flush_wait(until))
+        ;
     pthread_mutex_unlock(&out.lock);
     return NULL;
 }
