@@ -937,8 +937,8 @@ int qp_decide(const qp_comp *comps, int n, const qp_edge *edges, int ne, const q
     taken = calloc((size_t)m.maxd + 1, sizeof *taken);
     size = calloc((size_t)m.maxd + 1, sizeof *size);
     tally = calloc((size_t)m.maxd + 1, sizeof *tally);
-    if (!m.lam || !m.lr || !m.rt || !m.ew || !m.adj || !m.adj_at || !m.order || !m.proven || !worth || !cand ||
-        !map || !taken || !size || !tally ||
+    if (!m.lam || !m.lr || !m.rt || !m.ew || !m.adj || !m.adj_at || !m.order || !m.proven ||
+        !worth || !cand || !map || !taken || !size || !tally ||
         plan_alloc(&cur, n, m.maxd) || plan_alloc(&a, n, m.maxd) || plan_alloc(&b, n, m.maxd)) {
         snprintf(out->summary, sizeof out->summary, "out of memory");
         goto done;
@@ -1003,9 +1003,9 @@ int qp_decide(const qp_comp *comps, int n, const qp_edge *edges, int ne, const q
         m.lam[i] = judged_rate(&comps[i], s, &out->why[i], &qc);
         m.lr[i] = m.lam[i] * comps[i].calls_per_s;
         m.rt[i] = comps[i].calls_per_s * (comps[i].call_s > 0 ? comps[i].call_s : FB_CALL_S);
-        m.proven[i] = !s->hard_budget && comps[i].faults + comps[i].host_blame +
-                                                 comps[i].pool_faults +
-                                                 comps[i].pool_host_blame >= PROVEN;
+        const qp_comp *c = &comps[i];
+        m.proven[i] = !s->hard_budget &&
+                      c->faults + c->host_blame + c->pool_faults + c->pool_host_blame >= PROVEN;
         cur.dom[i] = comps[i].domain;
     }
     plan_fill(&m, &cur);

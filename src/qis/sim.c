@@ -697,8 +697,6 @@ static void track_isolation(run *r, klass *k, double t) {
 
 /* ---- deciding -------------------------------------------------------------------------- */
 
-/* The policy's inputs for class k at time t, built as evidence.c builds them
- * from the store; then qp_decide. */
 /* Adaptive judges code sceptically until it has run trust_calls calls
  * without a fault (here and pooled), and a real supervisor decides again
  * with every statistics snapshot: so when code that class k isolates on
@@ -731,6 +729,8 @@ static int trust_soon(run *r, klass *k, double t) {
     return early_push(r, when, k->id);
 }
 
+/* The policy's inputs for class k at time t, built as evidence.c builds them
+ * from the store; then qp_decide. */
 static int decide(run *r, klass *k, double t, int restarting, int periodic, int why) {
     const qsim_scenario *sc = r->sc;
     const grp *g = &r->gr[k->group];

@@ -304,7 +304,7 @@ static void dispatch(qtn__thread *t, qtn__chan *ch, char *win) {
     uint64_t w0 = qtn__stamp();
     en->thunk(fr->args, &rv);
     uint64_t work = qtn__stamp() - w0; /* in stamps: the host converts */
-    size_t at = (t->top + QTN__ALIGN - 1) & ~(uint64_t)(QTN__ALIGN - 1);
+    size_t at = qtn__align_up(t->top);
     qtn__allocated_back(en->params, en->nparams, fr->args, &rv, en->ret, en->ret_param, win,
                             &at, qtn__g.lay.win_size);
     if (en->ret == QTN_T_OUT)
@@ -679,7 +679,7 @@ static const char *serve_request(qtn__thread *t, qtn__inc *I, qtn__hstack *st, q
         return r == QTN_ESTALE ? "the domain passed the host a handle the host never gave it" : bad;
     }
     uint64_t save = st->top;
-    st->top = (end + QTN__ALIGN - 1) & ~(uint64_t)(QTN__ALIGN - 1);
+    st->top = qtn__align_up(end);
     qtn_val rv = {0};
     if (type == QTN__MSG_CB) {
         sigent *s = sig_get(sig, 0, sig);
@@ -703,7 +703,7 @@ static const char *serve_request(qtn__thread *t, qtn__inc *I, qtn__hstack *st, q
         /* the host's string, into the window past the request (the window is
          * at the same address in the domain): the domain's caller reads it
          * there, until its next call on this channel */
-        uint64_t at = (end + QTN__ALIGN - 1) & ~(uint64_t)(QTN__ALIGN - 1);
+        uint64_t at = qtn__align_up(end);
         uint64_t v = string_back(rv.p, win, at);
         rv.p = v && v != UINT64_MAX ? win + at : NULL;
         if (v == UINT64_MAX)
@@ -805,6 +805,20 @@ typedef struct qtn__rstr {
  * the thread's buffer for en; NULL when the domain's offset or length is
  * not one it could have written (past the host's frame, inside the window)
  * or memory ran out. */
+/* What thread t keeps of en's last result (a string, or data it points
+ * to), found or made; NULL when memory ran out. */
+static qtn__rstr *kept_of(qtn__thread *t, const qtn_entry *en) {
+    qtn__rstr *r = t->rstr;
+    while (r && r->en != en)
+        r = r->next;
+    if (!r && (r = calloc(1, sizeof *r))) {
+        r->en = en;
+        r->next = t->rstr;
+        t->rstr = r;
+    }
+    return r;
+}
+
 static char *string_copy(qtn__thread *t, const qtn_entry *en, const char *win, uint64_t v,
                          uint64_t host_end, bool *bad) {
     uint64_t at = v & 0xffffffffu, n = v >> 32;
@@ -813,16 +827,9 @@ static char *string_copy(qtn__thread *t, const qtn_entry *en, const char *win, u
         *bad = true;
         return NULL;
     }
-    qtn__rstr *r = t->rstr;
-    while (r && r->en != en)
-        r = r->next;
-    if (!r) {
-        if (!(r = calloc(1, sizeof *r)))
-            return NULL;
-        r->en = en;
-        r->next = t->rstr;
-        t->rstr = r;
-    }
+    qtn__rstr *r = kept_of(t, en);
+    if (!r)
+        return NULL;
     if (r->cap < n + 1) {
         char *b = realloc(r->buf, n + 1);
         if (!b)
@@ -839,17 +846,10 @@ static char *string_copy(qtn__thread *t, const qtn_entry *en, const char *win, u
  * replaces what the thread kept from en's last call. Returns it, or NULL
  * (freed) when memory ran out. */
 static char *data_keep(qtn__thread *t, const qtn_entry *en, char *copy) {
-    qtn__rstr *r = t->rstr;
-    while (r && r->en != en)
-        r = r->next;
+    qtn__rstr *r = kept_of(t, en);
     if (!r) {
-        if (!(r = calloc(1, sizeof *r))) {
-            free(copy);
-            return NULL;
-        }
-        r->en = en;
-        r->next = t->rstr;
-        t->rstr = r;
+        free(copy);
+        return NULL;
     }
     free(r->buf);
     r->buf = copy;

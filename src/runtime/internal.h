@@ -32,6 +32,11 @@ static inline void qtn__cpu_relax(void) {
 #define QTN__CHAN_OFF 4096   /* channel control blocks start here */
 #define QTN__DEPTH_MAX 64    /* nested crossings on one channel */
 #define QTN__ALIGN 16
+/* x rounded up to a multiple of QTN__ALIGN: where the next datum in a
+ * window starts */
+static inline uint64_t qtn__align_up(uint64_t x) {
+    return (x + QTN__ALIGN - 1) & ~(uint64_t)(QTN__ALIGN - 1);
+}
 
 /* Messages on a channel. */
 enum {

@@ -34,6 +34,12 @@ qtn_val qtn__as_type(qtn_val v, uint8_t t) {
     return v;
 }
 
+/* The type a count parameter p is read as: its own, or (an unannotated
+ * integer out-parameter) the unsigned integer of its element's size. */
+static uint8_t count_type(const qtn_param *p) {
+    return p->type ? p->type : p->elem_size == 4 ? QTN_T_U32 : QTN_T_U64;
+}
+
 /* An integer of type t stored at p, as a count: negative counts are invalid. */
 static int read_count(const void *p, uint8_t t, size_t *out) {
     int64_t s;
@@ -123,7 +129,7 @@ static qtn__fix *fix_add(qtn__fixv *fx) {
 char *qtn__alloc_take(qtn__alloc *a, size_t bytes) {
     if (bytes <= a->lim - a->top && (a->lim - a->top) - bytes >= QTN__ALIGN) {
         char *p = a->base + a->top;
-        a->top += (bytes + QTN__ALIGN - 1) & ~(size_t)(QTN__ALIGN - 1);
+        a->top += qtn__align_up(bytes);
         return p;
     }
     if (!a->inc || bytes == 0)
@@ -318,10 +324,14 @@ static bool stashed_count(const qtn_param *params, const qtn__fixv *fx, uint32_t
     const qtn__fix *af = param_fix(fx, ai);
     if (!af)
         return false; /* the caller passed NULL for the length */
-    uint8_t t = params[ai].type;
-    if (!t)
-        t = af->p->elem_size == 4 ? QTN_T_U32 : QTN_T_U64;
+    uint8_t t = count_type(&params[ai]);
     return qtn__type_size(t) == af->p->elem_size && !read_count(&af->stash, t, count);
+}
+
+/* The count the callee side reads from argument ai (a pointer to the
+ * integer); false if it is NULL or the count negative. */
+static bool arg_count(const qtn_param *params, const qtn_val *args, uint32_t ai, size_t *count) {
+    return args[ai].p && !read_count(args[ai].p, count_type(&params[ai]), count);
 }
 
 static void *alloc_with(const qtn_param *p, size_t bytes) {
@@ -537,14 +547,8 @@ static bool allocated_count(const qtn_param *params, const qtn_param *p, const q
         qtn_val v = qtn__as_type(ret, rtype);
         return val_count(v, rtype, count) == 0;
     }
-    if (p->actual > 0) {
-        uint32_t ai = (uint32_t)p->actual - 1;
-        const char *at = args[ai].p;
-        uint8_t t = params[ai].type;
-        if (!t)
-            t = params[ai].elem_size == 4 ? QTN_T_U32 : QTN_T_U64;
-        return at && read_count(at, t, count) == 0;
-    }
+    if (p->actual > 0)
+        return arg_count(params, args, (uint32_t)p->actual - 1, count);
     return true;
 }
 
@@ -569,7 +573,7 @@ static uint64_t allocated_out(const qtn_param *p, const char *v, size_t count, c
         return QTN__ALLOC_TOOBIG;
     memcpy(win + *at, v, bytes);
     uint64_t where = (uint64_t)*at | (uint64_t)bytes << 32;
-    *at += (bytes + QTN__ALIGN - 1) & ~(size_t)(QTN__ALIGN - 1);
+    *at += qtn__align_up(bytes);
     return where;
 }
 
@@ -646,7 +650,7 @@ static int out_fields(const qtn_struct *st, char *mine, size_t count, char *win,
                 return QTN_ETOOBIG;
             char *dst = win + *at;
             memcpy(dst, src, n * esz);
-            *at += (n * esz + QTN__ALIGN - 1) & ~(size_t)(QTN__ALIGN - 1);
+            *at += qtn__align_up(n * esz);
             if (*at > lim)
                 return QTN_ETOOBIG;
             memcpy(me + f->offset, &dst, sizeof dst);
@@ -665,18 +669,13 @@ uint64_t qtn__out_back(const qtn_param *retp, const qtn_param *params, const qtn
     if (!v)
         return 0;
     size_t count = (size_t)retp->len, start = *at;
-    if (retp->actual > 0) {
-        uint32_t ai = (uint32_t)retp->actual - 1;
-        uint8_t t = params[ai].type ? params[ai].type
-                                    : params[ai].elem_size == 4 ? QTN_T_U32 : QTN_T_U64;
-        if (!args[ai].p || read_count(args[ai].p, t, &count))
-            return QTN__ALLOC_TOOBIG; /* data, and no count for it */
-    }
+    if (retp->actual > 0 && !arg_count(params, args, (uint32_t)retp->actual - 1, &count))
+        return QTN__ALLOC_TOOBIG; /* data, and no count for it */
     size_t esz = retp->elem_size, room = lim > start ? lim - start : 0;
     if (!start || (esz && count > room / esz))
         return QTN__ALLOC_TOOBIG;
     memcpy(win + start, v, count * esz);
-    *at = start + ((count * esz + QTN__ALIGN - 1) & ~(size_t)(QTN__ALIGN - 1));
+    *at = start + qtn__align_up(count * esz);
     if (*at > lim || (retp->st && retp->st->nfields &&
                       out_fields(retp->st, win + start, count, win, at, lim, 0)))
         return QTN__ALLOC_TOOBIG;

@@ -523,21 +523,30 @@ static void out_close(outpipe *o) {
     *o = (outpipe){.fd = -1};
 }
 
-/* Reads what o's domain wrote (a bounded amount: a domain that never stops
- * writing does not hold the thread); closes o at end of file. Lock held. */
-static void out_drain(outpipe *o) {
+/* Reads what o's domain wrote, `rounds` reads of at most `piece` bytes (a
+ * bounded amount: a domain that never stops writing does not hold the
+ * thread); closes o at end of file. Returns whether it read anything.
+ * Lock held. */
+static bool out_read(outpipe *o, int rounds, size_t piece) {
     unsigned char buf[16384];
-    for (int round = 0; round < 16 && o->fd >= 0; round++) {
-        ssize_t n = read(o->fd, buf, sizeof buf);
+    bool got = false;
+    if (piece > sizeof buf)
+        piece = sizeof buf;
+    for (int round = 0; round < rounds && o->fd >= 0; round++) {
+        ssize_t n = read(o->fd, buf, piece);
         if (n > 0) {
             out_feed(o, buf, (size_t)n);
+            got = true;
             continue;
         }
         if (n == 0 || (errno != EAGAIN && errno != EINTR))
             out_close(o);
         break;
     }
+    return got;
 }
+
+static void out_drain(outpipe *o) { out_read(o, 16, 16384); }
 
 /* Chooses how to write to fd 2 without ever waiting on it, nor changing
  * its flags (the program shares them): a pipe or a terminal gets our own
@@ -670,11 +679,7 @@ static void *out_main(void *arg) {
     for (int i = 0; i < NP; i++) {
         outpipe *o = &out.p[i];
         while (o->fd >= 0) {
-            unsigned char buf[4096];
-            ssize_t r = qtn__now_ns() < until ? read(o->fd, buf, sizeof buf) : 0;
-            if (r > 0)
-                out_feed(o, buf, (size_t)r);
-            else if (r == 0 || (errno != EINTR))
+            if (qtn__now_ns() >= until || !out_read(o, 1, 4096))
                 out_close(o); /* the end, nothing more to come now, or no time left */
             while (out.qlen > OUT_QUEUE / 2 && out_flush_wait(until))
                 ;
