@@ -67,6 +67,9 @@ static int zctl = -1;     /* host end: spawn requests and replies */
 static pthread_mutex_t zlock = PTHREAD_MUTEX_INITIALIZER; /* one request at a time */
 static int zevt = -1;     /* host end: exit notices from the zygote */
 static pid_t zpid;
+/* How long a spawn waits for the zygote's answer (a fork and a set-up take
+ * milliseconds): past it the zygote is taken for hung and killed. */
+#define ZYGOTE_ANSWER_S 10
 static bool zygote_gone;  /* monitor thread only */
 
 /* Exit statuses the zygote sent that the monitor has not used yet. */
@@ -335,11 +338,6 @@ static void zygote_main(int ctl, int evt) {
     int sfd = signalfd(-1, &chld, SFD_CLOEXEC);
     if (sfd < 0)
         _exit(1);
-    if (sbx.counted && seccomp_notify_alloc(&nreq, &nresp) < 0)
-        sbx.counted = false;
-    /* what confining each child takes, made once; without the Landlock
-     * the host counts on, children die confining themselves (and say so) */
-    (void)qtn__guard_prepare(sbx.landlocked, &sbx.ruleset);
     pid_t me = getpid();
     enum { NW = sizeof wards / sizeof wards[0] };
     for (;;) {
@@ -783,22 +781,42 @@ int qtn__zygote_start(void) {
         close(c[1]);
         return QTN_ESYS;
     }
+    /* What confining each child takes, made once, here in the host before
+     * the fork: the zygote then allocates nothing. A fork from a host that
+     * already runs threads copies whatever allocator lock one of them held
+     * (glibc's malloc is made safe across fork, a sanitizer's is not), so
+     * the zygote making the filters itself could hang there for ever.
+     * Without the Landlock the host counts on, children die confining
+     * themselves (and say so). */
+    if (sbx.counted && seccomp_notify_alloc(&nreq, &nresp) < 0)
+        sbx.counted = false;
+    (void)qtn__guard_prepare(sbx.landlocked, &sbx.ruleset);
     fflush(NULL); /* buffered output must not be written again by every child */
     pid_t host = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         close(c[0]), close(c[1]), close(e[0]), close(e[1]);
+        if (sbx.ruleset >= 0)
+            close(sbx.ruleset);
+        sbx.ruleset = -1;
         return QTN_ESYS;
     }
     if (pid == 0) {
         die_with_parent(host);
-        int keep[2] = {c[1], e[1]};
-        close_other_fds(keep, 2);
+        int keep[3] = {c[1], e[1], sbx.ruleset};
+        close_other_fds(keep, 3);
         zygote_main(c[1], e[1]);
         _exit(0);
     }
     close(c[1]);
     close(e[1]);
+    if (sbx.ruleset >= 0)
+        close(sbx.ruleset); /* the zygote's now */
+    sbx.ruleset = -1;
+    /* a zygote that does not answer in time fails the spawn, never hangs
+     * the caller (see qtn__zygote_spawn) */
+    struct timeval tmo = {.tv_sec = ZYGOTE_ANSWER_S};
+    (void)setsockopt(c[0], SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof tmo);
     zctl = c[0];
     zevt = e[0];
     zpid = pid;
@@ -832,8 +850,18 @@ int qtn__zygote_spawn(int d, uint32_t inc, int memfd, int efd, pid_t *pid, int *
     fcntl(outp[0], F_SETFL, O_NONBLOCK);
     int fds[3] = {memfd, efd, outp[1]};
     pthread_mutex_lock(&zlock);
-    if (zctl < 0 || send_fds(zctl, &m, fds, 3) < 0 || recv_fd(zctl, &rep, &pfd) < 0) {
+    if (zctl < 0 || send_fds(zctl, &m, fds, 3) < 0) {
         errno = EPIPE;
+        r = QTN_ESYS;
+    } else if (recv_fd(zctl, &rep, &pfd) < 0) {
+        bool late = errno == EAGAIN || errno == EWOULDBLOCK;
+        if (late && zpid > 0) {
+            /* its answer may yet come and be read as the next one's: a
+             * zygote that hung is no zygote (the monitor sees it go) */
+            qtn__warn("the zygote process did not answer in %d s: killed", ZYGOTE_ANSWER_S);
+            kill(zpid, SIGKILL);
+        }
+        errno = late ? ETIMEDOUT : EPIPE;
         r = QTN_ESYS;
     }
     pthread_mutex_unlock(&zlock);
