@@ -51,8 +51,10 @@ run() {
     local envs=(QTN_QUIET_FAULTS=1)
     [ "$bugs" = 1 ] && envs+=($BUGS)
     [ -n "$plan" ] && envs+=(QTN_PLAN="$plan")
-    env "${envs[@]}" "$Q" run --store "$d/store.db" --backoff-ms 20 --stats-interval 2 "$@" \
-        -- "$bin" --port "$port" --data "$d/docs" > "$d/server.out" 2> "$d/run.log" &
+    # the supervisor holds the listening socket (--listen): connections made
+    # while a crashed server starts again wait, in every configuration
+    env "${envs[@]}" "$Q" run --store "$d/store.db" --backoff-ms 20 --stats-interval 2 \
+        --listen "$port" "$@" -- "$bin" --data "$d/docs" > "$d/server.out" 2> "$d/run.log" &
     local sup=$!
     for _ in $(seq 1 100); do
         grep -q "listening on" "$d/server.out" 2>/dev/null && break

@@ -42,12 +42,14 @@ cat <<EOF
 quarantine demo: the document server ($SERVER), a thread per connection,
 seven components, under
 
-  quarantine run --policy adaptive --budget $BUDGET -- server --port $port --data $dir/docs
+  quarantine run --policy adaptive --budget $BUDGET --listen $port -- server --data $dir/docs
 
 with the concurrency bug of its access log switched on: an atomicity
 violation (Apache bug 25520's pattern: the check for room in the log buffer
 and the copy into it are not one step), which under concurrent load writes
-past the buffer. The store starts empty: every component's code is new to
+past the buffer. The supervisor holds the listening socket (--listen), so
+connections made while a crashed server starts again wait instead of being
+refused. The store starts empty: every component's code is new to
 the policy. The overhead budget is $BUDGET% of the CPU: it caps the
 boundaries drawn on suspicion; a component whose crashes are proven is
 isolated beyond it if its crashes cost more than its boundary. qtn-load
@@ -59,7 +61,7 @@ t0=$(date +%s.%N)
 # the supervisor's log, each line stamped with the time it came
 SERVER_BUGS=log SERVER_BUG_WINDOW_US=200 SERVER_BUG_WINDOW_PCT=2 QTN_QUIET_FAULTS=1 \
     "$Q" run --store "$dir/store.db" --policy adaptive --budget "$BUDGET" --backoff-ms 20 --stats-interval 2 \
-    -- "$SERVER" --port "$port" --data "$dir/docs" \
+    --listen "$port" -- "$SERVER" --data "$dir/docs" \
     > "$dir/server.out" 2> >(while IFS= read -r l; do printf '%s %s\n' "$(date +%s.%N)" "$l"; done > "$dir/run.log") &
 sup=$!
 for _ in $(seq 1 100); do

@@ -34,7 +34,9 @@ static const char usage[] =
     "  --data FILE        keep the documents in FILE too, so they outlive a crash of\n"
     "                     the server (default: in memory only)\n"
     "It prints \"listening on ADDR:PORT\" once it serves, and stops on SIGTERM or\n"
-    "SIGINT (exit status 0).\n"
+    "SIGINT (exit status 0). Given a listening socket the way systemd's socket\n"
+    "activation gives one (LISTEN_FDS=1, LISTEN_PID, fd 3; `quarantine run\n"
+    "--listen`), it serves that and --port and --bind are not used.\n"
     "Environment: QTN_PLAN (which components run isolated, e.g. \"cache=1 query=2\";\n"
     "components: cache ratelimit accesslog render query json zlib), and the\n"
     "concurrency bugs: SERVER_BUGS=cache,log,query|all, SERVER_BUG_WINDOW_US=N,\n"
@@ -142,8 +144,11 @@ int main(int argc, char **argv) {
         return 1;
     }
     int v6 = strchr(cfg.bind, ':') != NULL;
-    printf("listening on %s%s%s:%u\n", v6 ? "[" : "", cfg.bind, v6 ? "]" : "",
-           (unsigned)srv_port(s));
+    if (srv_inherited(s)) /* --port and --bind are the supervisor's to say */
+        printf("listening on the socket passed as fd 3, port %u\n", (unsigned)srv_port(s));
+    else
+        printf("listening on %s%s%s:%u\n", v6 ? "[" : "", cfg.bind, v6 ? "]" : "",
+               (unsigned)srv_port(s));
     fflush(stdout);
     if (srv_bug_cfg.on)
         fprintf(stderr, "server: bugs on: %s (window %u us, %u%% of the times)\n", srv_bugs_names(),

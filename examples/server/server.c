@@ -9,7 +9,9 @@
  *   zlib       fault: the body goes out uncompressed
  *   render     fault: 503 for this request
  *   json       fault: 503 for this request (the document is not stored)
- *   query      fault: 503 for this request
+ *   query      fault: the call is made once more (it is a pure function of
+ *              its input, and the domain is back in a millisecond); a
+ *              second fault, or a parked domain: 503 for this request
  *   accesslog  fault: the line is dropped
  *
  * Routes: GET /health, GET /stats, GET /log, PUT|GET|DELETE /docs/{id},
@@ -49,6 +51,7 @@ struct srv {
     store *docs;
     int log_fd;
     uint16_t port;
+    int inherited;        /* serving the socket a supervisor passed (LISTEN_FDS) */
 };
 
 /* One request, from its first byte to its completion. */
@@ -357,12 +360,21 @@ static enum MHD_Result post_query(srv *s, struct MHD_Connection *c, req *r) {
     size_t cap = slen + 64;
     char *out = NULL, err[QUERY_ERR_MAX];
     int64_t n = -2;
-    for (int tries = 0; n == -2 && tries < 2; tries++, cap = 6 * cap + 64) {
+    /* query_run is a pure function of what it is given, so a call its
+     * domain crashed under (QTN_EFAULT: the domain is back in about a
+     * millisecond) is made once more; a parked domain, a broken contract or
+     * a second fault is not retried */
+    for (int sizes = 0, faults = 0; sizes < 2;) {
         free(out);
         out = malloc(cap);
         if (!out)
             break;
+        qtn_clear_error();
         n = query_run(r->body ? r->body : "", r->len, snap, slen, gen, out, cap, err, sizeof err);
+        if (n == -2 && ++sizes < 2)
+            cap = 6 * cap + 64;
+        else if (!(n == -3 && qtn_last_error() == QTN_EFAULT && faults++ == 0))
+            break;
     }
     free(snap);
     if (n < 0) {
@@ -561,6 +573,31 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 /* ---- start and stop ------------------------------------------------------------ */
 
+/* The listening socket a supervisor passed, as systemd's socket activation
+ * does (sd_listen_fds(3): LISTEN_PID is this process, LISTEN_FDS >= 1, the
+ * first at fd 3): `quarantine run --listen` holds it across restarts, so
+ * connections made while the server is down wait instead of being refused.
+ * Returns the fd, -1 when none was passed, -2 (err says why) when one was
+ * passed that is not a listening stream socket. The variables are removed,
+ * so nothing started from here takes the socket for its own. */
+static int passed_socket(char *err, size_t errlen) {
+    const char *pid = getenv("LISTEN_PID"), *n = getenv("LISTEN_FDS");
+    if (!pid || !n || strtol(pid, NULL, 10) != (long)getpid() || strtol(n, NULL, 10) < 1)
+        return -1;
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    int fd = 3, type = 0, on = 0;
+    socklen_t tl = sizeof type, ol = sizeof on;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_STREAM ||
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &ol) < 0 || !on) {
+        snprintf(err, errlen, "LISTEN_FDS: fd %d is not a listening stream socket", fd);
+        return -2;
+    }
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return fd;
+}
+
 srv *srv_start(const srv_config *cfg, char *err, size_t errlen) {
     srv *s = calloc(1, sizeof *s);
     if (!s) {
@@ -595,6 +632,30 @@ srv *srv_start(const srv_config *cfg, char *err, size_t errlen) {
     memset(&ss, 0, sizeof ss);
     unsigned flags =
         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    int lfd = passed_socket(err, errlen);
+    if (lfd == -2) {
+        srv_stop(s);
+        return NULL;
+    }
+    if (lfd >= 0) { /* `quarantine run --listen`: the socket outlives this process */
+        socklen_t sl = sizeof ss;
+        if (getsockname(lfd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_INET6)
+            flags |= MHD_USE_IPv6;
+        s->inherited = 1;
+        s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET,
+                                lfd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->threads,
+                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+        if (!s->d) {
+            snprintf(err, errlen, "cannot serve the socket passed as fd %d", lfd);
+            close(lfd);
+            srv_stop(s);
+            return NULL;
+        }
+        const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+        s->port = di ? di->port : 0;
+        return s;
+    }
     struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
     if (inet_pton(AF_INET, cfg->bind, &in4->sin_addr) == 1) {
@@ -625,6 +686,8 @@ srv *srv_start(const srv_config *cfg, char *err, size_t errlen) {
 }
 
 uint16_t srv_port(const srv *s) { return s->port; }
+
+int srv_inherited(const srv *s) { return s->inherited; }
 
 void srv_stop(srv *s) {
     if (!s)

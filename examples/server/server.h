@@ -27,6 +27,8 @@ srv *srv_start(const srv_config *cfg, char *err, size_t errlen);
 
 /* The port it listens on (the one picked when cfg->port was 0). */
 uint16_t srv_port(const srv *s);
+/* 1 when s serves a socket its supervisor passed (LISTEN_FDS), not one of its own. */
+int srv_inherited(const srv *s);
 
 /* Stops serving: waits for the connections' threads, then frees it all. */
 void srv_stop(srv *s);

@@ -77,7 +77,13 @@ static void help(FILE *f) {
           "                        component; recovery and host restart times; starts,\n"
           "                        host crashes, plan changes. A port alone listens on\n"
           "                        127.0.0.1; ADDR is a numeric IPv4 or [IPv6] address;\n"
-          "                        port 0: one the kernel picks (logged as event=metrics)\n",
+          "                        port 0: one the kernel picks (logged as event=metrics)\n"
+          "  --listen ADDR:PORT    hold a listening TCP socket there for the program,\n"
+          "                        across its restarts: each start gets it as fd 3 with\n"
+          "                        LISTEN_FDS=1 and LISTEN_PID (systemd's socket\n"
+          "                        activation), so connections made while the program\n"
+          "                        is down wait in the backlog instead of being refused.\n"
+          "                        Addresses as for --metrics (logged as event=listen)\n",
           f);
     fputs(qtn_opt_policy_help, f);
     fputs("\n"
@@ -151,6 +157,13 @@ int qtn_cli_run(int argc, char **argv) {
                 return QTN_EXIT_USAGE;
             }
             o.metrics = v;
+        } else if (!strcmp(a, "--listen")) {
+            struct sockaddr_storage addr;
+            if (qm_parse_addr(v, &addr, err, sizeof err)) {
+                fprintf(stderr, "quarantine: run: --listen: %s\n", err);
+                return QTN_EXIT_USAGE;
+            }
+            o.listen = v;
         } else if (!strcmp(a, "--outbox")) {
             outbox = v;
         } else if (!strcmp(a, "--fleet-refresh")) {

@@ -37,6 +37,8 @@ void qm_label_value(FILE *o, const char *v);
  * 127.0.0.1), numeric addresses only (nothing is looked up); port 0: one
  * the kernel picks. Returns 0, or -1 with err saying what is wrong. */
 int qm_parse_addr(const char *spec, struct sockaddr_storage *addr, char *err, size_t errlen);
+/* addr with port as "ADDR:PORT" or "[ADDR6]:PORT" into out. */
+void qm_addr_string(const struct sockaddr_storage *addr, unsigned port, char *out, size_t len);
 
 typedef struct qm_server qm_server;
 

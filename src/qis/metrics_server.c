@@ -142,14 +142,17 @@ qm_server *qm_serve(const char *spec, char *where, size_t wlen, char *err, size_
         return NULL;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(m->d, MHD_DAEMON_INFO_BIND_PORT);
-    char host[INET6_ADDRSTRLEN] = "?";
-    if (addr.ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&addr)->sin6_addr, host, sizeof host);
-    else
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&addr)->sin_addr, host, sizeof host);
-    snprintf(where, wlen, addr.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host,
-             info ? (unsigned)info->port : 0u);
+    qm_addr_string(&addr, info ? (unsigned)info->port : 0u, where, wlen);
     return m;
+}
+
+void qm_addr_string(const struct sockaddr_storage *addr, unsigned port, char *out, size_t len) {
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (addr->ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)addr)->sin6_addr, host, sizeof host);
+    else
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)addr)->sin_addr, host, sizeof host);
+    snprintf(out, len, addr->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
 }
 
 void qm_publish(qm_server *m, const char *text, size_t len) {

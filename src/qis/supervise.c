@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "../runtime/statsfile.h"
+#include "listen.h"
 #include "metrics.h"
 #include "now.h"
 #include "replan.h"
@@ -122,6 +123,7 @@ typedef struct sup {
     char capped[512];       /* said last: components a budget keeps in the host */
     /* /metrics */
     qm_server *metrics;
+    int listen_fd;          /* --listen: the socket each start gets as fd 3, or -1 */
     double metrics_at;
     char metrics_said[512];
     /* events met while importing, handled after */
@@ -461,6 +463,15 @@ static pid_t start(sup *s, const sigset_t *oldmask) {
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != parent)
         _exit(QS_EXIT_NOEXEC);
+    if (s->listen_fd >= 0) {
+        int keep[3] = {fd, sfd, ctl[0]};
+        if (qs_listen_pass(s->listen_fd, keep, 3) < 0) {
+            fprintf(stderr, "quarantine: run: cannot pass the listening socket: %s\n",
+                    strerror(errno));
+            _exit(QS_EXIT_NOEXEC);
+        }
+        fd = keep[0], sfd = keep[1], ctl[0] = keep[2];
+    }
     char num[16];
     if (fd >= 0) {
         snprintf(num, sizeof num, "%d", fd);
@@ -866,6 +877,8 @@ static int wrap_up(sup *s) {
     free(s->grace);
     if (s->ctl_fd >= 0)
         close(s->ctl_fd);
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
     free(s->deferred);
     return s->code;
 }
@@ -875,7 +888,7 @@ int qs_supervise(const qs_sup_opts *o) {
     sup *s = &S;
     memset(s, 0, sizeof *s);
     s->o = o;
-    s->cur_fd = s->ctl_fd = -1;
+    s->cur_fd = s->ctl_fd = s->listen_fd = -1;
     s->delay_ms = o->backoff_ms;
     snprintf(s->installation, sizeof s->installation, "%s", o->installation ? o->installation : "");
     if (!s->installation[0] && gethostname(s->installation, sizeof s->installation - 1))
@@ -926,6 +939,21 @@ int qs_supervise(const qs_sup_opts *o) {
         }
         metrics(s); /* a scrape never finds nothing */
         logev("metrics listen=%s path=/metrics", where);
+    }
+    if (o->listen) {
+        char where[96], err[512];
+        if ((s->listen_fd = qs_listen(o->listen, where, sizeof where, err, sizeof err)) < 0) {
+            fprintf(stderr, "quarantine: run: %s\n", err);
+            sigprocmask(SIG_SETMASK, &g_oldmask, NULL);
+            if (sfd >= 0)
+                close(sfd);
+            qm_stop(s->metrics);
+            qs_close(s->store);
+            free(s->crashes);
+            free(s->grace);
+            return QS_EXIT_USAGE;
+        }
+        logev("listen addr=%s fd=%d (held across restarts: LISTEN_FDS=1)", where, QS_LISTEN_FD);
     }
     /* a write to a spool file wakes the loop at once */
     int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);

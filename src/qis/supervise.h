@@ -23,6 +23,7 @@ typedef struct qs_sup_opts {
     int keep_spool;         /* keep spool files once stored, renamed */
     int policy;             /* 1: decide plans with `set` and push them */
     const char *metrics;    /* serve /metrics there (metrics.h: ADDR:PORT, PORT); NULL: not */
+    const char *listen;     /* hold a listening socket there for the program (listen.h); NULL: not */
     qp_settings set;
 } qs_sup_opts;
 

@@ -3,6 +3,11 @@
  *   crashy crash-until F K   crashes (SIGSEGV) until it has run K times (counted in F)
  *   crashy always-crash      crashes every time
  *   crashy wait              waits for a signal (SIGTERM ends it)
+ *   crashy serve-crash       takes the listening socket `quarantine run --listen`
+ *                            passed (fd 3, LISTEN_FDS, LISTEN_PID; status 3 when it
+ *                            is not there), accepts one connection, and on its
+ *                            first start (QTN_RUN_START) crashes holding it; on
+ *                            later ones writes "served by start N" and exits 0
  *   crashy isolated-fault    crashes an isolated component, carries on, exits 0
  *   crashy faults N MS [K]   crashes an isolated component N times, MS ms apart,
  *                            then exits 0 (SIGTERM ends it earlier); K: how
@@ -12,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -69,6 +75,23 @@ int main(int argc, char **argv) {
         if (n + 1 < atoi(argv[3]))
             segv();
         return 0;
+    }
+    if (!strcmp(argv[1], "serve-crash")) {
+        const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS"),
+                   *nth = getenv("QTN_RUN_START");
+        int on = 0;
+        socklen_t ol = sizeof on;
+        if (!pid || atoi(pid) != (int)getpid() || !fds || atoi(fds) != 1 || !nth ||
+            getsockopt(3, SOL_SOCKET, SO_ACCEPTCONN, &on, &ol) < 0 || !on)
+            return 3;
+        int c = accept(3, NULL, NULL);
+        if (c < 0)
+            return 4;
+        if (atoi(nth) == 1)
+            segv();
+        char line[64];
+        int n = snprintf(line, sizeof line, "served by start %s\n", nth);
+        return write(c, line, (size_t)n) == n ? 0 : 5;
     }
     if (!strcmp(argv[1], "isolated-fault")) {
         qtn_register(&fx_component);

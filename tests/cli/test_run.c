@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -156,11 +159,72 @@ static void test_program_runs_on_without_a_store(void **state) {
     assert_non_null(strstr(log_text, "event=exit pid="));
 }
 
+/* The port of `event=listen addr=127.0.0.1:PORT` in f's text, or 0. */
+static int listen_port(const char *f) {
+    for (int i = 0; i < 1000; i++) {
+        FILE *fp = fopen(f, "r");
+        size_t n = fp ? fread(log_text, 1, sizeof log_text - 1, fp) : 0;
+        log_text[n] = 0;
+        if (fp)
+            fclose(fp);
+        const char *a = strstr(log_text, "event=listen addr=127.0.0.1:");
+        if (a)
+            return atoi(a + strlen("event=listen addr=127.0.0.1:"));
+        usleep(10000);
+    }
+    return 0;
+}
+
+/* A connection made while the program is down (its crash, the backoff)
+ * waits in the socket the supervisor holds, and the next start serves it. */
+static void test_the_listening_socket_outlives_a_crash(void **state) {
+    (void)state;
+    pid_t p = fork();
+    if (p == 0) {
+        if (!freopen(siglog, "w", stderr))
+            _exit(98);
+        setenv("QTN_STORE", db, 1);
+        execl(QTN_BIN, QTN_BIN, "run", "--listen", "0", "--backoff-ms", "300", "--", CRASHY,
+              "serve-crash", (char *)NULL);
+        _exit(99);
+    }
+    int port = listen_port(siglog);
+    assert_true(port > 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int first = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(first, (struct sockaddr *)&a, sizeof a), 0);
+    char buf[64] = "";
+    assert_true(read(first, buf, sizeof buf) <= 0); /* the first start crashed holding it */
+    close(first);
+    int second = socket(AF_INET, SOCK_STREAM, 0); /* within the 300 ms backoff */
+    assert_int_equal(connect(second, (struct sockaddr *)&a, sizeof a), 0);
+    struct timeval tmo = {.tv_sec = 10};
+    setsockopt(second, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof tmo);
+    ssize_t n = read(second, buf, sizeof buf - 1);
+    close(second);
+    int st;
+    waitpid(p, &st, 0);
+    listen_port(siglog); /* reads the log */
+    assert_true(n > 0);
+    buf[n] = 0;
+    assert_string_equal(buf, "served by start 2\n");
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_int_equal(count("event=crash"), 1);
+    assert_int_equal(count("event=start"), 2);
+}
+
 static void test_usage(void **state) {
     (void)state;
     assert_int_equal(run(""), 2);
     assert_int_equal(run("--bogus -- true"), 2);
     assert_int_equal(run("--max-restarts x -- true"), 2);
+    assert_int_equal(run("--listen 127.0.0.1:99999 -- true"), 2);
+    assert_non_null(strstr(log_text, "--listen"));
+    assert_int_equal(run("--listen localhost:80 -- true"), 2); /* numeric only */
+    assert_int_equal(run("--listen 192.0.2.1:8080 -- true"), 2); /* not an address here */
+    assert_non_null(strstr(log_text, "--listen 192.0.2.1:8080: cannot listen there"));
     assert_int_equal(run("-- /no/such/program"), 127);
     assert_non_null(strstr(log_text, "cannot start /no/such/program"));
 }
@@ -174,6 +238,7 @@ int main(void) {
         cmocka_unit_test(test_isolated_faults_are_relayed),
         cmocka_unit_test(test_reports_are_stored),
         cmocka_unit_test(test_program_runs_on_without_a_store),
+        cmocka_unit_test(test_the_listening_socket_outlives_a_crash),
         cmocka_unit_test(test_usage),
     };
     paths();

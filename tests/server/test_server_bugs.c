@@ -8,7 +8,8 @@
  *     component's domain fault, and the server goes on: most requests
  *     succeed, the documents are all there, and the requests that failed are
  *     counted by qtn-load and are no more than the calls the runtime says
- *     were in flight at the faults.
+ *     were in flight at the faults; for query, whose faulted calls the
+ *     server makes once more, far fewer (at most half of them).
  *
  * Firing is a matter of chance. Without the knob the windows are a few
  * instructions wide and a 3 s load rarely hits one; with it (500 us, taken
@@ -45,15 +46,16 @@ typedef struct bug {
     const char *mix; /* requests that reach the buggy code */
     int gzip;
     int degrades;         /* a fault of the component fails no request */
+    int retried;          /* the server makes a faulted call once more */
     const char *mild_pct; /* how often the isolated runs take the window */
 } bug;
 
 static const bug bugs[] = {
-    {"cache", "cache", "SERVER_BUGS=cache", "QTN_PLAN=cache=1", "get=60,html=20,put=20", 1, 1,
+    {"cache", "cache", "SERVER_BUGS=cache", "QTN_PLAN=cache=1", "get=60,html=20,put=20", 1, 1, 0,
      "SERVER_BUG_WINDOW_PCT=25"}, /* it must also evict the very entry being read */
-    {"log", "accesslog", "SERVER_BUGS=log", "QTN_PLAN=accesslog=1", "get=70,put=20,query=10", 0, 1,
+    {"log", "accesslog", "SERVER_BUGS=log", "QTN_PLAN=accesslog=1", "get=70,put=20,query=10", 0, 1, 0,
      "SERVER_BUG_WINDOW_PCT=2"},
-    {"query", "query", "SERVER_BUGS=query", "QTN_PLAN=query=1", "get=50,put=10,query=40", 0, 0,
+    {"query", "query", "SERVER_BUGS=query", "QTN_PLAN=query=1", "get=50,put=10,query=40", 0, 0, 1,
      "SERVER_BUG_WINDOW_PCT=1"},
 };
 
@@ -173,6 +175,10 @@ static void test_isolated_component_survives(void **state) {
                 (the_bug->degrades && failed != 0))
                 fail_msg("bug %s: more failed than the faults explain:\n%s\n%s", the_bug->name, out,
                          err);
+            /* the calls made once more succeed, but for a rare second fault */
+            if (the_bug->retried && in_flight >= 10 && failed > (double)in_flight / 2)
+                fail_msg("bug %s: %.0f of %ld faulted calls failed their requests: the retry "
+                         "did not serve them:\n%s", the_bug->name, failed, in_flight, out);
             /* the documents, kept in the host, are all there */
             http_res r;
             assert_int_equal(http_do(p.port, "GET", "/docs/k199", NULL, NULL, 0, &r), 0);
