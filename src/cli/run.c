@@ -150,20 +150,16 @@ int qtn_cli_run(int argc, char **argv) {
         }
         if (!strcmp(a, "--store")) {
             o.store_path = v;
-        } else if (!strcmp(a, "--metrics")) {
+        } else if (!strcmp(a, "--metrics") || !strcmp(a, "--listen")) {
             struct sockaddr_storage addr;
             if (qm_parse_addr(v, &addr, err, sizeof err)) {
-                fprintf(stderr, "quarantine: run: --metrics: %s\n", err);
+                fprintf(stderr, "quarantine: run: %s: %s\n", a, err);
                 return QTN_EXIT_USAGE;
             }
-            o.metrics = v;
-        } else if (!strcmp(a, "--listen")) {
-            struct sockaddr_storage addr;
-            if (qm_parse_addr(v, &addr, err, sizeof err)) {
-                fprintf(stderr, "quarantine: run: --listen: %s\n", err);
-                return QTN_EXIT_USAGE;
-            }
-            o.listen = v;
+            if (!strcmp(a, "--metrics"))
+                o.metrics = v;
+            else
+                o.listen = v;
         } else if (!strcmp(a, "--outbox")) {
             outbox = v;
         } else if (!strcmp(a, "--fleet-refresh")) {

@@ -883,6 +883,21 @@ static int wrap_up(sup *s) {
     return s->code;
 }
 
+/* Before the program starts: an endpoint asked for that cannot be served
+ * (err says which and why) ends the run with QS_EXIT_USAGE, undoing what
+ * qs_supervise set up so far. */
+static int refuse(sup *s, int sfd, const char *err) {
+    fprintf(stderr, "quarantine: run: %s\n", err);
+    sigprocmask(SIG_SETMASK, &g_oldmask, NULL);
+    if (sfd >= 0)
+        close(sfd);
+    qm_stop(s->metrics);
+    qs_close(s->store);
+    free(s->crashes);
+    free(s->grace);
+    return QS_EXIT_USAGE;
+}
+
 int qs_supervise(const qs_sup_opts *o) {
     static sup S;
     sup *s = &S;
@@ -927,32 +942,15 @@ int qs_supervise(const qs_sup_opts *o) {
     if (o->metrics) { /* its threads start with those signals blocked: they stay fds */
         char where[96], err[512];
         s->metrics = qm_serve(o->metrics, where, sizeof where, err, sizeof err);
-        if (!s->metrics) {
-            fprintf(stderr, "quarantine: run: %s\n", err);
-            sigprocmask(SIG_SETMASK, &g_oldmask, NULL);
-            if (sfd >= 0)
-                close(sfd);
-            qs_close(s->store);
-            free(s->crashes);
-            free(s->grace);
-            return QS_EXIT_USAGE;
-        }
+        if (!s->metrics)
+            return refuse(s, sfd, err);
         metrics(s); /* a scrape never finds nothing */
         logev("metrics listen=%s path=/metrics", where);
     }
     if (o->listen) {
         char where[96], err[512];
-        if ((s->listen_fd = qs_listen(o->listen, where, sizeof where, err, sizeof err)) < 0) {
-            fprintf(stderr, "quarantine: run: %s\n", err);
-            sigprocmask(SIG_SETMASK, &g_oldmask, NULL);
-            if (sfd >= 0)
-                close(sfd);
-            qm_stop(s->metrics);
-            qs_close(s->store);
-            free(s->crashes);
-            free(s->grace);
-            return QS_EXIT_USAGE;
-        }
+        if ((s->listen_fd = qs_listen(o->listen, where, sizeof where, err, sizeof err)) < 0)
+            return refuse(s, sfd, err);
         logev("listen addr=%s fd=%d (held across restarts: LISTEN_FDS=1)", where, QS_LISTEN_FD);
     }
     /* a write to a spool file wakes the loop at once */

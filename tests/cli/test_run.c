@@ -55,6 +55,22 @@ static int count(const char *needle) {
     return n;
 }
 
+/* Reads f into log_text until needle is in it (10 s at most); where, or NULL. */
+static const char *wait_log(const char *f, const char *needle) {
+    for (int i = 0; i < 1000; i++) {
+        FILE *fp = fopen(f, "r");
+        size_t n = fp ? fread(log_text, 1, sizeof log_text - 1, fp) : 0;
+        log_text[n] = 0;
+        if (fp)
+            fclose(fp);
+        const char *a = strstr(log_text, needle);
+        if (a)
+            return a;
+        usleep(10000);
+    }
+    return NULL;
+}
+
 static void test_exit_status_passes_through(void **state) {
     (void)state;
     assert_int_equal(run("-- " CRASHY " exit 0"), 0);
@@ -97,17 +113,7 @@ static void test_signals_are_forwarded(void **state) {
         _exit(99);
     }
     /* once it has started the program, its signals are its to handle */
-    for (int i = 0; i < 1000; i++) {
-        FILE *f = fopen(siglog, "r");
-        size_t n = f ? fread(log_text, 1, sizeof log_text - 1, f) : 0;
-        log_text[n] = 0;
-        if (f)
-            fclose(f);
-        if (strstr(log_text, "event=start"))
-            break;
-        usleep(10000);
-    }
-    assert_non_null(strstr(log_text, "event=start"));
+    assert_non_null(wait_log(siglog, "event=start"));
     kill(p, SIGTERM);
     int st;
     waitpid(p, &st, 0);
@@ -161,18 +167,8 @@ static void test_program_runs_on_without_a_store(void **state) {
 
 /* The port of `event=listen addr=127.0.0.1:PORT` in f's text, or 0. */
 static int listen_port(const char *f) {
-    for (int i = 0; i < 1000; i++) {
-        FILE *fp = fopen(f, "r");
-        size_t n = fp ? fread(log_text, 1, sizeof log_text - 1, fp) : 0;
-        log_text[n] = 0;
-        if (fp)
-            fclose(fp);
-        const char *a = strstr(log_text, "event=listen addr=127.0.0.1:");
-        if (a)
-            return atoi(a + strlen("event=listen addr=127.0.0.1:"));
-        usleep(10000);
-    }
-    return 0;
+    const char *at = "event=listen addr=127.0.0.1:", *a = wait_log(f, at);
+    return a ? atoi(a + strlen(at)) : 0;
 }
 
 /* A connection made while the program is down (its crash, the backoff)
@@ -205,7 +201,7 @@ static void test_the_listening_socket_outlives_a_crash(void **state) {
     close(second);
     int st;
     waitpid(p, &st, 0);
-    listen_port(siglog); /* reads the log */
+    assert_non_null(wait_log(siglog, "event=exit")); /* the log, read whole */
     assert_true(n > 0);
     buf[n] = 0;
     assert_string_equal(buf, "served by start 2\n");
