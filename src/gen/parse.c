@@ -646,6 +646,16 @@ static qg_struct *struct_of(ctx *x, const qg_func *f, const qg_param *p, CXType 
     (void)p;
     CXType canon = clang_getCanonicalType(rec);
     char *type = dup_cx(clang_getTypeSpelling(canon));
+    /* one descriptor per struct, however qualified where it is used: a
+     * record's canonical spelling puts its qualifiers first */
+    for (bool cut = true; cut;) {
+        cut = false;
+        for (const char *const *q = (const char *const[]){"const ", "volatile ", NULL}; *q; q++)
+            if (!strncmp(type, *q, strlen(*q))) {
+                memmove(type, type + strlen(*q), strlen(type + strlen(*q)) + 1);
+                cut = true;
+            }
+    }
     for (qg_struct *s = x->m->structs; s; s = s->next)
         if (!strcmp(s->type, type)) {
             free(type);

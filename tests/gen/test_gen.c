@@ -210,7 +210,7 @@ static void test_struct_fields(void **state) {
     expect_exact("struct in { const char *p; };\n"
                  "struct out { int tag; struct in in; };\n"
                  "QTN_COMPONENT(c) QTN_FAULT(-1) int f(const struct out *x QTN_IN(1));", 1, 25,
-                 "field 'in.p' of const struct out is a pointer: say what crosses with "
+                 "field 'in.p' of struct out is a pointer: say what crosses with "
                  "QTN_IN(count), QTN_INOUT(count), QTN_STRING or QTN_HANDLE");
     expect_error("struct in { int *p QTN_IN(1); };\n"
                  "struct out { struct in v[100]; };\n"
@@ -223,6 +223,14 @@ static void test_struct_fields(void **state) {
     expect_error("struct out { const char *names[4]; int n; };\n"
                  "QTN_COMPONENT(c) QTN_FAULT(-1) int f(struct out *x QTN_IN(1));", 1,
                  "field 'names' of struct out is an array of pointers, which cannot cross");
+    /* one descriptor for a struct taken const by one entry and not by another */
+    rc = gen("struct s { const char *name QTN_STRING; };\n"
+             "QTN_COMPONENT(c) QTN_FAULT(-1) int f(const struct s *x QTN_IN(1));\n"
+             "QTN_COMPONENT(c) QTN_FAULT(-1) int g(struct s *x QTN_INOUT(1));\n");
+    if (rc)
+        fail_msg("exit %d: %s", rc, err);
+    assert_non_null(strstr(stubs, "static const qtn_struct qg_st_struct_s = "));
+    assert_null(strstr(stubs, "qg_st_const_struct_s"));
     /* a struct by value inside, with no pointers: its bytes are all of it */
     int ok = gen("struct in { int a, b; };\nstruct out { struct in in; int *p QTN_IN(1); };\n"
                  "QTN_COMPONENT(c) QTN_FAULT(-1) int f(struct out *x QTN_IN(1));\n");
