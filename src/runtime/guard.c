@@ -307,8 +307,11 @@ typedef struct bpf_prog {
 } bpf_prog;
 static bpf_prog setup_bpf[2]; /* [notify] */
 
-/* ctx as BPF into *out (left empty when it cannot be made). */
+/* ctx as BPF into *out (left empty when it cannot be made), in place of
+ * what an earlier qtn_init of this process made. */
 static void export_bpf(scmp_filter_ctx ctx, bpf_prog *out) {
+    free(out->insn);
+    *out = (bpf_prog){0};
     int fd = memfd_create("quarantine-bpf", MFD_CLOEXEC);
     struct stat st;
     if (ctx && fd >= 0 && seccomp_export_bpf(ctx, fd) == 0 && fstat(fd, &st) == 0 &&

@@ -788,6 +788,9 @@ int qtn__zygote_start(void) {
      * the zygote making the filters itself could hang there for ever.
      * Without the Landlock the host counts on, children die confining
      * themselves (and say so). */
+    if (nreq) /* an earlier qtn_init's */
+        seccomp_notify_free(nreq, nresp);
+    nreq = NULL, nresp = NULL;
     if (sbx.counted && seccomp_notify_alloc(&nreq, &nresp) < 0)
         sbx.counted = false;
     (void)qtn__guard_prepare(sbx.landlocked, &sbx.ruleset);
