@@ -68,8 +68,10 @@ static pthread_mutex_t zlock = PTHREAD_MUTEX_INITIALIZER; /* one request at a ti
 static int zevt = -1;     /* host end: exit notices from the zygote */
 static pid_t zpid;
 /* How long a spawn waits for the zygote's answer (a fork and a set-up take
- * milliseconds): past it the zygote is taken for hung and killed. */
-#define ZYGOTE_ANSWER_S 10
+ * milliseconds): past it the zygote is taken for hung and killed. Longer
+ * than the zygote's own wait for a new child's listener (recv_listener,
+ * 10 s), so a zygote that answers is never taken for hung. */
+#define ZYGOTE_ANSWER_S 20
 static bool zygote_gone;  /* monitor thread only */
 
 /* Exit statuses the zygote sent that the monitor has not used yet. */
