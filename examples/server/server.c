@@ -637,28 +637,16 @@ srv *srv_start(const srv_config *cfg, char *err, size_t errlen) {
         srv_stop(s);
         return NULL;
     }
-    if (lfd >= 0) { /* `quarantine run --listen`: the socket outlives this process */
+    /* where it listens: the socket passed (`quarantine run --listen`: it
+     * outlives this process), or one of its own on --bind and --port */
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    if (lfd >= 0) {
         socklen_t sl = sizeof ss;
         if (getsockname(lfd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_INET6)
             flags |= MHD_USE_IPv6;
         s->inherited = 1;
-        s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET,
-                                lfd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->threads,
-                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
-        if (!s->d) {
-            snprintf(err, errlen, "cannot serve the socket passed as fd %d", lfd);
-            close(lfd);
-            srv_stop(s);
-            return NULL;
-        }
-        const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-        s->port = di ? di->port : 0;
-        return s;
-    }
-    struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, cfg->bind, &in4->sin_addr) == 1) {
+    } else if (inet_pton(AF_INET, cfg->bind, &in4->sin_addr) == 1) {
         in4->sin_family = AF_INET;
         in4->sin_port = htons(cfg->port);
     } else if (inet_pton(AF_INET6, cfg->bind, &in6->sin6_addr) == 1) {
@@ -670,18 +658,27 @@ srv *srv_start(const srv_config *cfg, char *err, size_t errlen) {
         srv_stop(s);
         return NULL;
     }
-    s->d = MHD_start_daemon(flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
-                            (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
+    struct MHD_OptionItem where[] = {
+        lfd >= 0 ? (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, lfd, NULL}
+                 : (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss},
+        {MHD_OPTION_END, 0, NULL}};
+    s->d = MHD_start_daemon(flags, lfd >= 0 ? 0 : cfg->port, NULL, NULL, on_request, s,
+                            MHD_OPTION_ARRAY, where, MHD_OPTION_CONNECTION_LIMIT,
                             (unsigned)cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
     if (!s->d) {
-        snprintf(err, errlen, "cannot listen on %s port %u (in use, or not an address here)",
-                 cfg->bind, (unsigned)cfg->port);
+        if (lfd >= 0) {
+            snprintf(err, errlen, "cannot serve the socket passed as fd %d", lfd);
+            close(lfd);
+        } else {
+            snprintf(err, errlen, "cannot listen on %s port %u (in use, or not an address here)",
+                     cfg->bind, (unsigned)cfg->port);
+        }
         srv_stop(s);
         return NULL;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di ? di->port : cfg->port;
+    s->port = di ? di->port : (lfd >= 0 ? 0 : cfg->port);
     return s;
 }
 

@@ -136,6 +136,17 @@ static int scalar_of(CXType t, qg_vslot *slot) {
 
 static bool is_pointer(CXType t) { return clang_getCanonicalType(t).kind == CXType_Pointer; }
 
+/* s (malloc'd) without its leading qualifiers, in place: "const volatile T"
+ * -> "T"; the canonical spelling of a type puts them first. */
+static char *unqualified(char *s) {
+    for (;;) {
+        size_t k = !strncmp(s, "const ", 6) ? 6 : !strncmp(s, "volatile ", 9) ? 9 : 0;
+        if (!k)
+            return s;
+        memmove(s, s + k, strlen(s + k) + 1);
+    }
+}
+
 /* What pointer type t points to, comparable across declarations: a
  * struct's or enum's USR, else the canonical spelling without qualifiers;
  * NULL for void (a void * says nothing about what it is). */
@@ -149,14 +160,7 @@ static char *pointee_key(CXType t) {
             return usr;
         free(usr);
     }
-    char *s = dup_cx(clang_getTypeSpelling(pt));
-    for (;;) { /* "const volatile T" -> "T" */
-        size_t k = !strncmp(s, "const ", 6) ? 6 : !strncmp(s, "volatile ", 9) ? 9 : 0;
-        if (!k)
-            break;
-        memmove(s, s + k, strlen(s + k) + 1);
-    }
-    return s;
+    return unqualified(dup_cx(clang_getTypeSpelling(pt)));
 }
 
 /* True if a struct or union holds a pointer anywhere (its bytes alone do not
@@ -645,17 +649,8 @@ static enum CXVisitorResult visit_field(CXCursor c, CXClientData d) {
 static qg_struct *struct_of(ctx *x, const qg_func *f, const qg_param *p, CXType rec, int depth) {
     (void)p;
     CXType canon = clang_getCanonicalType(rec);
-    char *type = dup_cx(clang_getTypeSpelling(canon));
-    /* one descriptor per struct, however qualified where it is used: a
-     * record's canonical spelling puts its qualifiers first */
-    for (bool cut = true; cut;) {
-        cut = false;
-        for (const char *const *q = (const char *const[]){"const ", "volatile ", NULL}; *q; q++)
-            if (!strncmp(type, *q, strlen(*q))) {
-                memmove(type, type + strlen(*q), strlen(type + strlen(*q)) + 1);
-                cut = true;
-            }
-    }
+    /* one descriptor per struct, however qualified where it is used */
+    char *type = unqualified(dup_cx(clang_getTypeSpelling(canon)));
     for (qg_struct *s = x->m->structs; s; s = s->next)
         if (!strcmp(s->type, type)) {
             free(type);

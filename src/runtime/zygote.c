@@ -799,13 +799,6 @@ int qtn__zygote_start(void) {
     fflush(NULL); /* buffered output must not be written again by every child */
     pid_t host = getpid();
     pid_t pid = fork();
-    if (pid < 0) {
-        close(c[0]), close(c[1]), close(e[0]), close(e[1]);
-        if (sbx.ruleset >= 0)
-            close(sbx.ruleset);
-        sbx.ruleset = -1;
-        return QTN_ESYS;
-    }
     if (pid == 0) {
         die_with_parent(host);
         int keep[3] = {c[1], e[1], sbx.ruleset};
@@ -813,11 +806,15 @@ int qtn__zygote_start(void) {
         zygote_main(c[1], e[1]);
         _exit(0);
     }
+    if (sbx.ruleset >= 0)
+        close(sbx.ruleset); /* the zygote's now, or no one's */
+    sbx.ruleset = -1;
     close(c[1]);
     close(e[1]);
-    if (sbx.ruleset >= 0)
-        close(sbx.ruleset); /* the zygote's now */
-    sbx.ruleset = -1;
+    if (pid < 0) {
+        close(c[0]), close(e[0]);
+        return QTN_ESYS;
+    }
     /* a zygote that does not answer in time fails the spawn, never hangs
      * the caller (see qtn__zygote_spawn) */
     struct timeval tmo = {.tv_sec = ZYGOTE_ANSWER_S};
