@@ -6,11 +6,13 @@
  * program's stderr (a pipe this test reads) must show each of its lines
  * prefixed `quarantine[HOSTPID] domain 1: `, no control character, long
  * lines cut; and while the reader stalls, calls must go on at full speed,
- * lines be dropped and the drop be told. */
+ * lines be dropped and the drop be told; a domain's last line, said as it
+ * dies with the queue full, must not be among them. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -28,6 +30,8 @@
 #include "util.h"
 
 /* ---- the "so" component ------------------------------------------------------------ */
+
+static pid_t host_pid;
 
 static void say(int fd, const char *s) { (void)!write(fd, s, strlen(s)); }
 
@@ -61,6 +65,14 @@ static int so_partial_real(void) {
     return 0;
 }
 
+/* its last line, and its end (what a library's failed assertion does) */
+static int so_die_real(void) {
+    say(2, "the last line, and the end\n");
+    if (getpid() != host_pid)
+        raise(SIGKILL);
+    return 0;
+}
+
 static int so_ok_real(void) { return 7; }
 
 TU_THUNK(so_forge) {
@@ -72,6 +84,10 @@ TU_THUNK(so_partial) {
     (void)a;
     r->i = so_partial_real();
 }
+TU_THUNK(so_die) {
+    (void)a;
+    r->i = so_die_real();
+}
 TU_THUNK(so_ok) {
     (void)a;
     r->i = so_ok_real();
@@ -82,10 +98,11 @@ static qtn_component so_component;
 TU_ENTRY(so_forge, so_component, 0, NULL);
 TU_ENTRY(so_flood, so_component, 1, p_i32);
 TU_ENTRY(so_partial, so_component, 0, NULL);
+TU_ENTRY(so_die, so_component, 0, NULL);
 TU_ENTRY(so_ok, so_component, 0, NULL);
 static const qtn_entry *const so_entries[] = {&so_forge_entry, &so_flood_entry, &so_partial_entry,
-                                              &so_ok_entry};
-static qtn_component so_component = {.name = "so", .nentries = 4, .entries = so_entries};
+                                              &so_die_entry, &so_ok_entry};
+static qtn_component so_component = {.name = "so", .nentries = 5, .entries = so_entries};
 
 static int last_err;
 #define STUB0(nm)                                                                                  \
@@ -99,6 +116,7 @@ static int last_err;
     }
 STUB0(so_forge)
 STUB0(so_partial)
+STUB0(so_die)
 STUB0(so_ok)
 static int so_flood(int32_t n) {
     static qtn_edge e = QTN_EDGE_INIT(NULL, &so_flood_entry);
@@ -181,6 +199,17 @@ static void test_domain_output(void **state) {
     atomic_store(&stalled, false);
     bool drop_told = wait_for("line(s) dropped");
 
+    /* the domain dies while the queue is full, its reader stalled: its last
+     * line takes the place of lines before it, and is written once the
+     * reader reads again */
+    atomic_store(&stalled, true);
+    assert_int_equal(so_flood(20000), 20000);
+    so_die();
+    assert_int_equal(last_err, QTN_EFAULT);
+    usleep(300000); /* the death seen, its pipe's end read, the reader stalled */
+    atomic_store(&stalled, false);
+    assert_int_equal(so_ok(), 7); /* the next process serves */
+
     assert_int_equal(so_partial(), 0);
     qtn_shutdown(); /* the domain is gone: its last line is forwarded as it is */
     fflush(stderr);
@@ -213,7 +242,7 @@ static void test_domain_output(void **state) {
         cut += strstr(l, " [line cut]") != NULL;
         *nl = '\n';
     }
-    char want[8][160];
+    char want[9][160];
     snprintf(want[0], 160, "%squarantine: run: event=crash pid=1 signal=SIGSEGV restarts=0\n",
              prefix);
     snprintf(want[1], 160, "%squarantine: run: event=exit pid=1 status=0\n", prefix); /* stdout */
@@ -223,7 +252,8 @@ static void test_domain_output(void **state) {
     snprintf(want[5], 160, "%sAAAA", prefix);
     snprintf(want[6], 160, "AAAA [line cut]\n%safter the long line\n", prefix);
     snprintf(want[7], 160, "%sthe last words, without a newline\n", prefix);
-    for (int i = 0; i < 8; i++)
+    snprintf(want[8], 160, "%sthe last line, and the end\n", prefix);
+    for (int i = 0; i < 9; i++)
         if (!strstr(got, want[i]))
             fail_msg("missing from the program's stderr: %s\nit has:\n%.4000s", want[i], got);
     assert_int_equal(cut, 1);
@@ -241,6 +271,7 @@ static int setup(void **state) {
     int p[2];
     if (pipe(p))
         return -1;
+    host_pid = getpid();
     saved_err = dup(2);
     rd = p[0];
     dup2(p[1], 2);

@@ -421,6 +421,8 @@ typedef struct outpipe {
     bool cut;   /* this line was cut: drop the rest of it */
     bool c2;    /* a 0xc2 byte held back: it may start a C1 control */
     char line[OUT_LINE];
+    size_t nlast;               /* its newest line was dropped: this long, */
+    char last[OUT_LINE + 96];   /* and this, prefixed: queued at its end */
 } outpipe;
 
 enum { OUT_NONE, OUT_DIRECT, OUT_OWN, OUT_SOCKET };
@@ -439,17 +441,38 @@ static struct {
     ino_t ino;
 } out = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = -1, .fd = -1};
 
-static void out_queue(const char *s, size_t n) {
+/* Queues a whole line; false when it was dropped (counted). */
+static bool out_queue(const char *s, size_t n) {
     if (out.qhead + out.qlen + n > OUT_QUEUE && out.qhead) { /* compact */
         memmove(out.q, out.q + out.qhead, out.qlen);
         out.qhead = 0;
     }
     if (out.qlen + n > OUT_QUEUE) {
         out.dropped++;
-        return;
+        return false;
     }
     memcpy(out.q + out.qhead + out.qlen, s, n);
     out.qlen += n;
+    return true;
+}
+
+/* Makes room for n bytes at the queue's end by dropping its newest whole
+ * lines (counted), never the first one (it may be half written): a
+ * domain's last words take the place of lines before them. Lock held. */
+static void out_make_room(size_t n) {
+    if (out.qhead) {
+        memmove(out.q, out.q + out.qhead, out.qlen);
+        out.qhead = 0;
+    }
+    const char *nl = memchr(out.q, '\n', out.qlen);
+    size_t first = nl ? (size_t)(nl - out.q) + 1 : out.qlen;
+    while (out.qlen + n > OUT_QUEUE && out.qlen > first) {
+        size_t start = out.qlen - 1; /* the newest line's newline */
+        while (start > first && out.q[start - 1] != '\n')
+            start--;
+        out.qlen = start;
+        out.dropped++;
+    }
 }
 
 static void out_emit(outpipe *o, bool cut) {
@@ -462,7 +485,9 @@ static void out_emit(outpipe *o, bool cut) {
         n += 11;
     }
     line[n++] = '\n';
-    out_queue(line, n);
+    o->nlast = out_queue(line, n) ? 0 : n;
+    if (o->nlast)
+        memcpy(o->last, line, n);
     o->n = 0;
 }
 
@@ -519,6 +544,11 @@ static void out_close(outpipe *o) {
         out_put(o, "\xc2", 1);
     if (o->n && !o->cut) /* its last line had no newline */
         out_emit(o, false);
+    if (o->nlast) { /* its last words were dropped: they come first */
+        out_make_room(o->nlast);
+        if (out_queue(o->last, o->nlast) && out.dropped)
+            out.dropped--;
+    }
     close(o->fd);
     *o = (outpipe){.fd = -1};
 }
@@ -623,11 +653,31 @@ static bool out_flush(void) {
     return false;
 }
 
-/* Writes queued lines, waiting up to 10 ms (not past `until`) for fd 2 to
- * take more when it would block. True while lines wait and time is left.
- * Lock held (dropped while waiting). */
-static bool out_flush_wait(uint64_t until) {
-    if (!out_flush() || qtn__now_ns() >= until)
+/* How long the last words may take at exit: while the program's stderr
+ * takes them, up to OUT_LAST_NS in all; once it takes nothing for
+ * OUT_IDLE_NS, no longer. */
+#define OUT_IDLE_NS 1000000000ull
+#define OUT_LAST_NS 5000000000ull
+
+typedef struct {
+    uint64_t idle; /* giving up at: OUT_IDLE_NS after the last progress */
+    uint64_t last; /* and at the latest */
+} out_deadline;
+
+static void out_progress(out_deadline *dl) {
+    uint64_t t = qtn__now_ns() + OUT_IDLE_NS;
+    dl->idle = t < dl->last ? t : dl->last;
+}
+
+/* Writes queued lines, waiting up to 10 ms (not past the deadline) for fd 2
+ * to take more when it would block. True while lines wait and time is
+ * left. Lock held (dropped while waiting). */
+static bool out_flush_wait(out_deadline *dl) {
+    size_t before = out.qlen;
+    bool waiting = out_flush();
+    if (out.qlen != before)
+        out_progress(dl);
+    if (!waiting || qtn__now_ns() >= dl->idle)
         return false;
     int fd = out.mode == OUT_OWN ? out.fd : 2;
     pthread_mutex_unlock(&out.lock);
@@ -669,23 +719,28 @@ static void *out_main(void *arg) {
         pthread_mutex_unlock(&out.lock);
     }
     /* stopping: what the domains left in their pipes, and the queue, for as
-     * long as the program's stderr takes them, up to a second (a reader
-     * that is slow at exit must not lose a domain's last words, which come
-     * last; one that never reads must not hold the program's exit). The
-     * pipes are read a piece at a time, the queue written out between, so
-     * that what is read does not overflow the queue. */
-    uint64_t until = qtn__now_ns() + 1000000000ull;
+     * long as the program's stderr takes them (a reader that is slow at
+     * exit, one the machine's load keeps from running for a while, must not
+     * lose a domain's last words, which come last; one that stops reading
+     * must not hold the program's exit for more than a second, nor one
+     * that reads for ever for more than five). The pipes are read a piece at
+     * a time, with room made in the queue first, so that neither what is
+     * read nor the unfinished line a pipe's end gives overflows it: a
+     * piece of 1 KiB makes at most 1,024 lines, about 32 KiB with their
+     * prefixes, and the queue is written out to half its size before each. */
+    uint64_t t0 = qtn__now_ns();
+    out_deadline dl = {.idle = t0 + OUT_IDLE_NS, .last = t0 + OUT_LAST_NS};
     pthread_mutex_lock(&out.lock);
     for (int i = 0; i < NP; i++) {
         outpipe *o = &out.p[i];
         while (o->fd >= 0) {
-            if (qtn__now_ns() >= until || !out_read(o, 1, 4096))
-                out_close(o); /* the end, nothing more to come now, or no time left */
-            while (out.qlen > OUT_QUEUE / 2 && out_flush_wait(until))
+            while (out.qlen > OUT_QUEUE / 2 && out_flush_wait(&dl))
                 ;
+            if (qtn__now_ns() >= dl.idle || !out_read(o, 1, 1024))
+                out_close(o); /* the end, nothing more to come now, or no time left */
         }
     }
-    while (out_flush_wait(until))
+    while (out_flush_wait(&dl))
         ;
     pthread_mutex_unlock(&out.lock);
     return NULL;
