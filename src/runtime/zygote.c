@@ -441,12 +441,16 @@ static struct {
     ino_t ino;
 } out = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = -1, .fd = -1};
 
+/* Moves what waits to the queue's start. Lock held. */
+static void out_compact(void) {
+    memmove(out.q, out.q + out.qhead, out.qlen);
+    out.qhead = 0;
+}
+
 /* Queues a whole line; false when it was dropped (counted). */
 static bool out_queue(const char *s, size_t n) {
-    if (out.qhead + out.qlen + n > OUT_QUEUE && out.qhead) { /* compact */
-        memmove(out.q, out.q + out.qhead, out.qlen);
-        out.qhead = 0;
-    }
+    if (out.qhead + out.qlen + n > OUT_QUEUE && out.qhead)
+        out_compact();
     if (out.qlen + n > OUT_QUEUE) {
         out.dropped++;
         return false;
@@ -460,10 +464,7 @@ static bool out_queue(const char *s, size_t n) {
  * lines (counted), never the first one (it may be half written): a
  * domain's last words take the place of lines before them. Lock held. */
 static void out_make_room(size_t n) {
-    if (out.qhead) {
-        memmove(out.q, out.q + out.qhead, out.qlen);
-        out.qhead = 0;
-    }
+    out_compact();
     const char *nl = memchr(out.q, '\n', out.qlen);
     size_t first = nl ? (size_t)(nl - out.q) + 1 : out.qlen;
     while (out.qlen + n > OUT_QUEUE && out.qlen > first) {
