@@ -12,9 +12,10 @@
  *   host_restart_ms  the classic alternative: a trivial server process is
  *                    killed and re-exec'd, until it answers again
  *   fork_floor_ms    fork() + _exit + wait on this machine
+ *   spares           the processes the domain keeps prepared ($QTN_SPARES)
  *
- * Spaced faults give the warm spare time to get ready; in a burst the next
- * fault may come before it is.
+ * Spaced faults give the warm spares time to get ready; in a burst, once
+ * the spares are used, the next fault may come before another is.
  * Usage: restart [--quick] */
 #include <errno.h>
 #include <signal.h>
@@ -180,6 +181,8 @@ int main(int argc, char **argv) {
             }
     }
     double burst = median(rb, nb);
+    qtn_domain_info di;
+    int spares = qtn_domain_info_get(1, &di) == 0 ? di.spares_kept : -1;
     qtn_shutdown();
     double host = host_restart_ms(argv[0], quick ? 10 : 50);
     double fork_floor = qb_fork_floor_ms(quick ? 20 : 200);
@@ -189,6 +192,7 @@ int main(int argc, char **argv) {
     printf("recovery_ms %.3f ms\n", recovery);
     printf("host_restart_ms %.3f ms\n", host);
     printf("fork_floor_ms %.3f ms\n", fork_floor);
+    printf("spares %d processes\n", spares);
     printf("\n");
     printf("restart/fork_floor %.2f x (target < 1)\n", restart / fork_floor);
     printf("host_restart/restart %.1f x\n", host / restart);

@@ -516,6 +516,13 @@ typedef struct qtn_config {
                                   kernel has it; $QTN_LANDLOCK=0 turns it off),
                                   1 on, -1 off. Without it the host is made
                                   non-dumpable instead (see below) */
+    int32_t spares;            /* processes each domain keeps prepared, set up
+                                  and waiting, for its next restarts: 1..6 (2,
+                                  $QTN_SPARES). A restart onto one is a word
+                                  flip; a burst of faults stays on them while
+                                  they last. None: a restart that finds none
+                                  ready forks and sets one up (about half a
+                                  millisecond) */
 } qtn_config;
 
 /*
@@ -603,6 +610,8 @@ typedef struct qtn_domain_info {
     uint32_t incarnation;       /* 1 for the first process, +1 per restart */
     int parked;                 /* restarted too often: calls fail fast */
     int spare_ready;            /* a process for the next restart is ready */
+    int spares_ready;           /* processes set up for its next restarts, */
+    int spares_kept;            /* of the number it keeps (qtn_config.spares) */
     uint32_t channels_in_use;   /* channels held by live threads */
     uint32_t channels_served;   /* channels with a serving thread in the domain */
     uint32_t overflow_waits;    /* calls that waited for a shared channel */
@@ -687,6 +696,8 @@ typedef struct qtn_report {
     uint32_t calls_failed;  /* calls in flight that returned the fault value */
     uint64_t recovery_ns;   /* noticed -> new process serving; 0 if parked */
     int parked;             /* parked: calls fail at once until it is tried again */
+    int warm;               /* the new process was a spare, set up before the
+                               fault (qtn_config.spares); 0: made for it */
     uint32_t nframes;
     uint64_t frames[QTN_REPORT_FRAMES]; /* backtrace of the faulting thread */
     char symbols[QTN_REPORT_FRAMES][80];

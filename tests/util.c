@@ -39,11 +39,12 @@ long tu_rss_kib(void) {
 void tu_settle(int d) {
     for (int i = 0; i < 10000; i++) {
         qtn_domain_info di;
-        if (qtn_domain_info_get(d, &di) == 0 && di.spare_ready)
+        if (qtn_domain_info_get(d, &di) == 0 && di.spares_ready == di.spares_kept &&
+            (di.spare_ready || !di.spares_kept))
             return;
         usleep(500);
     }
-    fail_msg("domain %d has no spare ready", d);
+    fail_msg("domain %d has not all its spares ready", d);
 }
 
 void tu_plan(const char *plan) {

@@ -25,8 +25,9 @@
 int tu_count_dir(const char *path);
 /* This process's resident memory in KiB, or -1. */
 long tu_rss_kib(void);
-/* Waits until isolated domain d has its spare for the next restart: each
- * holds fds, so fd counts are compared in this steady state. */
+/* Waits until isolated domain d has all the spares it keeps ready for its
+ * next restarts: each holds fds, so fd counts are compared in this steady
+ * state. */
 void tu_settle(int d);
 /* Applies a plan; aborts the test with the message if it fails. */
 void tu_plan(const char *plan);

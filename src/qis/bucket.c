@@ -19,8 +19,8 @@ static const char *const libc_fns[] = {
 static const char *const runtime_files[] = {
     "bulk.c",    "call.c",    "channel.c", "clock.c",  "control.c",   "crash.c",
     "domain.c",  "guard.c",   "marshal.c", "monitor.c", "plan.c",     "report.c",
-    "reporter.c", "restart.c", "rt.c",     "statsfile.c", "thread.c",  "wait.c",
-    "zygote.c",
+    "reporter.c", "restart.c", "rt.c",     "spares.c", "statsfile.c", "thread.c",
+    "wait.c",    "zygote.c",
 };
 
 /* the runtime's functions that run a component's code (a call served in a

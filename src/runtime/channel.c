@@ -95,7 +95,7 @@ void qtn__chan_release_all(qtn__thread *t) {
         if (t->chan[d] < 0)
             continue;
         qtn__dom *dm = &qtn__doms[d];
-        qtn__inc *I = &dm->incs[t->chan_inc[d] & 1];
+        qtn__inc *I = qtn__inc_of(dm, t->chan_inc[d]);
         pthread_mutex_lock(&dm->lock);
         if (I->inc == t->chan_inc[d] && I->used[t->chan[d]]) {
             I->used[t->chan[d]] = 0;
@@ -118,10 +118,16 @@ int qtn_domain_info_get(int id, qtn_domain_info *out) {
     out->id = id;
     out->incarnation = dm->inc;
     out->parked = atomic_load(&dm->state) == QTN__DS_PARKED;
+    out->spares_kept = (int)qtn__g.spares;
     if (live) {
-        qtn__inc *I = &dm->incs[live & 1], *J = &dm->incs[(live + 1) & 1];
-        out->spare_ready = J->prepared && J->inc == live + 1 && J->base &&
-                           atomic_load(&((qtn__dhdr *)J->base)->ready);
+        qtn__inc *I = qtn__inc_of(dm, live);
+        for (uint32_t s = 1; s <= QTN__SPARES_MAX; s++) {
+            qtn__inc *J = qtn__inc_of(dm, live + s);
+            bool ready = J->prepared && J->inc == live + s && J->base && !J->dead &&
+                         atomic_load(&((qtn__dhdr *)J->base)->ready);
+            out->spare_ready |= s == 1 && ready;
+            out->spares_ready += ready;
+        }
         out->pid = I->pid;
         out->channels_in_use = I->in_use;
         out->channels_served = I->nserved;

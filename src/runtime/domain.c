@@ -43,12 +43,12 @@ static int await_ready(qtn__inc *I) {
 /* Prepares incarnation `inc` of domain d: its slot, and a process forked
  * for it that sets itself up (handlers, init hooks, filter) and waits to be
  * told to serve. The warm spare of a recovery. dm->start held; the slot's
- * previous incarnation (inc - 2) must be gone. */
+ * previous incarnation (inc - QTN__INCS) must be gone and reported. */
 static int inc_prepare(int d, uint32_t inc, const uint8_t *plan) {
     qtn__dom *dm = &qtn__doms[d];
-    qtn__inc *I = &dm->incs[inc & 1];
-    if (atomic_load(&I->active) || I->pidfd >= 0)
-        return QTN_ESTATE; /* callers of incarnation inc - 2 still leaving */
+    qtn__inc *I = qtn__inc_of(dm, inc);
+    if (atomic_load(&I->active) || I->pidfd >= 0 || atomic_load(&I->reporting))
+        return QTN_ESTATE; /* the slot's incarnation before still leaving */
     char *base = qtn__slot(d, inc);
     int memfd = memfd_create("quarantine-domain", MFD_CLOEXEC);
     if (memfd < 0)
@@ -73,12 +73,14 @@ static int inc_prepare(int d, uint32_t inc, const uint8_t *plan) {
         atomic_store(&h->plan[c], I->setup[c]);
     }
     pthread_mutex_lock(&dm->lock);
-    /* serving threads start waiting on the channels held now */
-    const qtn__inc *before = &dm->incs[(inc - 1) & 1];
+    /* serving threads start waiting on the channels held now: in the
+     * serving incarnation (a spare's), or the one that died (a restart) */
+    uint32_t live = atomic_load(&dm->live), from = live ? live : inc - 1;
+    const qtn__inc *before = qtn__inc_of(dm, from);
     uint8_t pre[QTN__CHAN_MAX];
     memset(pre, 0, sizeof pre);
     pre[0] = 1;
-    if (before->inc == inc - 1)
+    if (before->inc == from && from)
         for (uint32_t k = 0; k < qtn__g.lay.nchan; k++)
             pre[k] |= before->used[k];
     I->inc = inc;
@@ -153,7 +155,7 @@ static void serve_locked(qtn__dom *dm, qtn__inc *I, const uint8_t *plan) {
  * die never becomes the serving one. dm->start held. */
 static int inc_activate(int d, uint32_t inc, const qtn__inc *before, const uint8_t *plan) {
     qtn__dom *dm = &qtn__doms[d];
-    qtn__inc *I = &dm->incs[inc & 1];
+    qtn__inc *I = qtn__inc_of(dm, inc);
     if (before) {
         pthread_mutex_lock(&dm->lock);
         for (uint32_t k = 0; k < qtn__g.lay.nchan; k++)
@@ -174,13 +176,13 @@ static int inc_activate(int d, uint32_t inc, const qtn__inc *before, const uint8
     }
     pthread_mutex_unlock(&dm->lock);
     if (!r)
-        qtn__monitor_poke(); /* prepare the next spare */
+        qtn__monitor_poke(); /* the next spares (the monitor asks for them) */
     return r;
 }
 
 int qtn__inc_start(int d, uint32_t inc, const qtn__inc *before, const uint8_t *plan) {
     qtn__dom *dm = &qtn__doms[d];
-    qtn__inc *I = &dm->incs[inc & 1];
+    qtn__inc *I = qtn__inc_of(dm, inc);
     if (!(I->prepared && I->inc == inc)) {
         int r = inc_prepare(d, inc, plan);
         if (r)
@@ -206,12 +208,45 @@ int qtn__dom_start_locked(int d, const uint8_t *plan) {
     qtn__sf_parked(d, 0);
 out:
     pthread_mutex_unlock(&dm->start);
-    qtn__monitor_poke(); /* its spare, now that dm->start is free */
+    qtn__monitor_poke(); /* its spares, now that dm->start is free */
     return r;
 }
 
-bool qtn__prepare_spares(void) {
-    bool again = false;
+#define REFILL_AFTER_NS 2000000ull
+
+/* The first of dm's next incarnations (live + 1 ... live + spares) that
+ * has no prepared process, when its slot is free for one: 0 when there is
+ * none to make, or none can be made yet (*busy: its slot's incarnation
+ * before is still leaving or being reported). Spares are made in order:
+ * the next restart takes live + 1. dm->start held. */
+static uint32_t spare_wanted(qtn__dom *dm, uint32_t live, bool *busy) {
+    uint32_t want = 0;
+    bool ready = false;
+    pthread_mutex_lock(&dm->lock);
+    for (uint32_t s = 1; s <= qtn__g.spares && !want && !*busy; s++) {
+        qtn__inc *J = qtn__inc_of(dm, live + s);
+        if (J->prepared && J->inc == live + s) {
+            ready |= !J->dead && atomic_load(&((qtn__dhdr *)J->base)->ready);
+            continue;
+        }
+        /* just restarted with a spare still ready: the callers the fault
+         * failed are coming back, and the CPU is theirs first (making a
+         * process takes half a millisecond of it) */
+        if (ready && qtn__now_ns() - atomic_load(&dm->restarted_at) < REFILL_AFTER_NS) {
+            *busy = true;
+            break;
+        }
+        if (!atomic_load(&J->active) && J->pidfd < 0 && !atomic_load(&J->reporting))
+            want = live + s;
+        else
+            *busy = true;
+    }
+    pthread_mutex_unlock(&dm->lock);
+    return want;
+}
+
+int qtn__prepare_spares(void) {
+    int more = 0;
     for (int d = 1; d <= QTN_DOMAINS_MAX; d++) {
         qtn__dom *dm = &qtn__doms[d];
         if (atomic_load(&dm->state) != QTN__DS_UP || dm->prep_failed || qtn__stopping)
@@ -219,21 +254,23 @@ bool qtn__prepare_spares(void) {
         /* a start or restart of this domain holds dm->start, perhaps for
          * seconds (an init hook): never wait for it here */
         if (pthread_mutex_trylock(&dm->start)) {
-            again = true;
+            more |= 1;
             continue;
         }
-        uint32_t live = atomic_load(&dm->live), next = live + 1;
-        qtn__inc *J = &dm->incs[next & 1];
-        pthread_mutex_lock(&dm->lock);
-        bool slot_free = !(J->prepared && J->inc == next) && !atomic_load(&J->active) &&
-                         J->pidfd < 0 && atomic_load(&dm->rs_holds) != J;
-        again |= atomic_load(&dm->rs_holds) == J; /* its report is being made */
-        pthread_mutex_unlock(&dm->lock);
-        if (live && slot_free && inc_prepare(d, next, NULL))
-            dm->prep_failed = true; /* a restart will try again, in line */
+        uint32_t live = atomic_load(&dm->live);
+        bool busy = false;
+        uint32_t next = live ? spare_wanted(dm, live, &busy) : 0;
+        more |= busy;
+        /* one process per call: the monitor looks at deaths in between */
+        if (next && !(more & 2)) {
+            if (inc_prepare(d, next, NULL))
+                dm->prep_failed = true; /* a restart will try again, in line */
+            else
+                more |= 2;
+        }
         pthread_mutex_unlock(&dm->start);
     }
-    return again;
+    return more;
 }
 
 qtn__inc *qtn__inc_enter(int d, uint64_t until, int *err) {
@@ -242,7 +279,7 @@ qtn__inc *qtn__inc_enter(int d, uint64_t until, int *err) {
     for (;;) {
         uint32_t inc = atomic_load(&dm->live);
         if (inc) {
-            qtn__inc *I = &dm->incs[inc & 1];
+            qtn__inc *I = qtn__inc_of(dm, inc);
             if (!atomic_load(&I->doomed)) {
                 atomic_fetch_add(&I->active, 1);
                 if (atomic_load(&dm->live) == inc && !atomic_load(&I->doomed))
@@ -290,7 +327,7 @@ void qtn__inc_leave(qtn__inc *I) { atomic_fetch_sub(&I->active, 1); }
 
 void qtn__dom_kill(int d, uint32_t inc, int kind, const qtn_entry *en, const char *why) {
     qtn__dom *dm = &qtn__doms[d];
-    qtn__inc *I = &dm->incs[inc & 1];
+    qtn__inc *I = qtn__inc_of(dm, inc);
     pthread_mutex_lock(&dm->lock);
     if (I->inc == inc && !I->dead && I->pidfd >= 0) {
         int none = 0;
@@ -314,13 +351,13 @@ uint64_t qtn__domains_cpu_ns(void) {
     uint64_t total = 0;
     for (int d = 1; d <= QTN_DOMAINS_MAX; d++) {
         qtn__dom *dm = &qtn__doms[d];
-        pid_t pids[2] = {0, 0};
+        pid_t pids[QTN__INCS] = {0};
         pthread_mutex_lock(&dm->lock);
-        for (int h = 0; h < 2; h++)
+        for (int h = 0; h < QTN__INCS; h++)
             if (dm->incs[h].pidfd >= 0 && !dm->incs[h].dead)
                 pids[h] = dm->incs[h].pid;
         pthread_mutex_unlock(&dm->lock);
-        for (int h = 0; h < 2; h++) {
+        for (int h = 0; h < QTN__INCS; h++) {
             if (!pids[h])
                 continue;
             char path[64], buf[1024];

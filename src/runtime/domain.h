@@ -1,7 +1,8 @@
 /* domain.h - how the host runs domain processes, split by job: the zygote
  * that forks them (zygote.c), their incarnations (domain.c), the monitor
  * that notices their deaths (monitor.c), the restart thread of each domain
- * (restart.c), the thread that sends fault reports on (reporter.c), the
+ * (restart.c), the thread that keeps spares prepared (spares.c), the
+ * thread that sends fault reports on (reporter.c), the
  * channels calls travel on (channel.c) and the bulk area for large buffers
  * (bulk.c).
  * Internal to those files; internal.h has what the rest of the runtime
@@ -40,18 +41,31 @@ void qtn__zygote_forget_exits(void) QTN__HIDDEN;
  * prepared spare if there is one, else a new process now, set up for
  * `plan` (NULL: the plan in force); `before` is the incarnation it takes
  * over from (its channels are served at once), or NULL. The slot must be
- * free (no callers of inc - 2 in it, its process reaped). Returns 0 or a
- * QTN_E* code (the new process, if any, is killed). dm->start held. */
+ * free (no callers of its incarnation before in it, its process reaped).
+ * Returns 0 or a QTN_E* code (the new process, if any, is killed).
+ * dm->start held. */
 int qtn__inc_start(int d, uint32_t inc, const qtn__inc *before, const uint8_t *plan) QTN__HIDDEN;
-/* Monitor: gives every serving domain a prepared spare for its next
- * incarnation, once the slot is free. True when a domain was busy (being
- * started or restarted) and should be looked at again soon. */
-bool qtn__prepare_spares(void) QTN__HIDDEN;
+/* Spares thread: gives serving domains prepared spares for their next
+ * incarnations (qtn__g.spares each, once their slots are free), one process
+ * per call. Returns a mask: 1, a domain was busy (being started or
+ * restarted, or a slot still taken) and should be looked at again soon; 2,
+ * a spare was made and there may be more to make now. */
+int qtn__prepare_spares(void) QTN__HIDDEN;
+
+/* ---- spares.c ------------------------------------------------------------- */
+
+/* The spares thread, started and stopped with the monitor (under its
+ * signal mask; stopped once qtn__stopping is set). */
+int qtn__spares_start(void) QTN__HIDDEN;
+void qtn__spares_stop(void) QTN__HIDDEN;
+/* Asks it to look at every domain's spares now. */
+void qtn__spares_poke(void) QTN__HIDDEN;
 
 /* ---- monitor.c ------------------------------------------------------------ */
 
 extern _Atomic bool qtn__stopping QTN__HIDDEN; /* qtn_shutdown has begun */
-/* Wakes the monitor: the set of processes to watch changed. */
+/* Wakes the monitor: the set of processes to watch, or a parked domain's
+ * retry, changed; it asks the spares thread for spares on each wake. */
 void qtn__monitor_poke(void) QTN__HIDDEN;
 
 /* One death of a serving incarnation: what the monitor saw when it was

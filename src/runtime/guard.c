@@ -31,10 +31,11 @@
 #include "internal.h"
 
 /* Declared here and in zygote.c, which calls them (internal.h is not this
- * module's to change). In the zygote, once: makes what confining each new
- * domain process takes (the set-up filter, the Landlock ruleset when
- * `landlock`, its fd in *ruleset); returns 0, or -1 when Landlock is asked
- * for and cannot be had. */
+ * module's to change). In the host, once, before the zygote forks: makes
+ * what confining each new domain process takes (the set-up filter, the
+ * Landlock ruleset when `landlock`, its fd in *ruleset) and loads what
+ * each uses; returns 0, or -1 when Landlock is asked for and cannot be
+ * had. */
 int qtn__guard_prepare(bool landlock, int *ruleset);
 /* In a new domain process, before any component code: confines it (see
  * include/quarantine.h, "Domain processes"); `ruleset` (closed here) and
@@ -167,14 +168,22 @@ void qtn__guard_thread(void) {
         free(ss.ss_sp); /* no alternate stack: a stack overflow still kills, untold */
 }
 
-void qtn__guard_install(void) {
+/* Loads the unwinder (glibc's backtrace opens libgcc_s on first use) and
+ * has libffi map its closure pages: in the host before the zygote forks,
+ * so that every domain process inherits both instead of paying for them
+ * (a fifth of a millisecond, every restart), and again in each domain
+ * process, where that is then cheap, before its filter. */
+static void warm_libraries(void) {
     void *fr[4];
-    backtrace(fr, 4); /* load the unwinder now, not inside a handler */
-    /* make libffi map its closure pages now, before the filter */
+    backtrace(fr, 4);
     void *code;
     ffi_closure *cl = ffi_closure_alloc(sizeof(ffi_closure), &code);
     if (cl)
         ffi_closure_free(cl);
+}
+
+void qtn__guard_install(void) {
+    warm_libraries(); /* not inside a handler, nor past the filter */
     static const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS, SIGTRAP};
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -448,6 +457,7 @@ static int landlock_ruleset(void) {
 static void export_call_filter(void);
 
 int qtn__guard_prepare(bool landlock, int *ruleset) {
+    warm_libraries();
     export_setup_filter(false);
     export_setup_filter(true);
     export_call_filter();

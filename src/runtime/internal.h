@@ -23,10 +23,15 @@ static inline void qtn__cpu_relax(void) {
 #endif
 }
 
-/* Address layout: two slots of the reserved range per isolated domain; an
- * incarnation uses the slot of its parity, so a restart never remaps memory
- * that callers of the incarnation before may still be leaving. */
+/* Address layout: QTN__INCS slots of the reserved range per isolated
+ * domain; incarnation n uses slot n % QTN__INCS, so the serving one, its
+ * prepared spares (n + 1 ...) and those that died lately (their callers may
+ * still be leaving) each have their own, and a restart never remaps memory
+ * in use. At most QTN__SPARES_MAX spares: two slots stay for the serving
+ * incarnation and the one that died before it. */
 #define QTN__SLOT_SIZE (1ull << 30)
+#define QTN__INCS 8
+#define QTN__SPARES_MAX (QTN__INCS - 2)
 #define QTN__CHAN_MAX 1024   /* dedicated + shared channels per domain */
 #define QTN__SHARED_CHANS 8  /* channels lent call by call once dedicated run out */
 #define QTN__CHAN_OFF 4096   /* channel control blocks start here */
@@ -126,6 +131,7 @@ typedef struct qtn__rt {
     uint64_t deadline_ns; /* default deadline of a call, 0: none */
     uint32_t restart_max, restart_window_ms;
     uint32_t restart_share; /* % of the restart window restarts may take before parking */
+    uint32_t spares;        /* processes prepared ahead per domain (QTN_SPARES) */
     int seccomp;
     pid_t host_pid;
     char *range;         /* reserved address range, one slot per domain */
@@ -140,7 +146,7 @@ extern qtn__rt qtn__g QTN__HIDDEN;
 
 /* The shared slot of incarnation `inc` of domain d. */
 static inline char *qtn__slot(int d, uint32_t inc) {
-    return qtn__g.range + ((size_t)(d - 1) * 2 + (inc & 1)) * QTN__SLOT_SIZE;
+    return qtn__g.range + ((size_t)(d - 1) * QTN__INCS + inc % QTN__INCS) * QTN__SLOT_SIZE;
 }
 static inline qtn__chan *qtn__chan_in(char *base, uint32_t k) {
     return (qtn__chan *)(base + QTN__CHAN_OFF) + k;
@@ -299,6 +305,7 @@ typedef struct qtn__inc {
     bool dead;
     _Atomic bool doomed;  /* the host killed it: new calls wait for the next one */
     bool prepared;        /* a spare waiting for the word to serve */
+    _Atomic bool reporting; /* dead, its report still counting its failed calls */
     uint8_t used[QTN__CHAN_MAX];   /* channel held by a thread or a call */
     uint8_t served[QTN__CHAN_MAX]; /* channel has a serving thread */
     uint32_t seq[QTN__CHAN_MAX];   /* last sequence number sent per channel */
@@ -319,7 +326,7 @@ typedef struct qtn__dom {
     pthread_mutex_t lock;    /* channels, bulk area, incarnations */
     pthread_mutex_t start;   /* starting an incarnation; the plan in its header */
     pthread_cond_t shared_cv;
-    qtn__inc incs[2];        /* by parity of the incarnation number */
+    qtn__inc incs[QTN__INCS]; /* incarnation n in incs[n % QTN__INCS] */
     uint32_t inc;            /* the newest incarnation's number */
     uint32_t overflow_waits;
     bool prep_failed;        /* the last spare died unused: make none ahead */
@@ -335,19 +342,25 @@ typedef struct qtn__dom {
     uint64_t restarts, recovery_total, recovery_max;
     /* parked: when the monitor tries it again, and the wait after that */
     uint64_t retry_at, backoff_ns, up_since;
+    _Atomic uint64_t restarted_at; /* when its last restart served (monitor.c) */
     /* the domain's restart thread (monitor.c): deaths to handle, in order */
     pthread_mutex_t rs_lock;
     pthread_cond_t rs_cv;
     pthread_t rs_thread;
-    bool rs_running, rs_stop, rs_busy, rs_retry;
-    struct qtn__death *rs_q[2];
+    bool rs_running, rs_stop, rs_retry;
+    struct qtn__death *rs_q[QTN__INCS];
     uint32_t rs_head, rs_n;
-    struct qtn__inc *_Atomic rs_holds; /* a dead incarnation it still counts calls of */
+    uint32_t rs_cold; /* of them, those the monitor did not restart at once */
 } qtn__dom;
 
 enum { QTN__DS_OFF = 0, QTN__DS_UP, QTN__DS_RESTARTING, QTN__DS_PARKED };
 
 extern qtn__dom qtn__doms[QTN_DOMAINS_MAX + 1] QTN__HIDDEN;
+/* The slot's bookkeeping of incarnation `inc` of dm (whichever incarnation
+ * holds it now: compare ->inc). */
+static inline qtn__inc *qtn__inc_of(qtn__dom *dm, uint32_t inc) {
+    return &dm->incs[inc % QTN__INCS];
+}
 
 int qtn__zygote_start(void) QTN__HIDDEN;
 void qtn__zygote_stop(void) QTN__HIDDEN;

@@ -3,8 +3,9 @@
  * there, describes the fault from what it saw and hands the rest to the
  * domain's restart thread (restart.c); a restart that is a word flip (its
  * spare is ready) it makes at once. It also reaps, prepares spares and
- * wakes the restart threads of parked domains when their backoff passed.
- * Also shutting every domain down. */
+ * wakes the restart threads of parked domains when their backoff passed,
+ * and asks the spares thread (spares.c) for spares. Also shutting every
+ * domain down. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -22,9 +23,9 @@ static int mon_efd = -1; /* wakes the monitor when domains change */
 static pthread_t mon_thread;
 static bool mon_running;
 
-/* by domain and parity of the incarnation: the death of incarnation n is
- * handled before incarnation n + 2 exists */
-static qtn__death deaths[QTN_DOMAINS_MAX + 1][2];
+/* by domain and slot of the incarnation: the death of incarnation n is
+ * reported before its slot takes incarnation n + QTN__INCS */
+static qtn__death deaths[QTN_DOMAINS_MAX + 1][QTN__INCS];
 
 void qtn__monitor_poke(void) {
     uint64_t one = 1;
@@ -159,7 +160,7 @@ static void on_death(qtn__dom *dm, qtn__inc *I) {
     if (!serving || qtn__stopping)
         return; /* an old incarnation, or shutdown: nothing to restart */
     qtn__handles_forget(dm->id);
-    qtn__death *x = &deaths[dm->id][inc & 1];
+    qtn__death *x = &deaths[dm->id][inc % QTN__INCS];
     memset(x, 0, sizeof *x);
     x->I = I;
     x->inc = inc;
@@ -189,7 +190,7 @@ static void pidfd_ended(int d, int fd) {
     qtn__inc *I = NULL;
     bool handled = false;
     pthread_mutex_lock(&dm->lock);
-    for (int h = 0; h < 2; h++)
+    for (int h = 0; h < QTN__INCS; h++)
         if (dm->incs[h].pidfd == fd) {
             I = &dm->incs[h];
             handled = I->dead; /* its dying word came first */
@@ -214,7 +215,7 @@ static void dying(int d, int fd) {
     qtn__dom *dm = &qtn__doms[d];
     qtn__inc *I = NULL;
     pthread_mutex_lock(&dm->lock);
-    for (int h = 0; h < 2; h++)
+    for (int h = 0; h < QTN__INCS; h++)
         if (dm->incs[h].dyingfd == fd && !dm->incs[h].dead && dm->incs[h].pidfd >= 0) {
             uint64_t v;
             (void)!read(fd, &v, sizeof v);
@@ -229,7 +230,7 @@ static void dying(int d, int fd) {
 
 static void *monitor(void *arg) {
     (void)arg;
-    enum { MAXFD = 2 + QTN_DOMAINS_MAX * 4 };
+    enum { MAXFD = 2 + QTN_DOMAINS_MAX * QTN__INCS * 2 };
     int timeout = -1;
     for (;;) {
         struct pollfd p[MAXFD];
@@ -240,7 +241,7 @@ static void *monitor(void *arg) {
         for (int d = 1; d <= QTN_DOMAINS_MAX; d++) {
             qtn__dom *dm = &qtn__doms[d];
             pthread_mutex_lock(&dm->lock);
-            for (int h = 0; h < 2; h++) {
+            for (int h = 0; h < QTN__INCS; h++) {
                 qtn__inc *I = &dm->incs[h];
                 if (I->pidfd >= 0)
                     p[n].fd = I->pidfd, p[n].events = POLLIN, map[n++] = d;
@@ -274,10 +275,8 @@ static void *monitor(void *arg) {
                     pidfd_ended(map[i], p[i].fd);
                 break;
             }
-        bool again = qtn__prepare_spares();
+        qtn__spares_poke(); /* what it handled may call for a spare */
         timeout = qtn__restart_due();
-        if (again && (timeout < 0 || timeout > 5))
-            timeout = 5; /* a domain was busy starting: its spare soon */
     }
 }
 
@@ -291,6 +290,12 @@ int qtn__monitor_start(void) {
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int r = pthread_create(&mon_thread, NULL, monitor, NULL);
+    if (!r && qtn__spares_start()) {
+        uint64_t stop = 1ull << 32;
+        (void)!write(mon_efd, &stop, sizeof stop);
+        pthread_join(mon_thread, NULL);
+        r = 1;
+    }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r) {
         close(mon_efd);
@@ -312,6 +317,7 @@ void qtn_shutdown(void) {
     pthread_mutex_lock(&qtn__g.lock);
     qtn__stopping = true;
     pthread_mutex_unlock(&qtn__g.lock);
+    qtn__spares_stop(); /* before the monitor: what it makes, the monitor watches */
     if (mon_running) {
         uint64_t stop = 1ull << 32;
         (void)!write(mon_efd, &stop, sizeof stop);
@@ -330,7 +336,7 @@ void qtn_shutdown(void) {
         atomic_store(&dm->live, 0);
         atomic_store(&dm->state, QTN__DS_OFF);
         qtn__wake_all(&dm->live);
-        for (int h = 0; h < 2; h++) {
+        for (int h = 0; h < QTN__INCS; h++) {
             qtn__inc *I = &dm->incs[h];
             if (I->pidfd >= 0) {
                 qtn__pidfd_kill(I->pidfd, SIGKILL);
@@ -349,7 +355,7 @@ void qtn_shutdown(void) {
     }
     qtn__zygote_stop();
     for (int d = 1; d <= QTN_DOMAINS_MAX; d++)
-        for (int h = 0; h < 2; h++) {
+        for (int h = 0; h < QTN__INCS; h++) {
             qtn__inc *I = &qtn__doms[d].incs[h];
             for (int i = 0; atomic_load(&I->active) && i < 10000; i++)
                 usleep(100); /* callers woken above are leaving */

@@ -358,6 +358,15 @@ static int perr(char *err, size_t errlen, int line, int col, int code, const cha
     return code;
 }
 
+/* Tells the process whose header is h the plan `want` (by component). */
+static void tell_plan(qtn__dhdr *h, const uint8_t *want) {
+    for (int c = 1; c <= qtn__ncomps; c++)
+        atomic_store_explicit(&h->plan[c], want[c], memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->plan_gen, 1, memory_order_release);
+    atomic_fetch_add_explicit(&h->bell, 1, memory_order_release);
+    qtn__wake_all(&h->bell);
+}
+
 /* Parses plan text into want[] (starting from the plan in force). */
 static int plan_parse(const char *s, uint8_t *want, char *err, size_t errlen) {
     bool seen[QTN_COMPONENTS_MAX + 1] = {false};
@@ -451,34 +460,27 @@ int qtn__plan_apply_locked(const uint8_t *want, char *err, size_t errlen) {
          * dm->start orders that copy with this update */
         pthread_mutex_lock(&dm->start);
         uint32_t live = atomic_load(&dm->live);
-        qtn__inc *spare = &dm->incs[(live + 1) & 1];
-        bool joins = false; /* a component with an init hook the spare did not set up */
-        for (int c = 1; c <= qtn__ncomps; c++)
-            joins |= want[c] == d && spare->setup[c] != d && qtn__comps[c]->init;
-        if (live && spare->prepared && spare->inc == live + 1 && joins) {
-            /* the spare set itself up (init hooks, then the filter) for the
-             * plan before: it is replaced by one made for this plan */
-            pthread_mutex_lock(&dm->lock);
-            spare->prepared = false; /* no restart takes it now (they hold dm->start) */
-            if (spare->pidfd >= 0 && !spare->dead)
-                syscall(SYS_pidfd_send_signal, spare->pidfd, SIGKILL, NULL, 0);
-            pthread_mutex_unlock(&dm->lock);
-        } else if (live && spare->prepared && spare->inc == live + 1) { /* the warm spare too */
-            qtn__dhdr *sh = (qtn__dhdr *)spare->base;
+        for (uint32_t s = 1; live && s <= QTN__SPARES_MAX; s++) { /* the spares too */
+            qtn__inc *spare = qtn__inc_of(dm, live + s);
+            if (!spare->prepared || spare->inc != live + s)
+                continue;
+            bool joins = false; /* a component with an init hook the spare did not set up */
             for (int c = 1; c <= qtn__ncomps; c++)
-                atomic_store_explicit(&sh->plan[c], want[c], memory_order_relaxed);
-            atomic_fetch_add_explicit(&sh->plan_gen, 1, memory_order_release);
-            atomic_fetch_add_explicit(&sh->bell, 1, memory_order_release);
-            qtn__wake_all(&sh->bell);
+                joins |= want[c] == d && spare->setup[c] != d && qtn__comps[c]->init;
+            if (joins) {
+                /* the spare set itself up (init hooks, then the filter) for
+                 * the plan before: it is replaced by one made for this plan */
+                pthread_mutex_lock(&dm->lock);
+                spare->prepared = false; /* no restart takes it now (they hold dm->start) */
+                if (spare->pidfd >= 0 && !spare->dead)
+                    syscall(SYS_pidfd_send_signal, spare->pidfd, SIGKILL, NULL, 0);
+                pthread_mutex_unlock(&dm->lock);
+            } else {
+                tell_plan((qtn__dhdr *)spare->base, want);
+            }
         }
-        if (live) {
-            qtn__dhdr *h = (qtn__dhdr *)dm->incs[live & 1].base;
-            for (int c = 1; c <= qtn__ncomps; c++)
-                atomic_store_explicit(&h->plan[c], want[c], memory_order_relaxed);
-            atomic_fetch_add_explicit(&h->plan_gen, 1, memory_order_release);
-            atomic_fetch_add_explicit(&h->bell, 1, memory_order_release);
-            qtn__wake_all(&h->bell);
-        }
+        if (live)
+            tell_plan((qtn__dhdr *)qtn__inc_of(dm, live)->base, want);
         pthread_mutex_unlock(&dm->start);
     }
     qtn__threads_replan_locked();

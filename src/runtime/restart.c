@@ -94,18 +94,19 @@ static int wait_slot(qtn__dom *dm, qtn__inc *J) {
 }
 
 /* Starts incarnation `next` of dm and makes it serve: its spare, else (or
- * when the spare died) a new process. dm->start held. */
-static int start_next(qtn__dom *dm, uint32_t next, const qtn__inc *before) {
-    qtn__inc *J = &dm->incs[next & 1];
+ * when the spare died) a new process; *warm: it was the spare. dm->start
+ * held. */
+static int start_next(qtn__dom *dm, uint32_t next, const qtn__inc *before, int *warm) {
+    qtn__inc *J = qtn__inc_of(dm, next);
     int r = 0;
     for (int attempt = 0; attempt < 2; attempt++) {
         pthread_mutex_lock(&dm->lock);
-        bool warm = J->prepared && J->inc == next;
+        *warm = J->prepared && J->inc == next;
         pthread_mutex_unlock(&dm->lock);
-        if (!warm && (r = wait_slot(dm, J)))
+        if (!*warm && (r = wait_slot(dm, J)))
             return r;
         r = qtn__inc_start(dm->id, next, before, NULL);
-        if (!r || !warm)
+        if (!r || !*warm)
             return r;
     }
     return r;
@@ -121,10 +122,11 @@ static void restarted(qtn__dom *dm, qtn__death *x) {
     if (x->r.recovery_ns > dm->recovery_max)
         dm->recovery_max = x->r.recovery_ns;
     cost_add(dm, now, x->r.recovery_ns);
+    atomic_store(&dm->restarted_at, now);
 }
 
 static bool ready_spare(qtn__dom *dm, uint32_t next) {
-    qtn__inc *J = &dm->incs[next & 1];
+    qtn__inc *J = qtn__inc_of(dm, next);
     pthread_mutex_lock(&dm->lock);
     bool ok = J->prepared && J->inc == next && !J->dead && !atomic_load(&J->active) &&
               atomic_load(&((qtn__dhdr *)J->base)->ready);
@@ -133,8 +135,10 @@ static bool ready_spare(qtn__dom *dm, uint32_t next) {
 }
 
 bool qtn__restart_quick(qtn__dom *dm, qtn__death *x) {
+    /* not ahead of a restart the restart thread has yet to make; reports
+     * it is still making (of deaths restarted here) are no obstacle */
     pthread_mutex_lock(&dm->rs_lock);
-    bool idle = !dm->rs_busy && !dm->rs_n;
+    bool idle = !dm->rs_cold;
     pthread_mutex_unlock(&dm->rs_lock);
     if (!idle || pthread_mutex_trylock(&dm->start))
         return false;
@@ -146,11 +150,12 @@ bool qtn__restart_quick(qtn__dom *dm, qtn__death *x) {
         if (getenv("QTN_DEBUG"))
             qtn__warn("debug: domain %d incarnation %u start: %d (pid %d, warm, at once): wake "
                       "%llu us, start %llu us",
-                      dm->id, next, rs, (int)dm->incs[next & 1].pid,
+                      dm->id, next, rs, (int)qtn__inc_of(dm, next)->pid,
                       (unsigned long long)(tw - x->noticed) / 1000,
                       (unsigned long long)(qtn__now_ns() - tw) / 1000);
         if (!rs) {
             restarted(dm, x);
+            x->r.warm = 1;
             done = true;
         }
     }
@@ -169,11 +174,11 @@ static void restart(qtn__dom *dm, qtn__death *x) {
     if (!due) {
         uint32_t next = x->inc + 1;
         uint64_t tw = qtn__now_ns();
-        rs = start_next(dm, next, x->I);
+        rs = start_next(dm, next, x->I, &x->r.warm);
         if (getenv("QTN_DEBUG"))
             qtn__warn("debug: domain %d incarnation %u start: %d (pid %d): wake %llu us, "
                       "start %llu us",
-                      dm->id, next, rs, (int)dm->incs[next & 1].pid,
+                      dm->id, next, rs, (int)qtn__inc_of(dm, next)->pid,
                       (unsigned long long)(tw - x->noticed) / 1000,
                       (unsigned long long)(qtn__now_ns() - tw) / 1000);
         if (!rs)
@@ -184,7 +189,7 @@ static void restart(qtn__dom *dm, qtn__death *x) {
     if (x->parked && !qtn__stopping)
         park(dm, qtn__now_ns());
     pthread_mutex_unlock(&dm->start);
-    qtn__monitor_poke(); /* a spare, now that dm->start is free */
+    qtn__monitor_poke(); /* its timeout (parked?), spares now that dm->start is free */
 }
 
 /* Restart thread: tries a parked domain again (its backoff passed). */
@@ -194,7 +199,8 @@ static void retry(qtn__dom *dm) {
     for (int c = 1; c <= qtn__ncomps && !placed; c++)
         placed = atomic_load(&qtn__plan[c]) == dm->id;
     if (atomic_load(&dm->state) == QTN__DS_PARKED && placed && !qtn__stopping) {
-        int rs = start_next(dm, dm->inc + 1, NULL);
+        int warm;
+        int rs = start_next(dm, dm->inc + 1, NULL, &warm);
         uint64_t now = qtn__now_ns();
         if (getenv("QTN_DEBUG"))
             qtn__warn("debug: domain %d parked %llu ms, started again: %d", dm->id,
@@ -212,12 +218,11 @@ static void retry(qtn__dom *dm) {
 
 /* Restart thread: the report, once the failed calls finished failing (so
  * the count is whole); the monitor described the cause before. */
-static void finish(qtn__dom *dm, qtn__death *x) {
+static void finish(qtn__death *x) {
     for (int i = 0; atomic_load(&x->I->active) && i < 2000 && !qtn__stopping; i++)
         usleep(100);
     x->r.calls_failed = atomic_load(&x->I->failed);
-    qtn__inc *held = x->I; /* its slot may take the next spare now */
-    atomic_compare_exchange_strong(&dm->rs_holds, &held, NULL);
+    atomic_store(&x->I->reporting, false); /* its slot may take a spare now */
     qtn__monitor_poke();
     qtn_report *r = &x->r; /* made at shutdown too: it was noticed before */
     if (x->blamed) {
@@ -245,15 +250,18 @@ static void *restarter(void *arg) {
             pthread_cond_wait(&dm->rs_cv, &dm->rs_lock);
         if (dm->rs_stop && !dm->rs_n)
             break; /* (the deaths noticed before shutdown are reported) */
-        dm->rs_busy = true;
         if (dm->rs_n) {
             qtn__death *x = dm->rs_q[dm->rs_head];
             pthread_mutex_unlock(&dm->rs_lock);
-            if (!x->restarted)
+            bool cold = !x->restarted;
+            if (cold)
                 restart(dm, x);
-            finish(dm, x);
             pthread_mutex_lock(&dm->rs_lock);
-            dm->rs_head = (dm->rs_head + 1) % 2;
+            dm->rs_cold -= cold; /* the monitor may restart at once again */
+            pthread_mutex_unlock(&dm->rs_lock);
+            finish(x);
+            pthread_mutex_lock(&dm->rs_lock);
+            dm->rs_head = (dm->rs_head + 1) % QTN__INCS;
             dm->rs_n--;
         } else {
             dm->rs_retry = false;
@@ -261,7 +269,6 @@ static void *restarter(void *arg) {
             retry(dm);
             pthread_mutex_lock(&dm->rs_lock);
         }
-        dm->rs_busy = false;
     }
     pthread_mutex_unlock(&dm->rs_lock);
     return NULL;
@@ -277,11 +284,14 @@ void qtn__restart_post(qtn__dom *dm, qtn__death *x) {
         dm->rs_running = true;
     }
     if (x) {
-        if (dm->rs_n == 2)
-            qtn__fatal("monitor: domain %d died twice before its restart", dm->id);
-        atomic_store(&dm->rs_holds, x->I);
-        dm->rs_q[(dm->rs_head + dm->rs_n) % 2] = x;
+        /* each death holds its slot until reported: no more than slots */
+        if (dm->rs_n == QTN__INCS)
+            qtn__fatal("monitor: domain %d: %u deaths waiting for their reports", dm->id,
+                       dm->rs_n);
+        atomic_store(&x->I->reporting, true);
+        dm->rs_q[(dm->rs_head + dm->rs_n) % QTN__INCS] = x;
         dm->rs_n++;
+        dm->rs_cold += !x->restarted;
     } else {
         dm->rs_retry = true;
     }
@@ -312,8 +322,8 @@ void qtn__restart_init(void) {
         qtn__dom *dm = &qtn__doms[d];
         pthread_mutex_init(&dm->rs_lock, NULL);
         pthread_cond_init(&dm->rs_cv, NULL);
-        dm->rs_running = dm->rs_stop = dm->rs_busy = dm->rs_retry = false;
-        dm->rs_head = dm->rs_n = 0;
+        dm->rs_running = dm->rs_stop = dm->rs_retry = false;
+        dm->rs_head = dm->rs_n = dm->rs_cold = 0;
     }
 }
 
@@ -327,9 +337,10 @@ void qtn__restart_stop(void) {
         pthread_mutex_unlock(&dm->rs_lock);
         if (running)
             pthread_join(dm->rs_thread, NULL);
-        dm->rs_running = dm->rs_stop = dm->rs_busy = dm->rs_retry = false;
-        dm->rs_n = 0;
-        atomic_store(&dm->rs_holds, NULL);
+        dm->rs_running = dm->rs_stop = dm->rs_retry = false;
+        dm->rs_n = dm->rs_cold = 0;
+        for (int h = 0; h < QTN__INCS; h++)
+            atomic_store(&dm->incs[h].reporting, false);
         __atomic_store_n(&dm->retry_at, 0, __ATOMIC_RELEASE);
     }
 }

@@ -175,7 +175,7 @@ static int signed_setting(const setting *k, int32_t field, bool strict, long lon
 
 static int layout(const qtn_config *cfg, qtn__layout *lay) {
     char a[96], b[96], takes[160];
-    long long channels, win_kib, spin, dl, rmax, rwin, share, sc, threads, mem, oom, ll;
+    long long channels, win_kib, spin, dl, rmax, rwin, share, sc, threads, mem, oom, ll, spares;
     const long long chan_max = QTN__CHAN_MAX - QTN__SHARED_CHANS;
     snprintf(takes, sizeof takes, "a number of channels per domain from 1 to %lld", chan_max);
     const setting k_chan = {"QTN_CHANNELS", "channels", 1, chan_max, takes};
@@ -228,6 +228,12 @@ static int layout(const qtn_config *cfg, qtn__layout *lay) {
     if (env_setting(&k_share, false, 10, &share) <= 0)
         share = 10;
     qtn__g.restart_share = (uint32_t)share;
+    const setting k_spares = {"QTN_SPARES", "spares", 1, QTN__SPARES_MAX,
+                              "0 (none) or a number of processes from 1 to 6"};
+    _Static_assert(QTN__SPARES_MAX == 6, "the words above");
+    if ((r = signed_setting(&k_spares, cfg ? cfg->spares : 0, false, 2, &spares)))
+        return r;
+    qtn__g.spares = spares > 0 ? (uint32_t)spares : 0;
     /* QTN_SECCOMP=log: the filter on, and what it denies fails with ENOSYS
      * and is said once, naming the component: what a component would need */
     const char *scs = getenv("QTN_SECCOMP");
@@ -292,20 +298,23 @@ int qtn_init(const qtn_config *cfg) {
     qtn__g.spin_cap = ncpu > 2 ? (int)(ncpu / 2) : 1;
     qtn__g.host_pid = getpid();
     qtn__g.self = QTN_DOMAIN_HOST;
-    /* reserve every domain's slot now, so the zygote and the domains forked
-     * from it have the same free range: shared memory lands at the same
-     * address everywhere */
-    void *range = mmap(NULL, QTN__SLOT_SIZE * QTN_DOMAINS_MAX, PROT_NONE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (range == MAP_FAILED) {
-        r = QTN_ESYS;
-        goto out;
+    /* reserve every domain's slots now, so the zygote and the domains
+     * forked from it have the same free range: shared memory lands at the
+     * same address everywhere. Once: a qtn_init after qtn_shutdown finds
+     * the reservation there still (its slots given back) */
+    if (!qtn__g.range) {
+        void *range = mmap(NULL, QTN__SLOT_SIZE * QTN__INCS * QTN_DOMAINS_MAX, PROT_NONE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (range == MAP_FAILED) {
+            r = QTN_ESYS;
+            goto out;
+        }
+        qtn__g.range = range;
     }
-    qtn__g.range = range;
     for (int d = 1; d <= QTN_DOMAINS_MAX; d++) {
         qtn__doms[d].id = d;
-        qtn__doms[d].incs[0].pidfd = qtn__doms[d].incs[1].pidfd = -1;
-        qtn__doms[d].incs[0].dyingfd = qtn__doms[d].incs[1].dyingfd = -1;
+        for (int h = 0; h < QTN__INCS; h++)
+            qtn__doms[d].incs[h].pidfd = qtn__doms[d].incs[h].dyingfd = -1;
         pthread_mutex_init(&qtn__doms[d].lock, NULL);
         pthread_mutex_init(&qtn__doms[d].start, NULL);
         pthread_cond_init(&qtn__doms[d].shared_cv, NULL);

@@ -216,7 +216,7 @@ typedef struct ward {
     uint64_t pend_ns;
 } ward;
 
-static ward wards[2 * QTN_DOMAINS_MAX + 16];
+static ward wards[QTN__INCS * QTN_DOMAINS_MAX + 16];
 static int nwards;
 static struct seccomp_notif *nreq;
 static struct seccomp_notif_resp *nresp;
@@ -429,7 +429,7 @@ enum { OUT_NONE, OUT_DIRECT, OUT_OWN, OUT_SOCKET };
 
 static struct {
     pthread_mutex_t lock;
-    outpipe p[2 * QTN_DOMAINS_MAX]; /* by domain and slot */
+    outpipe p[QTN__INCS * QTN_DOMAINS_MAX]; /* by domain and slot */
     int wake;                       /* eventfd */
     pthread_t thread;
     bool running, stop;
@@ -691,7 +691,7 @@ static bool out_flush_wait(out_deadline *dl) {
 
 static void *out_main(void *arg) {
     (void)arg;
-    enum { NP = 2 * QTN_DOMAINS_MAX };
+    enum { NP = sizeof out.p / sizeof out.p[0] };
     for (;;) {
         struct pollfd p[NP + 2];
         int map[NP + 2], n = 0;
@@ -796,10 +796,10 @@ static void out_stop(void) {
 }
 
 /* The read end of the output pipe of incarnation inc of domain d: it takes
- * the place of the incarnation two before (its process is gone). */
+ * the place of the one before in its slot (that process is gone). */
 static void out_add(int d, uint32_t inc, int fd) {
     pthread_mutex_lock(&out.lock);
-    outpipe *o = &out.p[(d - 1) * 2 + (int)(inc & 1)];
+    outpipe *o = &out.p[(d - 1) * QTN__INCS + (int)(inc % QTN__INCS)];
     out_drain(o);
     out_close(o);
     o->fd = fd;
