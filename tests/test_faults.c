@@ -180,9 +180,7 @@ static void fault_once(int kind, int inflight, int bystanders) {
     check_recovered(before.pid, before.incarnation);
     assert_int_equal(info(2).incarnation, inc2); /* the other domain never noticed */
     settle();
-    if (tu_count_dir("/proc/self/fd") != fds || tu_count_dir("/proc/self/task") != threads)
-        fail_msg("%s: %d fds and %d threads, were %d and %d", kind_label(kind),
-                 tu_count_dir("/proc/self/fd"), tu_count_dir("/proc/self/task"), fds, threads);
+    tu_wait_count(fds, threads);
 }
 
 static void test_matrix_one_caller(void **state) {

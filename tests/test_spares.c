@@ -23,18 +23,6 @@ static qtn_domain_info info(int d) {
     return di;
 }
 
-/* The fds and threads of this process, once those of processes that died
- * lately are gone (their teardown takes a moment): a leak never is. */
-static void wait_count(int fds, int threads) {
-    for (int i = 0; i < 500; i++) {
-        if (tu_count_dir("/proc/self/fd") == fds && tu_count_dir("/proc/self/task") == threads)
-            return;
-        usleep(10000);
-    }
-    fail_msg("%d fds and %d threads, were %d and %d", tu_count_dir("/proc/self/fd"),
-             tu_count_dir("/proc/self/task"), fds, threads);
-}
-
 static void start(int spares) {
     qtn_config cfg = {.channels = 16, .restart_max = 1000000, .plan = "fx=1", .spares = spares};
     assert_int_equal(qtn_init(&cfg), 0);
@@ -91,7 +79,7 @@ static void test_burst_restarts_on_the_spares(void **state) {
     di = info(1);
     assert_int_equal(di.spares_ready, 3);
     assert_int_equal(di.restarts, 16);
-    wait_count(fds, threads);
+    tu_wait_count(fds, threads);
 }
 
 static void test_no_spares(void **state) {

@@ -53,3 +53,13 @@ void tu_plan(const char *plan) {
     if (r)
         fail_msg("plan '%s': %s (%s)", plan, qtn_strerror(r), err);
 }
+
+void tu_wait_count(int fds, int threads) {
+    for (int i = 0; i < 500; i++) {
+        if (tu_count_dir("/proc/self/fd") == fds && tu_count_dir("/proc/self/task") == threads)
+            return;
+        usleep(10000);
+    }
+    fail_msg("%d fds and %d threads, were %d and %d", tu_count_dir("/proc/self/fd"),
+             tu_count_dir("/proc/self/task"), fds, threads);
+}

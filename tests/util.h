@@ -29,6 +29,11 @@ long tu_rss_kib(void);
  * next restarts: each holds fds, so fd counts are compared in this steady
  * state. */
 void tu_settle(int d);
+/* Waits (5 s at most) until this process has `fds` fds and `threads`
+ * threads again: those of domain processes that died lately go once their
+ * teardown is over (it takes a moment, more under a sanitizer); a leak
+ * never does. */
+void tu_wait_count(int fds, int threads);
 /* Applies a plan; aborts the test with the message if it fails. */
 void tu_plan(const char *plan);
 
