@@ -217,7 +217,8 @@ out:
 /* The first of dm's next incarnations (live + 1 ... live + spares) that
  * has no prepared process, when its slot is free for one: 0 when there is
  * none to make, or none can be made yet (*busy: its slot's incarnation
- * before is still leaving or being reported). Spares are made in order:
+ * before is still leaving or being reported, or the domain restarted just
+ * now and has a spare ready still). Spares are made in order:
  * the next restart takes live + 1. dm->start held. */
 static uint32_t spare_wanted(qtn__dom *dm, uint32_t live, bool *busy) {
     uint32_t want = 0;
@@ -261,7 +262,8 @@ int qtn__prepare_spares(void) {
         bool busy = false;
         uint32_t next = live ? spare_wanted(dm, live, &busy) : 0;
         more |= busy;
-        /* one process per call: the monitor looks at deaths in between */
+        /* one process per call: the spares thread asks again (and a
+         * domain's first spare comes before another domain's second) */
         if (next && !(more & 2)) {
             if (inc_prepare(d, next, NULL))
                 dm->prep_failed = true; /* a restart will try again, in line */
