@@ -123,8 +123,7 @@ int qtn_domain_info_get(int id, qtn_domain_info *out) {
         qtn__inc *I = qtn__inc_of(dm, live);
         for (uint32_t s = 1; s <= QTN__SPARES_MAX; s++) {
             qtn__inc *J = qtn__inc_of(dm, live + s);
-            bool ready = J->prepared && J->inc == live + s && J->base && !J->dead &&
-                         atomic_load(&((qtn__dhdr *)J->base)->ready);
+            bool ready = qtn__spare_ready(J, live + s);
             out->spare_ready |= s == 1 && ready;
             out->spares_ready += ready;
         }

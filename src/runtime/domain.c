@@ -227,7 +227,7 @@ static uint32_t spare_wanted(qtn__dom *dm, uint32_t live, bool *busy) {
     for (uint32_t s = 1; s <= qtn__g.spares && !want && !*busy; s++) {
         qtn__inc *J = qtn__inc_of(dm, live + s);
         if (J->prepared && J->inc == live + s) {
-            ready |= !J->dead && atomic_load(&((qtn__dhdr *)J->base)->ready);
+            ready |= qtn__spare_ready(J, live + s);
             continue;
         }
         /* just restarted with a spare still ready: the callers the fault

@@ -19,6 +19,13 @@ static inline int qtn__pidfd_kill(int fd, int sig) {
     return (int)syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0);
 }
 
+/* Whether slot J holds a prepared spare for incarnation inc whose process
+ * says it can serve (dm->lock held). */
+static inline bool qtn__spare_ready(const qtn__inc *J, uint32_t inc) {
+    return J->prepared && J->inc == inc && J->base && !J->dead &&
+           atomic_load(&((qtn__dhdr *)J->base)->ready);
+}
+
 /* ---- zygote.c ------------------------------------------------------------- */
 
 /* Asks the zygote for a new process of incarnation `inc` of domain d, which

@@ -128,8 +128,7 @@ static void restarted(qtn__dom *dm, qtn__death *x) {
 static bool ready_spare(qtn__dom *dm, uint32_t next) {
     qtn__inc *J = qtn__inc_of(dm, next);
     pthread_mutex_lock(&dm->lock);
-    bool ok = J->prepared && J->inc == next && !J->dead && !atomic_load(&J->active) &&
-              atomic_load(&((qtn__dhdr *)J->base)->ready);
+    bool ok = qtn__spare_ready(J, next) && !atomic_load(&J->active);
     pthread_mutex_unlock(&dm->lock);
     return ok;
 }
