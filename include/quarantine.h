@@ -620,9 +620,9 @@ typedef struct qtn_domain_info {
     uint64_t recovery_ns_max;
     uint64_t late_callbacks;    /* callback parameters its running process called
                                    after their call returned (a library keeping
-                                   one for later) or from a thread of its own:
-                                   they did not run and returned 0 (the process's
-                                   own count, as it says) */
+                                   one for later) or from a thread of its own;
+                                   they ran in the host all the same (the
+                                   process's own count, as it says) */
 } qtn_domain_info;
 
 /* Fills *out for isolated domain `id`. Returns 0, QTN_ERANGE or QTN_ESTATE. */

@@ -32,7 +32,9 @@ enum {
     EV_SEQ_BACK,      /* one that goes back */
     EV_BAD_TYPE,      /* a message type that does not exist */
     EV_CB_DEPTH,      /* a callback for a frame that is not there */
-    EV_CB_INDEX,      /* a callback index that is no callback parameter */
+    EV_CB_INDEX,      /* callback number 0: none */
+    EV_CB_NUMBER,     /* a callback number the host never gave out */
+    EV_CB_OTHER,      /* one the host gave another domain only (its number << 8) */
     EV_CB_FRAME_OUT,  /* a frame outside the window */
     EV_CB_FRAME_LOW,  /* a frame over the caller's own frame */
     EV_CB_END_OUT,    /* a frame end past the window */
@@ -40,20 +42,26 @@ enum {
     EV_CB_STR_NONUL,  /* a string argument without its NUL in the frame */
     EV_UP_ENTRY,      /* an upcall naming an entry that does not exist */
     EV_UP_CALLER,     /* an upcall naming a caller component that does not exist */
+    EV_LATE_SEQ,      /* on the late channel: a sequence number that skips ahead */
+    EV_LATE_TYPE,     /* on the late channel: a message other than a callback */
+    EV_LATE_DEPTH,    /* on the late channel: a callback for a frame of a call */
+    EV_LATE_NUMBER,   /* on the late channel: a callback number never given out */
     EV_MAX
 };
 
 static int evil_real(int32_t mode, int (*cb)(const char *s)) {
-    (void)cb;
     qtn__thread *t = qtn__self_thread();
-    qtn__chan *ch = qtn__chan_in(qtn__my_slot(), (uint32_t)t->serving);
+    /* the late channel is the one a domain's own threads ask on */
+    bool late = (mode & 0xff) >= EV_LATE_SEQ;
+    uint32_t k = late ? qtn__g.lay.nchan : (uint32_t)t->serving;
+    qtn__chan *ch = qtn__chan_in(qtn__my_slot(), k);
     size_t wsz = qtn__g.lay.win_size;
-    uint64_t fo = (t->top + 15) & ~(uint64_t)15;
-    char *win = qtn__win_in(qtn__my_slot(), (uint32_t)t->serving);
+    uint64_t fo = late ? 0 : (t->top + 15) & ~(uint64_t)15;
+    char *win = qtn__win_in(qtn__my_slot(), k);
     qtn__frame *fr = (qtn__frame *)(win + fo);
-    uint32_t seq = t->sent + 1;
+    uint32_t seq = late ? 1 : t->sent + 1; /* each mode runs in a new process */
     ch->dtype = QTN__MSG_CB;
-    ch->did = 1; /* parameter 1 is the callback */
+    ch->did = qtn__closure_number(cb); /* the callback this call passed */
     ch->did2 = 0;
     ch->ddepth = 0;
     ch->dframe = fo;
@@ -61,12 +69,14 @@ static int evil_real(int32_t mode, int (*cb)(const char *s)) {
     fr->nargs = 1;
     fr->args[0].p = win + fo + 32;
     memcpy(win + fo + 32, "hi", 3);
-    switch (mode) {
+    switch (mode & 0xff) {
     case EV_SEQ_JUMP: seq += 6; break;
     case EV_SEQ_BACK: seq -= 2; break;
     case EV_BAD_TYPE: ch->dtype = 99; break;
     case EV_CB_DEPTH: ch->ddepth = 5; break;
     case EV_CB_INDEX: ch->did = 0; break;
+    case EV_CB_NUMBER: ch->did = 1u << 20; break;
+    case EV_CB_OTHER: ch->did = (uint32_t)mode >> 8; break;
     case EV_CB_FRAME_OUT: ch->dframe = wsz + 4096; ch->dend = wsz + 8192; break;
     case EV_CB_FRAME_LOW: ch->dframe = 0; break;
     case EV_CB_END_OUT: ch->dend = wsz + 1; break;
@@ -82,6 +92,10 @@ static int evil_real(int32_t mode, int (*cb)(const char *s)) {
         ch->did2 = 0x1234;
         fr->nargs = 0;
         break;
+    case EV_LATE_SEQ: seq = 5; break;
+    case EV_LATE_TYPE: ch->dtype = QTN__MSG_RET; break;
+    case EV_LATE_DEPTH: ch->ddepth = 1; break;
+    case EV_LATE_NUMBER: ch->did = 1u << 20; break;
     default: return 0;
     }
     qtn__post(&ch->dseq, seq, &ch->hsleep);
@@ -105,6 +119,11 @@ static qtn_edge evil_edge = QTN_EDGE_INIT(NULL, &evil_entry);
 
 static int cb_calls;
 static int count_cb(const char *s) {
+    (void)s;
+    return ++cb_calls;
+}
+
+static int other_cb(const char *s) {
     (void)s;
     return ++cb_calls;
 }
@@ -138,7 +157,6 @@ static void *flipper(void *p) {
 /* Makes `rounds` callback requests by hand (the frame where it chooses),
  * with another thread flipping the byte all along. */
 static int flip_real(int32_t rounds, int (*cb)(const char *s)) {
-    (void)cb;
     qtn__thread *t = qtn__self_thread();
     qtn__chan *ch = qtn__chan_in(qtn__my_slot(), (uint32_t)t->serving);
     char *win = qtn__win_in(qtn__my_slot(), (uint32_t)t->serving);
@@ -158,7 +176,7 @@ static int flip_real(int32_t rounds, int (*cb)(const char *s)) {
         fr->nargs = 1;
         fr->args[0].p = str;
         ch->dtype = QTN__MSG_CB;
-        ch->did = 1; /* parameter 1 is the callback */
+        ch->did = qtn__closure_number(cb);
         ch->did2 = 0;
         ch->ddepth = t->dst[t->dn - 1].depth;
         ch->dframe = fo;
@@ -911,12 +929,18 @@ static void test_lying_lengths_and_pointers(void **state) {
 static void test_channel_garbage(void **state) {
     (void)state;
     tu_plan("evil=2 tk=1");
+    /* a callback of evil's signature the host gave domain 1 only */
+    uint32_t theirs = qtn__cb_grant(&cbsig, (void *)other_cb, 1);
+    assert_true(theirs > 0);
     for (int mode = EV_SEQ_JUMP; mode < EV_MAX; mode++) {
         uint32_t inc = incarnation(2), other = incarnation(1);
         int err = 0;
         cb_calls = 0;
-        int r = evil(mode, &err);
-        if (r != -77 || err != QTN_ECONTRACT)
+        int r = evil(mode == EV_CB_OTHER ? (int32_t)(theirs << 8 | EV_CB_OTHER) : mode, &err);
+        /* a lie on the late channel comes from no call: the call in flight
+         * sees its domain killed (the report names it, the one running) */
+        bool late = mode >= EV_LATE_SEQ;
+        if (r != -77 || err != (late ? QTN_EFAULT : QTN_ECONTRACT))
             fail_msg("mode %d: got %d (%s), want the fault value", mode, r, qtn_strerror(err));
         assert_int_equal(cb_calls, 0); /* no request was served */
         expect_contract_fault(2, inc, "evil");

@@ -17,7 +17,7 @@ static const char *const libc_fns[] = {
 /* the runtime's sources (the .c files of src/runtime; tests/qis/test_bucket.c checks
  * the list against the folder) */
 static const char *const runtime_files[] = {
-    "bulk.c",    "call.c",    "channel.c", "clock.c",  "control.c",   "crash.c",
+    "bulk.c",    "call.c",    "callbacks.c", "channel.c", "clock.c", "control.c", "crash.c",
     "domain.c",  "guard.c",   "marshal.c", "monitor.c", "plan.c",     "report.c",
     "reporter.c", "restart.c", "rt.c",     "spares.c", "statsfile.c", "thread.c",
     "wait.c",    "zygote.c",
@@ -28,6 +28,7 @@ static const char *const runtime_files[] = {
  * source line to know it by (a build without debug information) */
 static const char *const runtime_fns[] = {
     "serve", "dispatch", "call_edge", "closure_handler", "converse", "cross", "domain_request",
+    "request_on", "late_request", "late_main", "qtn__serve_request",
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))

@@ -53,7 +53,6 @@ typedef struct sigent {
     ffi_type *at[QTN_PARAMS_MAX];
     ffi_closure *closure;
     void *code;
-    atomic_bool said_late; /* a late call of the closure was said on stderr */
 } sigent;
 
 static sigent *sigs;
@@ -163,14 +162,16 @@ static void globals_copy(const qtn_component *c, char *at, bool to_frame) {
 
 static void dispatch(qtn__thread *t, qtn__chan *ch, char *win);
 
-/* Sends a CB or UP request from a domain thread and serves the host until
- * it answers. Returns 0 and the result, or QTN_ETOOBIG. */
-static int domain_request(qtn__thread *t, uint32_t type, uint64_t id, uint64_t id2,
-                          uint32_t depth, const qtn_param *params, unsigned n, const qtn_val *args,
-                          uint8_t rtype, qtn_val *ret) {
-    qtn__chan *ch = qtn__chan_in(qtn__my_slot(), (uint32_t)t->serving);
-    char *win = qtn__win_in(qtn__my_slot(), (uint32_t)t->serving);
-    qtn__alloc a = {.base = win, .top = t->top, .lim = qtn__g.lay.win_size};
+/* Sends a CB or UP request on channel ch (window win, free from *top on)
+ * and waits for the host's answer. On a channel t serves, the host's calls
+ * made meanwhile (from the callback) are served; on the late channel (t
+ * NULL) none come. *sent and *seen are the channel's sequence numbers.
+ * Returns 0 and the result, or QTN_ETOOBIG. */
+static int request_on(qtn__thread *t, qtn__chan *ch, char *win, uint64_t *top, uint32_t *sent,
+                      uint32_t *seen, uint32_t type, uint64_t id, uint64_t id2, uint32_t depth,
+                      const qtn_param *params, unsigned n, const qtn_val *args, uint8_t rtype,
+                      qtn_val *ret) {
+    qtn__alloc a = {.base = win, .top = *top, .lim = qtn__g.lay.win_size};
     qtn__fixv fx;
     qtn__fixv_init(&fx);
     qtn__frame *fr = (qtn__frame *)qtn__alloc_take(&a, sizeof *fr + n * sizeof(qtn_val));
@@ -186,80 +187,113 @@ static int domain_request(qtn__thread *t, uint32_t type, uint64_t id, uint64_t i
     ch->ddepth = depth;
     ch->dframe = (uint64_t)((char *)fr - win);
     ch->dend = a.top;
-    uint64_t save = t->top;
-    t->top = a.top;
-    qtn__post(&ch->dseq, ++t->sent, &ch->hsleep);
+    uint64_t save = *top;
+    *top = a.top;
+    qtn__post(&ch->dseq, ++*sent, &ch->hsleep);
     for (;;) {
-        if (qtn__await(&ch->hseq, t->seen, t->seen + 1, &ch->dsleep, NULL, 0, 0, NULL))
-            qtn__fatal("channel %d: the host broke the sequence", t->serving);
-        t->seen++;
+        if (qtn__await(&ch->hseq, *seen, *seen + 1, &ch->dsleep, NULL, 0, 0, NULL))
+            qtn__fatal("channel %d: the host broke the sequence", t ? t->serving : -1);
+        ++*seen;
         uint32_t ht = ch->htype;
         if (ht == QTN__MSG_RET)
             break;
-        if (ht != QTN__MSG_CALL)
-            qtn__fatal("channel %d: unexpected message %u from the host", t->serving, ht);
+        if (ht != QTN__MSG_CALL || !t)
+            qtn__fatal("channel %d: unexpected message %u from the host", t ? t->serving : -1,
+                       ht);
         dispatch(t, ch, win);
     }
-    t->top = save;
+    *top = save;
     qtn_val rv = fr->ret;
     r = qtn__unmarshal(params, rv, rtype, &fx);
     qtn__fixv_free(&fx);
     if (r)
-        qtn__fatal("channel %d: the host answered out of contract", t->serving);
+        qtn__fatal("channel %d: the host answered out of contract", t ? t->serving : -1);
     *ret = rv;
     return 0;
 }
 
-/* A callback parameter called in the domain: run the caller's function in
- * the caller's domain, over the channel of the call that passed it. */
+/* A CB or UP request from the thread serving a channel. */
+static int domain_request(qtn__thread *t, uint32_t type, uint64_t id, uint64_t id2,
+                          uint32_t depth, const qtn_param *params, unsigned n, const qtn_val *args,
+                          uint8_t rtype, qtn_val *ret) {
+    qtn__chan *ch = qtn__chan_in(qtn__my_slot(), (uint32_t)t->serving);
+    char *win = qtn__win_in(qtn__my_slot(), (uint32_t)t->serving);
+    return request_on(t, ch, win, &t->top, &t->sent, &t->seen, type, id, id2, depth, params, n,
+                      args, rtype, ret);
+}
+
+/* The late channel: callbacks from the domain's own threads, one at a
+ * time (callbacks.c serves it in the host). */
+static pthread_mutex_t late_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t late_sent, late_seen;
+
+static int late_request(uint64_t id, const qtn_sig *sig, const qtn_val *args, qtn_val *ret) {
+    uint32_t L = qtn__g.lay.nchan;
+    pthread_mutex_lock(&late_lock);
+    uint64_t top = 0;
+    int r = request_on(NULL, qtn__chan_in(qtn__my_slot(), L), qtn__win_in(qtn__my_slot(), L),
+                       &top, &late_sent, &late_seen, QTN__MSG_CB, id, 0, 0, sig->params,
+                       sig->nparams, args, sig->ret, ret);
+    pthread_mutex_unlock(&late_lock);
+    return r;
+}
+
+/* Whether a frame on t's stack passed closure `code` as a callback. */
+static bool passed_here(const qtn__thread *t, const void *code) {
+    for (uint32_t f = 0; f < t->dn; f++) {
+        const qtn_entry *en = t->dst[f].entry;
+        for (unsigned i = 0; i < en->nparams; i++)
+            if (en->params[i].kind == QTN_K_CALLBACK && t->dst[f].args[i].p == code)
+                return true;
+    }
+    return false;
+}
+
+/* A callback parameter called in the domain: the host runs the caller's
+ * function (callbacks.c says where). */
 static void closure_handler(ffi_cif *cif, void *rbuf, void **args, void *ud) {
     (void)cif;
     sigent *s = ud;
-    const qtn_entry *en = s->key;
     qtn__thread *t = qtn__self_thread();
-    uint32_t i = t ? t->dn : 0;
-    while (i > 0 && t->dst[i - 1].entry != en)
-        i--;
-    if (!t || t->serving < 0 || i == 0) {
-        /* the library kept the pointer (a handler registered for later) or
-         * called it from a thread of its own: the caller's function cannot
-         * be reached from here, so it does not run, and returns 0; said
-         * once, counted, and the domain serves on */
+    bool serving = t && t->serving >= 0 && t->dn > 0;
+    if (!serving || !passed_here(t, s->code)) /* kept, called later: counted */
         atomic_fetch_add_explicit(&qtn__my_hdr()->late_callbacks, 1, memory_order_relaxed);
-        if (!atomic_exchange(&s->said_late, true))
-            qtn__warn("callback parameter %u of %s was called %s: it did not run and returned "
-                      "0 (a callback runs back in the caller's domain only during the call "
-                      "that passed it; one the component keeps for later cannot)",
-                      s->idx, en->name,
-                      t && t->serving >= 0 ? "after its call returned"
-                                           : "from a thread of the component's own");
-        to_ffi_ret(rbuf, (qtn_val){0}, s->sig->ret);
-        return;
-    }
     qtn_val v[QTN_PARAMS_MAX], rv;
     for (unsigned k = 0; k < s->sig->nparams; k++)
         v[k] = from_ffi_arg(args[k], &s->sig->params[k]);
-    int r = domain_request(t, QTN__MSG_CB, s->idx, 0, t->dst[i - 1].depth, s->sig->params,
-                           s->sig->nparams, v, s->sig->ret, &rv);
+    int r = serving ? domain_request(t, QTN__MSG_CB, s->idx, 0, t->dst[t->dn - 1].depth,
+                                     s->sig->params, s->sig->nparams, v, s->sig->ret, &rv)
+                    : late_request(s->idx, s->sig, v, &rv);
     if (r)
-        qtn__fatal("callback parameter %u of %s: %s", s->idx, en->name, qtn_strerror(r));
+        qtn__fatal("callback number %u: %s", s->idx, qtn_strerror(r));
     to_ffi_ret(rbuf, rv, s->sig->ret);
 }
 
-static void *closure_for(const qtn_entry *en, uint32_t idx) {
-    const qtn_sig *sig = en->params[idx].sig;
-    sigent *s = sig_get(en, idx, sig);
+static const char closure_key; /* closures in the signature list: (&closure_key, number) */
+
+/* The closure standing for callback number id, of signature sig. */
+static void *closure_for(uint32_t id, const qtn_sig *sig) {
+    sigent *s = sig_get(&closure_key, id, sig);
     if (!s)
-        qtn__fatal("cannot prepare callback %u of %s", idx, en->name);
+        qtn__fatal("cannot prepare callback number %u", id);
     pthread_mutex_lock(&sig_lock);
     if (!s->closure) {
         s->closure = ffi_closure_alloc(sizeof(ffi_closure), &s->code);
         if (!s->closure ||
             ffi_prep_closure_loc(s->closure, &s->cif, closure_handler, s, s->code) != FFI_OK)
-            qtn__fatal("cannot make a closure for callback %u of %s", idx, en->name);
+            qtn__fatal("cannot make a closure for callback number %u", id);
     }
     pthread_mutex_unlock(&sig_lock);
     return s->code;
+}
+
+uint32_t qtn__closure_number(const void *code) {
+    pthread_mutex_lock(&sig_lock);
+    sigent *s;
+    for (s = sigs; s && !(s->key == &closure_key && s->code == code); s = s->next)
+        ;
+    pthread_mutex_unlock(&sig_lock);
+    return s ? s->idx : 0;
 }
 
 /* A string an entry returned, copied into the window at `at` (past what the
@@ -293,11 +327,12 @@ static void dispatch(qtn__thread *t, qtn__chan *ch, char *win) {
     if (t->dn >= QTN__DEPTH_MAX)
         qtn__fatal("channel %d: calls nest deeper than %d", t->serving, QTN__DEPTH_MAX);
     t->dst[t->dn].entry = en;
+    t->dst[t->dn].args = fr->args;
     t->dst[t->dn].depth = depth;
     t->dn++;
     for (unsigned i = 0; i < en->nparams; i++)
         if (en->params[i].kind == QTN_K_CALLBACK && fr->args[i].u)
-            fr->args[i].p = closure_for(en, i);
+            fr->args[i].p = closure_for((uint32_t)fr->args[i].u, en->params[i].sig);
     char *globals = (char *)(fr->args + en->nparams);
     globals_copy(en->component, globals, false); /* the caller's values */
     qtn_val rv = {0};
@@ -588,9 +623,17 @@ static void up_issue(void *ctx, uint64_t v) {
 }
 
 /* A callback runs host code: a handle it gets must be one of those the
- * host passed in the calls in progress on the channel (its `ctx`). */
+ * host passed in the calls in progress on the channel, or one the host
+ * passed to this incarnation before (a kept callback's context). */
+typedef struct cbctx {
+    const qtn__hstack *st;
+    int d;
+    uint32_t inc;
+} cbctx;
+
 static bool cb_handle_ok(void *ctx, uint64_t v) {
-    const qtn__hstack *st = ctx;
+    const cbctx *cx = ctx;
+    const qtn__hstack *st = cx->st;
     for (uint32_t f = 0; f < st->depth; f++) {
         const qtn_entry *en = st->fr[f].entry;
         for (unsigned i = 0; i < en->nparams; i++) {
@@ -602,14 +645,21 @@ static bool cb_handle_ok(void *ctx, uint64_t v) {
                 return true;
         }
     }
-    return false;
+    bool ok = false;
+    pthread_mutex_lock(&hlocks[cx->d]);
+    for (int c = 0; c <= qtn__ncomps && !ok; c++) { /* whoever passed it */
+        const hent *e = hfind(&htabs[cx->d], v, (uint32_t)c);
+        ok = e && e->inc == cx->inc;
+    }
+    pthread_mutex_unlock(&hlocks[cx->d]);
+    return ok;
 }
 
 /* Serves a CB or UP request that arrived on channel k of incarnation I.
  * Everything the domain wrote is read once. Returns NULL when answered,
  * or how the request breaks the contract. */
-static const char *serve_request(qtn__thread *t, qtn__inc *I, qtn__hstack *st, qtn__chan *ch,
-                                 char *win, uint32_t type) {
+const char *qtn__serve_request(qtn__thread *t, qtn__inc *I, qtn__hstack *st, qtn__chan *ch,
+                               char *win, uint32_t type) {
     const char *bad = type == QTN__MSG_CB ? "the domain sent a malformed callback request"
                                           : "the domain sent a malformed call request";
     uint32_t depth = ch->ddepth;
@@ -626,18 +676,16 @@ static const char *serve_request(qtn__thread *t, qtn__inc *I, qtn__hstack *st, q
     const qtn_sig *sig = NULL;
     qtn_val fault = {0};
     upctx up = {I->d, I->inc, 0};
-    qtn__hcheck hc = {cb_handle_ok, (void *)st};
+    cbctx cx = {st, I->d, I->inc};
+    qtn__hcheck hc = {cb_handle_ok, &cx};
     bool in_host = false;
     if (type == QTN__MSG_CB) {
-        if (depth >= st->depth)
+        /* the innermost frame's depth (0 on the late channel), and a
+         * number this domain was given */
+        if (st->depth ? depth != st->depth - 1 : depth != 0)
             return bad;
-        const qtn_entry *en = st->fr[depth].entry;
-        if (id >= en->nparams || en->params[id].kind != QTN_K_CALLBACK)
+        if (!qtn__cb_find(id, I->d, &sig, &fn))
             return bad;
-        fn = st->fr[depth].args[id].p;
-        if (!fn)
-            return bad;
-        sig = en->params[id].sig;
         params = sig->params;
         n = sig->nparams;
         rtype = sig->ret;
@@ -751,7 +799,7 @@ static int converse(qtn__thread *t, qtn__hstack *st, qtn__inc *I, uint32_t k, qt
                           "the domain sent a message of unknown type");
             return QTN_ECONTRACT;
         }
-        const char *bad = serve_request(t, I, st, ch, win, type);
+        const char *bad = qtn__serve_request(t, I, st, ch, win, type);
         if (bad) {
             qtn__dom_kill(I->d, I->inc, QTN_FAULT_CONTRACT, en, bad);
             return QTN_ECONTRACT;
@@ -894,10 +942,17 @@ again:
             (r = untag_handle(&targs[i], I->inc)))
             goto done;
     if (qtn__g.self == QTN_DOMAIN_HOST)
-        for (unsigned i = 0; i < n; i++) /* the domain may pass them back up */
-            if (en->params[i].kind == QTN_K_HANDLE && !(en->params[i].flags & QTN_F_OWNED) &&
-                targs[i].u)
+        for (unsigned i = 0; i < n; i++) {
+            const qtn_param *p = &en->params[i];
+            if (p->kind == QTN_K_HANDLE && !(p->flags & QTN_F_OWNED) && targs[i].u)
+                /* the domain may pass it back up */
                 handle_issue(d, I->inc, e->caller ? (uint32_t)e->caller->id : 0, targs[i].u);
+            if (p->kind == QTN_K_CALLBACK && targs[i].p &&
+                !(targs[i].u = qtn__cb_grant(p->sig, targs[i].p, d))) {
+                r = QTN_ELIMIT; /* the book is full */
+                goto done;
+            }
+        }
     if (saved.st && saved.inc == I->inc) {
         /* from a callback of a crossing into d in progress: nest on its
          * channel (taking another could wait for ever on ones held by

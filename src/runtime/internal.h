@@ -32,7 +32,7 @@ static inline void qtn__cpu_relax(void) {
 #define QTN__SLOT_SIZE (1ull << 30)
 #define QTN__INCS 8
 #define QTN__SPARES_MAX (QTN__INCS - 2)
-#define QTN__CHAN_MAX 1024   /* dedicated + shared channels per domain */
+#define QTN__CHAN_MAX 1024   /* dedicated + shared + the late channel per domain */
 #define QTN__SHARED_CHANS 8  /* channels lent call by call once dedicated run out */
 #define QTN__CHAN_OFF 4096   /* channel control blocks start here */
 #define QTN__DEPTH_MAX 64    /* nested crossings on one channel */
@@ -47,7 +47,7 @@ static inline uint64_t qtn__align_up(uint64_t x) {
 enum {
     QTN__MSG_CALL = 1, /* run entry hid with the frame at hframe */
     QTN__MSG_RET,      /* the innermost call or callback returned */
-    QTN__MSG_CB,       /* domain -> host: run callback parameter did of depth ddepth */
+    QTN__MSG_CB,       /* domain -> host: run callback number did (callbacks.c) */
     QTN__MSG_UP        /* domain -> host: run entry did on behalf of component did2 */
 };
 
@@ -264,6 +264,7 @@ typedef struct qtn__thread {
     struct qtn__rstr *rstr; /* host: the strings entries returned to it (call.c) */
     struct {
         const qtn_entry *entry;
+        const qtn_val *args; /* in the window: its callbacks' closures */
         uint32_t depth;
     } dst[QTN__DEPTH_MAX];
 } qtn__thread;
@@ -403,6 +404,25 @@ int qtn__guard_seccomp(void) QTN__HIDDEN; /* applies the filter */
 const char *qtn__syscall_name(int nr) QTN__HIDDEN;
 /* In a domain: runs c's init hook once, before its first call here. */
 void qtn__comp_ready(const qtn_component *c) QTN__HIDDEN;
+
+/* ---- callbacks a domain keeps (callbacks.c) ------------------------------ */
+
+/* The number callback function fn of signature sig crosses to domain d as,
+ * noted as passed to d (the first one passed to d starts the server of its
+ * late channel); 0 when the book is full or no thread could start. */
+uint32_t qtn__cb_grant(const qtn_sig *sig, void *fn, int d) QTN__HIDDEN;
+/* The callback numbered id, if it was passed to domain d. */
+bool qtn__cb_find(uint64_t id, int d, const qtn_sig **sig, void **fn) QTN__HIDDEN;
+/* In a domain: the number of the callback closure `code` stands for, 0 if
+ * none (for tests that speak the protocol by hand). */
+uint32_t qtn__closure_number(const void *code) QTN__HIDDEN;
+/* qtn_shutdown: no domain was passed any (the numbers stay). */
+void qtn__cb_forget(void) QTN__HIDDEN;
+/* call.c: serves a CB or UP request that arrived on channel ch (window win)
+ * of incarnation I, st the host's frames there; NULL when answered, or how
+ * the request breaks the contract. */
+const char *qtn__serve_request(qtn__thread *t, qtn__inc *I, qtn__hstack *st, qtn__chan *ch,
+                               char *win, uint32_t type) QTN__HIDDEN;
 
 /* ---- reports (report.c) ------------------------------------------------ */
 

@@ -249,7 +249,7 @@ int qtn__marshal(const qtn_param *params, unsigned n, const qtn_val *args, qtn_v
         switch (p->kind) {
         case QTN_K_SCALAR:
         case QTN_K_HANDLE: out[i] = args[i]; break;
-        case QTN_K_CALLBACK: out[i].u = args[i].p ? i + 1 : 0; break;
+        case QTN_K_CALLBACK: out[i].u = args[i].u; break; /* its number (callbacks.c) */
         case QTN_K_ALLOCATED: {
             /* one cell for the callee's pointer, holding its own address:
              * still there after the call, the callee left *out alone */

@@ -255,6 +255,33 @@ int codec_fire(int32_t x, int32_t from_thread) {
     return f.r;
 }
 
+static int (*codec_kept_ctx)(void *ctx, int32_t x);
+static void *codec_ctx;
+
+void codec_keep_ctx(int (*fn)(void *ctx, int32_t x), void *ctx) {
+    codec_kept_ctx = fn;
+    codec_ctx = ctx;
+}
+
+static void *codec_fire_ctx_there(void *arg) {
+    codec_firing *f = arg;
+    f->r = codec_kept_ctx(codec_ctx, f->x);
+    return NULL;
+}
+
+int codec_fire_ctx(int32_t x, int32_t from_thread) {
+    if (!codec_kept_ctx)
+        return -2;
+    codec_firing f = {x, -3};
+    pthread_t th;
+    if (!from_thread)
+        return codec_kept_ctx(codec_ctx, x);
+    if (pthread_create(&th, NULL, codec_fire_ctx_there, &f))
+        return -3;
+    pthread_join(th, NULL);
+    return f.r;
+}
+
 const codec_result *codec_eval(int32_t n) {
     static __thread codec_result r;
     static __thread codec_set set;

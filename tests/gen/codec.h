@@ -196,6 +196,15 @@ void codec_keep(int (*fn)(int32_t x) QTN_CALLBACK);
 QTN_COMPONENT(codec) QTN_FAULT(-1)
 int codec_fire(int32_t x, int32_t from_thread);
 
+/* a handler and the context it is called with, kept together (as
+ * xmlSetGenericErrorFunc keeps them), then called by codec_fire_ctx: */
+QTN_COMPONENT(codec)
+void codec_keep_ctx(int (*fn)(void *ctx QTN_HANDLE, int32_t x) QTN_CALLBACK,
+                    void *ctx QTN_HANDLE);
+
+QTN_COMPONENT(codec) QTN_FAULT(-1)
+int codec_fire_ctx(int32_t x, int32_t from_thread);
+
 /* a global synced on each crossing into codec */
 extern int32_t codec_level QTN_SYNC(codec);
 

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -556,14 +557,30 @@ static void test_unions(void **state) {
 }
 
 /* A callback the component keeps and calls after the call that passed it
- * returned (or from a thread of its own): directly it runs; isolated it
- * cannot reach the caller, so it does not run, returns 0 and is counted,
- * and the domain serves on. */
+ * returned (from a later call, or from a thread of its own) runs, isolated
+ * as directly: during a later call on the caller's thread, from codec's own
+ * thread on the domain's late channel; each is counted. */
 static atomic_int kept_ran;
 
 static int kept_twice(int32_t x) {
     atomic_fetch_add(&kept_ran, 1);
     return 2 * x;
+}
+
+static int kept_thrice(int32_t x) { return 3 * x; }
+
+static int add_into(void *ctx, int32_t x) {
+    return *(int32_t *)ctx += x;
+}
+
+/* 100 calls firing the kept callback, every tenth from a thread of codec's
+ * own (a domain's threads are counted: not one each) */
+static void *fire_many(void *arg) {
+    intptr_t bad = 0;
+    for (int32_t i = 0; i < 100; i++)
+        bad += codec_fire(i, i % 10 == 0) != 2 * i;
+    (void)arg;
+    return (void *)bad;
 }
 
 static void test_kept_callbacks(void **state) {
@@ -581,15 +598,47 @@ static void test_kept_callbacks(void **state) {
     assert_int_equal(codec_fire(21, 0), -2); /* none kept there yet */
     codec_keep(kept_twice);
     qtn_clear_error();
-    assert_int_equal(codec_fire(21, 0), 0); /* it did not run: 0 */
-    assert_int_equal(codec_fire(4, 1), 0);  /* nor from codec's own thread */
-    assert_int_equal(qtn_last_error(), 0);  /* the calls themselves worked */
-    assert_int_equal(atomic_load(&kept_ran), 2);
+    assert_int_equal(codec_fire(21, 0), 42); /* from a later call */
+    assert_int_equal(codec_fire(4, 1), 8);   /* from codec's own thread */
+    assert_int_equal(qtn_last_error(), 0);
+    assert_int_equal(atomic_load(&kept_ran), 4);
     assert_int_equal(codec_pid(), pid); /* the same process serves on */
     assert_int_equal(qtn_domain_info_get(1, &after), 0);
     assert_int_equal(after.restarts, before.restarts);
     assert_int_equal(after.late_callbacks, before.late_callbacks + 2);
+    /* another function kept in its place is the one that runs */
+    codec_keep(kept_thrice);
+    assert_int_equal(codec_fire(5, 0), 15);
+    assert_int_equal(codec_fire(5, 1), 15);
+    /* four threads at once, half of the calls from codec's own threads */
+    codec_keep(kept_twice);
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, fire_many, NULL), 0);
+    for (int i = 0; i < 4; i++) {
+        void *bad;
+        pthread_join(th[i], &bad);
+        assert_int_equal((intptr_t)bad, 0);
+    }
+    assert_int_equal(atomic_load(&kept_ran), 4 + 400);
+    /* a crash forgets what codec kept: the new process has none */
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    for (int i = 0; i < 5000 && (codec_pid() == pid || codec_pid() <= 0); i++)
+        usleep(1000);
+    assert_int_not_equal(codec_pid(), pid);
+    assert_int_equal(codec_fire(21, 0), -2);
+    assert_int_equal(codec_fire(21, 1), -2);
+    codec_keep(kept_twice);
+    assert_int_equal(codec_fire(3, 1), 6); /* and keeps the next one */
     codec_keep(NULL);
+    /* a kept handler gets the context it was kept with, a handle the
+     * program passed in an earlier call */
+    int32_t acc = 0;
+    codec_keep_ctx(add_into, &acc);
+    assert_int_equal(codec_fire_ctx(5, 0), 5);
+    assert_int_equal(codec_fire_ctx(7, 1), 12);
+    assert_int_equal(acc, 12);
+    codec_keep_ctx(NULL, NULL);
     plan("codec=host");
 }
 

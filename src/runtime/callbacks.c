@@ -1,0 +1,165 @@
+/* callbacks.c - callbacks a domain keeps: the host's book of the functions
+ * it passed to domains as callback parameters, and the thread that runs
+ * them for a domain's own threads.
+ *
+ * A callback parameter crosses as the number of its (signature, function)
+ * pair in the book, which also notes each domain it was passed to. A
+ * domain asks the host to run it by that number, whenever its code calls
+ * the pointer it got: during the call that passed it, during a later call
+ * (a library that keeps an error handler), or from a thread of its own.
+ * The first two go over the channel of the call in progress, where the
+ * caller's thread serves them, as the library would run them on the
+ * caller's thread in the host; the last over the domain's late channel
+ * (channel nchan of each incarnation), which a host thread of the domain's
+ * serves. Only a number the domain was given runs anything. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "domain.h"
+
+#define CB_MAX 4096u                /* pairs in the book */
+#define CB_SLOTS (2 * CB_MAX)       /* hash slots: kept half empty at most */
+
+typedef struct cbent {
+    const qtn_sig *sig;
+    void *fn;
+    _Atomic uint64_t grants; /* bit d: passed to domain d */
+} cbent;
+
+static cbent cbs[CB_MAX + 1];              /* by number; 0 is none */
+static _Atomic uint32_t ncbs;
+static _Atomic uint32_t slots[CB_SLOTS];   /* numbers by (sig, fn); 0: empty */
+static pthread_mutex_t cb_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool late_running[QTN_DOMAINS_MAX + 1]; /* under cb_lock */
+
+static uint32_t slot_of(const qtn_sig *sig, const void *fn) {
+    uint64_t x = ((uint64_t)(uintptr_t)fn ^ (uint64_t)(uintptr_t)sig << 17) *
+                 0x9e3779b97f4a7c15ull;
+    return (uint32_t)(x >> 32) % CB_SLOTS;
+}
+
+/* The number of (sig, fn), or 0; with `add` (cb_lock held), added if new. */
+static uint32_t lookup(const qtn_sig *sig, void *fn, bool add) {
+    for (uint32_t i = slot_of(sig, fn);; i = (i + 1) % CB_SLOTS) {
+        uint32_t id = atomic_load_explicit(&slots[i], memory_order_acquire);
+        if (id && cbs[id].fn == fn && cbs[id].sig == sig)
+            return id;
+        if (id)
+            continue;
+        if (!add)
+            return 0;
+        uint32_t n = atomic_load_explicit(&ncbs, memory_order_relaxed);
+        if (n == CB_MAX)
+            return 0;
+        id = n + 1;
+        cbs[id].sig = sig;
+        cbs[id].fn = fn;
+        atomic_store_explicit(&ncbs, id, memory_order_release);
+        atomic_store_explicit(&slots[i], id, memory_order_release);
+        return id;
+    }
+}
+
+static void *late_main(void *arg);
+
+uint32_t qtn__cb_grant(const qtn_sig *sig, void *fn, int d) {
+    uint32_t id = lookup(sig, fn, false);
+    uint64_t bit = 1ull << d;
+    if (id && (atomic_load_explicit(&cbs[id].grants, memory_order_acquire) & bit))
+        return id; /* the common case: no lock */
+    pthread_mutex_lock(&cb_lock);
+    if (!id)
+        id = lookup(sig, fn, true);
+    if (id && !late_running[d]) {
+        /* the domain's first callback: its own threads may call it too */
+        pthread_attr_t at;
+        pthread_t th;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old); /* the program's signals are not its */
+        if (pthread_create(&th, &at, late_main, (void *)(intptr_t)d))
+            id = 0;
+        else
+            late_running[d] = true;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        pthread_attr_destroy(&at);
+    }
+    if (id)
+        atomic_fetch_or_explicit(&cbs[id].grants, bit, memory_order_release);
+    pthread_mutex_unlock(&cb_lock);
+    return id;
+}
+
+bool qtn__cb_find(uint64_t id, int d, const qtn_sig **sig, void **fn) {
+    if (!id || id > atomic_load_explicit(&ncbs, memory_order_acquire))
+        return false;
+    const cbent *e = &cbs[id];
+    if (!(atomic_load_explicit(&e->grants, memory_order_acquire) & 1ull << d))
+        return false; /* passed to other domains only: not this one's to run */
+    *sig = e->sig;
+    *fn = e->fn;
+    return true;
+}
+
+void qtn__cb_forget(void) {
+    uint32_t n = atomic_load(&ncbs);
+    for (uint32_t id = 1; id <= n; id++)
+        atomic_store(&cbs[id].grants, 0);
+}
+
+/* ---- the late channel's server --------------------------------------------- */
+
+/* Serves the late channel of each incarnation of domain d in turn, for the
+ * rest of the program's life (it sleeps while the domain is off). */
+static void *late_main(void *arg) {
+    int d = (int)(intptr_t)arg;
+    qtn__dom *dm = &qtn__doms[d];
+    qtn__thread *t = qtn__self_thread();
+    if (!t) {
+        qtn__warn("domain %d: out of memory: its own threads' callbacks will wait", d);
+        return NULL;
+    }
+    for (;;) {
+        int err;
+        qtn__inc *I = qtn__inc_enter(d, 0, &err);
+        if (!I) { /* off or parked: until it serves again */
+            qtn__await(&dm->live, 0, 0, &dm->live_sleep, NULL, 0, qtn__now_ns() + 1000000000ull,
+                       NULL);
+            continue;
+        }
+        uint32_t L = qtn__g.lay.nchan;
+        qtn__chan *ch = qtn__chan_in(I->base, L);
+        char *win = qtn__win_in(I->base, L);
+        qtn__hstack st = {.inc = I->inc};
+        for (;;) {
+            uint32_t cur = I->dseq[L];
+            int w = qtn__await(&ch->dseq, cur, cur + 1, &ch->hsleep, &dm->live, I->inc, 0, NULL);
+            if (w == 1)
+                break; /* it died (the monitor flipped the word) */
+            const char *bad = w < 0 ? "the domain broke the late channel's sequence numbers"
+                              : ch->dtype != QTN__MSG_CB
+                                  ? "the domain sent a message other than a callback on its "
+                                    "late channel"
+                                  : NULL;
+            I->dseq[L] = cur + 1;
+            if (!bad)
+                bad = qtn__serve_request(t, I, &st, ch, win, QTN__MSG_CB);
+            if (bad) {
+                qtn__dom_kill(d, I->inc, QTN_FAULT_CONTRACT, NULL, bad);
+                break;
+            }
+            ch->htype = QTN__MSG_RET;
+            qtn__post(&ch->hseq, ++I->seq[L], &ch->dsleep);
+        }
+        uint32_t inc = I->inc;
+        qtn__inc_leave(I);
+        /* a killed one is doomed until the monitor sees it dead: wait */
+        while (atomic_load(&dm->live) == inc)
+            qtn__await(&dm->live, inc, inc, &dm->live_sleep, NULL, 0,
+                       qtn__now_ns() + 100000000ull, NULL);
+    }
+    return NULL;
+}
