@@ -49,7 +49,36 @@ enum {
     EV_MAX
 };
 
+/* EV_INNER: lies in the table of calls made inside the domain (inner.c):
+ * step 1 claims calls into entries that are not its own (tk's, placed in
+ * another domain; an address that is no entry) and 5 into its own; step 2
+ * takes its own back down to 3, puts another entry in its place, and
+ * claims more calls for it in another place. */
+enum { EV_INNER = 100 };
+static const qtn_entry evil_entry;
+
+static int inner_lies(int step) {
+    qtn__inner *tab = (qtn__inner *)(qtn__my_slot() + QTN__INNER_OFF);
+    if (step == 1) {
+        tab[0].calls = 1000;
+        tab[0].entry = (uint64_t)(uintptr_t)tk_component.entries[0];
+        tab[1].calls = 1000;
+        tab[1].entry = (uint64_t)(uintptr_t)&tab[5];
+        tab[2].calls = 5;
+        tab[2].entry = (uint64_t)(uintptr_t)&evil_entry;
+    } else {
+        tab[2].calls = 3;
+        tab[3].calls = 1u << 30;
+        tab[3].entry = tab[2].entry;
+        tab[2].entry = (uint64_t)(uintptr_t)tk_component.entries[0];
+        tab[2].calls = 1u << 30;
+    }
+    return 0;
+}
+
 static int evil_real(int32_t mode, int (*cb)(const char *s)) {
+    if ((mode & 0xff) > EV_INNER)
+        return inner_lies((mode & 0xff) - EV_INNER);
     qtn__thread *t = qtn__self_thread();
     /* the late channel is the one a domain's own threads ask on */
     bool late = (mode & 0xff) >= EV_LATE_SEQ;
@@ -952,6 +981,32 @@ static void test_channel_garbage(void **state) {
     tu_plan("tk=host");
 }
 
+/* A domain's table of the calls made inside it counts only for entries the
+ * plan places in that domain, and only as it grows. */
+static void test_inner_calls_lied_about(void **state) {
+    (void)state;
+    tu_plan("evil=2 tk=1");
+    int err = 0;
+    qtn_stats tk0, tk1, ev0, ev1;
+    assert_int_equal(qtn_stats_component("tk", &tk0), 0);
+    assert_int_equal(qtn_stats_component("evil", &ev0), 0);
+    uint32_t inc = incarnation(2);
+    assert_int_equal(evil(EV_INNER + 1, &err), 0);
+    assert_int_equal(err, 0);
+    assert_int_equal(qtn_stats_component("tk", &tk1), 0);
+    assert_int_equal(qtn_stats_component("evil", &ev1), 0);
+    assert_int_equal(tk1.calls, tk0.calls);          /* not its entry to count */
+    assert_int_equal(ev1.calls, ev0.calls + 1 + 5);  /* the call, and the 5 it claims */
+    assert_int_equal(evil(EV_INNER + 2, &err), 0);
+    assert_int_equal(qtn_stats_component("tk", &tk1), 0);
+    assert_int_equal(qtn_stats_component("evil", &ev1), 0);
+    assert_int_equal(tk1.calls, tk0.calls);
+    assert_int_equal(ev1.calls, ev0.calls + 2 + 5);  /* nothing taken back, nothing moved */
+    assert_int_equal(incarnation(2), inc);           /* shading its own counts is no fault */
+    assert_int_equal(tk_add(1, 2, 3, 4), 10);
+    tu_plan("tk=host");
+}
+
 /* ---- a result wider than its type ---------------------------------------------------- */
 
 /* An int entry whose actual length is its result: a domain answering
@@ -1102,6 +1157,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lying_lengths_and_pointers),
         cmocka_unit_test(test_channel_garbage),
+        cmocka_unit_test(test_inner_calls_lied_about),
         cmocka_unit_test(test_actual_length_through_int),
         cmocka_unit_test(test_string_moved_during_import),
         cmocka_unit_test(test_forged_handles),

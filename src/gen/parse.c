@@ -585,14 +585,12 @@ static enum CXVisitorResult visit_field(CXCursor c, CXClientData d) {
     CXType pt = clang_getCanonicalType(clang_getPointeeType(t));
     bool fn = pt.kind == CXType_FunctionProto || pt.kind == CXType_FunctionNoProto;
     if (fn && q->kind != QTN_K_HANDLE) {
-        /* a handler table or I/O hooks: the library keeps them and calls
-         * them after the call that passed them returned, when nothing
-         * leads back to the caller's domain */
-        error_at(x, q->loc, "field '%s' of %s is a function pointer: a callback kept in a "
-                 "struct (a handler table, I/O hooks) is called after the call that passed it "
-                 "returned, and cannot run back in the caller's domain then; leave it NULL and "
-                 "mark it QTN_HANDLE (passed through untouched), or pass the function as a "
-                 "QTN_CALLBACK parameter of the call that calls it", q->name, st->type);
+        /* a handler table or I/O hooks: a field's signature is not
+         * described, so the pointer cannot cross as a callback */
+        error_at(x, q->loc, "field '%s' of %s is a function pointer: callbacks in a struct (a "
+                 "handler table, I/O hooks) cannot cross; leave it NULL and mark it QTN_HANDLE "
+                 "(passed through untouched), or pass the function as a QTN_CALLBACK parameter "
+                 "(one the library keeps runs when it calls it later)", q->name, st->type);
         return CXVisit_Continue;
     }
     if (!q->kind) {

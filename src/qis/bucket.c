@@ -18,7 +18,7 @@ static const char *const libc_fns[] = {
  * the list against the folder) */
 static const char *const runtime_files[] = {
     "bulk.c",    "call.c",    "callbacks.c", "channel.c", "clock.c", "control.c", "crash.c",
-    "domain.c",  "guard.c",   "marshal.c", "monitor.c", "plan.c",     "report.c",
+    "domain.c",  "guard.c",   "inner.c",   "marshal.c", "monitor.c", "plan.c",     "report.c",
     "reporter.c", "restart.c", "rt.c",     "spares.c", "statsfile.c", "thread.c",
     "wait.c",    "zygote.c",
 };

@@ -383,6 +383,7 @@ static void *serve(void *arg) {
 void qtn__domain_child(int d) {
     (void)d;
     qtn__threads_forget();
+    qtn__inner_start();
     atomic_store(&qtn__g.spinners, 0);
     sigset_t none;
     sigemptyset(&none);
@@ -409,6 +410,7 @@ void qtn__domain_child(int d) {
         qtn__fatal("cannot apply the domain's system call filter");
     uint64_t spawned[QTN__CHAN_MAX / 64] = {0};
     uint32_t gen = atomic_load(&h->plan_gen);
+    bool inner = false; /* calls made here to entries placed here: published */
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -441,7 +443,10 @@ void qtn__domain_child(int d) {
             qtn__threads_replan_locked();
             pthread_mutex_unlock(&qtn__g.lock);
         }
-        qtn__await(&h->bell, b, b + 1, &h->bell_sleep, NULL, 0, 0, NULL);
+        /* every 100 ms once there are any (the first such call rings) */
+        qtn__await(&h->bell, b, b + 1, &h->bell_sleep, NULL, 0,
+                   inner ? qtn__now_ns() + 100000000ull : 0, NULL);
+        inner = qtn__inner_publish();
     }
 }
 
@@ -453,7 +458,7 @@ static int call_edge(qtn__thread *t, qtn_edge *e, qtn_val *args, qtn_val *ret);
  * QTN__EDGE_MAX edges, `spare` (the caller's) filled in: such calls count
  * in the overflow bucket, and a domain naming ever new pairs allocates
  * nothing here. */
-static qtn_edge *host_edge(const qtn_component *caller, const qtn_entry *en, qtn_edge *spare) {
+qtn_edge *qtn__host_edge(const qtn_component *caller, const qtn_entry *en, qtn_edge *spare) {
     pthread_mutex_lock(&qtn__g.lock);
     qtn_edge *e = qtn__edge_find_locked(caller, en);
     if (!e && atomic_load(&qtn__nedges) + 1 < QTN__EDGE_MAX && (e = calloc(1, sizeof *e))) {
@@ -740,7 +745,7 @@ const char *qtn__serve_request(qtn__thread *t, qtn__inc *I, qtn__hstack *st, qtn
             rv = from_ffi_ret(rbuf, rtype);
         }
     } else {
-        qtn_edge spare, *e = host_edge(caller, target, &spare);
+        qtn_edge spare, *e = qtn__host_edge(caller, target, &spare);
         call_edge(t, e, args, &rv);
         if (in_host && rtype == QTN_T_HANDLE && rv.p)
             handle_issue(up.d, up.inc, up.c, rv.u);
@@ -1109,7 +1114,10 @@ static int call_edge(qtn__thread *t, qtn_edge *e, qtn_val *args, qtn_val *ret) {
     uint32_t id = e->id;
     int c = en->component ? en->component->id : 0;
     int d = qtn__g.inited ? qtn__where(c) : qtn__g.self;
-    qtn__count_slow(id);
+    /* in a domain, only calls that stay there: the host counts the others
+     * (inner.c publishes these) */
+    if (qtn__g.self == QTN_DOMAIN_HOST || d == qtn__g.self)
+        qtn__count_slow(id);
     if (d == qtn__g.self) {
         /* the stub's direct path let a handle with a domain's tag through to
          * here: the component was moved into this process after it issued
@@ -1125,6 +1133,11 @@ static int call_edge(qtn__thread *t, qtn_edge *e, qtn_val *args, qtn_val *ret) {
             if (qtn__where(c) == qtn__g.self)
                 __atomic_store_n(&t->tdirect[id], 1, __ATOMIC_RELAXED);
             pthread_mutex_unlock(&qtn__g.lock);
+        }
+        if (qtn__g.self != QTN_DOMAIN_HOST && !atomic_load(&qtn__inner_on)) {
+            /* the first such call: the process publishes them from now on */
+            atomic_fetch_add_explicit(&qtn__my_hdr()->bell, 1, memory_order_release);
+            qtn__wake_all(&qtn__my_hdr()->bell);
         }
         en->thunk(args, ret);
         return 0;

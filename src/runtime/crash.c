@@ -418,6 +418,7 @@ int qtn__hello_write(int fd) {
  * the CPU the program has used so far, its domains' included. */
 int qtn__stats_write(int fd) {
     qtn__crash_plan();
+    qtn__inner_fold_all(); /* what domains counted inside */
     void *area = qtn__sf_area();
     qtn__sf_head *h = area;
     struct timespec w, cpu;

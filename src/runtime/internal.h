@@ -111,6 +111,16 @@ typedef struct qtn__dhdr {
 
 #define QTN__DHDR_MAGIC 0x51544e44u
 
+/* What a domain process publishes of the calls made inside it (inner.c):
+ * per entry placed there, the calls to it (the process's word). In the
+ * slot past the channels' control blocks. */
+typedef struct qtn__inner {
+    _Atomic uint64_t entry; /* the qtn_entry's address; 0: place free */
+    _Atomic uint64_t calls;
+} qtn__inner;
+#define QTN__INNER_MAX 256
+#define QTN__INNER_OFF (QTN__CHAN_OFF + QTN__CHAN_MAX * sizeof(qtn__chan))
+
 /* Sizes fixed at qtn_init from the configuration. */
 typedef struct qtn__layout {
     uint32_t channels;   /* dedicated */
@@ -314,6 +324,9 @@ typedef struct qtn__inc {
     const qtn_entry *running[QTN__CHAN_MAX]; /* outermost entry in flight */
     uint8_t setup[QTN_COMPONENTS_MAX + 1]; /* the plan its process set itself up for */
     uint32_t in_use, nserved;
+    /* inner.c: what the host folded of its table of inner calls */
+    const qtn_entry *inner_ent[QTN__INNER_MAX];
+    uint64_t inner_seen[QTN__INNER_MAX];
     /* bulk area: sorted free list of [off, off+len) */
     struct qtn__span { size_t off, len; } *free_spans;
     size_t nfree, free_cap;
@@ -404,6 +417,28 @@ int qtn__guard_seccomp(void) QTN__HIDDEN; /* applies the filter */
 const char *qtn__syscall_name(int nr) QTN__HIDDEN;
 /* In a domain: runs c's init hook once, before its first call here. */
 void qtn__comp_ready(const qtn_component *c) QTN__HIDDEN;
+
+/* ---- calls made inside domains (inner.c) --------------------------------- */
+
+/* In a new domain process: forgets the host's counts its area was forked
+ * with. */
+void qtn__inner_start(void) QTN__HIDDEN;
+/* In a domain process: publishes the calls made here to entries placed
+ * here; false when there are none to publish (yet). qtn__inner_on: the
+ * last one had some (until then a call made here rings the bell). */
+bool qtn__inner_publish(void) QTN__HIDDEN;
+extern _Atomic bool qtn__inner_on QTN__HIDDEN;
+/* Host: adds what incarnation I's table gained to the statistics (I kept
+ * mapped by the caller), or those of every serving incarnation. */
+void qtn__inner_fold(qtn__inc *I) QTN__HIDDEN;
+void qtn__inner_fold_all(void) QTN__HIDDEN;
+/* call.c: the host's edge for calls into en on behalf of `caller` (NULL:
+ * the program), registered if new; past QTN__EDGE_MAX edges, `spare` filled
+ * in (the overflow bucket). */
+qtn_edge *qtn__host_edge(const qtn_component *caller, const qtn_entry *en,
+                         qtn_edge *spare) QTN__HIDDEN;
+/* thread.c: the calls counted on edge id, live threads included (lock held). */
+uint64_t qtn__edge_calls_locked(uint32_t id) QTN__HIDDEN;
 
 /* ---- callbacks a domain keeps (callbacks.c) ------------------------------ */
 

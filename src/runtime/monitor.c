@@ -325,6 +325,7 @@ void qtn_shutdown(void) {
         mon_running = false;
     }
     qtn__restart_stop(); /* the deaths noticed before are reported */
+    qtn__inner_fold_all(); /* before the last snapshot */
     for (int d = 1; d <= QTN_DOMAINS_MAX; d++)
         qtn__handles_forget(d);
     qtn__cb_forget();

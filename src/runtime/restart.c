@@ -221,6 +221,7 @@ static void finish(qtn__death *x) {
     for (int i = 0; atomic_load(&x->I->active) && i < 2000 && !qtn__stopping; i++)
         usleep(100);
     x->r.calls_failed = atomic_load(&x->I->failed);
+    qtn__inner_fold(x->I); /* the calls made inside it, as last published */
     atomic_store(&x->I->reporting, false); /* its slot may take a spare now */
     qtn__monitor_poke();
     qtn_report *r = &x->r; /* made at shutdown too: it was noticed before */

@@ -189,7 +189,8 @@ static int layout(const qtn_config *cfg, qtn__layout *lay) {
     lay->channels = (uint32_t)channels;
     lay->nchan = lay->channels + QTN__SHARED_CHANS;
     lay->win_size = (size_t)win_kib << 10;
-    lay->win_off = (QTN__CHAN_OFF + QTN__CHAN_MAX * sizeof(qtn__chan) + 0xfffff) & ~(size_t)0xfffff;
+    lay->win_off =
+        (QTN__INNER_OFF + QTN__INNER_MAX * sizeof(qtn__inner) + 0xfffff) & ~(size_t)0xfffff;
     /* window nchan: the late channel (callbacks.c) */
     lay->bulk_off = lay->win_off + ((size_t)lay->nchan + 1) * lay->win_size;
     if (lay->bulk_off > SLOT_WINDOWS) {

@@ -229,7 +229,10 @@ void qtn__threads_forget(void) {
     qtn__trow = NULL;
     memset(qtn__tdirect, 0, sizeof qtn__tdirect);
     nfree_rows = 0;
-    atomic_store(&((qtn__sf_head *)qtn__sf_area())->rows_hwm, 0);
+    qtn__sf_head *h = qtn__sf_area();
+    uint32_t rows = atomic_exchange(&h->rows_hwm, 0);
+    if (rows) /* what those threads counted is not this process's */
+        memset(qtn__sf_row(h, 0), 0, (size_t)rows * QTN__SF_ROW_SIZE);
 }
 
 int qtn__edge_register_locked(qtn_edge *e) {
@@ -338,15 +341,18 @@ void qtn__blame(const qtn_component *c, uint64_t recovery_ns) {
 
 static const char *caller_name(const qtn_component *c) { return c ? c->name : "program"; }
 
-/* Totals of edge id, live threads included (lock held). */
-static void edge_totals_locked(uint32_t id, qtn_stats *st) {
-    void *area = qtn__sf_area();
-    qtn__sf_edge *s = &qtn__sf_edges(area)[id];
-    uint64_t calls = qtn__sf_calls(area, id);
+uint64_t qtn__edge_calls_locked(uint32_t id) {
+    uint64_t calls = qtn__sf_calls(qtn__sf_area(), id);
     for (qtn__thread *t = thead; t; t = t->next)
         if (t->rowi < 0) /* a row of its own, outside the area */
             calls += __atomic_load_n(&t->row[id], __ATOMIC_RELAXED);
-    st->calls = calls;
+    return calls;
+}
+
+/* Totals of edge id, live threads included (lock held). */
+static void edge_totals_locked(uint32_t id, qtn_stats *st) {
+    qtn__sf_edge *s = &qtn__sf_edges(qtn__sf_area())[id];
+    st->calls = qtn__edge_calls_locked(id);
     st->crossings = atomic_load(&s->crossings);
     st->cross_ns_total = atomic_load(&s->ns_total);
     st->cross_ns_max = atomic_load(&s->ns_max);
@@ -376,6 +382,8 @@ static bool comp_exists(const char *name) {
 int qtn_stats_component(const char *component, qtn_stats *out) {
     if (!component || !out)
         return QTN_EINVAL;
+    if (qtn__g.inited && qtn__g.self == QTN_DOMAIN_HOST)
+        qtn__inner_fold_all(); /* what domains counted inside */
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&qtn__g.lock);
     int r = QTN_ENOENT;
@@ -403,6 +411,8 @@ int qtn_stats_component(const char *component, qtn_stats *out) {
 int qtn_stats_edge(const char *caller, const char *callee, qtn_stats *out) {
     if (!callee || !out)
         return QTN_EINVAL;
+    if (qtn__g.inited && qtn__g.self == QTN_DOMAIN_HOST)
+        qtn__inner_fold_all(); /* what domains counted inside */
     if (caller && strcmp(caller, "program") == 0)
         caller = NULL;
     memset(out, 0, sizeof *out);

@@ -724,15 +724,15 @@ static void test_unions(void **state) {
                  "union counts with a number; for a count in a field, make the member a struct");
 }
 
-/* Callbacks kept in structs (handler tables, I/O hooks) are called after
- * the call that passed them: refused, unless passed through untouched. */
+/* Callbacks in structs (handler tables, I/O hooks) have no signature to
+ * cross with: refused, unless passed through untouched. */
 static void test_function_pointer_fields(void **state) {
     (void)state;
-    const char *msg = "field 'on_error' of struct hooks is a function pointer: a callback kept "
-                      "in a struct (a handler table, I/O hooks) is called after the call that "
-                      "passed it returned, and cannot run back in the caller's domain then; "
-                      "leave it NULL and mark it QTN_HANDLE (passed through untouched), or pass "
-                      "the function as a QTN_CALLBACK parameter of the call that calls it";
+    const char *msg = "field 'on_error' of struct hooks is a function pointer: callbacks in a "
+                      "struct (a handler table, I/O hooks) cannot cross; leave it NULL and mark "
+                      "it QTN_HANDLE (passed through untouched), or pass the function as a "
+                      "QTN_CALLBACK parameter (one the library keeps runs when it calls it "
+                      "later)";
     expect_exact("struct hooks { void (*on_error)(int code); int level; };\n"
                  "QTN_COMPONENT(c) QTN_FAULT(-1)\nint f(struct hooks *h QTN_IN(1));",
                  1, 23, msg);

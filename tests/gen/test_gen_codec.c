@@ -642,6 +642,46 @@ static void test_kept_callbacks(void **state) {
     plan("codec=host");
 }
 
+/* Calls codec's own code makes to codec's entries run directly wherever
+ * codec is, and count the same: in the host, and isolated (where the
+ * domain publishes them and the host folds them in). */
+static void test_calls_inside(void **state) {
+    (void)state;
+    qtn_stats a, b;
+    for (int pass = 0; pass < 2; pass++) {
+        plan(pass ? "codec=1" : "codec=host");
+        int pid = codec_pid();
+        assert_int_equal(qtn_stats_edge("program", "codec", &a), 0);
+        assert_int_equal(codec_relay(50), pid); /* all 50 where codec is */
+        /* a domain publishes every 100 ms: wait for its count */
+        for (int i = 0; i < 300; i++) {
+            assert_int_equal(qtn_stats_edge("program", "codec", &b), 0);
+            if (b.calls >= a.calls + 51)
+                break;
+            usleep(10000);
+        }
+        assert_int_equal(b.calls, a.calls + 51);                 /* relay and its 50 */
+        assert_int_equal(b.crossings, a.crossings + (pass ? 1 : 0)); /* relay alone */
+    }
+    /* what an incarnation published is folded in when it dies (what it
+     * counted in its last 100 ms dies with it) */
+    int pid = codec_pid();
+    assert_int_equal(qtn_stats_edge("program", "codec", &a), 0);
+    assert_int_equal(codec_relay(20), pid);
+    usleep(300000); /* published; nothing has folded it yet */
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    for (int i = 0; i < 5000 && (codec_pid() == pid || codec_pid() <= 0); i++)
+        usleep(1000);
+    for (int i = 0; i < 300; i++) {
+        assert_int_equal(qtn_stats_edge("program", "codec", &b), 0);
+        if (b.calls >= a.calls + 21)
+            break;
+        usleep(10000);
+    }
+    assert_true(b.calls >= a.calls + 21); /* relay, its 20, and the codec_pid calls since */
+    plan("codec=host");
+}
+
 /* QTN_DENIED(EACCES): a system call the filter denies fails in the domain
  * with EACCES, and the domain lives on (same incarnation, no fault). */
 static void test_denied_fails(void **state) {
@@ -712,6 +752,7 @@ int main(void) {
         cmocka_unit_test(test_returned_strings),
         cmocka_unit_test(test_callee_allocated),
         cmocka_unit_test(test_kept_callbacks),
+        cmocka_unit_test(test_calls_inside),
         cmocka_unit_test(test_returned_data),
         cmocka_unit_test(test_pointer_arrays),
         cmocka_unit_test(test_unions),
