@@ -710,7 +710,8 @@ static int trust_soon(run *r, klass *k, double t) {
     double next = (floor(t / r->tick + 1e-9) + 1) * r->tick, when = INFINITY;
     for (int c = 0; c < r->n; c++) {
         const qp_comp *q = &r->qc[c];
-        if (!k->plan[c] || q->clean_calls >= r->set.trust_calls || q->faults + q->host_blame > 0)
+        double trust = r->set.trust_calls;
+        if (!k->plan[c] || q->clean_calls >= trust || q->faults + q->host_blame > 0)
             continue;
         int v = sc->vid[k->build * r->n + c];
         double S0, U0, S1, U1;
@@ -718,7 +719,10 @@ static int trust_soon(run *r, klass *k, double t) {
         fleet_v(r, v, t + 1, &S1, &U1);
         double rate = sc->comps[c].cpr * (U1 - U0); /* clean calls a second, fleet-wide */
         if (rate > 0) {
-            double at = t + (r->set.trust_calls - q->clean_calls) / rate * (1 + 1e-9);
+            /* a second later at least: the fleet's rate of calls moves,
+             * and chasing the threshold in ever smaller steps would
+             * never end */
+            double at = t + fmax((trust - q->clean_calls) / rate * (1 + 1e-9), 1.0);
             if (at < when)
                 when = at;
         }
