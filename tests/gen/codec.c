@@ -228,59 +228,48 @@ codec_pair *codec_pairs(uint32_t count, uint32_t *n) {
 }
 
 static int (*codec_kept)(int32_t x);
-
-void codec_keep(int (*fn)(int32_t x)) { codec_kept = fn; }
-
-typedef struct codec_firing {
-    int32_t x;
-    int r;
-} codec_firing;
-
-static void *codec_fire_there(void *arg) {
-    codec_firing *f = arg;
-    f->r = codec_kept(f->x);
-    return NULL;
-}
-
-int codec_fire(int32_t x, int32_t from_thread) {
-    if (!codec_kept)
-        return -2;
-    codec_firing f = {x, -3};
-    pthread_t th;
-    if (!from_thread)
-        return codec_kept(x);
-    if (pthread_create(&th, NULL, codec_fire_there, &f))
-        return -3;
-    pthread_join(th, NULL);
-    return f.r;
-}
-
 static int (*codec_kept_ctx)(void *ctx, int32_t x);
 static void *codec_ctx;
+
+void codec_keep(int (*fn)(int32_t x)) { codec_kept = fn; }
 
 void codec_keep_ctx(int (*fn)(void *ctx, int32_t x), void *ctx) {
     codec_kept_ctx = fn;
     codec_ctx = ctx;
 }
 
-static void *codec_fire_ctx_there(void *arg) {
+/* Calls what codec keeps (the handler with its context, or the plain one)
+ * with x, here or from a thread of codec's own: -2 with none kept, -3 when
+ * no thread could start. */
+typedef struct codec_firing {
+    int32_t x;
+    int with_ctx;
+    int r;
+} codec_firing;
+
+static void *codec_fire_there(void *arg) {
     codec_firing *f = arg;
-    f->r = codec_kept_ctx(codec_ctx, f->x);
+    f->r = f->with_ctx ? codec_kept_ctx(codec_ctx, f->x) : codec_kept(f->x);
     return NULL;
 }
 
-int codec_fire_ctx(int32_t x, int32_t from_thread) {
-    if (!codec_kept_ctx)
+static int codec_firing_run(int32_t x, int with_ctx, int32_t from_thread) {
+    if (with_ctx ? !codec_kept_ctx : !codec_kept)
         return -2;
-    codec_firing f = {x, -3};
+    codec_firing f = {x, with_ctx, -3};
     pthread_t th;
     if (!from_thread)
-        return codec_kept_ctx(codec_ctx, x);
-    if (pthread_create(&th, NULL, codec_fire_ctx_there, &f))
+        codec_fire_there(&f);
+    else if (pthread_create(&th, NULL, codec_fire_there, &f))
         return -3;
-    pthread_join(th, NULL);
+    else
+        pthread_join(th, NULL);
     return f.r;
 }
+
+int codec_fire(int32_t x, int32_t from_thread) { return codec_firing_run(x, 0, from_thread); }
+
+int codec_fire_ctx(int32_t x, int32_t from_thread) { return codec_firing_run(x, 1, from_thread); }
 
 const codec_result *codec_eval(int32_t n) {
     static __thread codec_result r;
