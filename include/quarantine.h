@@ -641,6 +641,10 @@ typedef struct qtn_stats {
     uint64_t stale_calls;    /* calls refused for a handle its domain's earlier
                                 incarnation issued, or one moved since
                                 (QTN_ESTALE; component totals only) */
+    uint64_t calls_inner;    /* calls a domain made to these entries inside it,
+                                as it said (not in `calls`, nor in the
+                                supervisor's evidence): calls + calls_inner
+                                is the same whatever the plan */
 } qtn_stats;
 
 /* Totals for calls into `component`'s entries. Returns 0 or QTN_ENOENT. */

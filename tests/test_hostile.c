@@ -35,6 +35,7 @@ enum {
     EV_CB_INDEX,      /* callback number 0: none */
     EV_CB_NUMBER,     /* a callback number the host never gave out */
     EV_CB_OTHER,      /* one the host gave another domain only (its number << 8) */
+    EV_CB_EARLIER,    /* one the host gave this domain's incarnation before (<< 8) */
     EV_CB_FRAME_OUT,  /* a frame outside the window */
     EV_CB_FRAME_LOW,  /* a frame over the caller's own frame */
     EV_CB_END_OUT,    /* a frame end past the window */
@@ -53,7 +54,8 @@ enum {
  * step 1 claims calls into entries that are not its own (tk's, placed in
  * another domain; an address that is no entry) and 5 into its own; step 2
  * takes its own back down to 3, puts another entry in its place, and
- * claims more calls for it in another place. */
+ * claims more calls for it in another place; step 3 claims counts that
+ * would wrap around; step 4 raises tk's claim once tk is elsewhere. */
 enum { EV_INNER = 100 };
 static const qtn_entry evil_entry;
 
@@ -66,6 +68,11 @@ static int inner_lies(int step) {
         tab[1].entry = (uint64_t)(uintptr_t)&tab[5];
         tab[2].calls = 5;
         tab[2].entry = (uint64_t)(uintptr_t)&evil_entry;
+    } else if (step == 3) {
+        tab[2].calls = UINT64_MAX - 2; /* and it wraps around nothing */
+        tab[3].calls = UINT64_MAX;
+    } else if (step == 4) {
+        tab[0].calls = 5000; /* tk's, once tk is placed elsewhere again */
     } else {
         tab[2].calls = 3;
         tab[3].calls = 1u << 30;
@@ -105,7 +112,8 @@ static int evil_real(int32_t mode, int (*cb)(const char *s)) {
     case EV_CB_DEPTH: ch->ddepth = 5; break;
     case EV_CB_INDEX: ch->did = 0; break;
     case EV_CB_NUMBER: ch->did = 1u << 20; break;
-    case EV_CB_OTHER: ch->did = (uint32_t)mode >> 8; break;
+    case EV_CB_OTHER:
+    case EV_CB_EARLIER: ch->did = (uint32_t)mode >> 8; break;
     case EV_CB_FRAME_OUT: ch->dframe = wsz + 4096; ch->dend = wsz + 8192; break;
     case EV_CB_FRAME_LOW: ch->dframe = 0; break;
     case EV_CB_END_OUT: ch->dend = wsz + 1; break;
@@ -153,6 +161,11 @@ static int count_cb(const char *s) {
 }
 
 static int other_cb(const char *s) {
+    (void)s;
+    return ++cb_calls;
+}
+
+static int earlier_cb(const char *s) {
     (void)s;
     return ++cb_calls;
 }
@@ -322,7 +335,12 @@ static void hx_free(void *h) {
     qtn_call(&hx_free_edge, a, &r);
 }
 
-enum { HY_HONEST, HY_FORGED_GET, HY_FORGED_FREE, HY_GET, HY_NEW };
+enum { HY_HONEST, HY_FORGED_GET, HY_FORGED_FREE, HY_GET, HY_NEW, HY_KEPT };
+
+/* hy_cb mode 4 keeps its callback and ctx; HY_KEPT calls them later, with
+ * the kept ctx (arg 0) or arg as the ctx */
+static int (*hy_kept)(void *ctx, int32_t x);
+static void *hy_kept_ctx;
 
 /* In its domain: uses hx's handles, honestly or not. */
 static int64_t hy_probe_real(int32_t mode, int64_t arg) {
@@ -337,6 +355,7 @@ static int64_t hy_probe_real(int32_t mode, int64_t arg) {
     case HY_FORGED_FREE: hx_free((void *)(uintptr_t)arg); return 0;
     case HY_GET: return hx_get((void *)(uintptr_t)arg);
     case HY_NEW: return (int64_t)(uintptr_t)hx_new((int32_t)arg);
+    case HY_KEPT: return hy_kept(arg ? (void *)(uintptr_t)arg : hy_kept_ctx, 5);
     default: return -2;
     }
 }
@@ -344,6 +363,11 @@ static int64_t hy_probe_real(int32_t mode, int64_t arg) {
 /* Calls the host's callback with its ctx, or (mode 1) with another; mode
  * 2 hands ctx (a handle hx made, passed down) back to hx. */
 static int hy_cb_real(int32_t mode, int (*cb)(void *ctx, int32_t x), void *ctx) {
+    if (mode == 4) {
+        hy_kept = cb;
+        hy_kept_ctx = ctx;
+        return 0;
+    }
     if (mode >= 2)
         return hx_get(ctx);
     return cb(mode ? (void *)&hx_secret : ctx, 5);
@@ -959,13 +983,20 @@ static void test_channel_garbage(void **state) {
     (void)state;
     tu_plan("evil=2 tk=1");
     /* a callback of evil's signature the host gave domain 1 only */
-    uint32_t theirs = qtn__cb_grant(&cbsig, (void *)other_cb, 1);
+    uint32_t theirs = qtn__cb_grant(&cbsig, (void *)other_cb, 1, incarnation(1), NULL, 0);
     assert_true(theirs > 0);
+    /* and one it gave this domain's incarnation of now, which the first
+     * mode's kill ends */
+    uint32_t before = qtn__cb_grant(&cbsig, (void *)earlier_cb, 2, incarnation(2), NULL, 0);
+    assert_true(before > 0 && before != theirs);
     for (int mode = EV_SEQ_JUMP; mode < EV_MAX; mode++) {
         uint32_t inc = incarnation(2), other = incarnation(1);
         int err = 0;
         cb_calls = 0;
-        int r = evil(mode == EV_CB_OTHER ? (int32_t)(theirs << 8 | EV_CB_OTHER) : mode, &err);
+        int32_t m = mode == EV_CB_OTHER     ? (int32_t)(theirs << 8 | EV_CB_OTHER)
+                    : mode == EV_CB_EARLIER ? (int32_t)(before << 8 | EV_CB_EARLIER)
+                                            : mode;
+        int r = evil(m, &err);
         /* a lie on the late channel comes from no call: the call in flight
          * sees its domain killed (the report names it, the one running) */
         bool late = mode >= EV_LATE_SEQ;
@@ -995,13 +1026,28 @@ static void test_inner_calls_lied_about(void **state) {
     assert_int_equal(err, 0);
     assert_int_equal(qtn_stats_component("tk", &tk1), 0);
     assert_int_equal(qtn_stats_component("evil", &ev1), 0);
-    assert_int_equal(tk1.calls, tk0.calls);          /* not its entry to count */
-    assert_int_equal(ev1.calls, ev0.calls + 1 + 5);  /* the call, and the 5 it claims */
+    assert_int_equal(tk1.calls_inner, tk0.calls_inner); /* not its entry to count */
+    assert_int_equal(ev1.calls, ev0.calls + 1);         /* the host's own count */
+    assert_int_equal(ev1.calls_inner, ev0.calls_inner + 5); /* and the 5 it claims, apart */
     assert_int_equal(evil(EV_INNER + 2, &err), 0);
     assert_int_equal(qtn_stats_component("tk", &tk1), 0);
     assert_int_equal(qtn_stats_component("evil", &ev1), 0);
-    assert_int_equal(tk1.calls, tk0.calls);
-    assert_int_equal(ev1.calls, ev0.calls + 2 + 5);  /* nothing taken back, nothing moved */
+    assert_int_equal(tk1.calls_inner, tk0.calls_inner);
+    assert_int_equal(ev1.calls, ev0.calls + 2);
+    assert_int_equal(ev1.calls_inner, ev0.calls_inner + 5); /* nothing taken back or moved */
+    assert_int_equal(evil(EV_INNER + 3, &err), 0);
+    assert_int_equal(qtn_stats_component("evil", &ev1), 0);
+    assert_int_equal(ev1.calls_inner, ev0.calls_inner + 5);
+    /* tk placed there: its place counts (the domain's word for its own
+     * entries); placed elsewhere again, no more */
+    tu_plan("evil=2 tk=2");
+    assert_int_equal(incarnation(2), inc);
+    assert_int_equal(qtn_stats_component("tk", &tk1), 0);
+    assert_int_equal(tk1.calls_inner, tk0.calls_inner + 1000);
+    tu_plan("evil=2 tk=1");
+    assert_int_equal(evil(EV_INNER + 4, &err), 0);
+    assert_int_equal(qtn_stats_component("tk", &tk1), 0);
+    assert_int_equal(tk1.calls_inner, tk0.calls_inner + 1000);
     assert_int_equal(incarnation(2), inc);           /* shading its own counts is no fault */
     assert_int_equal(tk_add(1, 2, 3, 4), 10);
     tu_plan("tk=host");
@@ -1143,6 +1189,21 @@ static void test_forged_handles(void **state) {
     assert_int_equal(err, 0);
     assert_int_equal(hy_cb(3, add_to, hx_own, &err), 12); /* mode 3: as 2, hx the caller */
     assert_int_equal(err, 0);
+    /* a kept callback gets the ctx passed with it, not another handle the
+     * domain holds (one hx gave it; made while those passed with the
+     * callback before are alive, so it is none of them) */
+    int64_t kept = 0;
+    assert_int_equal(hy_cb(4, add_to, &kept, &err), 0);
+    assert_int_equal(hy_probe(HY_KEPT, 0, &err), 0);
+    assert_int_equal(err, 0);
+    assert_int_equal(kept, 5);
+    int64_t h3 = hy_probe(HY_NEW, 3, &err);
+    assert_true(h3 != 0 && err == 0);
+    inc = incarnation(1);
+    r = hy_probe(HY_KEPT, h3, &err);
+    expect_hy_contract(r, err, inc, "a kept callback with another handle");
+    assert_int_equal(kept, 5);
+    hx_free_real((void *)(uintptr_t)h3);
     hx_free_real(mine);
     hx_free_real(hx_own);
     assert_int_equal(hx_secret, 0x5ec7e7); /* untouched */

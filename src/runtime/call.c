@@ -228,12 +228,20 @@ static pthread_mutex_t late_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint32_t late_sent, late_seen;
 
 static int late_request(uint64_t id, const qtn_sig *sig, const qtn_val *args, qtn_val *ret) {
+    static __thread char *str; /* a string result: the thread's until its next one */
     uint32_t L = qtn__g.lay.nchan;
     pthread_mutex_lock(&late_lock);
     uint64_t top = 0;
     int r = request_on(NULL, qtn__chan_in(qtn__my_slot(), L), qtn__win_in(qtn__my_slot(), L),
                        &top, &late_sent, &late_seen, QTN__MSG_CB, id, 0, 0, sig->params,
                        sig->nparams, args, sig->ret, ret);
+    if (!r && sig->ret == QTN_T_STRING && ret->p) {
+        /* in the late window, which the next thread's request reuses */
+        free(str);
+        if (!(str = strdup(ret->p)))
+            qtn__fatal("out of memory copying a callback's string");
+        ret->p = str;
+    }
     pthread_mutex_unlock(&late_lock);
     return r;
 }
@@ -382,8 +390,8 @@ static void *serve(void *arg) {
 
 void qtn__domain_child(int d) {
     (void)d;
+    qtn__sf_private();
     qtn__threads_forget();
-    qtn__inner_start();
     atomic_store(&qtn__g.spinners, 0);
     sigset_t none;
     sigemptyset(&none);
@@ -628,10 +636,12 @@ static void up_issue(void *ctx, uint64_t v) {
 }
 
 /* A callback runs host code: a handle it gets must be one of those the
- * host passed in the calls in progress on the channel, or one the host
- * passed to this incarnation before (a kept callback's context). */
+ * host passed in the calls in progress on the channel, or one passed with
+ * the callback when it was passed to this incarnation (a kept handler's
+ * context). */
 typedef struct cbctx {
     const qtn__hstack *st;
+    uint64_t id; /* the callback's number */
     int d;
     uint32_t inc;
 } cbctx;
@@ -650,14 +660,7 @@ static bool cb_handle_ok(void *ctx, uint64_t v) {
                 return true;
         }
     }
-    bool ok = false;
-    pthread_mutex_lock(&hlocks[cx->d]);
-    for (int c = 0; c <= qtn__ncomps && !ok; c++) { /* whoever passed it */
-        const hent *e = hfind(&htabs[cx->d], v, (uint32_t)c);
-        ok = e && e->inc == cx->inc;
-    }
-    pthread_mutex_unlock(&hlocks[cx->d]);
-    return ok;
+    return qtn__cb_handle_ok(cx->id, cx->d, cx->inc, v);
 }
 
 /* Serves a CB or UP request that arrived on channel k of incarnation I.
@@ -681,7 +684,7 @@ const char *qtn__serve_request(qtn__thread *t, qtn__inc *I, qtn__hstack *st, qtn
     const qtn_sig *sig = NULL;
     qtn_val fault = {0};
     upctx up = {I->d, I->inc, 0};
-    cbctx cx = {st, I->d, I->inc};
+    cbctx cx = {st, id, I->d, I->inc};
     qtn__hcheck hc = {cb_handle_ok, &cx};
     bool in_host = false;
     if (type == QTN__MSG_CB) {
@@ -689,7 +692,7 @@ const char *qtn__serve_request(qtn__thread *t, qtn__inc *I, qtn__hstack *st, qtn
          * number this domain was given */
         if (st->depth ? depth != st->depth - 1 : depth != 0)
             return bad;
-        if (!qtn__cb_find(id, I->d, &sig, &fn))
+        if (!qtn__cb_find(id, I->d, I->inc, &sig, &fn))
             return bad;
         params = sig->params;
         n = sig->nparams;
@@ -946,18 +949,25 @@ again:
         if (en->params[i].kind == QTN_K_HANDLE && (en->params[i].flags & QTN_F_OWNED) &&
             (r = untag_handle(&targs[i], I->inc)))
             goto done;
-    if (qtn__g.self == QTN_DOMAIN_HOST)
+    if (qtn__g.self == QTN_DOMAIN_HOST) {
+        uint64_t hs[QTN_PARAMS_MAX]; /* as the domain gets them */
+        unsigned nh = 0;
+        for (unsigned i = 0; i < n; i++)
+            if (en->params[i].kind == QTN_K_HANDLE && targs[i].u) {
+                hs[nh++] = targs[i].u;
+                if (!(en->params[i].flags & QTN_F_OWNED)) /* the domain may pass it back up */
+                    handle_issue(d, I->inc, e->caller ? (uint32_t)e->caller->id : 0,
+                                 targs[i].u);
+            }
         for (unsigned i = 0; i < n; i++) {
             const qtn_param *p = &en->params[i];
-            if (p->kind == QTN_K_HANDLE && !(p->flags & QTN_F_OWNED) && targs[i].u)
-                /* the domain may pass it back up */
-                handle_issue(d, I->inc, e->caller ? (uint32_t)e->caller->id : 0, targs[i].u);
             if (p->kind == QTN_K_CALLBACK && targs[i].p &&
-                !(targs[i].u = qtn__cb_grant(p->sig, targs[i].p, d))) {
+                !(targs[i].u = qtn__cb_grant(p->sig, targs[i].p, d, I->inc, hs, nh))) {
                 r = QTN_ELIMIT; /* the book is full */
                 goto done;
             }
         }
+    }
     if (saved.st && saved.inc == I->inc) {
         /* from a callback of a crossing into d in progress: nest on its
          * channel (taking another could wait for ever on ones held by

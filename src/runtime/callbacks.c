@@ -11,20 +11,35 @@
  * caller's thread serves them, as the library would run them on the
  * caller's thread in the host; the last over the domain's late channel
  * (channel nchan of each incarnation), which a host thread of the domain's
- * serves. Only a number the domain was given runs anything. */
+ * serves, one callback at a time. Only a number the incarnation was given
+ * runs anything, and a handle it passes one must have been passed with it
+ * (or be one of the calls in progress on the channel). */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "domain.h"
 
 #define CB_MAX 4096u                /* pairs in the book */
 #define CB_SLOTS (2 * CB_MAX)       /* hash slots: kept half empty at most */
+#define CTX_MAX 8                   /* handles kept with a callback for a domain */
+
+/* A callback passed to a domain: to which of its incarnations (a restart
+ * forgets what the component kept, and with it what it may call), and the
+ * handles passed with it there (the latest CTX_MAX): a handler kept with
+ * its context gets that context, not any handle the domain was ever
+ * given. */
+typedef struct grant {
+    _Atomic uint32_t inc; /* 0: none */
+    uint32_t nh, next;    /* under cb_lock, as h */
+    uint64_t h[CTX_MAX];
+} grant;
 
 typedef struct cbent {
     const qtn_sig *sig;
     void *fn;
-    _Atomic uint64_t grants; /* bit d: passed to domain d */
+    grant *_Atomic g[QTN_DOMAINS_MAX + 1]; /* made when first passed to the domain */
 } cbent;
 
 static cbent cbs[CB_MAX + 1];              /* by number; 0 is none */
@@ -63,51 +78,95 @@ static uint32_t lookup(const qtn_sig *sig, void *fn, bool add) {
 
 static void *late_main(void *arg);
 
-uint32_t qtn__cb_grant(const qtn_sig *sig, void *fn, int d) {
+/* Starts the server of domain d's late channel (cb_lock held). */
+static bool late_start(int d) {
+    if (late_running[d])
+        return true;
+    pthread_attr_t at;
+    pthread_t th;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* the program's signals are not its */
+    late_running[d] = !pthread_create(&th, &at, late_main, (void *)(intptr_t)d);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&at);
+    return late_running[d];
+}
+
+uint32_t qtn__cb_grant(const qtn_sig *sig, void *fn, int d, uint32_t inc, const uint64_t *hs,
+                       unsigned nh) {
     uint32_t id = lookup(sig, fn, false);
-    uint64_t bit = 1ull << d;
-    if (id && (atomic_load_explicit(&cbs[id].grants, memory_order_acquire) & bit))
-        return id; /* the common case: no lock */
+    if (id && !nh) {
+        grant *g = atomic_load_explicit(&cbs[id].g[d], memory_order_acquire);
+        if (g && atomic_load_explicit(&g->inc, memory_order_acquire) == inc)
+            return id; /* the common case: no lock */
+    }
     pthread_mutex_lock(&cb_lock);
     if (!id)
         id = lookup(sig, fn, true);
-    if (id && !late_running[d]) {
-        /* the domain's first callback: its own threads may call it too */
-        pthread_attr_t at;
-        pthread_t th;
-        pthread_attr_init(&at);
-        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old); /* the program's signals are not its */
-        if (pthread_create(&th, &at, late_main, (void *)(intptr_t)d))
-            id = 0;
-        else
-            late_running[d] = true;
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        pthread_attr_destroy(&at);
+    /* the domain's first callback: its own threads may call it too */
+    grant *g = id && late_start(d) ? atomic_load(&cbs[id].g[d]) : NULL;
+    if (id && late_running[d] && !g && (g = calloc(1, sizeof *g)))
+        atomic_store_explicit(&cbs[id].g[d], g, memory_order_release);
+    if (!g) {
+        pthread_mutex_unlock(&cb_lock);
+        return 0;
     }
-    if (id)
-        atomic_fetch_or_explicit(&cbs[id].grants, bit, memory_order_release);
+    if (atomic_load(&g->inc) != inc)
+        g->nh = g->next = 0; /* an earlier incarnation's */
+    for (unsigned i = 0; i < nh; i++) {
+        unsigned k = 0;
+        while (k < g->nh && g->h[k] != hs[i])
+            k++;
+        if (k < g->nh || !hs[i])
+            continue;
+        if (g->nh < CTX_MAX)
+            g->h[g->nh++] = hs[i];
+        else
+            g->h[g->next++ % CTX_MAX] = hs[i]; /* the oldest goes */
+    }
+    atomic_store_explicit(&g->inc, inc, memory_order_release);
     pthread_mutex_unlock(&cb_lock);
     return id;
 }
 
-bool qtn__cb_find(uint64_t id, int d, const qtn_sig **sig, void **fn) {
+static grant *granted(uint64_t id, int d, uint32_t inc) {
     if (!id || id > atomic_load_explicit(&ncbs, memory_order_acquire))
-        return false;
-    const cbent *e = &cbs[id];
-    if (!(atomic_load_explicit(&e->grants, memory_order_acquire) & 1ull << d))
-        return false; /* passed to other domains only: not this one's to run */
-    *sig = e->sig;
-    *fn = e->fn;
+        return NULL;
+    grant *g = atomic_load_explicit(&cbs[id].g[d], memory_order_acquire);
+    return g && atomic_load_explicit(&g->inc, memory_order_acquire) == inc ? g : NULL;
+}
+
+bool qtn__cb_find(uint64_t id, int d, uint32_t inc, const qtn_sig **sig, void **fn) {
+    if (!granted(id, d, inc))
+        return false; /* not passed to this incarnation: not its to run */
+    *sig = cbs[id].sig;
+    *fn = cbs[id].fn;
     return true;
 }
 
+bool qtn__cb_handle_ok(uint64_t id, int d, uint32_t inc, uint64_t v) {
+    pthread_mutex_lock(&cb_lock);
+    grant *g = granted(id, d, inc);
+    bool ok = false;
+    for (unsigned k = 0; g && k < g->nh && !ok; k++)
+        ok = g->h[k] == v;
+    pthread_mutex_unlock(&cb_lock);
+    return ok;
+}
+
 void qtn__cb_forget(void) {
+    pthread_mutex_lock(&cb_lock);
     uint32_t n = atomic_load(&ncbs);
     for (uint32_t id = 1; id <= n; id++)
-        atomic_store(&cbs[id].grants, 0);
+        for (int d = 0; d <= QTN_DOMAINS_MAX; d++) {
+            grant *g = atomic_load(&cbs[id].g[d]);
+            if (g)
+                atomic_store(&g->inc, 0);
+        }
+    pthread_mutex_unlock(&cb_lock);
 }
 
 /* ---- the late channel's server --------------------------------------------- */
@@ -117,11 +176,9 @@ void qtn__cb_forget(void) {
 static void *late_main(void *arg) {
     int d = (int)(intptr_t)arg;
     qtn__dom *dm = &qtn__doms[d];
+    /* (callbacks need none: the calls they make take their own; NULL, if
+     * memory ran out, serves as well) */
     qtn__thread *t = qtn__self_thread();
-    if (!t) {
-        qtn__warn("domain %d: out of memory: its own threads' callbacks will wait", d);
-        return NULL;
-    }
     for (;;) {
         int err;
         qtn__inc *I = qtn__inc_enter(d, 0, &err);
@@ -130,13 +187,13 @@ static void *late_main(void *arg) {
                        NULL);
             continue;
         }
-        uint32_t L = qtn__g.lay.nchan;
+        uint32_t L = qtn__g.lay.nchan, inc = I->inc;
         qtn__chan *ch = qtn__chan_in(I->base, L);
         char *win = qtn__win_in(I->base, L);
-        qtn__hstack st = {.inc = I->inc};
+        qtn__hstack st = {.inc = inc};
         for (;;) {
             uint32_t cur = I->dseq[L];
-            int w = qtn__await(&ch->dseq, cur, cur + 1, &ch->hsleep, &dm->live, I->inc, 0, NULL);
+            int w = qtn__await(&ch->dseq, cur, cur + 1, &ch->hsleep, &dm->live, inc, 0, NULL);
             if (w == 1)
                 break; /* it died (the monitor flipped the word) */
             const char *bad = w < 0 ? "the domain broke the late channel's sequence numbers"
@@ -147,14 +204,15 @@ static void *late_main(void *arg) {
             I->dseq[L] = cur + 1;
             if (!bad)
                 bad = qtn__serve_request(t, I, &st, ch, win, QTN__MSG_CB);
+            if (atomic_load(&dm->live) != inc)
+                break; /* it died, or the runtime stopped, while the callback ran */
             if (bad) {
-                qtn__dom_kill(d, I->inc, QTN_FAULT_CONTRACT, NULL, bad);
+                qtn__dom_kill(d, inc, QTN_FAULT_CONTRACT, NULL, bad);
                 break;
             }
             ch->htype = QTN__MSG_RET;
             qtn__post(&ch->hseq, ++I->seq[L], &ch->dsleep);
         }
-        uint32_t inc = I->inc;
         qtn__inc_leave(I);
         /* a killed one is doomed until the monitor sees it dead: wait */
         while (atomic_load(&dm->live) == inc)

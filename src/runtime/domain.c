@@ -96,8 +96,6 @@ static int inc_prepare(int d, uint32_t inc, const uint8_t *plan) {
     memset(I->seq, 0, sizeof I->seq);
     memset(I->dseq, 0, sizeof I->dseq);
     memset(I->running, 0, sizeof I->running);
-    memset(I->inner_ent, 0, sizeof I->inner_ent);
-    memset(I->inner_seen, 0, sizeof I->inner_seen);
     I->in_use = I->nserved = 0;
     for (uint32_t k = 0; k < qtn__g.lay.nchan; k++)
         if (pre[k]) {

@@ -1,21 +1,22 @@
 /* inner.c - calls made inside a domain: a component's code calling an entry
  * of a component placed in the same domain (its own, typically) runs it
- * directly there, as it would in the host, and the call is counted as it
- * would be in the host, so call counts do not depend on the plan.
+ * directly there, as it would in the host, and the call is counted, so the
+ * program's call counts do not depend on the plan.
  *
- * The domain process counts such calls in its own statistics area, which
- * the host never sees, and publishes the totals per entry in a table of its
- * slot (every 100 ms while it has any). The host folds what the table gained
- * into its own statistics, as direct calls of the program into the entry:
- * before each statistics snapshot, each qtn_stats_* and once more when the
- * incarnation is gone. The table is the domain's word: the host takes only
- * entries it knows that the plan places in that domain, and only counts
- * that grow, so a domain can shade the call counts of its own entries, no
- * others. */
+ * The domain process counts such calls in its own statistics area (a
+ * private one: it never maps the supervisor's file) and publishes the
+ * totals per entry in a table of its slot, every 100 ms while it has any.
+ * The host folds what the table gained into qtn_stats.calls_inner of the
+ * program's edge to the entry: before each statistics snapshot, in each
+ * qtn_stats_* and once more when the incarnation is gone. The table is the
+ * domain's word: the host takes only entries it knows that the plan places
+ * in that domain now, and only counts that grow; and it keeps them out of
+ * the statistics area, so that the supervisor's evidence (the calls that
+ * earn code trust, what a boundary would cost) is never a domain's word. A
+ * domain can shade the inner calls of its own entries, nothing else. */
 #include <string.h>
 
 #include "domain.h"
-#include "statsfile.h"
 
 static inline qtn__inner *table_of(char *base) {
     return (qtn__inner *)(base + QTN__INNER_OFF);
@@ -24,16 +25,6 @@ static inline qtn__inner *table_of(char *base) {
 /* ---- in a domain process ---------------------------------------------------- */
 
 _Atomic bool qtn__inner_on;
-
-void qtn__inner_start(void) {
-    /* the area is the zygote's copy of the host's: the calls counted there
-     * before qtn_init are the host's, not this process's */
-    qtn__sf_edge *e = qtn__sf_edges(qtn__sf_area());
-    for (uint32_t id = 0; id < QTN__EDGE_MAX; id++) {
-        atomic_store(&e[id].calls_gone, 0);
-        atomic_store(&e[id].calls_slow, 0);
-    }
-}
 
 bool qtn__inner_publish(void) {
     qtn__inner *tab = table_of(qtn__my_slot());
@@ -80,43 +71,109 @@ bool qtn__inner_publish(void) {
 
 /* ---- in the host -------------------------------------------------------------- */
 
+/* What domains said they called inside, per host edge (the program's edge
+ * to each entry). */
+static _Atomic uint64_t inner_calls[QTN__EDGE_MAX];
 static pthread_mutex_t fold_lock = PTHREAD_MUTEX_INITIALIZER; /* every qtn__inc's fold state */
 
-void qtn__inner_fold(qtn__inc *I) {
-    if (!I->base)
+#define BOGUS ((const qtn_entry *)(uintptr_t)1) /* a place that names no entry: never again */
+
+uint64_t qtn__inner_calls(uint32_t id) {
+    return id < QTN__EDGE_MAX ? atomic_load_explicit(&inner_calls[id], memory_order_relaxed) : 0;
+}
+
+/* A table as read once from a domain's slot. */
+typedef struct snap {
+    qtn__inc *I;
+    uint32_t inc, n;
+    const qtn_entry *ent[QTN__INNER_MAX];
+    uint64_t calls[QTN__INNER_MAX];
+} snap;
+
+/* Copies I's table (the caller keeps the slot mapped meanwhile). */
+static void take(qtn__inc *I, snap *sn) {
+    sn->I = I;
+    sn->inc = I->inc;
+    sn->n = 0;
+    if (!I->base || !sn->inc)
         return;
     qtn__inner *tab = table_of(I->base);
-    pthread_mutex_lock(&fold_lock);
-    for (uint32_t k = 0; k < QTN__INNER_MAX; k++) {
-        /* read once: the entry, then its count */
-        uint64_t e = atomic_load_explicit(&tab[k].entry, memory_order_acquire);
+    for (; sn->n < QTN__INNER_MAX; sn->n++) {
+        uint64_t e = atomic_load_explicit(&tab[sn->n].entry, memory_order_acquire);
         if (!e)
             break; /* places are taken in order */
-        uint64_t c = atomic_load_explicit(&tab[k].calls, memory_order_relaxed);
-        const qtn_entry *en = (const qtn_entry *)(uintptr_t)e;
+        sn->calls[sn->n] = atomic_load_explicit(&tab[sn->n].calls, memory_order_relaxed);
+        sn->ent[sn->n] = (const qtn_entry *)(uintptr_t)e;
+    }
+}
+
+/* Adds what a copied table gained; no slot is read any more. */
+static void fold(const snap *sn) {
+    qtn__inc *I = sn->I;
+    uint32_t n = sn->n;
+    if (!n)
+        return;
+    /* which places name an entry (checked before anything is read through
+     * it), and which of those the plan places in that domain now */
+    bool known[QTN__INNER_MAX], placed[QTN__INNER_MAX];
+    pthread_mutex_lock(&qtn__g.lock);
+    for (uint32_t k = 0; k < n; k++) {
+        known[k] = qtn__entry_known(sn->ent[k]);
+        placed[k] = known[k] && sn->ent[k]->component &&
+                    qtn__where(sn->ent[k]->component->id) == I->d;
+    }
+    pthread_mutex_unlock(&qtn__g.lock);
+    const qtn_entry *got[QTN__INNER_MAX];
+    uint64_t more[QTN__INNER_MAX];
+    uint32_t m = 0;
+    pthread_mutex_lock(&fold_lock);
+    if (I->inner_inc > sn->inc) { /* the slot holds a newer one now: this copy is old */
+        pthread_mutex_unlock(&fold_lock);
+        return;
+    }
+    if (I->inner_inc != sn->inc) { /* the slot's last fold was of an earlier incarnation */
+        memset(I->inner_ent, 0, sizeof I->inner_ent);
+        memset(I->inner_seen, 0, sizeof I->inner_seen);
+        I->inner_inc = sn->inc;
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        const qtn_entry *en = sn->ent[k];
+        if (I->inner_ent[k] == BOGUS)
+            continue;
         if (I->inner_ent[k] != en) {
             if (I->inner_ent[k])
                 continue; /* the domain moved an entry to another place: its first one counts */
-            pthread_mutex_lock(&qtn__g.lock);
-            bool ok = qtn__entry_known(en) && en->component &&
-                      qtn__where(en->component->id) == I->d;
-            pthread_mutex_unlock(&qtn__g.lock);
-            if (!ok)
-                continue; /* not an entry, or not one placed there: looked at again later */
+            if (!known[k]) {
+                I->inner_ent[k] = BOGUS; /* names no entry: never looked at again */
+                continue;
+            }
             I->inner_ent[k] = en;
             for (uint32_t j = 0; j < QTN__INNER_MAX; j++)
                 if (j != k && I->inner_ent[j] == en) /* it has a place: a second never counts */
                     I->inner_seen[k] = UINT64_MAX;
         }
-        if (c <= I->inner_seen[k])
-            continue; /* no more, or less (believed never) */
-        uint64_t more = c - I->inner_seen[k];
-        I->inner_seen[k] = c;
-        qtn_edge spare, *ed = qtn__host_edge(NULL, en, &spare);
-        atomic_fetch_add_explicit(&qtn__sf_edges(qtn__sf_area())[ed->id].calls_gone, more,
-                                  memory_order_relaxed);
+        if (!placed[k] || sn->calls[k] <= I->inner_seen[k])
+            continue; /* placed elsewhere now; or no more, or less (believed never) */
+        more[m] = sn->calls[k] - I->inner_seen[k];
+        got[m++] = en;
+        I->inner_seen[k] = sn->calls[k];
     }
     pthread_mutex_unlock(&fold_lock);
+    for (uint32_t k = 0; k < m; k++) {
+        qtn_edge spare, *ed = qtn__host_edge(NULL, got[k], &spare);
+        uint64_t was = atomic_load_explicit(&inner_calls[ed->id], memory_order_relaxed), now;
+        do /* saturating: a domain's word never wraps the count around */
+            now = was + more[k] < was ? UINT64_MAX : was + more[k];
+        while (!atomic_compare_exchange_weak_explicit(&inner_calls[ed->id], &was, now,
+                                                      memory_order_relaxed,
+                                                      memory_order_relaxed));
+    }
+}
+
+void qtn__inner_fold(qtn__inc *I) {
+    snap sn;
+    take(I, &sn);
+    fold(&sn);
 }
 
 void qtn__inner_fold_all(void) {
@@ -134,8 +191,10 @@ void qtn__inner_fold_all(void) {
             atomic_fetch_add(&I->active, 1);
         pthread_mutex_unlock(&dm->lock);
         if (I) {
-            qtn__inner_fold(I);
-            qtn__inc_leave(I);
+            snap sn;
+            take(I, &sn);
+            qtn__inc_leave(I); /* the copy is read from now on */
+            fold(&sn);
         }
     }
 }

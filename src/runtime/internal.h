@@ -221,6 +221,9 @@ void *qtn__sf_area(void) QTN__HIDDEN;
 /* Counts from now on into the file behind fd (QTN_STATS_FD), with what was
  * counted so far. Returns 0, QTN_EINVAL (not a statistics file) or QTN_ESYS. */
 int qtn__sf_adopt(int fd) QTN__HIDDEN;
+/* In a new domain process: counts from now on in an area of its own, empty
+ * (the one it was forked with may be the supervisor's file). */
+void qtn__sf_private(void) QTN__HIDDEN;
 void qtn__sf_started(void) QTN__HIDDEN;             /* qtn_init: pid, time, build */
 void qtn__sf_component(int id, const char *name) QTN__HIDDEN;
 void qtn__sf_plan(int c, int d) QTN__HIDDEN;
@@ -324,7 +327,9 @@ typedef struct qtn__inc {
     const qtn_entry *running[QTN__CHAN_MAX]; /* outermost entry in flight */
     uint8_t setup[QTN_COMPONENTS_MAX + 1]; /* the plan its process set itself up for */
     uint32_t in_use, nserved;
-    /* inner.c: what the host folded of its table of inner calls */
+    /* inner.c: what the host folded of its table of inner calls (of
+     * incarnation inner_inc: the state is another's when that differs) */
+    uint32_t inner_inc;
     const qtn_entry *inner_ent[QTN__INNER_MAX];
     uint64_t inner_seen[QTN__INNER_MAX];
     /* bulk area: sorted free list of [off, off+len) */
@@ -420,18 +425,17 @@ void qtn__comp_ready(const qtn_component *c) QTN__HIDDEN;
 
 /* ---- calls made inside domains (inner.c) --------------------------------- */
 
-/* In a new domain process: forgets the host's counts its area was forked
- * with. */
-void qtn__inner_start(void) QTN__HIDDEN;
 /* In a domain process: publishes the calls made here to entries placed
  * here; false when there are none to publish (yet). qtn__inner_on: the
  * last one had some (until then a call made here rings the bell). */
 bool qtn__inner_publish(void) QTN__HIDDEN;
 extern _Atomic bool qtn__inner_on QTN__HIDDEN;
-/* Host: adds what incarnation I's table gained to the statistics (I kept
- * mapped by the caller), or those of every serving incarnation. */
+/* Host: adds what incarnation I's table gained to the inner calls (I kept
+ * mapped by the caller), or those of every serving incarnation; the inner
+ * calls of edge id. */
 void qtn__inner_fold(qtn__inc *I) QTN__HIDDEN;
 void qtn__inner_fold_all(void) QTN__HIDDEN;
+uint64_t qtn__inner_calls(uint32_t id) QTN__HIDDEN;
 /* call.c: the host's edge for calls into en on behalf of `caller` (NULL:
  * the program), registered if new; past QTN__EDGE_MAX edges, `spare` filled
  * in (the overflow bucket). */
@@ -442,12 +446,16 @@ uint64_t qtn__edge_calls_locked(uint32_t id) QTN__HIDDEN;
 
 /* ---- callbacks a domain keeps (callbacks.c) ------------------------------ */
 
-/* The number callback function fn of signature sig crosses to domain d as,
- * noted as passed to d (the first one passed to d starts the server of its
- * late channel); 0 when the book is full or no thread could start. */
-uint32_t qtn__cb_grant(const qtn_sig *sig, void *fn, int d) QTN__HIDDEN;
-/* The callback numbered id, if it was passed to domain d. */
-bool qtn__cb_find(uint64_t id, int d, const qtn_sig **sig, void **fn) QTN__HIDDEN;
+/* The number callback function fn of signature sig crosses to incarnation
+ * inc of domain d as, noted as passed there with the nh handles hs of the
+ * same call (the first one passed to d starts the server of its late
+ * channel); 0 when the book is full, or memory or a thread ran out. */
+uint32_t qtn__cb_grant(const qtn_sig *sig, void *fn, int d, uint32_t inc, const uint64_t *hs,
+                       unsigned nh) QTN__HIDDEN;
+/* The callback numbered id, if it was passed to incarnation inc of d. */
+bool qtn__cb_find(uint64_t id, int d, uint32_t inc, const qtn_sig **sig, void **fn) QTN__HIDDEN;
+/* Whether handle v was passed there with it. */
+bool qtn__cb_handle_ok(uint64_t id, int d, uint32_t inc, uint64_t v) QTN__HIDDEN;
 /* In a domain: the number of the callback closure `code` stands for, 0 if
  * none (for tests that speak the protocol by hand). */
 uint32_t qtn__closure_number(const void *code) QTN__HIDDEN;

@@ -361,7 +361,11 @@ void qtn_shutdown(void) {
             qtn__inc *I = &qtn__doms[d].incs[h];
             for (int i = 0; atomic_load(&I->active) && i < 10000; i++)
                 usleep(100); /* callers woken above are leaving */
-            if (I->base) /* give the memory back; the reservation stays */
+            /* give the memory back (the reservation stays), unless a thread
+             * is still in it after a second (the late channel's server
+             * running a callback that takes longer): its writes land in
+             * memory still mapped, nobody else's */
+            if (I->base && !atomic_load(&I->active))
                 mmap(I->base, QTN__SLOT_SIZE, PROT_NONE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
             I->base = NULL;

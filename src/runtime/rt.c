@@ -327,7 +327,10 @@ int qtn_init(const qtn_config *cfg) {
     /* the supervisor's statistics file: mapped after the zygote is made, so
      * no domain process ever has it */
     const char *sfd = getenv("QTN_STATS_FD");
-    if (sfd && *sfd) {
+    static bool sf_adopted; /* once: at a later qtn_init the fd is long closed (its
+                               number may be another file's) and the file mapped */
+    if (sfd && *sfd && !sf_adopted) {
+        sf_adopted = true;
         char *end;
         long fd = strtol(sfd, &end, 10);
         int ar = *end || fd < 0 || fd > INT32_MAX ? QTN_EINVAL : qtn__sf_adopt((int)fd);

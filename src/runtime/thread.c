@@ -62,6 +62,13 @@ void *qtn__sf_area(void) {
     return qtn__sf;
 }
 
+void qtn__sf_private(void) {
+    void *old = qtn__sf_area();
+    qtn__sf = NULL;
+    sf_make();
+    munmap(old, QTN__SF_SIZE); /* the supervisor's file, after a second qtn_init */
+}
+
 int qtn__sf_adopt(int fd) {
     struct stat sb;
     if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size < QTN__SF_SIZE)
@@ -229,10 +236,7 @@ void qtn__threads_forget(void) {
     qtn__trow = NULL;
     memset(qtn__tdirect, 0, sizeof qtn__tdirect);
     nfree_rows = 0;
-    qtn__sf_head *h = qtn__sf_area();
-    uint32_t rows = atomic_exchange(&h->rows_hwm, 0);
-    if (rows) /* what those threads counted is not this process's */
-        memset(qtn__sf_row(h, 0), 0, (size_t)rows * QTN__SF_ROW_SIZE);
+    atomic_store(&((qtn__sf_head *)qtn__sf_area())->rows_hwm, 0);
 }
 
 int qtn__edge_register_locked(qtn_edge *e) {
@@ -353,6 +357,7 @@ uint64_t qtn__edge_calls_locked(uint32_t id) {
 static void edge_totals_locked(uint32_t id, qtn_stats *st) {
     qtn__sf_edge *s = &qtn__sf_edges(qtn__sf_area())[id];
     st->calls = qtn__edge_calls_locked(id);
+    st->calls_inner = qtn__inner_calls(id);
     st->crossings = atomic_load(&s->crossings);
     st->cross_ns_total = atomic_load(&s->ns_total);
     st->cross_ns_max = atomic_load(&s->ns_max);
@@ -361,6 +366,7 @@ static void edge_totals_locked(uint32_t id, qtn_stats *st) {
 
 static void stats_add(qtn_stats *a, const qtn_stats *b) {
     a->calls += b->calls;
+    a->calls_inner += b->calls_inner;
     a->crossings += b->crossings;
     a->cross_ns_total += b->cross_ns_total;
     if (b->cross_ns_max > a->cross_ns_max)
