@@ -222,18 +222,27 @@ static int domain_request(qtn__thread *t, uint32_t type, uint64_t id, uint64_t i
                       args, rtype, ret);
 }
 
-/* The late channel: callbacks from the domain's own threads, one at a
- * time (callbacks.c serves it in the host). */
-static pthread_mutex_t late_lock = PTHREAD_MUTEX_INITIALIZER;
-static uint32_t late_sent, late_seen;
+/* The late channels: callbacks from the domain's own threads, on the
+ * first one free (callbacks.c serves each in the host), so that one may
+ * wait, through the component, for another (nested QTN__LATE_CHANS deep:
+ * past that, they wait their turn). */
+static struct {
+    pthread_mutex_t lock;
+    uint32_t sent, seen;
+} late[QTN__LATE_CHANS] = {[0 ... QTN__LATE_CHANS - 1] = {PTHREAD_MUTEX_INITIALIZER, 0, 0}};
 
 static int late_request(uint64_t id, const qtn_sig *sig, const qtn_val *args, qtn_val *ret) {
     static __thread char *str; /* a string result: the thread's until its next one */
-    uint32_t L = qtn__g.lay.nchan;
-    pthread_mutex_lock(&late_lock);
+    static _Atomic uint32_t turn;
+    uint32_t j = 0;
+    while (j < QTN__LATE_CHANS && pthread_mutex_trylock(&late[j].lock))
+        j++;
+    if (j == QTN__LATE_CHANS) /* all busy: wait for one, taking turns */
+        pthread_mutex_lock(&late[j = atomic_fetch_add(&turn, 1) % QTN__LATE_CHANS].lock);
+    uint32_t L = qtn__g.lay.nchan + j;
     uint64_t top = 0;
     int r = request_on(NULL, qtn__chan_in(qtn__my_slot(), L), qtn__win_in(qtn__my_slot(), L),
-                       &top, &late_sent, &late_seen, QTN__MSG_CB, id, 0, 0, sig->params,
+                       &top, &late[j].sent, &late[j].seen, QTN__MSG_CB, id, 0, 0, sig->params,
                        sig->nparams, args, sig->ret, ret);
     if (!r && sig->ret == QTN_T_STRING && ret->p) {
         /* in the late window, which the next thread's request reuses */
@@ -242,7 +251,7 @@ static int late_request(uint64_t id, const qtn_sig *sig, const qtn_val *args, qt
             qtn__fatal("out of memory copying a callback's string");
         ret->p = str;
     }
-    pthread_mutex_unlock(&late_lock);
+    pthread_mutex_unlock(&late[j].lock);
     return r;
 }
 

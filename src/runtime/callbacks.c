@@ -9,9 +9,9 @@
  * (a library that keeps an error handler), or from a thread of its own.
  * The first two go over the channel of the call in progress, where the
  * caller's thread serves them, as the library would run them on the
- * caller's thread in the host; the last over the domain's late channel
- * (channel nchan of each incarnation), which a host thread of the domain's
- * serves, one callback at a time. Only a number the incarnation was given
+ * caller's thread in the host; the last over one of the domain's late
+ * channels (channels nchan on, of each incarnation), each served by a host
+ * thread of its own. Only a number the incarnation was given
  * runs anything, and a handle it passes one must have been passed with it
  * (or be one of the calls in progress on the channel). */
 #include <signal.h>
@@ -46,7 +46,8 @@ static cbent cbs[CB_MAX + 1];              /* by number; 0 is none */
 static _Atomic uint32_t ncbs;
 static _Atomic uint32_t slots[CB_SLOTS];   /* numbers by (sig, fn); 0: empty */
 static pthread_mutex_t cb_lock = PTHREAD_MUTEX_INITIALIZER;
-static bool late_running[QTN_DOMAINS_MAX + 1]; /* under cb_lock */
+static bool late_running[QTN_DOMAINS_MAX + 1]; /* under cb_lock: all its servers started */
+static int late_started[QTN_DOMAINS_MAX + 1];   /* under cb_lock */
 
 static uint32_t slot_of(const qtn_sig *sig, const void *fn) {
     uint64_t x = ((uint64_t)(uintptr_t)fn ^ (uint64_t)(uintptr_t)sig << 17) *
@@ -78,7 +79,7 @@ static uint32_t lookup(const qtn_sig *sig, void *fn, bool add) {
 
 static void *late_main(void *arg);
 
-/* Starts the server of domain d's late channel (cb_lock held). */
+/* Starts the servers of domain d's late channels (cb_lock held). */
 static bool late_start(int d) {
     if (late_running[d])
         return true;
@@ -89,7 +90,13 @@ static bool late_start(int d) {
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old); /* the program's signals are not its */
-    late_running[d] = !pthread_create(&th, &at, late_main, (void *)(intptr_t)d);
+    /* those started serve for good; with fewer than all, no callback is
+     * passed to d (its threads would wait on a channel nobody serves) */
+    while (late_started[d] < QTN__LATE_CHANS &&
+           !pthread_create(&th, &at, late_main,
+                           (void *)(intptr_t)(d * QTN__LATE_CHANS + late_started[d])))
+        late_started[d]++;
+    late_running[d] = late_started[d] == QTN__LATE_CHANS;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&at);
     return late_running[d];
@@ -171,10 +178,10 @@ void qtn__cb_forget(void) {
 
 /* ---- the late channel's server --------------------------------------------- */
 
-/* Serves the late channel of each incarnation of domain d in turn, for the
+/* Serves late channel j of each incarnation of domain d in turn, for the
  * rest of the program's life (it sleeps while the domain is off). */
 static void *late_main(void *arg) {
-    int d = (int)(intptr_t)arg;
+    int d = (int)(intptr_t)arg / QTN__LATE_CHANS, j = (int)(intptr_t)arg % QTN__LATE_CHANS;
     qtn__dom *dm = &qtn__doms[d];
     /* (callbacks need none: the calls they make take their own; NULL, if
      * memory ran out, serves as well) */
@@ -187,7 +194,7 @@ static void *late_main(void *arg) {
                        NULL);
             continue;
         }
-        uint32_t L = qtn__g.lay.nchan, inc = I->inc;
+        uint32_t L = qtn__g.lay.nchan + (uint32_t)j, inc = I->inc;
         qtn__chan *ch = qtn__chan_in(I->base, L);
         char *win = qtn__win_in(I->base, L);
         qtn__hstack st = {.inc = inc};

@@ -32,8 +32,9 @@ static inline void qtn__cpu_relax(void) {
 #define QTN__SLOT_SIZE (1ull << 30)
 #define QTN__INCS 8
 #define QTN__SPARES_MAX (QTN__INCS - 2)
-#define QTN__CHAN_MAX 1024   /* dedicated + shared + the late channel per domain */
+#define QTN__CHAN_MAX 1024   /* dedicated + shared + late channels per domain */
 #define QTN__SHARED_CHANS 8  /* channels lent call by call once dedicated run out */
+#define QTN__LATE_CHANS 4    /* late channels (callbacks.c), after the shared ones */
 #define QTN__CHAN_OFF 4096   /* channel control blocks start here */
 #define QTN__DEPTH_MAX 64    /* nested crossings on one channel */
 #define QTN__ALIGN 16

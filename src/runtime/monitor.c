@@ -38,9 +38,9 @@ void qtn__monitor_poke(void) {
  * channel a caller may wait on is flipped. */
 static void wake_callers(qtn__dom *dm, qtn__inc *I) {
     pthread_mutex_lock(&dm->lock);
-    for (uint32_t k = 0; k <= qtn__g.lay.nchan; k++) {
+    for (uint32_t k = 0; k < qtn__g.lay.nchan + QTN__LATE_CHANS; k++) {
         if (k < qtn__g.lay.nchan && !I->served[k])
-            continue; /* no caller ever waited there (the late channel's server may) */
+            continue; /* no caller ever waited there (the late channels' servers may) */
         qtn__chan *ch = qtn__chan_in(I->base, k);
         atomic_fetch_xor(&ch->dseq, 0x80000000u);
         qtn__wake_all(&ch->dseq);

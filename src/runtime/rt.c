@@ -176,7 +176,7 @@ static int signed_setting(const setting *k, int32_t field, bool strict, long lon
 static int layout(const qtn_config *cfg, qtn__layout *lay) {
     char a[96], b[96], takes[160];
     long long channels, win_kib, spin, dl, rmax, rwin, share, sc, threads, mem, oom, ll, spares;
-    const long long chan_max = QTN__CHAN_MAX - QTN__SHARED_CHANS - 1; /* and the late one */
+    const long long chan_max = QTN__CHAN_MAX - QTN__SHARED_CHANS - QTN__LATE_CHANS;
     snprintf(takes, sizeof takes, "a number of channels per domain from 1 to %lld", chan_max);
     const setting k_chan = {"QTN_CHANNELS", "channels", 1, chan_max, takes};
     int r = unsigned_setting(&k_chan, cfg ? cfg->channels : 0, true, 256, &channels);
@@ -191,19 +191,20 @@ static int layout(const qtn_config *cfg, qtn__layout *lay) {
     lay->win_size = (size_t)win_kib << 10;
     lay->win_off =
         (QTN__INNER_OFF + QTN__INNER_MAX * sizeof(qtn__inner) + 0xfffff) & ~(size_t)0xfffff;
-    /* window nchan: the late channel (callbacks.c) */
-    lay->bulk_off = lay->win_off + ((size_t)lay->nchan + 1) * lay->win_size;
+    /* windows nchan on: the late channels (callbacks.c) */
+    lay->bulk_off = lay->win_off + ((size_t)lay->nchan + QTN__LATE_CHANS) * lay->win_size;
     if (lay->bulk_off > SLOT_WINDOWS) {
         long long fit = (long long)((SLOT_WINDOWS - lay->win_off) / lay->win_size) -
-                        QTN__SHARED_CHANS - 1;
-        qtn__warn("%s and %s: %u channel windows (%u, %d shared and a late one) of %lld KiB "
+                        QTN__SHARED_CHANS - QTN__LATE_CHANS;
+        qtn__warn("%s and %s: %u channel windows (%u, %d shared and %d late) of %lld KiB "
                   "need %zu MiB, "
                   "more than the %zu MiB a domain keeps for them: with that window, at most "
                   "%lld channels",
                   source(&k_chan, cfg && cfg->channels, channels, a, sizeof a),
-                  source(&k_win, cfg && cfg->window_kib, win_kib, b, sizeof b), lay->nchan + 1,
-                  lay->channels, QTN__SHARED_CHANS, win_kib,
-                  (((size_t)lay->nchan + 1) * lay->win_size) >> 20, (SLOT_WINDOWS - lay->win_off) >> 20,
+                  source(&k_win, cfg && cfg->window_kib, win_kib, b, sizeof b),
+                  lay->nchan + QTN__LATE_CHANS, lay->channels, QTN__SHARED_CHANS,
+                  QTN__LATE_CHANS, win_kib,
+                  (((size_t)lay->nchan + QTN__LATE_CHANS) * lay->win_size) >> 20, (SLOT_WINDOWS - lay->win_off) >> 20,
                   fit > 0 ? fit : 0);
         return QTN_ERANGE;
     }

@@ -569,6 +569,9 @@ static int kept_twice(int32_t x) {
 
 static int kept_thrice(int32_t x) { return 3 * x; }
 
+/* Calls codec to fire it again, from codec's own thread, x - 1 deep. */
+static int kept_nest(int32_t x) { return x > 0 ? codec_fire(x - 1, 1) + 1 : 0; }
+
 static int add_into(void *ctx, int32_t x) {
     return *(int32_t *)ctx += x;
 }
@@ -631,6 +634,15 @@ static void test_kept_callbacks(void **state) {
     codec_keep(kept_twice);
     assert_int_equal(codec_fire(3, 1), 6); /* and keeps the next one */
     codec_keep(NULL);
+    /* one that calls codec again, whose own thread calls it again: three
+     * deep, each from a thread of codec's own, as directly */
+    for (int pass = 0; pass < 2; pass++) {
+        plan(pass ? "codec=1" : "codec=host");
+        codec_keep(kept_nest);
+        assert_int_equal(codec_fire(3, 1), 3);
+        assert_int_equal(qtn_last_error(), 0);
+        codec_keep(NULL);
+    }
     /* a kept handler gets the context it was kept with, a handle the
      * program passed in an earlier call */
     int32_t acc = 0;
