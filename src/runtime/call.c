@@ -164,7 +164,7 @@ static void dispatch(qtn__thread *t, qtn__chan *ch, char *win);
 
 /* Sends a CB or UP request on channel ch (window win, free from *top on)
  * and waits for the host's answer. On a channel t serves, the host's calls
- * made meanwhile (from the callback) are served; on the late channel (t
+ * made meanwhile (from the callback) are served; on a late channel (t
  * NULL) none come. *sent and *seen are the channel's sequence numbers.
  * Returns 0 and the result, or QTN_ETOOBIG. */
 static int request_on(qtn__thread *t, qtn__chan *ch, char *win, uint64_t *top, uint32_t *sent,

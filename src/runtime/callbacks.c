@@ -1,19 +1,19 @@
 /* callbacks.c - callbacks a domain keeps: the host's book of the functions
- * it passed to domains as callback parameters, and the thread that runs
+ * it passed to domains as callback parameters, and the threads that run
  * them for a domain's own threads.
  *
  * A callback parameter crosses as the number of its (signature, function)
- * pair in the book, which also notes each domain it was passed to. A
- * domain asks the host to run it by that number, whenever its code calls
- * the pointer it got: during the call that passed it, during a later call
- * (a library that keeps an error handler), or from a thread of its own.
- * The first two go over the channel of the call in progress, where the
- * caller's thread serves them, as the library would run them on the
- * caller's thread in the host; the last over one of the domain's late
- * channels (channels nchan on, of each incarnation), each served by a host
- * thread of its own. Only a number the incarnation was given
- * runs anything, and a handle it passes one must have been passed with it
- * (or be one of the calls in progress on the channel). */
+ * pair in the book, which also notes each domain process it was passed to
+ * and the handles passed with it. A domain asks the host to run it by that
+ * number, whenever its code calls the pointer it got: during the call that
+ * passed it, during a later call (a library that keeps an error handler),
+ * or from a thread of its own. The first two go over the channel of the
+ * call in progress, where the caller's thread serves them, as the library
+ * would run them on the caller's thread in the host; the last over one of
+ * the domain's late channels (channels nchan on, of each incarnation), each
+ * served by a host thread of its own. Only a number the incarnation was
+ * given runs anything, and a handle passed to one must have been passed
+ * with it (or be one of the calls in progress on the channel). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
