@@ -207,13 +207,21 @@ static void child_main(int d, uint32_t inc, int memfd, int dyingfd, int outfd, i
     qtn__domain_child(d);
 }
 
-/* The zygote's count of one child's threads. */
+/* The zygote's count of one child's threads: /proc's, and the clones let
+ * through that may not be there yet. A clone is there once the thread that
+ * asked for it asks for another (its clone returned), or 2 ms on; a thread
+ * created and joined over and over is so counted once, not each time. */
+#define WARD_PEND 32
 typedef struct ward {
     pid_t pid;
-    int fd;          /* the listener of its set-up filter */
-    uint32_t base;   /* its threads when the first clone of `pend` was let through */
-    uint32_t pend;   /* clones let through since, perhaps not in /proc yet */
-    uint64_t pend_ns;
+    int fd; /* the listener of its set-up filter */
+    uint32_t npend;
+    struct {
+        pid_t tid;   /* the thread that asked */
+        uint64_t ns; /* when it was let through */
+    } pend[WARD_PEND];
+    uint32_t over;    /* more than WARD_PEND at once: counted until 2 ms on */
+    uint64_t over_ns;
 } ward;
 
 static ward wards[QTN__INCS * QTN_DOMAINS_MAX + 16];
@@ -258,21 +266,29 @@ static void ward_answer(ward *w) {
     if (nreq->data.nr != SCMP_SYS(clone) || !(flags & CLONE_THREAD) || (flags & NS_FLAGS)) {
         nresp->error = -EPERM;
     } else {
-        /* the threads it may have: those /proc shows, or more while clones
-         * let through may not have made theirs yet (2 ms is long past that) */
+        /* the threads it may have: those /proc shows, and the clones let
+         * through that may not have made theirs yet */
         uint64_t now = qtn__now_ns();
+        pid_t tid = (pid_t)nreq->pid; /* the asking thread */
+        uint32_t k = 0;
+        for (uint32_t i = 0; i < w->npend; i++)
+            if (w->pend[i].tid != tid && now - w->pend[i].ns <= 2000000)
+                w->pend[k++] = w->pend[i]; /* still perhaps on its way */
+        w->npend = k;
+        if (w->over && now - w->over_ns > 2000000)
+            w->over = 0;
         int n = threads_of(w->pid);
-        if (n >= 0 && ((uint32_t)n >= w->base + w->pend || now - w->pend_ns > 2000000))
-            w->base = (uint32_t)n, w->pend = 0;
-        uint32_t may = w->base + w->pend;
-        if (n >= 0 && (uint32_t)n > may)
-            may = (uint32_t)n;
-        if (n >= 0 && may >= sbx.threads) {
+        if (n >= 0 && (uint32_t)n + w->npend + w->over >= sbx.threads) {
             nresp->error = -EAGAIN; /* what pthread_create says past RLIMIT_NPROC */
         } else { /* unreadable /proc: let it through rather than break the domain */
             nresp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE; /* flags are in a register */
-            w->pend++;
-            w->pend_ns = now;
+            if (w->npend < WARD_PEND) {
+                w->pend[w->npend].tid = tid;
+                w->pend[w->npend++].ns = now;
+            } else { /* too many on their way at once to tell apart */
+                w->over++;
+                w->over_ns = now;
+            }
         }
     }
     (void)seccomp_notify_respond(w->fd, nresp);

@@ -205,6 +205,11 @@ void codec_keep_ctx(int (*fn)(void *ctx QTN_HANDLE, int32_t x) QTN_CALLBACK,
 QTN_COMPONENT(codec) QTN_FAULT(-1)
 int codec_fire_ctx(int32_t x, int32_t from_thread);
 
+/* starts n threads of codec's own one after the other, each joined before
+ * the next: returns how many started (a library with a thread per job) */
+QTN_COMPONENT(codec) QTN_FAULT(-1)
+int codec_threads(int32_t n);
+
 /* calls codec_pid n times from codec's own code (codec_more.c) and returns
  * what it said: the calls inside codec count wherever codec runs */
 QTN_COMPONENT(codec) QTN_FAULT(-1)

@@ -696,6 +696,19 @@ static void test_calls_inside(void **state) {
     plan("codec=host");
 }
 
+/* A domain's threads are limited by how many it has at once, not by how
+ * many it started lately: 1,000 started and joined one after the other all
+ * start (the limit is channels + 72), as directly (test_sandbox holds a
+ * domain to its limit at once). */
+static void test_threads_one_after_another(void **state) {
+    (void)state;
+    for (int pass = 0; pass < 2; pass++) {
+        plan(pass ? "codec=1" : "codec=host");
+        assert_int_equal(codec_threads(1000), 1000);
+    }
+    plan("codec=host");
+}
+
 /* QTN_DENIED(EACCES): a system call the filter denies fails in the domain
  * with EACCES, and the domain lives on (same incarnation, no fault). */
 static void test_denied_fails(void **state) {
@@ -767,6 +780,7 @@ int main(void) {
         cmocka_unit_test(test_callee_allocated),
         cmocka_unit_test(test_kept_callbacks),
         cmocka_unit_test(test_calls_inside),
+        cmocka_unit_test(test_threads_one_after_another),
         cmocka_unit_test(test_returned_data),
         cmocka_unit_test(test_pointer_arrays),
         cmocka_unit_test(test_unions),
