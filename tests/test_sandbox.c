@@ -231,7 +231,54 @@ static void *holder(void *arg) {
 }
 
 /* Starts up to n threads that wait for sb_release; how many started. */
+/* -n: the same, while the domain starves threads whose clones were let
+ * through (so that they stay out of /proc's count): 10 threads spin, 16
+ * more each start one at the same moment, and 5 ms later this one starts
+ * threads until it may not. */
+static _Atomic int spin_on, go;
+static void *spinner(void *arg) {
+    while (atomic_load(&spin_on))
+        ;
+    return holder(arg);
+}
+static void *starter(void *arg) {
+    pthread_t th;
+    while (!atomic_load(&go))
+        ;
+    (void)!pthread_create(&th, NULL, holder, NULL);
+    return holder(arg);
+}
+
+static int sb_threads_starved(int32_t n) {
+    atomic_store(&hold, 1);
+    atomic_store(&spin_on, 1);
+    atomic_store(&go, 0);
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&a, 64 << 10);
+    pthread_t th;
+    for (int i = 0; i < 10; i++)
+        (void)!pthread_create(&th, &a, spinner, NULL);
+    for (int i = 0; i < 16; i++)
+        (void)!pthread_create(&th, &a, starter, NULL);
+    atomic_store(&go, 1);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    while ((t.tv_sec - t0.tv_sec) * 1000000000L + t.tv_nsec - t0.tv_nsec < 5000000L);
+    int k = 0;
+    while (k < n && !pthread_create(&th, &a, holder, NULL))
+        k++;
+    atomic_store(&spin_on, 0);
+    pthread_attr_destroy(&a);
+    return k;
+}
+
 static int sb_threads_real(int32_t n) {
+    if (n < 0)
+        return sb_threads_starved(-n);
     atomic_store(&hold, 1);
     pthread_attr_t a;
     pthread_attr_init(&a);
@@ -510,6 +557,18 @@ static void test_privileges_and_oom(void **state) {
     plan("sb=host");
 }
 
+/* The threads process pid has now. */
+static int threads_in(int pid) {
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return atoi(strstr(buf, "\nThreads:") + 9);
+}
+
 /* QTN_DOMAIN_THREADS=40: hundreds of threads asked for, at most 40 at once;
  * the host still starts its own. */
 static void test_thread_limit(void **state) {
@@ -517,14 +576,7 @@ static void test_thread_limit(void **state) {
     plan("sb=6");
     int made = sb_threads(300);
     assert_int_equal(last_err, 0);
-    char path[64], buf[4096];
-    snprintf(path, sizeof path, "/proc/%d/status", info(6).pid);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    int threads = atoi(strstr(buf, "\nThreads:") + 9);
+    int threads = threads_in(info(6).pid);
     print_message("the domain started %d of 300 threads; it has %d\n", made, threads);
     if (made >= 300 || threads > 40)
         fail_msg("the domain started %d threads and has %d, past its limit of 40", made, threads);
@@ -534,6 +586,22 @@ static void test_thread_limit(void **state) {
     pthread_join(th, NULL);
     assert_int_equal(sb_release(), 0);
     assert_int_equal(sb_map(16), 0); /* and it still serves */
+    /* threads kept from running after their clones were let through do
+     * not slip past the limit */
+    for (int round = 0; round < 3; round++) {
+        while (threads_in(info(6).pid) > 12) /* the last round's are leaving */
+            usleep(2000);
+        made = sb_threads(-300);
+        assert_int_equal(last_err, 0);
+        usleep(50000); /* every clone let through has made its thread */
+        threads = threads_in(info(6).pid);
+        if (threads > 40)
+            fail_msg("round %d: a domain starving its threads has %d, past its limit of 40",
+                     round, threads);
+        assert_int_equal(sb_release(), 0);
+    }
+    while (threads_in(info(6).pid) > 12) /* gone before the next test needs threads there */
+        usleep(2000);
     plan("sb=host");
 }
 

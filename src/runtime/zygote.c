@@ -208,20 +208,22 @@ static void child_main(int d, uint32_t inc, int memfd, int dyingfd, int outfd, i
 }
 
 /* The zygote's count of one child's threads: /proc's, and the clones let
- * through that may not be there yet. A clone is there once the thread that
- * asked for it asks for another (its clone returned), or 2 ms on; a thread
- * created and joined over and over is so counted once, not each time. */
-#define WARD_PEND 32
+ * through that may not be there yet. A clone is taken to be there once the
+ * thread that asked for it asks for another (its clone returned), is gone,
+ * or has been put on a CPU twice since it was let through (it ran the
+ * clone, and was switched out and in again); never on time alone, so a
+ * domain cannot keep clones on their way, out of /proc's count, by
+ * starving the threads that asked. A thread created and joined over and
+ * over is so counted once, not each time. */
+#define WARD_PEND 32 /* clones on their way at once; more wait (EAGAIN) */
 typedef struct ward {
     pid_t pid;
     int fd; /* the listener of its set-up filter */
     uint32_t npend;
     struct {
-        pid_t tid;   /* the thread that asked */
-        uint64_t ns; /* when it was let through */
+        pid_t tid;      /* the thread that asked */
+        long long runs; /* its runs (runs_of) when it was let through */
     } pend[WARD_PEND];
-    uint32_t over;    /* more than WARD_PEND at once: counted until 2 ms on */
-    uint64_t over_ns;
 } ward;
 
 static ward wards[QTN__INCS * QTN_DOMAINS_MAX + 16];
@@ -254,6 +256,26 @@ static int threads_of(pid_t pid) {
     return t ? atoi(t + 9) : -1;
 }
 
+/* How many times thread tid of process pid was put on a CPU (the third
+ * field of its schedstat), -1 when it is gone, 0 when the kernel does not
+ * say (a clone it asked for then stays counted until it asks again or is
+ * gone). */
+static long long runs_of(pid_t pid, pid_t tid) {
+    char path[64], buf[128];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/schedstat", (int)pid, (int)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT || errno == ESRCH ? -1 : 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    int e = errno;
+    close(fd);
+    if (n <= 0)
+        return n < 0 && e == ESRCH ? -1 : 0;
+    buf[n] = 0;
+    unsigned long long on, wait, runs;
+    return sscanf(buf, "%llu %llu %llu", &on, &wait, &runs) == 3 ? (long long)runs : 0;
+}
+
 /* Answers one clone of child w: a thread, while it has fewer than the
  * limit (counting those just let through), or nothing else. */
 static void ward_answer(ward *w) {
@@ -268,27 +290,24 @@ static void ward_answer(ward *w) {
     } else {
         /* the threads it may have: those /proc shows, and the clones let
          * through that may not have made theirs yet */
-        uint64_t now = qtn__now_ns();
         pid_t tid = (pid_t)nreq->pid; /* the asking thread */
         uint32_t k = 0;
-        for (uint32_t i = 0; i < w->npend; i++)
-            if (w->pend[i].tid != tid && now - w->pend[i].ns <= 2000000)
-                w->pend[k++] = w->pend[i]; /* still perhaps on its way */
+        for (uint32_t i = 0; i < w->npend; i++) {
+            if (w->pend[i].tid == tid)
+                continue; /* its last clone returned: it asks again */
+            long long r = runs_of(w->pid, w->pend[i].tid);
+            if (r < 0 || (r > 0 && r >= w->pend[i].runs + 2))
+                continue; /* gone, or ran since: its thread is in /proc */
+            w->pend[k++] = w->pend[i]; /* still perhaps on its way */
+        }
         w->npend = k;
-        if (w->over && now - w->over_ns > 2000000)
-            w->over = 0;
         int n = threads_of(w->pid);
-        if (n >= 0 && (uint32_t)n + w->npend + w->over >= sbx.threads) {
+        if (w->npend == WARD_PEND || (n >= 0 && (uint32_t)n + w->npend >= sbx.threads)) {
             nresp->error = -EAGAIN; /* what pthread_create says past RLIMIT_NPROC */
         } else { /* unreadable /proc: let it through rather than break the domain */
             nresp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE; /* flags are in a register */
-            if (w->npend < WARD_PEND) {
-                w->pend[w->npend].tid = tid;
-                w->pend[w->npend++].ns = now;
-            } else { /* too many on their way at once to tell apart */
-                w->over++;
-                w->over_ns = now;
-            }
+            w->pend[w->npend].tid = tid;
+            w->pend[w->npend++].runs = runs_of(w->pid, tid);
         }
     }
     (void)seccomp_notify_respond(w->fd, nresp);
