@@ -1048,6 +1048,11 @@ static void test_inner_calls_lied_about(void **state) {
     assert_int_equal(evil(EV_INNER + 4, &err), 0);
     assert_int_equal(qtn_stats_component("tk", &tk1), 0);
     assert_int_equal(tk1.calls_inner, tk0.calls_inner + 1000);
+    /* nor when tk is placed there again: what it claimed meanwhile */
+    tu_plan("evil=2 tk=2");
+    assert_int_equal(qtn_stats_component("tk", &tk1), 0);
+    assert_int_equal(tk1.calls_inner, tk0.calls_inner + 1000);
+    tu_plan("evil=2 tk=1");
     assert_int_equal(incarnation(2), inc);           /* shading its own counts is no fault */
     assert_int_equal(tk_add(1, 2, 3, 4), 10);
     tu_plan("tk=host");

@@ -1651,7 +1651,8 @@ static void *worker(void *arg) {
                     &p->res->runs[i], err, sizeof err)) {
             pthread_mutex_lock(&p->mu);
             if (!p->failed)
-                snprintf(p->err, sizeof p->err, "%s: %s", qp_mode_name(m), err);
+                snprintf(p->err, sizeof p->err, "%s: %.*s", qp_mode_name(m),
+                         (int)sizeof p->err - 16, err); /* cut to fit */
             p->failed = 1;
             pthread_mutex_unlock(&p->mu);
         }

@@ -153,7 +153,7 @@ static int add_module(struct dl_phdr_info *info, size_t size, void *arg) {
     note_build_id(info, id, sizeof id);
     if (!name || !*name) { /* the program itself */
         name = exe;
-        snprintf(build_id, sizeof build_id, "%s", id);
+        snprintf(build_id, sizeof build_id, "%.*s", (int)sizeof build_id - 1, id); /* cut */
     }
     if (name[0] != '/')
         return 0; /* the vDSO: nothing to read from disk */

@@ -152,8 +152,13 @@ static void fold(const snap *sn) {
                 if (j != k && I->inner_ent[j] == en) /* it has a place: a second never counts */
                     I->inner_seen[k] = UINT64_MAX;
         }
-        if (!placed[k] || sn->calls[k] <= I->inner_seen[k])
-            continue; /* placed elsewhere now; or no more, or less (believed never) */
+        if (!placed[k]) { /* placed elsewhere now: what it claims meanwhile never counts */
+            if (sn->calls[k] > I->inner_seen[k])
+                I->inner_seen[k] = sn->calls[k];
+            continue;
+        }
+        if (sn->calls[k] <= I->inner_seen[k])
+            continue; /* no more, or less (believed never) */
         more[m] = sn->calls[k] - I->inner_seen[k];
         got[m++] = en;
         I->inner_seen[k] = sn->calls[k];
