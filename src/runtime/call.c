@@ -961,14 +961,17 @@ again:
     if (qtn__g.self == QTN_DOMAIN_HOST) {
         uint64_t hs[QTN_PARAMS_MAX]; /* as the domain gets them */
         unsigned nh = 0;
-        for (unsigned i = 0; i < n; i++)
+        bool cbs = false;
+        for (unsigned i = 0; i < n; i++) {
+            cbs |= en->params[i].kind == QTN_K_CALLBACK;
             if (en->params[i].kind == QTN_K_HANDLE && targs[i].u) {
                 hs[nh++] = targs[i].u;
                 if (!(en->params[i].flags & QTN_F_OWNED)) /* the domain may pass it back up */
                     handle_issue(d, I->inc, e->caller ? (uint32_t)e->caller->id : 0,
                                  targs[i].u);
             }
-        for (unsigned i = 0; i < n; i++) {
+        }
+        for (unsigned i = 0; cbs && i < n; i++) {
             const qtn_param *p = &en->params[i];
             if (p->kind == QTN_K_CALLBACK && targs[i].p &&
                 !(targs[i].u = qtn__cb_grant(p->sig, targs[i].p, d, I->inc, hs, nh))) {

@@ -46,8 +46,7 @@ static cbent cbs[CB_MAX + 1];              /* by number; 0 is none */
 static _Atomic uint32_t ncbs;
 static _Atomic uint32_t slots[CB_SLOTS];   /* numbers by (sig, fn); 0: empty */
 static pthread_mutex_t cb_lock = PTHREAD_MUTEX_INITIALIZER;
-static bool late_running[QTN_DOMAINS_MAX + 1]; /* under cb_lock: all its servers started */
-static int late_started[QTN_DOMAINS_MAX + 1];   /* under cb_lock */
+static int late_started[QTN_DOMAINS_MAX + 1]; /* each domain's late servers (cb_lock) */
 
 static uint32_t slot_of(const qtn_sig *sig, const void *fn) {
     uint64_t x = ((uint64_t)(uintptr_t)fn ^ (uint64_t)(uintptr_t)sig << 17) *
@@ -81,7 +80,7 @@ static void *late_main(void *arg);
 
 /* Starts the servers of domain d's late channels (cb_lock held). */
 static bool late_start(int d) {
-    if (late_running[d])
+    if (late_started[d] == QTN__LATE_CHANS)
         return true;
     pthread_attr_t at;
     pthread_t th;
@@ -96,10 +95,9 @@ static bool late_start(int d) {
            !pthread_create(&th, &at, late_main,
                            (void *)(intptr_t)(d * QTN__LATE_CHANS + late_started[d])))
         late_started[d]++;
-    late_running[d] = late_started[d] == QTN__LATE_CHANS;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&at);
-    return late_running[d];
+    return late_started[d] == QTN__LATE_CHANS;
 }
 
 uint32_t qtn__cb_grant(const qtn_sig *sig, void *fn, int d, uint32_t inc, const uint64_t *hs,
@@ -114,8 +112,9 @@ uint32_t qtn__cb_grant(const qtn_sig *sig, void *fn, int d, uint32_t inc, const 
     if (!id)
         id = lookup(sig, fn, true);
     /* the domain's first callback: its own threads may call it too */
-    grant *g = id && late_start(d) ? atomic_load(&cbs[id].g[d]) : NULL;
-    if (id && late_running[d] && !g && (g = calloc(1, sizeof *g)))
+    bool served = id && late_start(d);
+    grant *g = served ? atomic_load(&cbs[id].g[d]) : NULL;
+    if (served && !g && (g = calloc(1, sizeof *g)))
         atomic_store_explicit(&cbs[id].g[d], g, memory_order_release);
     if (!g) {
         pthread_mutex_unlock(&cb_lock);

@@ -191,20 +191,18 @@ static int layout(const qtn_config *cfg, qtn__layout *lay) {
     lay->win_size = (size_t)win_kib << 10;
     lay->win_off =
         (QTN__INNER_OFF + QTN__INNER_MAX * sizeof(qtn__inner) + 0xfffff) & ~(size_t)0xfffff;
-    /* windows nchan on: the late channels (callbacks.c) */
-    lay->bulk_off = lay->win_off + ((size_t)lay->nchan + QTN__LATE_CHANS) * lay->win_size;
+    size_t nwin = (size_t)lay->nchan + QTN__LATE_CHANS; /* from nchan on: the late ones */
+    lay->bulk_off = lay->win_off + nwin * lay->win_size;
     if (lay->bulk_off > SLOT_WINDOWS) {
         long long fit = (long long)((SLOT_WINDOWS - lay->win_off) / lay->win_size) -
                         QTN__SHARED_CHANS - QTN__LATE_CHANS;
-        qtn__warn("%s and %s: %u channel windows (%u, %d shared and %d late) of %lld KiB "
-                  "need %zu MiB, "
-                  "more than the %zu MiB a domain keeps for them: with that window, at most "
-                  "%lld channels",
+        qtn__warn("%s and %s: %zu channel windows (%u, %d shared and %d late) of %lld KiB "
+                  "need %zu MiB, more than the %zu MiB a domain keeps for them: with that "
+                  "window, at most %lld channels",
                   source(&k_chan, cfg && cfg->channels, channels, a, sizeof a),
-                  source(&k_win, cfg && cfg->window_kib, win_kib, b, sizeof b),
-                  lay->nchan + QTN__LATE_CHANS, lay->channels, QTN__SHARED_CHANS,
-                  QTN__LATE_CHANS, win_kib,
-                  (((size_t)lay->nchan + QTN__LATE_CHANS) * lay->win_size) >> 20, (SLOT_WINDOWS - lay->win_off) >> 20,
+                  source(&k_win, cfg && cfg->window_kib, win_kib, b, sizeof b), nwin,
+                  lay->channels, QTN__SHARED_CHANS, QTN__LATE_CHANS, win_kib,
+                  (nwin * lay->win_size) >> 20, (SLOT_WINDOWS - lay->win_off) >> 20,
                   fit > 0 ? fit : 0);
         return QTN_ERANGE;
     }

@@ -364,6 +364,13 @@ static void edge_totals_locked(uint32_t id, qtn_stats *st) {
     st->faults = atomic_load(&s->faults);
 }
 
+/* Before statistics are read in the host: the calls domains made inside
+ * them, as they last published them. */
+static void inner_now(void) {
+    if (qtn__g.inited && qtn__g.self == QTN_DOMAIN_HOST)
+        qtn__inner_fold_all();
+}
+
 static void stats_add(qtn_stats *a, const qtn_stats *b) {
     a->calls += b->calls;
     a->calls_inner += b->calls_inner;
@@ -388,8 +395,7 @@ static bool comp_exists(const char *name) {
 int qtn_stats_component(const char *component, qtn_stats *out) {
     if (!component || !out)
         return QTN_EINVAL;
-    if (qtn__g.inited && qtn__g.self == QTN_DOMAIN_HOST)
-        qtn__inner_fold_all(); /* what domains counted inside */
+    inner_now();
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&qtn__g.lock);
     int r = QTN_ENOENT;
@@ -417,8 +423,7 @@ int qtn_stats_component(const char *component, qtn_stats *out) {
 int qtn_stats_edge(const char *caller, const char *callee, qtn_stats *out) {
     if (!callee || !out)
         return QTN_EINVAL;
-    if (qtn__g.inited && qtn__g.self == QTN_DOMAIN_HOST)
-        qtn__inner_fold_all(); /* what domains counted inside */
+    inner_now();
     if (caller && strcmp(caller, "program") == 0)
         caller = NULL;
     memset(out, 0, sizeof *out);
@@ -444,6 +449,7 @@ int qtn_stats_foreach(void (*fn)(void *ctx, const char *caller, const char *call
                       void *ctx) {
     if (!fn)
         return QTN_EINVAL;
+    inner_now();
     pthread_mutex_lock(&qtn__g.lock);
     uint32_t n = atomic_load(&qtn__nedges);
     struct row {
